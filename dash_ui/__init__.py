@@ -1,0 +1,1 @@
+"""dash_ui package."""
