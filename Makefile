@@ -1,0 +1,43 @@
+# Two entry points (see README): `make demo` and `make test`. Both set everything up first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+export SHARED_DATA ?= $(abspath ../shared/data)
+export BINANCE_VISION_URL ?= $(SHARED_DATA)/binance-vision
+export CATALOG_PATH ?= $(abspath catalog/store)
+
+.PHONY: install demo demo-data test lint bench clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $$(scripts/find_python.sh) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# Real Binance data from the mirror in $(SHARED_DATA): BTC+ETH spot 1m May-Aug 2025, BTC+ETH USDT-M July-Aug 2023.
+demo-data: install
+	$(PY) -m nautilus_app import-binance-vision --market spot --symbols BTCUSDT ETHUSDT --interval 1m \
+		--start 2025-05-20 --end 2025-08-17 --kinds klines
+	$(PY) -m nautilus_app import-binance-vision --market um --symbols BTCUSDT ETHUSDT --interval 1m \
+		--start 2023-07-01 --end 2023-08-31 --kinds klines fundingRate
+	$(PY) -m nautilus_app import-binance-vision --market um --symbols BTCUSDT ETHUSDT --interval 1h \
+		--start 2023-07-01 --end 2023-08-31 --kinds markPriceKlines
+
+demo: demo-data
+	$(PY) -m nautilus_app backtest configs/demo_spot.toml
+	$(PY) -m nautilus_app backtest configs/demo_perp.toml
+
+lint: install
+	$(PY) -m ruff check .
+
+test: install lint
+	$(PY) -m pytest
+
+bench: demo-data
+	$(PY) scripts/bench/backtest_throughput.py
+
+clean:
+	rm -rf $(VENV) results catalog/store .pytest_cache .ruff_cache

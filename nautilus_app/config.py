@@ -1,0 +1,278 @@
+"""Backtest run configuration: TOML -> frozen msgspec structs, validated with clear errors.
+
+One TOML file describes one run. The full schema with every key, unit and default is documented in
+``docs/config.md``; ``configs/*.toml`` are working examples. Loading never guesses: unknown keys,
+wrong types and out-of-range values raise :class:`ConfigError` naming the file, the key path
+(e.g. ``venues[0].taker_fee``), the value and what was expected.
+
+Units: fees are **fractions of notional** (``0.001`` = 0.10 % = 10 basis points); leverage is a
+multiple (``20`` = 20x); times are ISO-8601 UTC dates or datetimes; balances are ``"<amount> <CCY>"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import tomllib
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+import pandas as pd
+
+from nautilus_app import paths
+
+#: Binance's default (VIP 0, no BNB discount) maker/taker fees per venue, as fractions of notional.
+#: Source: https://www.binance.com/en/fee/schedule (spot 0.1000 % / 0.1000 %) and
+#: https://www.binance.com/en/fee/futureFee (USDT-M 0.0200 % / 0.0500 %).
+DEFAULT_FEES: dict[str, tuple[float, float]] = {
+    "BINANCE": (0.001, 0.001),
+    "BINANCE_USDM": (0.0002, 0.0005),
+}
+
+#: Highest leverage Binance offers on any USDT-M symbol; per-instrument caps live with the instrument.
+MAX_LEVERAGE = 125.0
+
+Fraction = Annotated[float, msgspec.Meta(ge=0.0, le=0.1, description="fraction of notional, 0.001 = 0.10%")]
+Leverage = Annotated[float, msgspec.Meta(ge=1.0, le=MAX_LEVERAGE)]
+
+
+class ConfigError(ValueError):
+    """A run config is invalid. The message names the file, the key, the value and what was expected."""
+
+
+class _Frozen(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class VenueConfig(_Frozen, kw_only=True):
+    """One simulated venue (exchange account).
+
+    Attributes:
+        name: Venue id, e.g. ``"BINANCE"`` (spot) or ``"BINANCE_USDM"`` (USDT-M futures). Must match the
+            venue part of the instrument ids traded on it.
+        account_type: ``"CASH"`` (spot, no borrowing) or ``"MARGIN"`` (perpetuals, leverage).
+        oms_type: ``"NETTING"`` (one position per instrument, as Binance one-way mode) or ``"HEDGING"``.
+        starting_balances: e.g. ``["100000 USDT"]``; amounts in the currency's units.
+        maker_fee: Maker fee, fraction of notional. Default from :data:`DEFAULT_FEES` for known venues.
+        taker_fee: Taker fee, fraction of notional. Default from :data:`DEFAULT_FEES` for known venues.
+        default_leverage: Leverage for instruments not in ``leverages`` (MARGIN accounts only), 1..125.
+        leverages: Per-instrument leverage, ``{"BTCUSDT-PERP.BINANCE_USDM" = 10}``, 1..125.
+    """
+
+    name: str
+    account_type: Literal["CASH", "MARGIN"]
+    oms_type: Literal["NETTING", "HEDGING"] = "NETTING"
+    starting_balances: list[str]
+    maker_fee: Fraction | None = None
+    taker_fee: Fraction | None = None
+    default_leverage: Leverage = 1.0
+    leverages: dict[str, Leverage] = {}
+
+    def fees(self) -> tuple[float, float]:
+        """(maker, taker) fee fractions, explicit values first, then Binance's defaults for the venue."""
+        default = DEFAULT_FEES.get(self.name, (None, None))
+        maker = self.maker_fee if self.maker_fee is not None else default[0]
+        taker = self.taker_fee if self.taker_fee is not None else default[1]
+        assert maker is not None and taker is not None  # guaranteed by validation
+        return maker, taker
+
+
+class StrategySpec(_Frozen, kw_only=True):
+    """One strategy instance.
+
+    Attributes:
+        name: Registered strategy name (see ``strategies.REGISTRY``), e.g. ``"ema_cross"``.
+        params: Keyword arguments of the strategy's config class (``instrument_id``, ``bar_type``,
+            periods, ``position_fraction`` ...). Unknown keys are an error.
+    """
+
+    name: str
+    params: dict[str, Any] = {}
+
+
+class BacktestConfig(_Frozen, kw_only=True):
+    """A whole backtest run.
+
+    Attributes:
+        name: Short run name; the run id is ``<name>-<UTC time>-<config hash>``.
+        bar_types: Bar types to load from the catalog, e.g. ``"BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"``.
+            Funding rates and mark prices are loaded automatically for perpetual instruments.
+        venues: Simulated venues; every instrument's venue must be listed.
+        strategies: Strategy instances run together in one account per venue.
+        start: Inclusive start (UTC), ISO date or datetime; default the first bar in the catalog.
+        end: Exclusive end (UTC); default after the last bar.
+        catalog: Catalog root; default ``$CATALOG_PATH`` or ``catalog/store``.
+        log_level: Nautilus stdout log level; ``WARNING`` by default (``INFO`` costs ~40 % speed).
+        close_positions_on_end: Close open positions at the last bar so results count every trade.
+    """
+
+    name: str
+    bar_types: list[str]
+    venues: list[VenueConfig]
+    strategies: list[StrategySpec]
+    start: str | None = None
+    end: str | None = None
+    catalog: str | None = None
+    log_level: Literal["ERROR", "WARNING", "INFO", "DEBUG"] = "WARNING"
+
+    def catalog_path(self) -> Path:
+        """Absolute catalog root (relative paths are taken from the repository root)."""
+        if self.catalog is None:
+            return paths.default_catalog_path()
+        p = Path(self.catalog)
+        return p if p.is_absolute() else (paths.REPO_ROOT / p).resolve()
+
+    def start_ns(self) -> int | None:
+        """Start as UTC nanoseconds, or None."""
+        return None if self.start is None else int(pd.Timestamp(self.start, tz="UTC").value)
+
+    def end_ns(self) -> int | None:
+        """End as UTC nanoseconds, or None."""
+        return None if self.end is None else int(pd.Timestamp(self.end, tz="UTC").value)
+
+    def digest(self) -> str:
+        """Short sha256 of the canonical JSON of this config (identifies the run's inputs)."""
+        return hashlib.sha256(msgspec.json.encode(self, order="sorted")).hexdigest()[:8]
+
+    def instrument_ids(self) -> list[str]:
+        """Instrument ids of all bar types, in order, unique."""
+        from nautilus_trader.model import BarType
+
+        return list(dict.fromkeys(str(BarType.from_str(bt).instrument_id) for bt in self.bar_types))
+
+
+def load_config(path: str | Path) -> BacktestConfig:
+    """Read and validate a TOML run config.
+
+    Raises:
+        ConfigError: unreadable file, TOML syntax error, unknown key, wrong type, value out of range,
+            unknown strategy or strategy parameter, venue/instrument mismatch, bad date range. The
+            message names the file and the key path.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config: {e}") from e
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from e
+    return parse_config(raw, source=str(path))
+
+
+def parse_config(raw: dict[str, Any], *, source: str = "<config>") -> BacktestConfig:
+    """Validate an already-parsed mapping (same rules and errors as :func:`load_config`)."""
+    try:
+        cfg = msgspec.convert(raw, BacktestConfig)
+    except msgspec.ValidationError as e:
+        raise ConfigError(f"{source}: {_readable(str(e))}") from e
+    _check(cfg, source)
+    return cfg
+
+
+def _readable(msg: str) -> str:
+    # msgspec says "... - at `$.venues[0].taker_fee`"; turn it into "venues[0].taker_fee: ..."
+    if " - at `$." in msg:
+        what, where = msg.rsplit(" - at `$.", 1)
+        return f"key {where.rstrip('`')}: {what}"
+    return msg
+
+
+def _check(cfg: BacktestConfig, source: str) -> None:
+    from nautilus_trader.model import BarType
+
+    def fail(key: str, value: Any, expected: str) -> None:
+        raise ConfigError(f"{source}: key {key} = {value!r}: expected {expected}")
+
+    if not cfg.bar_types:
+        fail("bar_types", cfg.bar_types, "at least one bar type")
+    if not cfg.venues:
+        fail("venues", cfg.venues, "at least one [[venues]] table")
+    if not cfg.strategies:
+        fail("strategies", cfg.strategies, "at least one [[strategies]] table")
+    for key, value in (("start", cfg.start), ("end", cfg.end)):
+        if value is not None:
+            try:
+                pd.Timestamp(value, tz="UTC")
+            except (ValueError, TypeError):
+                fail(key, value, "an ISO-8601 date or datetime in UTC, e.g. 2025-06-01")
+    if cfg.start and cfg.end and cfg.start_ns() >= cfg.end_ns():  # type: ignore[operator]
+        fail("end", cfg.end, f"a time after start {cfg.start!r}")
+
+    venue_names = [v.name for v in cfg.venues]
+    if len(set(venue_names)) != len(venue_names):
+        fail("venues", venue_names, "unique venue names")
+    for i, v in enumerate(cfg.venues):
+        if not v.starting_balances:
+            fail(f"venues[{i}].starting_balances", v.starting_balances, 'e.g. ["100000 USDT"]')
+        for j, bal in enumerate(v.starting_balances):
+            parts = bal.split()
+            try:
+                ok = len(parts) == 2 and Decimal(parts[0]) > 0 and parts[1].isalnum()
+            except InvalidOperation:
+                ok = False
+            if not ok:
+                fail(f"venues[{i}].starting_balances[{j}]", bal, 'a positive "<amount> <CURRENCY>", e.g. "100000 USDT"')
+        if v.name not in DEFAULT_FEES:
+            for fee_key in ("maker_fee", "taker_fee"):
+                if getattr(v, fee_key) is None:
+                    fail(f"venues[{i}].{fee_key}", None,
+                         f"an explicit fee fraction (no default for venue {v.name!r}; known: {sorted(DEFAULT_FEES)})")
+        if v.account_type == "CASH" and (v.leverages or v.default_leverage != 1.0):
+            fail(f"venues[{i}].leverages", dict(v.leverages), "no leverage on a CASH account (use MARGIN)")
+
+    for i, bt in enumerate(cfg.bar_types):
+        try:
+            bar_type = BarType.from_str(bt)
+        except Exception:  # noqa: BLE001 - nautilus raises several types for bad strings
+            fail(f"bar_types[{i}]", bt, "a Nautilus bar type like 'BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL'")
+        venue = str(bar_type.instrument_id.venue)
+        if venue not in venue_names:
+            fail(f"bar_types[{i}]", bt, f"an instrument on a configured venue {venue_names} (got venue {venue!r})")
+    instrument_ids = {str(BarType.from_str(bt).instrument_id) for bt in cfg.bar_types}
+    for i, v in enumerate(cfg.venues):
+        for iid in v.leverages:
+            if iid not in instrument_ids:
+                fail(f"venues[{i}].leverages", iid, f"an instrument id of the run's bar types {sorted(instrument_ids)}")
+
+    from strategies import REGISTRY
+
+    for i, s in enumerate(cfg.strategies):
+        if s.name not in REGISTRY:
+            fail(f"strategies[{i}].name", s.name, f"one of the registered strategies {sorted(REGISTRY)}")
+        allowed = strategy_parameters(s.name)
+        for key in s.params:
+            if key not in allowed:
+                fail(f"strategies[{i}].params.{key}", s.params[key],
+                     f"a parameter of {s.name!r}: {sorted(allowed)}")
+        for key in ("instrument_id", "bar_type"):
+            if key in allowed and key not in s.params:
+                fail(f"strategies[{i}].params.{key}", None, "a value (required)")
+        if s.params.get("instrument_id") and s.params["instrument_id"] not in instrument_ids:
+            fail(f"strategies[{i}].params.instrument_id", s.params["instrument_id"],
+                 f"an instrument of the run's bar types {sorted(instrument_ids)}")
+        if s.params.get("bar_type") and s.params["bar_type"] not in cfg.bar_types:
+            fail(f"strategies[{i}].params.bar_type", s.params["bar_type"], f"one of bar_types {cfg.bar_types}")
+
+
+def strategy_parameters(name: str) -> dict[str, Any]:
+    """Parameter names and defaults of a registered strategy's config class (from its ``__init__``)."""
+    from strategies import REGISTRY
+
+    config_cls = _import(REGISTRY[name].config_path)
+    sig = inspect.signature(config_cls.__init__)
+    return {
+        p.name: (None if p.default is inspect.Parameter.empty else p.default)
+        for p in list(sig.parameters.values())[1:]
+        if p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    }
+
+
+def _import(path: str) -> Any:
+    import importlib
+
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)

@@ -1,0 +1,373 @@
+"""Write a completed backtest to ``results/<run_id>/`` atomically.
+
+Everything is first written to a hidden staging folder ``results/.<run_id>.partial`` and then
+renamed in one ``os.rename``, so a results folder without a leading dot is always complete.
+
+Folder contents:
+
+| file | what |
+|---|---|
+| ``config.toml`` / ``config.json`` | the config as given, and as validated (all defaults filled in) |
+| ``orders.parquet``, ``fills.parquet``, ``positions.parquet``, ``account.parquet`` | Nautilus's reports, numbers as float64, ``Money`` split into amount and ``*_currency`` |
+| ``trades.parquet`` | closed round trips (one row per closed position cycle), net PnL incl. fees and funding |
+| ``funding.parquet`` | every funding settlement: time, instrument, position id, amount in USDT (paid < 0) |
+| ``equity.parquet`` | equity (balance + unrealized PnL, USDT) at every bar close, with the buy-and-hold benchmark |
+| ``metrics.json`` | :func:`nautilus_app.metrics.compute_metrics` output (formulas in ``docs/metrics.md``) |
+| ``run.json`` | run id, timings, data loaded, Nautilus version, a sha256 of fills and metrics |
+| ``tearsheet.html`` | Nautilus's plotly tearsheet fed with the equity-curve returns |
+
+Equity is rebuilt from the fills, the funding settlements and the bar closes (all in the quote
+currency USDT, linear instruments only):
+
+    equity(t) = starting balances + sum over fills <= t of (-signed qty x fill price - commission)
+                + sum over funding settlements <= t + sum over instruments of position qty(t) x close(t)
+
+This identity holds for spot (cash and base balances) and USDT-margined perpetuals (balance +
+unrealized PnL) alike; a test checks it against Nautilus's final account balance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from catalog.reader import read_columns
+from nautilus_app import metrics as metrics_mod
+from nautilus_app import paths
+from nautilus_app.config import BacktestConfig
+
+if TYPE_CHECKING:
+    from nautilus_trader.backtest import BacktestNode, BacktestResult
+
+    from nautilus_app.backtest import DataPlan
+
+QUOTE = "USDT"
+
+
+def read_bar_closes(cfg: BacktestConfig, bar_type: str) -> pd.Series:
+    """Close prices (float) of one bar type in the run's range, indexed by bar close time (UTC)."""
+    table = read_columns(cfg.catalog_path(), "bars", bar_type, ["ts_init", "close"], cfg.start_ns(), cfg.end_ns())
+    ts = pc.cast(table.column("ts_init"), pa.int64()).to_numpy()
+    close = table.column("close").to_pandas().astype(float).to_numpy()
+    s = pd.Series(close, index=pd.to_datetime(ts, utc=True), name=bar_type)
+    return s[~s.index.duplicated(keep="last")].sort_index()
+
+
+def _money_amount(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Split ``"12.5 USDT"`` strings into (amount float, currency str)."""
+    parts = values.astype(str).str.split(" ", n=1, expand=True)
+    amount = pd.to_numeric(parts[0], errors="coerce")
+    currency = parts[1] if parts.shape[1] > 1 else pd.Series([None] * len(values), index=values.index)
+    return amount, currency
+
+
+def normalise_report(df: pd.DataFrame) -> pd.DataFrame:
+    """Make a Nautilus report DataFrame Parquet-friendly.
+
+    Numeric strings become float64, ``Money`` strings (``"10.5 USDT"``) become an amount column plus a
+    ``<name>_currency`` column, lists/dicts become JSON strings; the index becomes a column.
+    """
+    out = df.reset_index()
+    for col in list(out.columns):
+        s = out[col]
+        if s.dtype != object:
+            continue
+        non_null = s.dropna()
+        if non_null.empty:
+            out[col] = s.astype("string")
+            continue
+        if non_null.map(lambda v: isinstance(v, (list, dict, tuple))).any():
+            out[col] = s.map(lambda v: None if v is None else json.dumps(v, default=str))
+            continue
+        as_str = non_null.astype(str)
+        numeric = pd.to_numeric(as_str, errors="coerce")
+        if numeric.notna().all():
+            out[col] = pd.to_numeric(s.astype(str), errors="coerce")
+            continue
+        if as_str.str.fullmatch(r"-?[0-9.]+ [A-Z0-9]+").all():
+            amount, currency = _money_amount(s)
+            out[col] = amount
+            out[f"{col}_currency"] = currency
+            continue
+        out[col] = s.astype(str).where(s.notna(), None)
+    return out
+
+
+def funding_settlements(positions_raw: pd.DataFrame) -> pd.DataFrame:
+    """Funding payments from the positions report's ``adjustments`` (Nautilus ``PositionAdjusted`` FUNDING).
+
+    Returns columns ``ts`` (UTC), ``instrument_id``, ``position_id``, ``amount`` (USDT; paid < 0).
+    Snapshots repeat the adjustments of earlier cycles only for their own cycle, so each
+    adjustment is counted once by its event id.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    if "adjustments" in positions_raw.columns:
+        for pos_id, row in positions_raw.iterrows():
+            for adj in row["adjustments"] or []:
+                if str(adj.get("adjustment_type", "")).upper() != "FUNDING":
+                    continue
+                amount, _ = _money_amount(pd.Series([adj.get("pnl_change")]))
+                key = str(adj.get("event_id") or adj.get("reason") or (pos_id, adj.get("ts_event")))
+                rows[key] = {
+                    "ts": pd.Timestamp(int(adj["ts_event"]), unit="ns", tz="UTC"),
+                    "instrument_id": str(row["instrument_id"]),
+                    "position_id": str(pos_id),
+                    "amount": float(amount.iloc[0]),
+                }
+    frame = pd.DataFrame(rows.values(), columns=["ts", "instrument_id", "position_id", "amount"])
+    return frame.sort_values("ts").reset_index(drop=True)
+
+
+def build_trades(positions: pd.DataFrame, funding: pd.DataFrame) -> pd.DataFrame:
+    """Closed round trips from the normalised positions report (one row per closed position cycle).
+
+    Columns as :mod:`nautilus_app.metrics` expects: ``instrument_id``, ``strategy_id``, ``side``
+    (LONG/SHORT), ``entry_time``, ``exit_time``, ``quantity`` (peak, base units), ``entry_price``,
+    ``exit_price``, ``pnl`` (USDT, net of commissions and funding, as Nautilus's realized PnL),
+    ``return_frac`` (pnl / entry notional), ``fees`` (USDT), ``funding`` (USDT, paid < 0).
+    """
+    cols = ["instrument_id", "strategy_id", "side", "entry_time", "exit_time", "quantity", "entry_price",
+            "exit_price", "pnl", "return_frac", "fees", "funding"]
+    closed = positions[positions["ts_closed"].notna()] if "ts_closed" in positions.columns else positions.iloc[0:0]
+    if closed.empty:
+        return pd.DataFrame(columns=cols)
+    fees = closed["commissions"].map(lambda v: sum(_money_amount(pd.Series(json.loads(v)))[0]) if v else 0.0)
+    funding_by_pos = funding.groupby("position_id")["amount"].sum() if not funding.empty else pd.Series(dtype=float)
+    trades = pd.DataFrame({
+        "instrument_id": closed["instrument_id"].astype(str),
+        "strategy_id": closed["strategy_id"].astype(str),
+        "side": np.where(closed["entry"].astype(str) == "BUY", "LONG", "SHORT"),
+        "entry_time": pd.to_datetime(closed["ts_opened"], utc=True),
+        "exit_time": pd.to_datetime(closed["ts_closed"], utc=True),
+        "quantity": closed["peak_qty"].astype(float),
+        "entry_price": closed["avg_px_open"].astype(float),
+        "exit_price": closed["avg_px_close"].astype(float),
+        "pnl": closed["realized_pnl"].astype(float),
+        "fees": fees.astype(float),
+        "funding": closed["position_id"].map(funding_by_pos).fillna(0.0).astype(float),
+    })
+    trades["return_frac"] = trades["pnl"] / (trades["quantity"] * trades["entry_price"])
+    return trades[cols].sort_values("exit_time").reset_index(drop=True)
+
+
+def build_equity(
+    cfg: BacktestConfig, fills: pd.DataFrame, funding: pd.DataFrame, closes: dict[str, pd.Series]
+) -> pd.Series:
+    """Equity in USDT at every bar close of the run (see the module docstring for the identity).
+
+    Args:
+        cfg: Run config (starting balances; base-currency balances are valued at the instrument's close).
+        fills: Normalised fills report (``instrument_id``, ``order_side``, ``last_qty``, ``last_px``,
+            ``commission``, ``commission_currency``, ``ts_event``).
+        funding: :func:`funding_settlements` output.
+        closes: Close series per instrument id, indexed by bar close time.
+
+    Raises:
+        ValueError: a balance or commission is in a currency that cannot be valued in USDT here.
+    """
+    index = pd.DatetimeIndex(sorted(set().union(*[s.index for s in closes.values()])), name="ts")
+    equity = np.zeros(len(index))
+    start_cash = 0.0
+    initial_qty: dict[str, float] = {}
+    for v in cfg.venues:
+        for bal in v.starting_balances:
+            amount, ccy = bal.split()
+            if ccy == QUOTE:
+                start_cash += float(amount)
+                continue
+            matches = [iid for iid in closes if iid.endswith(f".{v.name}") and iid.startswith(ccy)
+                       and "-PERP" not in iid]
+            if not matches:
+                raise ValueError(f"starting balance {bal!r} on {v.name}: no {ccy}{QUOTE} spot instrument in the run to value it")
+            initial_qty[matches[0]] = initial_qty.get(matches[0], 0.0) + float(amount)
+    cash = pd.Series(0.0, index=index)
+    if not fills.empty:
+        if set(fills["commission_currency"].dropna()) - {QUOTE}:
+            raise ValueError(f"commissions in {set(fills['commission_currency'])}: only {QUOTE} is supported")
+        sign = np.where(fills["order_side"].astype(str) == "BUY", 1.0, -1.0)
+        f = pd.DataFrame({
+            "ts": pd.to_datetime(fills["ts_event"], utc=True),
+            "instrument_id": fills["instrument_id"].astype(str),
+            "qty": sign * fills["last_qty"].astype(float),
+            "cash": -sign * fills["last_qty"].astype(float) * fills["last_px"].astype(float)
+            - fills["commission"].astype(float).fillna(0.0),
+        }).sort_values("ts", kind="stable")
+        cash_cum = f.groupby("ts")["cash"].sum().cumsum()
+        cash = cash_cum.reindex(index, method="ffill").fillna(0.0)
+    else:
+        f = pd.DataFrame(columns=["ts", "instrument_id", "qty", "cash"])
+    if not funding.empty:
+        fund_cum = funding.groupby("ts")["amount"].sum().cumsum()
+        cash = cash + fund_cum.reindex(index, method="ffill").fillna(0.0)
+    equity += start_cash + cash.to_numpy()
+    for iid, close in closes.items():
+        px = close.reindex(index, method="ffill").to_numpy()
+        fi = f[f["instrument_id"] == iid]
+        qty = np.full(len(index), initial_qty.get(iid, 0.0))
+        if not fi.empty:
+            qcum = fi.groupby("ts")["qty"].sum().cumsum()
+            qty = qty + qcum.reindex(index, method="ffill").fillna(0.0).to_numpy()
+        held = np.nan_to_num(qty * px)  # before an instrument's first bar it is not held
+        equity += held
+    return pd.Series(equity, index=index, name="equity")
+
+
+def buy_and_hold(close: pd.Series, taker_fee: float) -> pd.Series:
+    """Benchmark equity as a multiple of the start: buy at the first close, value at each close, sell at the end.
+
+    ``benchmark(t) = (1 - taker_fee) x close(t) / close(0)``, with a second ``(1 - taker_fee)`` on the
+    last point for the exit fill; so the benchmark return is ``(1-f)^2 x last / first - 1``.
+    """
+    bench = (1.0 - taker_fee) * close / close.iloc[0]
+    bench.iloc[-1] *= 1.0 - taker_fee
+    return bench
+
+
+def _hash_frame(df: pd.DataFrame, cols: list[str]) -> str:
+    present = [c for c in cols if c in df.columns]
+    payload = df[present].astype(str).to_csv(index=False).encode()
+    return hashlib.sha256(payload).hexdigest()
+
+
+def results_digest(fills: pd.DataFrame, metrics: dict) -> str:
+    """sha256 over every fill (time, instrument, side, qty, price, commission) and all metrics.
+
+    The golden regression tests pin this value per reference run: any change to results shows up.
+    """
+    h = hashlib.sha256()
+    h.update(_hash_frame(fills, ["ts_event", "instrument_id", "order_side", "last_qty", "last_px", "commission"]).encode())
+    h.update(json.dumps(metrics, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def write_results(
+    node: BacktestNode,
+    result: BacktestResult,
+    cfg: BacktestConfig,
+    run_id: str,
+    plan: DataPlan,
+    *,
+    results_root: Path | None = None,
+    config_text: str | None = None,
+    engine_seconds: float = 0.0,
+) -> tuple[Path, dict]:
+    """Collect reports from the node, compute equity and metrics, write the folder atomically.
+
+    Returns:
+        (final folder path, metrics dict).
+
+    Raises:
+        FileExistsError: ``results/<run_id>`` already exists (nothing is overwritten).
+    """
+    import nautilus_trader
+    from nautilus_trader.model import BarType, Venue
+
+    root = Path(results_root) if results_root is not None else paths.results_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / run_id
+    if final.exists():
+        raise FileExistsError(f"results folder {final} already exists")
+
+    orders = normalise_report(node.generate_orders_report(run_id))
+    fills = normalise_report(node.generate_fills_report(run_id))
+    positions_raw = node.generate_positions_report(run_id)
+    funding = funding_settlements(positions_raw)
+    positions = normalise_report(positions_raw)
+    accounts = []
+    for v in cfg.venues:
+        acc = node.generate_account_report(run_id, venue=Venue(v.name))
+        acc = normalise_report(acc.drop(columns=[c for c in ("margins", "info") if c in acc.columns]))
+        acc["venue"] = v.name
+        accounts.append(acc)
+    account = pd.concat(accounts, ignore_index=True) if accounts else pd.DataFrame()
+
+    closes: dict[str, pd.Series] = {}
+    for bt in cfg.bar_types:
+        iid = str(BarType.from_str(bt).instrument_id)
+        closes.setdefault(iid, read_bar_closes(cfg, bt))
+    equity = build_equity(cfg, fills, funding, closes)
+    trades = build_trades(positions, funding)
+
+    first_iid = str(BarType.from_str(cfg.bar_types[0]).instrument_id)
+    venue_cfg = next(v for v in cfg.venues if first_iid.endswith("." + v.name))
+    bench = buy_and_hold(closes[first_iid], venue_cfg.fees()[1]).reindex(equity.index, method="ffill")
+    fees_paid = float(fills["commission"].sum()) if not fills.empty else 0.0
+    funding_paid = float(funding["amount"].sum()) if not funding.empty else 0.0
+    metrics = metrics_mod.compute_metrics(
+        equity, trades, fees_paid=fees_paid, funding_paid=funding_paid,
+        buy_and_hold_return=float(bench.iloc[-1] - 1.0),
+    )
+    equity_frame = pd.DataFrame({"equity": equity, "benchmark_equity": bench * float(equity.iloc[0])})
+    equity_frame["drawdown"] = equity / equity.cummax() - 1.0
+
+    stage = root / f".{run_id}.partial"
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir()
+    try:
+        if config_text is not None:
+            (stage / "config.toml").write_text(config_text)
+        (stage / "config.json").write_bytes(msgspec.json.format(msgspec.json.encode(cfg), indent=2))
+        orders.to_parquet(stage / "orders.parquet", index=False)
+        fills.to_parquet(stage / "fills.parquet", index=False)
+        positions.to_parquet(stage / "positions.parquet", index=False)
+        account.to_parquet(stage / "account.parquet", index=False)
+        trades.to_parquet(stage / "trades.parquet", index=False)
+        funding.to_parquet(stage / "funding.parquet", index=False)
+        equity_frame.reset_index().to_parquet(stage / "equity.parquet", index=False)
+        (stage / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+        run_info = {
+            "run_id": run_id,
+            "name": cfg.name,
+            "config_digest": cfg.digest(),
+            "nautilus_trader": nautilus_trader.__version__,
+            "iterations": result.iterations,
+            "orders": result.total_orders,
+            "positions": result.total_positions,
+            "engine_seconds": round(engine_seconds, 3),
+            "bars_per_second": round(result.iterations / engine_seconds) if engine_seconds else None,
+            "first_bar": str(pd.Timestamp(plan.first_ns, unit="ns", tz="UTC")),
+            "last_bar": str(pd.Timestamp(plan.last_ns, unit="ns", tz="UTC")),
+            "funding_from_catalog": plan.funding_instruments,
+            "funding_mark_price_source": {
+                iid: ("MarkPriceUpdate" if iid in plan.mark_instruments else "last price (bar close)")
+                for iid in plan.funding_instruments
+            },
+            "results_digest": results_digest(fills, metrics),
+        }
+        (stage / "run.json").write_text(json.dumps(run_info, indent=2))
+        _write_tearsheet(stage / "tearsheet.html", result, equity, bench, metrics, run_id)
+        os.rename(stage, final)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return final, metrics
+
+
+def _write_tearsheet(path: Path, result: Any, equity: pd.Series, bench: pd.Series, metrics: dict, run_id: str) -> None:
+    """Nautilus's plotly tearsheet, fed with daily returns of *our* equity curve.
+
+    ``BacktestResult.returns_series`` holds per-position gross returns (no fees, no sizing), which
+    misstate a run's performance, so daily equity returns are passed instead.
+    """
+    from nautilus_trader.analysis.tearsheet import create_tearsheet_from_stats
+
+    daily = metrics_mod.daily_returns(equity)
+    bench_daily = metrics_mod.daily_returns(bench)
+    stats_returns = {k: metrics[k] for k in ("sharpe", "sortino", "annual_volatility", "cagr", "max_drawdown",
+                                              "calmar", "profit_factor", "win_rate") if k in metrics}
+    create_tearsheet_from_stats(
+        stats_pnls=result.stats_pnls, stats_returns=stats_returns, stats_general={},
+        returns=daily, output_path=str(path), title=f"Backtest {run_id}",
+        benchmark_returns=bench_daily, benchmark_name="Buy and hold",
+    )

@@ -1,0 +1,127 @@
+"""Position sizing shared by all strategies: cheap equity read and quantity rounding.
+
+Equity (in the instrument's quote/settlement currency, e.g. USDT)
+-----------------------------------------------------------------
+``account_equity`` reads ``Portfolio.equity(venue)``, which in nautilus 2.0.0rc7 returns a
+``{Currency: Money}`` dict and costs about 2 microseconds per call **independently of the
+account's event history** (measured: 1.8 us/call after 20,000 account events). It returns
+
+* MARGIN accounts: balance total + unrealized PnL of open positions (marked at the last bar
+  close), per currency. We use the settlement-currency entry.
+* CASH accounts: the balance totals per currency (no PnL term). Spot equity in quote is
+  therefore ``quote total + base total x price``.
+
+Do **not** use ``Portfolio.account()`` / ``Cache.account_for_venue()`` per bar or per trade:
+both copy the whole ``AccountState`` history on every call (measured 0.14 us per stored event:
+~3 ms per call at 21,500 events; calling it on every bar turned a 1.3 s run into 45 s).
+The strategies call ``account()`` exactly once, in ``on_start``, to learn the account type.
+
+Quantity
+--------
+``entry_quantity`` = ``position_fraction x equity / (price x multiplier)`` computed in
+``Decimal``, rounded DOWN to the instrument's ``size_increment`` and clipped to
+``max_quantity``. On CASH accounts the notional is additionally capped at
+``quote_available / (1 + fee_headroom)`` so that the fill's notional plus the taker fee never
+exceeds the quote balance (nautilus raises ``RuntimeError: Cannot update cash account balance
+... would become negative`` and aborts the run otherwise). The result is ``None`` (with a reason
+string) when it is below ``min_quantity`` or ``min_notional``.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any, NamedTuple
+
+from nautilus_trader.model import Currency, Price, Quantity, Venue
+
+
+class SizingResult(NamedTuple):
+    """Outcome of :func:`entry_quantity`: ``quantity`` is ``None`` when the entry must be skipped."""
+
+    quantity: Quantity | None
+    reason: str
+
+
+def settlement_currency(instrument: Any) -> Currency:
+    """Currency in which the instrument's PnL and margin are booked (quote currency for spot)."""
+    ccy = getattr(instrument, "settlement_currency", None)
+    return ccy if ccy is not None else instrument.quote_currency
+
+
+def _money_dec(values: dict, ccy: Currency | None) -> Decimal:
+    if ccy is None:
+        return Decimal(0)
+    m = values.get(ccy)
+    return m.as_decimal() if m is not None else Decimal(0)
+
+
+def account_equity(
+    portfolio: Any, venue: Venue, instrument: Any, price: Price | Decimal, is_cash: bool
+) -> tuple[Decimal, Decimal]:
+    """Return ``(equity, quote_available)`` in the settlement/quote currency (e.g. USDT).
+
+    ``equity``: MARGIN = balance + unrealized PnL; CASH = quote + base x ``price``.
+    ``quote_available``: the quote/settlement balance figure the equity is built on (for CASH
+    the quote total, which equals the free balance when no orders rest; for MARGIN the equity).
+    Cost: one ``Portfolio.equity`` call (O(1) in the account history).
+    """
+    px = price.as_decimal() if isinstance(price, Price) else Decimal(price)
+    eq = portfolio.equity(venue) or {}
+    ccy = settlement_currency(instrument)
+    quote = _money_dec(eq, ccy)
+    if is_cash:
+        base = _money_dec(eq, getattr(instrument, "base_currency", None))
+        return quote + base * px, quote
+    return quote, quote
+
+
+def floor_to_increment(value: Decimal, increment: Decimal) -> Decimal:
+    """Round ``value`` DOWN to a multiple of ``increment`` (both non-negative decimals)."""
+    if value <= 0:
+        return Decimal(0)
+    return (value / increment).to_integral_value(rounding=ROUND_FLOOR) * increment
+
+
+def entry_quantity(
+    instrument: Any,
+    equity: Decimal,
+    fraction: float,
+    price: Price | Decimal,
+    *,
+    quote_available: Decimal | None = None,
+    fee_headroom: float = 0.0,
+) -> SizingResult:
+    """Quantity (base units, e.g. BTC) for an entry worth ``fraction`` of ``equity``.
+
+    Parameters
+    ----------
+    instrument: nautilus instrument (``size_increment``, ``size_precision``, ``min_quantity``,
+        ``max_quantity``, ``min_notional``, ``multiplier`` are used).
+    equity: account equity in quote/settlement currency (e.g. USDT).
+    fraction: fraction of equity to commit as notional (0 < fraction, e.g. 0.2 = 20%).
+    price: expected fill price (quote per base unit) - the signal bar's close.
+    quote_available: if given (CASH accounts), cap the notional at
+        ``quote_available / (1 + fee_headroom)``.
+    fee_headroom: fraction of notional reserved for fee and fill-price drift (e.g. 0.002).
+    """
+    px = price.as_decimal() if isinstance(price, Price) else Decimal(price)
+    if px <= 0 or equity <= 0:
+        return SizingResult(None, f"non-positive equity {equity} or price {px}")
+    mult = instrument.multiplier.as_decimal()
+    notional = Decimal(repr(float(fraction))) * equity
+    if quote_available is not None:
+        cap = quote_available / (Decimal(1) + Decimal(repr(float(fee_headroom))))
+        notional = min(notional, cap)
+    inc = instrument.size_increment.as_decimal()
+    qty = floor_to_increment(notional / (px * mult), inc)
+    max_q = instrument.max_quantity
+    if max_q is not None and qty > max_q.as_decimal():
+        qty = floor_to_increment(max_q.as_decimal(), inc)
+    min_q = instrument.min_quantity
+    if qty <= 0 or (min_q is not None and qty < min_q.as_decimal()):
+        return SizingResult(None, f"qty {qty} below min quantity {min_q}")
+    min_n = instrument.min_notional
+    if min_n is not None and qty * px * mult < min_n.as_decimal():
+        return SizingResult(None, f"notional {qty * px * mult} below min notional {min_n}")
+    prec = instrument.size_precision
+    return SizingResult(Quantity.from_str(f"{qty:.{prec}f}"), "ok")
