@@ -21,3 +21,10 @@ def open_catalog(path: str | Path | None = None) -> ParquetDataCatalog:
     root.mkdir(parents=True, exist_ok=True)
     cleanup_stale_staging(root)
     return ParquetDataCatalog(str(root))
+
+
+def ensure_catalog_root(path: str | Path | None = None) -> Path:
+    """Create the catalog directory if needed (cleaning stale staging dirs) and return it."""
+    root = Path(path) if path is not None else default_catalog_path()
+    open_catalog(root)
+    return root

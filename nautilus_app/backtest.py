@@ -93,8 +93,8 @@ def plan_data(cfg: BacktestConfig) -> DataPlan:
             rates for a perpetual (a silent zero funding would flatter every perp backtest).
     """
     root = cfg.catalog_path()
-    start, end = cfg.start_ns(), cfg.end_ns()
-    # Nautilus treats end_time as inclusive; the config's end is exclusive.
+    start, end = cfg.bar_window_ns()  # half-open on ts_init
+    # Nautilus treats start_time and end_time as inclusive.
     nt_end = None if end is None else end - 1
     configs: list[BacktestDataConfig] = []
     expected = 0

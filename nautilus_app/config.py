@@ -101,8 +101,10 @@ class BacktestConfig(_Frozen, kw_only=True):
             Funding rates and mark prices are loaded automatically for perpetual instruments.
         venues: Simulated venues; every instrument's venue must be listed.
         strategies: Strategy instances run together in one account per venue.
-        start: Inclusive start (UTC), ISO date or datetime; default the first bar in the catalog.
-        end: Exclusive end (UTC); default after the last bar.
+        start: Inclusive start (UTC), ISO date or datetime: bars that open at or after it; default the
+            first bar in the catalog.
+        end: Exclusive end (UTC): bars that open before it (``end = "2025-07-01"`` includes the bar
+            of 06-30 23:59, which closes at 07-01 00:00); default the last bar.
         catalog: Catalog root; default ``$CATALOG_PATH`` or ``catalog/store``.
         log_level: Nautilus stdout log level; ``WARNING`` by default (``INFO`` costs ~40 % speed).
         close_positions_on_end: Close open positions at the last bar so results count every trade.
@@ -131,6 +133,14 @@ class BacktestConfig(_Frozen, kw_only=True):
     def end_ns(self) -> int | None:
         """End as UTC nanoseconds, or None."""
         return None if self.end is None else int(pd.Timestamp(self.end, tz="UTC").value)
+
+    def bar_window_ns(self) -> tuple[int | None, int | None]:
+        """Half-open ``[lo, hi)`` window on bar close time (``ts_init``, UTC ns) selecting the bars that
+        *open* in ``[start, end)``: a bar closing exactly at ``start`` opened before it and is excluded;
+        the bar opening at ``end - 1 interval`` closes at ``end`` and is included."""
+        lo = None if self.start is None else self.start_ns() + 1  # type: ignore[operator]
+        hi = None if self.end is None else self.end_ns() + 1  # type: ignore[operator]
+        return lo, hi
 
     def digest(self) -> str:
         """Short sha256 of the canonical JSON of this config (identifies the run's inputs)."""
@@ -259,16 +269,24 @@ def _check(cfg: BacktestConfig, source: str) -> None:
 
 
 def strategy_parameters(name: str) -> dict[str, Any]:
-    """Parameter names and defaults of a registered strategy's config class (from its ``__init__``)."""
+    """Parameter names and defaults of a registered strategy's config class.
+
+    Collected from the ``__init__`` signatures of the config class and its bases defined in the
+    ``strategies`` package (shared fields such as ``instrument_id`` live in a base class).
+    """
     from strategies import REGISTRY
 
     config_cls = _import(REGISTRY[name].config_path)
-    sig = inspect.signature(config_cls.__init__)
-    return {
-        p.name: (None if p.default is inspect.Parameter.empty else p.default)
-        for p in list(sig.parameters.values())[1:]
-        if p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
-    }
+    params: dict[str, Any] = {}
+    for klass in config_cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or not klass.__module__.startswith("strategies"):
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.name == "self" or p.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL):
+                continue
+            params.setdefault(p.name, None if p.default is inspect.Parameter.empty else p.default)
+    return params
 
 
 def _import(path: str) -> Any:

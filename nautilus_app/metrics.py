@@ -618,8 +618,9 @@ def compute_metrics(
     """All metrics of one backtest as a flat, JSON-serialisable dict (see ``docs/metrics.md``).
 
     Inputs: ``equity`` and ``trades`` as in the module docstring; ``fees_paid`` (USDT, total commissions,
-    >= 0), ``funding_paid`` (USDT, net funding cash flow computed by the caller, reported as given; same
-    sign as the trades' ``funding`` column: negative = net paid, positive = net received),
+    >= 0), ``funding_paid`` (USDT, net funding paid computed by the caller, reported as given; a cost like
+    fees: positive = net paid, negative = net received — the opposite sign of the trades' cash-flow
+    ``funding`` column),
     ``buy_and_hold_return`` (fraction, or ``None`` if there is no benchmark), ``starting_equity`` (USDT,
     optional: the initial balance; default the first equity sample; used by ``total_return``, ``cagr``
     and the first daily return), ``risk_free`` (annual fraction for Sharpe / Sortino, default 0).

@@ -56,7 +56,7 @@ QUOTE = "USDT"
 
 def read_bar_closes(cfg: BacktestConfig, bar_type: str) -> pd.Series:
     """Close prices (float) of one bar type in the run's range, indexed by bar close time (UTC)."""
-    table = read_columns(cfg.catalog_path(), "bars", bar_type, ["ts_init", "close"], cfg.start_ns(), cfg.end_ns())
+    table = read_columns(cfg.catalog_path(), "bars", bar_type, ["ts_init", "close"], *cfg.bar_window_ns())
     ts = pc.cast(table.column("ts_init"), pa.int64()).to_numpy()
     close = table.column("close").to_pandas().astype(float).to_numpy()
     s = pd.Series(close, index=pd.to_datetime(ts, utc=True), name=bar_type)
@@ -302,7 +302,7 @@ def write_results(
     venue_cfg = next(v for v in cfg.venues if first_iid.endswith("." + v.name))
     bench = buy_and_hold(closes[first_iid], venue_cfg.fees()[1]).reindex(equity.index, method="ffill")
     fees_paid = float(fills["commission"].sum()) if not fills.empty else 0.0
-    funding_paid = float(funding["amount"].sum()) if not funding.empty else 0.0
+    funding_paid = -float(funding["amount"].sum()) if not funding.empty else 0.0  # paid > 0
     metrics = metrics_mod.compute_metrics(
         equity, trades, fees_paid=fees_paid, funding_paid=funding_paid,
         buy_and_hold_return=float(bench.iloc[-1] - 1.0),

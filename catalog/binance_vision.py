@@ -1,0 +1,441 @@
+"""Import Binance Vision archives (https://data.binance.vision layout) into the catalog.
+
+Supported archives (one CSV per zip, optional ``.CHECKSUM`` sidecar ``"<sha256>  <name>"``)::
+
+    data/spot/{monthly,daily}/klines/BTCUSDT/1m/BTCUSDT-1m-2023-08.zip | -2023-08-01.zip
+    data/futures/um/{monthly,daily}/klines/BTCUSDT/1m/...
+    data/futures/um/{monthly,daily}/markPriceKlines/BTCUSDT/1h/BTCUSDT-1h-2023-07.zip
+    data/futures/um/monthly/fundingRate/BTCUSDT/BTCUSDT-fundingRate-2023-07.zip
+
+Kline CSV: 12 columns ``open_time, open, high, low, close, volume, close_time, quote_volume,
+count, taker_buy_volume, taker_buy_quote_volume, ignore``, with or without a header row. Times
+are epoch ms, or µs for spot from 2025-01-01; the unit is decided per value
+(:func:`catalog.common.epoch_to_ns`). fundingRate CSV: ``calc_time`` (ms),
+``funding_interval_hours``, ``last_funding_rate`` (fraction, 0.0001 = 0.01 %).
+
+What is written:
+
+* klines -> ``Bar`` (``<id>-<step>-<AGG>-LAST-EXTERNAL``), ``ts_event = ts_init = open_time +
+  interval`` (the bar close, ns), precisions from :mod:`nautilus_app.instruments`.
+* markPriceKlines -> one ``MarkPriceUpdate`` per candle at its close time with the candle close
+  (Binance's mark price at that moment), 8 decimals.
+* fundingRate -> ``FundingRateUpdate`` snapped to the hour grid, ``ts_event = ts_init =
+  next_funding_ns`` = snapped time, ``interval`` in minutes from the gaps (cross-checked with
+  ``funding_interval_hours``).
+
+The base is an ``http(s)://`` URL (files enumerated month by month; a 404 means absent; monthly
+archives preferred, daily ones fill the days without a monthly file) or a local folder with the
+same layout (listed). Dates are UTC calendar days, inclusive; rows are filtered on the candle
+OPEN time (funding: settlement time).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import re
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Iterable, Sequence
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from catalog.common import (
+    DEC,
+    bar_table,
+    check_increasing,
+    epoch_to_ns,
+    snap_funding_times,
+    validate_bars,
+)
+from catalog.errors import DataImportError
+from catalog.store import ensure_catalog_root
+from catalog.writer import ImportReport, write_bars, write_funding_rates, write_instruments, write_mark_prices
+from nautilus_app import instruments as ins
+from nautilus_app.paths import binance_vision_url
+
+KINDS = ("klines", "fundingRate", "markPriceKlines")
+KLINE_COLUMNS = (
+    "open_time", "open", "high", "low", "close", "volume", "close_time",
+    "quote_volume", "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore",
+)
+_USED = ("open_time", "open", "high", "low", "close", "volume", "close_time")
+FUNDING_COLUMNS = ("calc_time", "funding_interval_hours", "last_funding_rate")
+DateLike = dt.date | str | None
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class _Base:
+    """Where archives come from: a local folder or an HTTP base URL."""
+
+    def __init__(self, base: str | Path) -> None:
+        b = str(base)
+        self.is_http = b.startswith(("http://", "https://"))
+        if b.startswith("file://"):
+            b = b[len("file://"):]
+        self.base = b.rstrip("/")
+
+    def where(self, rel: str) -> str:
+        return f"{self.base}/{rel}"
+
+    def get(self, rel: str) -> bytes | None:
+        """Bytes of ``rel`` or ``None`` when absent (missing file / HTTP 404)."""
+        if not self.is_http:
+            p = Path(self.base) / rel
+            return p.read_bytes() if p.is_file() else None
+        url = self.where(rel)
+        for attempt in range(3):
+            try:
+                with urllib.request.urlopen(url, timeout=60) as r:
+                    return r.read()
+            except urllib.error.HTTPError as e:
+                if e.code == 404:
+                    return None
+                if e.code < 500 or attempt == 2:
+                    raise DataImportError(url, f"HTTP {e.code} {e.reason}") from e
+            except urllib.error.URLError as e:
+                if attempt == 2:
+                    raise DataImportError(url, f"cannot fetch: {e.reason}") from e
+            time.sleep(1.0 * (attempt + 1))
+        return None
+
+    def list(self, rel_dir: str) -> list[str]:
+        """File names in a local directory (empty if missing). Not available over HTTP."""
+        p = Path(self.base) / rel_dir
+        return sorted(x.name for x in p.iterdir() if x.is_file()) if p.is_dir() else []
+
+
+def _market_prefix(market: str) -> str:
+    if market == "spot":
+        return "data/spot"
+    if market == "um":
+        return "data/futures/um"
+    raise ValueError(f"unknown market {market!r} (expected 'spot' or 'um')")
+
+
+def _to_date(d: DateLike) -> dt.date | None:
+    if d is None or isinstance(d, dt.date):
+        return d
+    return dt.date.fromisoformat(str(d))
+
+
+def _months(start: dt.date, end: dt.date) -> Iterable[tuple[int, int]]:
+    y, m = start.year, start.month
+    while (y, m) <= (end.year, end.month):
+        yield y, m
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+
+
+def _select(
+    base: _Base, kind: str, market: str, symbol: str, interval: str, start: dt.date | None, end: dt.date | None
+) -> list[tuple[str, list[str]]]:
+    """Archives to import as ``[(rel_path, fallback_rel_paths)]``, monthly ones first (they win on
+    overlapping timestamps). Over HTTP each month is ``(monthly, [daily files of that month in
+    range])``: the daily files are fetched only when the monthly one is absent (404)."""
+    pre = _market_prefix(market)
+    if kind == "fundingRate":
+        monthly_dir, daily_dir = f"{pre}/monthly/fundingRate/{symbol}", None
+        stem = f"{symbol}-fundingRate-"
+    else:
+        monthly_dir = f"{pre}/monthly/{kind}/{symbol}/{interval}"
+        daily_dir = f"{pre}/daily/{kind}/{symbol}/{interval}"
+        stem = f"{symbol}-{interval}-"
+    lo = start or dt.date.min
+    hi = end or dt.date.max
+    monthly: list[str] = []
+    daily: list[str] = []
+    if not base.is_http:
+        mpat = re.compile(re.escape(stem) + r"(\d{4})-(\d{2})\.zip$")
+        dpat = re.compile(re.escape(stem) + r"(\d{4})-(\d{2})-(\d{2})\.zip$")
+        months = set()
+        for name in base.list(monthly_dir):
+            m = mpat.match(name)
+            if m:
+                y, mo = int(m[1]), int(m[2])
+                first = dt.date(y, mo, 1)
+                last = (dt.date(y + (mo == 12), mo % 12 + 1, 1)) - dt.timedelta(days=1)
+                if first <= hi and last >= lo:
+                    monthly.append(f"{monthly_dir}/{name}")
+                    months.add((y, mo))
+        if daily_dir:
+            for name in base.list(daily_dir):
+                m = dpat.match(name)
+                if m:
+                    day = dt.date(int(m[1]), int(m[2]), int(m[3]))
+                    if lo <= day <= hi and (day.year, day.month) not in months:
+                        daily.append(f"{daily_dir}/{name}")
+        return [(r, []) for r in monthly + daily]
+    if start is None:
+        raise ValueError("an HTTP base needs a start date (files are enumerated month by month)")
+    hi = end or (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1))
+    out: list[tuple[str, list[str]]] = []
+    for y, mo in _months(start, hi):
+        days: list[str] = []
+        day = max(dt.date(y, mo, 1), start)
+        while daily_dir is not None and day <= hi and day.month == mo:
+            days.append(f"{daily_dir}/{stem}{day.isoformat()}.zip")
+            day += dt.timedelta(days=1)
+        out.append((f"{monthly_dir}/{stem}{y:04d}-{mo:02d}.zip", days))
+    return out
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_csv_from_zip(base: _Base, rel: str, data: bytes) -> tuple[str, bytes]:
+    """Verify the checksum sidecar (if any) and return ``(where, csv_bytes)``."""
+    where = base.where(rel)
+    side = base.get(rel + ".CHECKSUM")
+    if side is not None:
+        expected = side.decode("ascii", "replace").split()[0].lower() if side.strip() else ""
+        if expected and hashlib.sha256(data).hexdigest() != expected:
+            raise DataImportError(where, f"sha256 mismatch with {rel.rsplit('/', 1)[-1]}.CHECKSUM")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            names = [n for n in z.namelist() if n.lower().endswith(".csv")]
+            if len(names) != 1:
+                raise DataImportError(where, f"expected exactly one CSV in the zip, found {z.namelist()}")
+            return f"{where}!{names[0]}", z.read(names[0])
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as e:
+        raise DataImportError(where, f"not a readable zip archive ({e})") from e
+    except Exception as e:  # zlib.error / CRC mismatch
+        if isinstance(e, DataImportError):
+            raise
+        raise DataImportError(where, f"corrupt zip member ({type(e).__name__}: {e})") from e
+
+
+def _has_header(data: bytes) -> bool:
+    first = data.lstrip()[:1]
+    return bool(first) and not (first.isdigit() or first == b"-")
+
+
+def _diagnose_csv(data: bytes, where: str, columns: Sequence[str], ints: set[str], decs: set[str],
+                  header: bool, fallback: str) -> DataImportError:
+    """Find the first malformed row with the csv module (slow path, only after a failure)."""
+    text = io.StringIO(data.decode("utf-8", "replace"))
+    for lineno, row in enumerate(csv.reader(text), start=1):
+        if header and lineno == 1:
+            if len(row) != len(columns):
+                return DataImportError(where, f"header has {len(row)} columns, expected {len(columns)}", lineno)
+            continue
+        if not row:
+            continue
+        if len(row) != len(columns):
+            return DataImportError(where, f"expected {len(columns)} columns, got {len(row)}: {','.join(row)!r}", lineno)
+        for name, val in zip(columns, row, strict=True):
+            if name in ints:
+                try:
+                    int(val)
+                except ValueError:
+                    return DataImportError(where, f"column {name!r}: non-numeric value {val!r}", lineno)
+            elif name in decs:
+                try:
+                    d = Decimal(val)
+                except InvalidOperation:
+                    return DataImportError(where, f"column {name!r}: non-numeric value {val!r}", lineno)
+                if not d.is_finite():
+                    return DataImportError(where, f"column {name!r}: non-finite value {val!r}", lineno)
+                if d.as_tuple().exponent < -16:  # type: ignore[operator]
+                    return DataImportError(where, f"column {name!r}: {val!r} has more than 16 decimals", lineno)
+    return DataImportError(where, f"CSV parse error: {fallback}")
+
+
+def parse_kline_csv(data: bytes, where: str, interval_ns: int) -> tuple[pa.Table, np.ndarray]:
+    """Parse a kline CSV into ``(table, lines)``.
+
+    ``table`` columns: ``ts`` (int64 ns close time = open_time + interval), ``open``, ``high``,
+    ``low``, ``close``, ``volume`` (decimal128(38, 16)); ``lines`` are the 1-based CSV lines.
+    Validates column count, numbers, timestamp units, close_time vs interval, grid alignment and
+    increasing order (not precision/OHLC: see :func:`catalog.common.validate_bars`).
+    """
+    header = _has_header(data)
+    try:
+        t = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=list(KLINE_COLUMNS), skip_rows=1 if header else 0),
+            convert_options=pacsv.ConvertOptions(
+                column_types={"open_time": pa.int64(), "close_time": pa.int64()} | {c: DEC for c in _USED[1:6]},
+                include_columns=list(_USED),
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise _diagnose_csv(data, where, KLINE_COLUMNS, {"open_time", "close_time", "count"},
+                            {"open", "high", "low", "close", "volume"}, header, str(e)) from e
+    lines = np.arange(t.num_rows, dtype=np.int64) + 1 + int(header)
+    if t.num_rows == 0:
+        return bar_table(np.array([], np.int64), {c: pa.array([], DEC) for c in _USED[1:6]}), lines
+    open_ns = epoch_to_ns(t["open_time"].to_numpy(), where, lines)
+    close_ns = epoch_to_ns(t["close_time"].to_numpy(), where, lines)
+    span = close_ns - open_ns
+    bad = np.flatnonzero((span >= interval_ns) | (span < interval_ns - 1_000_000))
+    if bad.size:
+        i = int(bad[0])
+        raise DataImportError(
+            where, f"close_time - open_time = {int(span[i])} ns does not match the interval ({interval_ns} ns)",
+            int(lines[i]),
+        )
+    if interval_ns <= 86_400_000_000_000:
+        bad = np.flatnonzero(open_ns % interval_ns != 0)
+        if bad.size:
+            i = int(bad[0])
+            raise DataImportError(where, f"open_time {int(open_ns[i])} ns is not on the interval grid", int(lines[i]))
+    ts = open_ns + interval_ns
+    check_increasing(ts, where, lines)
+    return bar_table(ts, {c: t[c].combine_chunks() for c in _USED[1:6]}), lines
+
+
+def parse_funding_csv(data: bytes, where: str) -> tuple[pa.Table, np.ndarray]:
+    """Parse a fundingRate CSV into ``(table, lines)``: ``ts`` (int64 ns, snapped to the hour),
+    ``rate`` (utf8, the decimal fraction as printed), ``hint_minutes`` (int64, from
+    ``funding_interval_hours``)."""
+    header = _has_header(data)
+    ts_raw: list[int] = []
+    hints: list[int] = []
+    rates: list[str] = []
+    lines: list[int] = []
+    for lineno, row in enumerate(csv.reader(io.StringIO(data.decode("utf-8", "replace"))), start=1):
+        if header and lineno == 1:
+            if [c.strip() for c in row] != list(FUNDING_COLUMNS):
+                raise DataImportError(where, f"unexpected header {row!r}, expected {list(FUNDING_COLUMNS)}", lineno)
+            continue
+        if not row:
+            continue
+        if len(row) != 3:
+            raise DataImportError(where, f"expected 3 columns, got {len(row)}: {','.join(row)!r}", lineno)
+        try:
+            t = int(row[0])
+        except ValueError:
+            raise DataImportError(where, f"column 'calc_time': non-numeric value {row[0]!r}", lineno) from None
+        try:
+            h = int(row[1]) if row[1].strip() else 0
+        except ValueError:
+            raise DataImportError(where, f"column 'funding_interval_hours': non-numeric value {row[1]!r}", lineno) from None
+        try:
+            r = Decimal(row[2])
+        except InvalidOperation:
+            raise DataImportError(where, f"column 'last_funding_rate': non-numeric value {row[2]!r}", lineno) from None
+        if not r.is_finite() or abs(r) >= 1:
+            raise DataImportError(where, f"column 'last_funding_rate': implausible rate {row[2]!r}", lineno)
+        ts_raw.append(t)
+        hints.append(h * 60)
+        rates.append(row[2].strip())
+        lines.append(lineno)
+    ln = np.array(lines, dtype=np.int64)
+    ts = snap_funding_times(epoch_to_ns(np.array(ts_raw, dtype=np.int64), where, ln), where, ln)
+    check_increasing(ts, where, ln)
+    return pa.table({"ts": pa.array(ts, pa.int64()), "rate": pa.array(rates, pa.string()),
+                     "hint_minutes": pa.array(hints, pa.int64())}), ln
+
+
+def _date_filter(table: pa.Table, start: dt.date | None, end: dt.date | None, shift_ns: int) -> pa.Table:
+    """Keep rows whose (ts - shift_ns) falls on a UTC day in [start, end]."""
+    if start is None and end is None:
+        return table
+    t0 = table["ts"].to_numpy() - shift_ns
+    keep = np.ones(t0.size, dtype=bool)
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    if start is not None:
+        keep &= t0 >= int((dt.datetime.combine(start, dt.time(), dt.UTC) - epoch).total_seconds()) * 10**9
+    if end is not None:
+        keep &= t0 < int((dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC) - epoch).total_seconds()) * 10**9
+    return table.filter(pa.array(keep))
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def import_binance_vision(
+    catalog_path: str | Path | None,
+    *,
+    base_url: str | Path | None = None,
+    market: str = "spot",
+    symbols: Sequence[str] = ("BTCUSDT",),
+    interval: str = "1m",
+    start: DateLike = None,
+    end: DateLike = None,
+    kinds: Sequence[str] = ("klines",),
+    mark_interval: str | None = None,
+) -> ImportReport:
+    """Import Binance Vision archives into the catalog at ``catalog_path``.
+
+    ``base_url``: HTTP(S) base (default ``$BINANCE_VISION_URL`` or https://data.binance.vision)
+    or a local folder with the same layout. ``market``: ``"spot"`` or ``"um"`` (USDT-M futures).
+    ``interval``: kline interval (``"1m"``, ``"1h"`` ...). ``start``/``end``: inclusive UTC dates
+    (``date`` or ``"YYYY-MM-DD"``); required ``start`` for HTTP. ``kinds`` ⊆ {``"klines"``,
+    ``"fundingRate"``, ``"markPriceKlines"``} (the last two only for ``"um"``).
+    ``mark_interval``: candle interval of markPriceKlines (default: ``interval``).
+
+    Every archive of one (kind, symbol) is parsed and validated before anything of it is written;
+    a corrupt archive raises :class:`catalog.errors.DataImportError` (file, row, problem) and
+    leaves the catalog as it was for that kind and symbol. Returns an :class:`ImportReport`.
+    """
+    t_start = time.perf_counter()
+    kinds = tuple(kinds)
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        raise ValueError(f"unknown kinds {sorted(unknown)}; expected a subset of {KINDS}")
+    if market != "um" and set(kinds) & {"fundingRate", "markPriceKlines"}:
+        raise ValueError("fundingRate and markPriceKlines exist only for market='um'")
+    _market_prefix(market)
+    step_ns = ins.interval_ns(interval)
+    mark_iv = mark_interval or interval
+    mark_ns = ins.interval_ns(mark_iv)
+    base = _Base(base_url if base_url is not None else binance_vision_url())
+    d0, d1 = _to_date(start), _to_date(end)
+    if d0 and d1 and d1 < d0:
+        raise ValueError(f"end {d1} before start {d0}")
+    root = ensure_catalog_root(catalog_path)
+    report = ImportReport(source=base.base)
+    mkt: ins.Market = "um" if market == "um" else "spot"
+    write_instruments(root, [ins.build_instrument(s, mkt) for s in symbols], report)
+
+    for symbol in (s.upper() for s in symbols):
+        spec = ins.get_spec(symbol, mkt)
+        iid = ins.instrument_id(symbol, mkt)
+        for kind in kinds:
+            iv = mark_iv if kind == "markPriceKlines" else interval
+            fetched: list[tuple[str, bytes]] = []
+            for rel, fallback in _select(base, kind, market, symbol, iv, d0, d1):
+                raw = base.get(rel)
+                if raw is not None:
+                    fetched.append((rel, raw))
+                    continue
+                for frel in fallback:  # monthly archive absent (HTTP 404): use the daily ones
+                    fraw = base.get(frel)
+                    if fraw is not None:  # 404 = absent
+                        fetched.append((frel, fraw))
+            tables: list[pa.Table] = []
+            for rel, raw in fetched:
+                where, data = _read_csv_from_zip(base, rel, raw)
+                report.files_read.append(base.where(rel))
+                if kind == "fundingRate":
+                    t, _ = parse_funding_csv(data, where)
+                    tables.append(_date_filter(t, d0, d1, 0))
+                elif kind == "klines":
+                    t, lines = parse_kline_csv(data, where, step_ns)
+                    validate_bars(t, where, lines, spec.price_precision, spec.size_precision)
+                    tables.append(_date_filter(t, d0, d1, step_ns))
+                else:
+                    t, lines = parse_kline_csv(data, where, mark_ns)
+                    validate_bars(t, where, lines, spec.mark_price_precision, 16)
+                    t = _date_filter(t, d0, d1, mark_ns)
+                    tables.append(pa.table({"ts": t["ts"], "value": t["close"]}))
+            if kind == "klines":
+                write_bars(root, ins.bar_type(symbol, mkt, interval), spec.price_precision,
+                           spec.size_precision, step_ns, tables, report)
+            elif kind == "fundingRate":
+                write_funding_rates(root, iid, tables, report)
+            else:
+                write_mark_prices(root, iid, spec.mark_price_precision, tables, report, mark_ns)
+    report.seconds = time.perf_counter() - t_start
+    return report

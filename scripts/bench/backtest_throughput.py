@@ -1,0 +1,166 @@
+"""Throughput of our runner vs Nautilus's plain ``BacktestEngine`` on the same real bars.
+
+Imports every BTCUSDT spot 1m bar of the Binance Vision mirror (``$BINANCE_VISION_URL``, default
+``../shared/data/binance-vision``) into a catalog (``$CATALOG_PATH``; idempotent), then in one process:
+
+1. ours: ``nautilus_app.backtest.run_backtest`` with ``strategies.ema_cross`` (10/20, long/flat,
+   20 % of equity per entry) through ``BacktestNode``, results folder written;
+2. plain: a minimal EMA(10/20) long/flat cross written directly against ``BacktestEngine`` with the
+   same bars (loaded from the same catalog), venue and fees.
+
+Prints one JSON line: bars, orders, wall seconds and bars/s of each, and the ratios
+``engine_ratio`` (our bars/s inside ``node.run()`` / plain bars/s) and ``end_to_end_ratio``
+(including catalog loading, reports, metrics, Parquet and tearsheet). Goal: engine_ratio >= 0.9.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from nautilus_trader.backtest import BacktestEngine, BacktestEngineConfig
+from nautilus_trader.common import LoggerConfig, LogLevel
+from nautilus_trader.execution import MakerTakerFeeModel
+from nautilus_trader.indicators import ExponentialMovingAverage
+from nautilus_trader.model import (
+    AccountType,
+    BarType,
+    Currency,
+    InstrumentId,
+    Money,
+    OmsType,
+    OrderSide,
+    Quantity,
+    TraderId,
+    Venue,
+)
+from nautilus_trader.persistence import ParquetDataCatalog
+from nautilus_trader.trading import Strategy, StrategyConfig
+
+from catalog.binance_vision import import_binance_vision
+from nautilus_app import paths
+from nautilus_app.backtest import run_backtest
+from nautilus_app.config import parse_config
+
+BAR_TYPE = "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"
+IID = "BTCUSDT.BINANCE"
+
+
+class PlainEMAConfig(StrategyConfig):
+    """Minimal config for the plain-engine EMA cross (the notes' ``__new__`` pattern)."""
+
+    def __new__(cls, *args: object, **kwargs: object) -> PlainEMAConfig:
+        return super().__new__(cls)
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__()
+
+
+class PlainEMACross(Strategy):
+    """EMA(10)/EMA(20) cross, long/flat, fixed 0.01 BTC: the least a Nautilus user would write."""
+
+    def __init__(self) -> None:
+        super().__init__(PlainEMAConfig())
+        self.iid = InstrumentId.from_str(IID)
+        self.bar_type = BarType.from_str(BAR_TYPE)
+        self.fast = ExponentialMovingAverage(10)
+        self.slow = ExponentialMovingAverage(20)
+        self.prev: float | None = None
+        self.qty = Quantity.from_str("0.01000")
+
+    def on_start(self) -> None:
+        self.register_indicator_for_bars(self.bar_type, self.fast)
+        self.register_indicator_for_bars(self.bar_type, self.slow)
+        self.subscribe_bars(self.bar_type)
+
+    def on_bar(self, bar) -> None:  # noqa: ANN001
+        if not self.slow.initialized:
+            return
+        diff = self.fast.value - self.slow.value
+        if self.prev is not None:
+            if self.prev <= 0.0 < diff and self.portfolio.is_flat(self.iid):
+                self.submit_order(self.order_factory.market(self.iid, OrderSide.BUY, self.qty))
+            elif self.prev >= 0.0 > diff and self.portfolio.is_net_long(self.iid):
+                self.close_all_positions(self.iid)
+        self.prev = diff
+
+    def on_stop(self) -> None:
+        self.close_all_positions(self.iid)
+
+
+def run_plain(catalog: ParquetDataCatalog) -> dict:
+    t0 = time.perf_counter()
+    instrument = catalog.instruments(instrument_ids=[IID])[0]
+    bars = catalog.query_bars([BAR_TYPE])
+    engine = BacktestEngine(BacktestEngineConfig(
+        trader_id=TraderId("PLAIN-001"), logging=LoggerConfig(stdout_level=LogLevel.WARNING)))
+    engine.add_venue(
+        Venue("BINANCE"), OmsType.NETTING, AccountType.CASH, [Money(100_000, Currency.from_str("USDT"))],
+        fee_model=MakerTakerFeeModel(Decimal("0.001"), Decimal("0.001")),
+    )
+    engine.add_instrument(instrument)
+    engine.add_data(bars)
+    engine.add_strategy(PlainEMACross())
+    t1 = time.perf_counter()
+    engine.run()
+    t2 = time.perf_counter()
+    result = engine.get_result()
+    engine.dispose()
+    return {"bars": len(bars), "orders": result.total_orders, "engine_seconds": t2 - t1, "total_seconds": t2 - t0}
+
+
+def run_ours(catalog_path: Path, results_root: Path) -> dict:
+    cfg = parse_config({
+        "name": "bench_ema_cross",
+        "catalog": str(catalog_path),
+        "bar_types": [BAR_TYPE],
+        "venues": [{"name": "BINANCE", "account_type": "CASH", "starting_balances": ["100000 USDT"]}],
+        "strategies": [{"name": "ema_cross", "params": {
+            "instrument_id": IID, "bar_type": BAR_TYPE, "fast_period": 10, "slow_period": 20,
+            "position_fraction": 0.2}}],
+    }, source="bench")
+    outcome = run_backtest(cfg, results_root=results_root, progress=False)
+    return {"bars": outcome.iterations, "orders": outcome.orders, "engine_seconds": outcome.engine_seconds,
+            "total_seconds": outcome.total_seconds}
+
+
+def main() -> int:
+    catalog_path = paths.default_catalog_path()
+    catalog_path.mkdir(parents=True, exist_ok=True)
+    base_url = os.environ.get("BINANCE_VISION_URL") or str(paths.shared_data_dir() / "binance-vision")
+    t0 = time.perf_counter()
+    report = import_binance_vision(catalog_path, base_url=base_url, market="spot", symbols=("BTCUSDT",),
+                                   interval="1m", kinds=("klines",))
+    import_seconds = time.perf_counter() - t0
+    print(f"import: {report}", file=sys.stderr)
+    catalog = ParquetDataCatalog(str(catalog_path))
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = run_plain(catalog)
+        ours = run_ours(catalog_path, Path(tmp))
+    if ours["bars"] != plain["bars"]:
+        raise SystemExit(f"bar counts differ: ours {ours['bars']} vs plain {plain['bars']}")
+    ours_bps = ours["bars"] / ours["engine_seconds"]
+    plain_bps = plain["bars"] / plain["engine_seconds"]
+    print(json.dumps({
+        "benchmark": "backtest_throughput",
+        "bars": ours["bars"],
+        "import_seconds": round(import_seconds, 2),
+        "ours": {"orders": ours["orders"], "engine_seconds": round(ours["engine_seconds"], 3),
+                 "total_seconds": round(ours["total_seconds"], 3), "bars_per_s": round(ours_bps)},
+        "plain": {"orders": plain["orders"], "engine_seconds": round(plain["engine_seconds"], 3),
+                  "total_seconds": round(plain["total_seconds"], 3), "bars_per_s": round(plain_bps)},
+        "engine_ratio": round(ours_bps / plain_bps, 3),
+        "end_to_end_ratio": round(plain["total_seconds"] / ours["total_seconds"], 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,328 @@
+"""Shared config and plumbing for the bar strategies in this package.
+
+Config pattern (nautilus 2.0.0rc7 trap)
+---------------------------------------
+``StrategyConfig`` is a pyo3 class that validates keyword arguments in ``__new__``. A subclass
+that only declares class attributes silently ignores its own kwargs (``Cfg(fast=5).fast == 10``).
+``BarStrategyConfig.__new__`` therefore removes every keyword declared by the ``__init__`` of
+the config class hierarchy (introspected once per class) and hands only the base fields
+(``strategy_id``, ``order_id_tag``, ``oms_type``, ...) to the pyo3 base; ``__init__`` stores the
+own fields. The pyo3 base itself accepts *any* extra keyword (``**_kwargs``) without a word, so
+``__new__`` raises ``TypeError`` for keywords that are neither own nor base fields (typos are loud).
+``strategy_id`` may be given as a string (``"EMACross-001"``) for JSON configs.
+Two instances on one trader need distinct ``order_id_tag`` values (or strategy ids whose tag
+suffixes differ: ``A-001`` and ``B-001`` clash).
+
+Bar handling (all strategies)
+-----------------------------
+``on_bar`` (closed bars only; bars are stamped at their close) does, in order:
+
+1. gap rule: if ``bar.ts_event - previous bar.ts_event > max_gap_bars x bar interval``, every
+   indicator is reset (and the strategy's own signal memory via ``on_gap``); open positions are
+   kept. With 1-minute bars and the default ``max_gap_bars=60`` any hole longer than one hour
+   (exchange maintenance, the months between data windows) restarts the warm-up.
+2. every indicator in ``self.indicators`` is updated by hand with the bar (they are *not*
+   registered with ``register_indicator_for_bars``, so step 1 can reset them before the update).
+3. ``on_signal_bar(bar, side)`` of the concrete strategy updates its signal state and decides.
+   While an order of this strategy is still in flight/open (only possible when a latency model
+   is configured) ``enter``/``exit_position`` submit nothing (``trading_blocked``), so a signal
+   on such a bar is dropped rather than doubled.
+
+Fill timing (nautilus default bar execution, no latency model)
+-------------------------------------------------------------
+A market order submitted in ``on_bar(bar N)`` fills at **bar N's close price, with timestamp =
+bar N's ts (its close time)**. The bar-execution book holds about volume/4 per price level, so an
+order larger than that walks up/down in price-increment steps. With a ``StaticLatencyModel``
+the fill moves to a later bar's close instead.
+
+Stop
+----
+With ``close_positions_on_stop=True`` (default) ``on_stop`` cancels this strategy's open orders
+and closes its positions at market; in a backtest that close fills at the last bar's close.
+"""
+
+from __future__ import annotations
+
+import inspect
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from nautilus_trader.model import (
+    BarType,
+    CurrencyPair,
+    InstrumentId,
+    OrderSide,
+    PositionSide,
+    StrategyId,
+    TimeInForce,
+)
+from nautilus_trader.trading import Strategy, StrategyConfig
+
+from strategies.sizing import account_equity, entry_quantity
+
+_BASE_FIELDS_CACHE: dict[type, frozenset[str]] = {}
+
+
+def _nautilus_base_fields() -> frozenset[str]:
+    """Named parameters of the pyo3 ``StrategyConfig`` (it also swallows any ``**_kwargs``)."""
+    try:
+        params = inspect.signature(StrategyConfig).parameters.values()
+        return frozenset(p.name for p in params if p.kind != p.VAR_KEYWORD)
+    except (TypeError, ValueError):  # pragma: no cover - signature not exposed
+        return frozenset({"strategy_id", "order_id_tag", "oms_type", "external_order_instrument_ids"})
+
+
+NAUTILUS_BASE_FIELDS = _nautilus_base_fields()
+
+
+def _own_fields(cls: type) -> frozenset[str]:
+    """Keyword names declared by the ``__init__`` of every BarStrategyConfig class in the MRO."""
+    cached = _BASE_FIELDS_CACHE.get(cls)
+    if cached is not None:
+        return cached
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if not (isinstance(klass, type) and issubclass(klass, BarStrategyConfig)):
+            continue
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self":
+                names.add(p.name)
+    result = frozenset(names)
+    _BASE_FIELDS_CACHE[cls] = result
+    return result
+
+
+class BarStrategyConfig(StrategyConfig):
+    """Fields shared by all strategies of this package (all JSON-able).
+
+    Parameters
+    ----------
+    instrument_id: e.g. ``"BTCUSDT.BINANCE"`` (spot) or ``"BTCUSDT-PERP.BINANCE_USDM"``.
+    bar_type: e.g. ``"BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"``; must belong to ``instrument_id``.
+    position_fraction: notional of each entry as a fraction of account equity in the
+        quote/settlement currency (0.20 = 20 %). Must be in (0, 10].
+    allow_short: open short positions on sell signals. Ignored (with a warning) on CASH accounts.
+    max_gap_bars: reset all indicators when two consecutive bars are more than this many bar
+        intervals apart (default 60, i.e. 1 hour of 1m bars). 0 disables the rule.
+    close_positions_on_stop: cancel open orders and close positions at market in ``on_stop``.
+    fee_headroom: CASH accounts only: fraction of the order notional kept free in the quote
+        balance for the fee and fill-price drift (default 0.002 = 0.2 %, Binance spot taker is 0.1 %).
+    **base: ``strategy_id`` (str or StrategyId), ``order_id_tag`` (str), ``oms_type`` ... passed
+        to nautilus ``StrategyConfig``.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> BarStrategyConfig:
+        own = _own_fields(cls)
+        base = {k: v for k, v in kwargs.items() if k not in own}
+        unknown = sorted(k for k in base if k not in NAUTILUS_BASE_FIELDS)
+        if unknown:
+            raise TypeError(f"{cls.__name__}: unknown config field(s) {unknown}")
+        sid = base.get("strategy_id")
+        if isinstance(sid, str):
+            base["strategy_id"] = StrategyId(sid)
+        return super().__new__(cls, *args, **base)
+
+    def __init__(
+        self,
+        *,
+        instrument_id: str,
+        bar_type: str,
+        position_fraction: float = 0.20,
+        allow_short: bool = False,
+        max_gap_bars: int = 60,
+        close_positions_on_stop: bool = True,
+        fee_headroom: float = 0.002,
+        **base: Any,
+    ) -> None:
+        super().__init__()
+        self.instrument_id: str = str(instrument_id)
+        self.bar_type: str = str(bar_type)
+        self.position_fraction: float = float(position_fraction)
+        self.allow_short: bool = bool(allow_short)
+        self.max_gap_bars: int = int(max_gap_bars)
+        self.close_positions_on_stop: bool = bool(close_positions_on_stop)
+        self.fee_headroom: float = float(fee_headroom)
+        iid = InstrumentId.from_str(self.instrument_id)
+        bt = BarType.from_str(self.bar_type)
+        if bt.instrument_id != iid:
+            raise ValueError(f"bar_type {self.bar_type!r} is not for instrument {self.instrument_id!r}")
+        if not 0.0 < self.position_fraction <= 10.0:
+            raise ValueError(f"position_fraction must be in (0, 10], was {self.position_fraction}")
+        if self.max_gap_bars < 0:
+            raise ValueError(f"max_gap_bars must be >= 0, was {self.max_gap_bars}")
+        if not 0.0 <= self.fee_headroom < 1.0:
+            raise ValueError(f"fee_headroom must be in [0, 1), was {self.fee_headroom}")
+
+    def params(self) -> dict[str, Any]:
+        """The package-level fields as a plain dict (for logs and result metadata)."""
+        return {k: getattr(self, k) for k in sorted(_own_fields(type(self)))}
+
+    @staticmethod
+    def _positive_int(name: str, value: Any) -> int:
+        v = int(value)
+        if v < 1:
+            raise ValueError(f"{name} must be >= 1, was {value}")
+        return v
+
+
+class BarStrategy(Strategy):
+    """Base class: bar subscription, gap reset, position queries, sizing and stop handling.
+
+    Subclasses fill ``self.indicators`` in ``__init__`` and implement ``on_signal_bar``.
+    """
+
+    indicators: list[Any]
+    _NAME: ClassVar[str] = "BarStrategy"
+
+    def __init__(self, config: BarStrategyConfig) -> None:
+        super().__init__(config)
+        self.instrument_id = InstrumentId.from_str(config.instrument_id)
+        self.bar_type = BarType.from_str(config.bar_type)
+        self.venue = self.instrument_id.venue
+        self.position_fraction = config.position_fraction
+        self.allow_short = config.allow_short
+        self.indicators = []
+        self.instrument: Any = None
+        self.is_cash = False
+        self.bar_index = -1  # 0-based index of the current bar (bars received)
+        self.entry_bar_index: int | None = None  # bar on which the current entry was submitted
+        self.last_exit_bar_index: int | None = None
+        self._last_ts: int | None = None
+        self.trading_blocked = False
+        spec = self.bar_type.spec
+        self._interval_ns = spec.get_interval_ns() if spec.is_time_aggregated() else 0
+        self._max_gap_ns = self._interval_ns * config.max_gap_bars if config.max_gap_bars > 0 else 0
+        self.gap_resets = 0
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    def on_start(self) -> None:
+        self.instrument = self.cache.instrument(self.instrument_id)
+        if self.instrument is None:
+            self.log.error(f"instrument {self.instrument_id} not in cache; strategy does nothing")
+            return
+        if getattr(self.instrument, "is_inverse", False):
+            self.log.error("inverse instruments are not supported by the sizing helper")
+            return
+        # One call only: account() copies the account event history (O(history) per call).
+        account = self.portfolio.account(self.venue)
+        if account is not None:
+            self.is_cash = bool(account.is_cash_account())
+        else:
+            self.is_cash = isinstance(self.instrument, CurrencyPair)
+        if self.is_cash and self.allow_short:
+            self.log.warning("allow_short=True ignored on a CASH account (long/flat only)")
+            self.allow_short = False
+        self.subscribe_bars(self.bar_type)
+
+    def on_stop(self) -> None:
+        if not self.config.close_positions_on_stop:
+            return
+        self.cancel_all_orders(self.instrument_id)
+        if self.position_side() != PositionSide.FLAT:
+            self.close_all_positions(self.instrument_id)
+
+    def on_reset(self) -> None:
+        for ind in self.indicators:
+            ind.reset()
+        self.bar_index = -1
+        self.entry_bar_index = None
+        self.last_exit_bar_index = None
+        self._last_ts = None
+        self.gap_resets = 0
+        self.on_gap()
+
+    # ---- bars ----------------------------------------------------------------------------
+    def on_bar(self, bar: Any) -> None:
+        if bar.bar_type != self.bar_type or self.instrument is None:
+            return
+        self.bar_index += 1
+        ts = bar.ts_event
+        if self._last_ts is not None and self._max_gap_ns and ts - self._last_ts > self._max_gap_ns:
+            self.gap_resets += 1
+            for ind in self.indicators:
+                ind.reset()
+            self.on_gap()
+        self._last_ts = ts
+        for ind in self.indicators:
+            ind.handle_bar(bar)
+        self.trading_blocked = self.has_pending_orders()
+        side = self.position_side()
+        if side == PositionSide.FLAT and not self.trading_blocked:
+            self.entry_bar_index = None
+        self.on_signal_bar(bar, side)
+
+    def on_signal_bar(self, bar: Any, side: PositionSide) -> None:  # pragma: no cover - abstract
+        """Strategy decision on a closed bar; ``side`` is this strategy's current position side."""
+        raise NotImplementedError
+
+    def on_gap(self) -> None:
+        """Hook: clear the strategy's own signal memory (called after indicator resets)."""
+
+    # ---- helpers -------------------------------------------------------------------------
+    def has_pending_orders(self) -> bool:
+        """True while an order of this strategy for the instrument is in flight or resting."""
+        c = self.cache
+        return (
+            c.orders_inflight_count(instrument_id=self.instrument_id, strategy_id=self.strategy_id) > 0
+            or c.orders_open_count(instrument_id=self.instrument_id, strategy_id=self.strategy_id) > 0
+        )
+
+    def net_quantity(self) -> Decimal:
+        """Signed open quantity of this strategy in the instrument (base units; short < 0)."""
+        total = Decimal(0)
+        for p in self.cache.positions_open(instrument_id=self.instrument_id, strategy_id=self.strategy_id):
+            total += Decimal(str(p.signed_qty))
+        return total
+
+    def position_side(self) -> PositionSide:
+        q = self.net_quantity()
+        if q > 0:
+            return PositionSide.LONG
+        if q < 0:
+            return PositionSide.SHORT
+        return PositionSide.FLAT
+
+    def bars_held(self) -> int:
+        """Bars since the entry order was submitted (0 on the entry bar)."""
+        if self.entry_bar_index is None:
+            return 0
+        return self.bar_index - self.entry_bar_index
+
+    def enter(self, side: OrderSide, bar: Any, fraction: float | None = None) -> bool:
+        """Submit a market entry worth ``fraction`` (default ``position_fraction``) of equity.
+
+        Returns False (debug log) when the size is below the instrument minimums.
+        """
+        if self.trading_blocked or (side == OrderSide.SELL and not self.allow_short):
+            return False
+        frac = self.position_fraction if fraction is None else fraction
+        equity, quote = account_equity(self.portfolio, self.venue, self.instrument, bar.close, self.is_cash)
+        cash_cap = quote if (self.is_cash and side == OrderSide.BUY) else None
+        res = entry_quantity(
+            self.instrument,
+            equity,
+            frac,
+            bar.close,
+            quote_available=cash_cap,
+            fee_headroom=self.config.fee_headroom,
+        )
+        if res.quantity is None:
+            self.log.debug(f"entry {side} skipped: {res.reason}")
+            return False
+        order = self.order_factory.market(
+            self.instrument_id, side, res.quantity, time_in_force=TimeInForce.GTC
+        )
+        self.submit_order(order)
+        self.entry_bar_index = self.bar_index
+        return True
+
+    def exit_position(self, tag: str) -> None:
+        """Close this strategy's open position(s) in the instrument at market."""
+        if self.trading_blocked:
+            return
+        self.close_all_positions(self.instrument_id, tags=[tag])
+        self.entry_bar_index = None
+        self.last_exit_bar_index = self.bar_index

@@ -1,0 +1,88 @@
+"""EMA crossover: long on a fast-over-slow cross, flat (or short) on the opposite cross.
+
+Import paths for ``ImportableStrategyConfig``::
+
+    strategy_path="strategies.ema_cross:EMACross", config_path="strategies.ema_cross:EMACrossConfig"
+
+Indicators: nautilus ``ExponentialMovingAverage(fast_period)`` and ``(slow_period)`` on bar
+closes. Nautilus seeds an EMA(n) with the simple mean of its first n closes (value 0.0 and
+``initialized=False`` before that), then ``ema = alpha*close + (1-alpha)*ema`` with
+``alpha = 2/(n+1)``. (pandas ``ewm(span=n, adjust=False)`` seeds with the first close instead,
+so an independent reference must seed with the SMA of the first n closes.)
+
+Crossover rule (evaluated on every closed bar)
+----------------------------------------------
+``d_t = fast_t - slow_t``, defined only on bars where both EMAs are initialized (i.e. from the
+``slow_period``-th bar after the start or after the last gap reset). With ``d_prev`` the value on
+the immediately preceding bar (``None`` on the first bar after warm-up or a reset):
+
+* **up-cross** on bar t:   ``d_prev <= 0 and d_t > 0``  -> close a short (if any), then buy
+  (if not already long);
+* **down-cross** on bar t: ``d_prev >= 0 and d_t < 0``  -> close a long (if any), then sell
+  short if ``allow_short`` (never on CASH/spot accounts).
+
+No trade happens at warm-up merely because fast > slow; only crossings trade. Gap rule: if two
+consecutive bars are more than ``max_gap_bars`` bar intervals apart, both EMAs and ``d_prev`` are
+reset before the new bar is processed (positions are kept; see ``strategies.base``).
+
+Fill: a market order decided on bar N fills at bar N's close, timestamp = bar N's close time
+(nautilus default bar execution, no latency model). Entry size: ``position_fraction`` x equity /
+close, rounded down to the size increment (``strategies.sizing``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nautilus_trader.indicators import ExponentialMovingAverage
+from nautilus_trader.model import OrderSide, PositionSide
+
+from strategies.base import BarStrategy, BarStrategyConfig
+
+
+class EMACrossConfig(BarStrategyConfig):
+    """EMA cross config. ``fast_period`` / ``slow_period``: EMA lengths in bars (fast < slow).
+
+    See :class:`strategies.base.BarStrategyConfig` for the shared fields.
+    """
+
+    def __init__(self, *, fast_period: int = 10, slow_period: int = 20, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fast_period: int = self._positive_int("fast_period", fast_period)
+        self.slow_period: int = self._positive_int("slow_period", slow_period)
+        if self.fast_period >= self.slow_period:
+            raise ValueError(f"fast_period ({fast_period}) must be < slow_period ({slow_period})")
+
+
+class EMACross(BarStrategy):
+    """Long on EMA up-cross; exit (and short if allowed) on down-cross."""
+
+    def __init__(self, config: EMACrossConfig) -> None:
+        super().__init__(config)
+        self.fast = ExponentialMovingAverage(config.fast_period)
+        self.slow = ExponentialMovingAverage(config.slow_period)
+        self.indicators = [self.fast, self.slow]
+        self.prev_diff: float | None = None
+
+    def on_gap(self) -> None:
+        self.prev_diff = None
+
+    def on_signal_bar(self, bar: Any, side: PositionSide) -> None:
+        if not (self.fast.initialized and self.slow.initialized):
+            self.prev_diff = None
+            return
+        diff = self.fast.value - self.slow.value
+        prev = self.prev_diff
+        self.prev_diff = diff
+        if prev is None:
+            return
+        if prev <= 0.0 < diff:  # up-cross
+            if side == PositionSide.SHORT:
+                self.exit_position("EMA_UP_CROSS")
+            if side != PositionSide.LONG:
+                self.enter(OrderSide.BUY, bar)
+        elif prev >= 0.0 > diff:  # down-cross
+            if side == PositionSide.LONG:
+                self.exit_position("EMA_DOWN_CROSS")
+            if side != PositionSide.SHORT and self.allow_short:
+                self.enter(OrderSide.SELL, bar)

@@ -1,0 +1,133 @@
+"""Trend following: MA alignment + ADX strength, with an ATR volatility veto and a max hold.
+
+Import paths for ``ImportableStrategyConfig``::
+
+    strategy_path="strategies.trend_following:TrendFollowing",
+    config_path="strategies.trend_following:TrendFollowingConfig"
+
+Indicators (all on closed bars, updated in this order before the decision):
+
+* ``fast``  = nautilus ``SimpleMovingAverage(ma_fast)`` of closes (default 20 bars);
+* ``slow``  = nautilus ``SimpleMovingAverage(ma_slow)`` of closes (default 50 bars);
+* ``adx``   = :class:`strategies.indicators.AverageDirectionalIndex` (Wilder, default 14 bars,
+  0..100 scale, available after 2 x period bars);
+* ``atr``   = nautilus ``AverageTrueRange(atr_period)`` (default 14; Wilder smoothing seeded with
+  the mean of the first n true ranges, first TR = high - low; price units, e.g. USDT);
+* ``atr_mean`` = nautilus ``SimpleMovingAverage(atr_mean_period)`` (default 20) fed with the ATR
+  value of every bar on which the ATR is initialized (so it includes the current bar's ATR).
+
+Rules on bar t (all indicators initialized, this strategy flat):
+
+* long entry:  ``fast > slow`` and ``close > fast`` and ``close > slow`` and
+  ``adx > adx_threshold`` and ``atr <= atr_critical_mult x atr_mean``;
+* short entry (only if ``allow_short``; never on CASH accounts): ``fast < slow`` and
+  ``close < fast`` and ``close < slow`` and the same ADX and ATR conditions.
+
+Exits (checked first; no new entry on the bar of an exit):
+
+* long exits when ``fast < slow`` (MA cross back) or after ``max_hold_bars`` bars,
+* short exits when ``fast > slow`` or after ``max_hold_bars`` bars;
+  "after k bars" = the exit order is submitted on the bar whose index is entry bar + k, i.e. the
+  position is held exactly ``max_hold_bars`` bar intervals (bars received, gaps not counted).
+
+Gap rule: see ``strategies.base`` (all indicators including ``atr_mean`` reset when consecutive
+bars are more than ``max_gap_bars`` intervals apart). Fill: a market order decided on bar N
+fills at bar N's close, timestamp = bar N's close time (default bar execution, no latency).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nautilus_trader.indicators import AverageTrueRange, SimpleMovingAverage
+from nautilus_trader.model import OrderSide, PositionSide
+
+from strategies.base import BarStrategy, BarStrategyConfig
+from strategies.indicators import AverageDirectionalIndex
+
+
+class TrendFollowingConfig(BarStrategyConfig):
+    """Trend-following config.
+
+    Parameters (bars unless stated)
+    -------------------------------
+    ma_fast / ma_slow: SMA lengths (ma_fast < ma_slow), default 20 / 50.
+    adx_period: ADX length, default 14. adx_threshold: minimum ADX (0..100 scale), default 25.
+    atr_period: ATR length, default 14. atr_mean_period: length of the ATR average, default 20.
+    atr_critical_mult: no entry when ATR > this multiple of its average, default 3.0.
+    max_hold_bars: forced exit after this many bars, default 200.
+    """
+
+    def __init__(
+        self,
+        *,
+        ma_fast: int = 20,
+        ma_slow: int = 50,
+        adx_period: int = 14,
+        adx_threshold: float = 25.0,
+        atr_period: int = 14,
+        atr_mean_period: int = 20,
+        atr_critical_mult: float = 3.0,
+        max_hold_bars: int = 200,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.ma_fast: int = self._positive_int("ma_fast", ma_fast)
+        self.ma_slow: int = self._positive_int("ma_slow", ma_slow)
+        self.adx_period: int = self._positive_int("adx_period", adx_period)
+        self.adx_threshold: float = float(adx_threshold)
+        self.atr_period: int = self._positive_int("atr_period", atr_period)
+        self.atr_mean_period: int = self._positive_int("atr_mean_period", atr_mean_period)
+        self.atr_critical_mult: float = float(atr_critical_mult)
+        self.max_hold_bars: int = self._positive_int("max_hold_bars", max_hold_bars)
+        if self.ma_fast >= self.ma_slow:
+            raise ValueError(f"ma_fast ({ma_fast}) must be < ma_slow ({ma_slow})")
+        if not 0.0 <= self.adx_threshold <= 100.0:
+            raise ValueError(f"adx_threshold is on a 0..100 scale, was {adx_threshold}")
+        if self.atr_critical_mult <= 0.0:
+            raise ValueError(f"atr_critical_mult must be > 0, was {atr_critical_mult}")
+
+
+class TrendFollowing(BarStrategy):
+    """SMA alignment + ADX filter + ATR spike veto; exits on MA cross back or max hold."""
+
+    def __init__(self, config: TrendFollowingConfig) -> None:
+        super().__init__(config)
+        self.fast = SimpleMovingAverage(config.ma_fast)
+        self.slow = SimpleMovingAverage(config.ma_slow)
+        self.adx = AverageDirectionalIndex(config.adx_period)
+        self.atr = AverageTrueRange(config.atr_period)
+        self.atr_mean = SimpleMovingAverage(config.atr_mean_period)
+        self.indicators = [self.fast, self.slow, self.adx, self.atr]
+
+    def on_gap(self) -> None:
+        self.atr_mean.reset()
+
+    def on_signal_bar(self, bar: Any, side: PositionSide) -> None:
+        cfg = self.config
+        if self.atr.initialized:
+            self.atr_mean.update_raw(self.atr.value)
+        ma_ready = self.fast.initialized and self.slow.initialized
+        fast, slow = self.fast.value, self.slow.value
+
+        if side != PositionSide.FLAT:
+            held = self.bars_held() if self.entry_bar_index is not None else 0
+            if self.entry_bar_index is not None and held >= cfg.max_hold_bars:
+                self.exit_position("MAX_HOLD")
+            elif ma_ready and side == PositionSide.LONG and fast < slow:
+                self.exit_position("MA_CROSS_BACK")
+            elif ma_ready and side == PositionSide.SHORT and fast > slow:
+                self.exit_position("MA_CROSS_BACK")
+            return
+
+        if not (ma_ready and self.adx.initialized and self.atr_mean.initialized):
+            return
+        if self.adx.value <= cfg.adx_threshold:
+            return
+        if self.atr.value > cfg.atr_critical_mult * self.atr_mean.value:
+            return
+        close = bar.close.as_double()
+        if fast > slow and close > fast and close > slow:
+            self.enter(OrderSide.BUY, bar)
+        elif self.allow_short and fast < slow and close < fast and close < slow:
+            self.enter(OrderSide.SELL, bar)
