@@ -397,7 +397,8 @@ def import_binance_vision(
     root = ensure_catalog_root(catalog_path)
     report = ImportReport(source=base.base)
     mkt: ins.Market = "um" if market == "um" else "spot"
-    write_instruments(root, [ins.build_instrument(s, mkt) for s in symbols], report)
+    for s in symbols:
+        ins.get_spec(s, mkt)  # fail early on an unknown symbol
 
     for symbol in (s.upper() for s in symbols):
         spec = ins.get_spec(symbol, mkt)
@@ -430,6 +431,8 @@ def import_binance_vision(
                     validate_bars(t, where, lines, spec.mark_price_precision, 16)
                     t = _date_filter(t, d0, d1, mark_ns)
                     tables.append(pa.table({"ts": t["ts"], "value": t["close"]}))
+            # instrument first (idempotent), only once this symbol's files parsed cleanly
+            write_instruments(root, [ins.build_instrument(symbol, mkt)], report, count_once=True)
             if kind == "klines":
                 write_bars(root, ins.bar_type(symbol, mkt, interval), spec.price_precision,
                            spec.size_precision, step_ns, tables, report)

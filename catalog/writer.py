@@ -100,6 +100,9 @@ class ImportReport:
         """JSON-friendly dict."""
         return asdict(self)
 
+    def __str__(self) -> str:
+        return self.summary()
+
     def summary(self) -> str:
         """One line per data type and identifier, for CLIs."""
         lines = [f"import from {self.source}: {len(self.files_read)} source files in {self.seconds:.2f} s"]
@@ -417,9 +420,14 @@ def write_funding_rates(
         staging.close()
 
 
-def write_instruments(root: Path, instruments: list, report: ImportReport) -> None:
+def write_instruments(root: Path, instruments: list, report: ImportReport, count_once: bool = False) -> None:
     """Write instrument definitions (idempotent: an identical file is left alone, a changed
-    definition replaces the old file atomically and is reported as a warning)."""
+    definition replaces the old file atomically and is reported as a warning). With
+    ``count_once`` an instrument already handled in this ``report`` is not written again."""
+    if count_once:
+        instruments = [i for i in instruments if f"instruments/{i.id}" not in report.stats]
+    if not instruments:
+        return
     staging = _Staging(root)
     try:
         cat = staging.catalog()

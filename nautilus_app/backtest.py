@@ -120,8 +120,11 @@ def plan_data(cfg: BacktestConfig) -> DataPlan:
     for iid in cfg.instrument_ids():
         if not InstrumentId.from_str(iid).symbol.value.endswith("-PERP"):
             continue
-        # Funding and mark rows are loaded over the bars' span only.
-        span = (start if start is not None else first_ns, (end if end is not None else last_ns + 1))
+        # Funding and mark rows over [start, end) of the config (the node otherwise runs on through
+        # every loaded row, settling funding after the last bar); a settlement exactly at `end` is
+        # outside the run, like the bar that opens at `end`.
+        span = (cfg.start_ns() if cfg.start is not None else first_ns,
+                cfg.end_ns() if cfg.end is not None else last_ns + 1)
         n_f, _, _ = row_stats(root, "funding", iid, *span)
         if n_f == 0:
             raise BacktestFailed(

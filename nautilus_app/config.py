@@ -271,8 +271,9 @@ def _check(cfg: BacktestConfig, source: str) -> None:
 def strategy_parameters(name: str) -> dict[str, Any]:
     """Parameter names and defaults of a registered strategy's config class.
 
-    Collected from the ``__init__`` signatures of the config class and its bases defined in the
-    ``strategies`` package (shared fields such as ``instrument_id`` live in a base class).
+    Collected from the ``__init__`` signatures of the config class and its Python bases (shared
+    fields such as ``instrument_id`` live in ``strategies.base.BarStrategyConfig``), stopping at
+    Nautilus's own ``StrategyConfig``.
     """
     from strategies import REGISTRY
 
@@ -280,7 +281,9 @@ def strategy_parameters(name: str) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for klass in config_cls.__mro__:
         init = klass.__dict__.get("__init__")
-        if init is None or not klass.__module__.startswith("strategies"):
+        if klass.__module__.startswith(("nautilus_trader", "builtins")):
+            break
+        if init is None:
             continue
         for p in inspect.signature(init).parameters.values():
             if p.name == "self" or p.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL):

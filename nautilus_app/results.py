@@ -162,8 +162,13 @@ def build_trades(positions: pd.DataFrame, funding: pd.DataFrame) -> pd.DataFrame
 
 def build_equity(
     cfg: BacktestConfig, fills: pd.DataFrame, funding: pd.DataFrame, closes: dict[str, pd.Series]
-) -> pd.Series:
+) -> tuple[pd.Series, float]:
     """Equity in USDT at every bar close of the run (see the module docstring for the identity).
+
+    Returns:
+        (equity series indexed by bar close time, starting equity in USDT = starting balances with
+        base-currency balances valued at their instrument's first close). The first sample already
+        includes fills on the first bar, so returns are measured from the starting equity.
 
     Args:
         cfg: Run config (starting balances; base-currency balances are valued at the instrument's close).
@@ -219,7 +224,8 @@ def build_equity(
             qty = qty + qcum.reindex(index, method="ffill").fillna(0.0).to_numpy()
         held = np.nan_to_num(qty * px)  # before an instrument's first bar it is not held
         equity += held
-    return pd.Series(equity, index=index, name="equity")
+    start_equity = start_cash + sum(q * float(closes[iid].iloc[0]) for iid, q in initial_qty.items())
+    return pd.Series(equity, index=index, name="equity"), start_equity
 
 
 def buy_and_hold(close: pd.Series, taker_fee: float) -> pd.Series:
@@ -295,7 +301,7 @@ def write_results(
     for bt in cfg.bar_types:
         iid = str(BarType.from_str(bt).instrument_id)
         closes.setdefault(iid, read_bar_closes(cfg, bt))
-    equity = build_equity(cfg, fills, funding, closes)
+    equity, start_equity = build_equity(cfg, fills, funding, closes)
     trades = build_trades(positions, funding)
 
     first_iid = str(BarType.from_str(cfg.bar_types[0]).instrument_id)
@@ -305,9 +311,9 @@ def write_results(
     funding_paid = -float(funding["amount"].sum()) if not funding.empty else 0.0  # paid > 0
     metrics = metrics_mod.compute_metrics(
         equity, trades, fees_paid=fees_paid, funding_paid=funding_paid,
-        buy_and_hold_return=float(bench.iloc[-1] - 1.0),
+        buy_and_hold_return=float(bench.iloc[-1] - 1.0), starting_equity=start_equity,
     )
-    equity_frame = pd.DataFrame({"equity": equity, "benchmark_equity": bench * float(equity.iloc[0])})
+    equity_frame = pd.DataFrame({"equity": equity, "benchmark_equity": bench * start_equity})
     equity_frame["drawdown"] = equity / equity.cummax() - 1.0
 
     stage = root / f".{run_id}.partial"
@@ -362,8 +368,8 @@ def _write_tearsheet(path: Path, result: Any, equity: pd.Series, bench: pd.Serie
     """
     from nautilus_trader.analysis.tearsheet import create_tearsheet_from_stats
 
-    daily = metrics_mod.daily_returns(equity)
-    bench_daily = metrics_mod.daily_returns(bench)
+    daily = metrics_mod.daily_returns(equity, starting_equity=metrics["starting_equity"])
+    bench_daily = metrics_mod.daily_returns(bench, starting_equity=1.0)
     stats_returns = {k: metrics[k] for k in ("sharpe", "sortino", "annual_volatility", "cagr", "max_drawdown",
                                               "calmar", "profit_factor", "win_rate") if k in metrics}
     create_tearsheet_from_stats(

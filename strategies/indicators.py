@@ -8,6 +8,7 @@ can reset them at data gaps first).
 
 Definition (Wilder 1978), period ``n`` (bars), using bar high/low/close as floats:
 
+* prices: the float nearest to the bar's decimal price (see ``_px``);
 * for each bar ``t >= 1`` (needs the previous bar):
   ``TR_t = max(high_t, close_{t-1}) - min(low_t, close_{t-1})``;
   ``up = high_t - high_{t-1}``, ``down = low_{t-1} - low_t``;
@@ -28,6 +29,18 @@ nautilus indicators do).
 from __future__ import annotations
 
 from typing import Any
+
+
+def _px(price: Any) -> float:
+    """The float nearest to a nautilus ``Price``'s decimal value.
+
+    In rc7 ``Price.as_double()`` is not correctly rounded: ``Price(28480.07, 2).as_double()``
+    returns ``28480.070000000003``. For ADX that matters, because +DM/-DM compare two price
+    differences (``up > down``) and exact ties (equal moves in whole ticks) are common on real
+    1m data: the 1-ulp noise would decide them at random. ``round(x, precision)`` restores the
+    float a CSV parser would produce, so ties are decided the same way as in pandas.
+    """
+    return round(price.as_double(), price.precision)
 
 
 class AverageDirectionalIndex:
@@ -68,8 +81,8 @@ class AverageDirectionalIndex:
         return self._n_dm >= self.period
 
     def handle_bar(self, bar: Any) -> None:
-        """Update from a nautilus ``Bar`` (uses high, low, close)."""
-        self.update_raw(bar.high.as_double(), bar.low.as_double(), bar.close.as_double())
+        """Update from a nautilus ``Bar`` (uses high, low, close; see ``_px``)."""
+        self.update_raw(_px(bar.high), _px(bar.low), _px(bar.close))
 
     def update_raw(self, high: float, low: float, close: float) -> None:
         """Update from raw high/low/close prices."""

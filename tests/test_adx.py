@@ -34,10 +34,7 @@ from nautilus_trader.trading import Strategy
 from nautilus_app.paths import shared_data_dir
 from strategies.indicators import AverageDirectionalIndex
 
-ZIP = (
-    shared_data_dir()
-    / "binance-vision/data/spot/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2023-04.zip"
-)
+ZIP = shared_data_dir() / "binance-vision/data/spot/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2023-04.zip"
 BAR_TYPE = BarType.from_str("BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL")
 COLS = ["open_time", "open", "high", "low", "close", "volume", "close_time"]
 
