@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,15 +53,22 @@ if TYPE_CHECKING:
     from nautilus_app.backtest import DataPlan
 
 QUOTE = "USDT"
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+_MONEY = re.compile(r"-?[0-9]+(\.[0-9]+)? [A-Z0-9]+")
 
 
 def read_bar_closes(cfg: BacktestConfig, bar_type: str) -> pd.Series:
     """Close prices (float) of one bar type in the run's range, indexed by bar close time (UTC)."""
     table = read_columns(cfg.catalog_path(), "bars", bar_type, ["ts_init", "close"], *cfg.bar_window_ns())
     ts = pc.cast(table.column("ts_init"), pa.int64()).to_numpy()
-    close = table.column("close").to_pandas().astype(float).to_numpy()
+    close = pc.cast(table.column("close"), pa.float64()).to_numpy()
     s = pd.Series(close, index=pd.to_datetime(ts, utc=True), name=bar_type)
     return s[~s.index.duplicated(keep="last")].sort_index()
+
+
+def _amount(money: object) -> float:
+    """``"12.5 USDT"`` (or a ``Money``) -> 12.5."""
+    return float(str(money).split(" ", 1)[0])
 
 
 def _money_amount(values: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -75,7 +83,8 @@ def normalise_report(df: pd.DataFrame) -> pd.DataFrame:
     """Make a Nautilus report DataFrame Parquet-friendly.
 
     Numeric strings become float64, ``Money`` strings (``"10.5 USDT"``) become an amount column plus a
-    ``<name>_currency`` column, lists/dicts become JSON strings; the index becomes a column.
+    ``<name>_currency`` column, lists/dicts become JSON strings; the index becomes a column. The kind
+    of each column is decided from its first non-null value (report columns are homogeneous).
     """
     out = df.reset_index()
     for col in list(out.columns):
@@ -86,19 +95,22 @@ def normalise_report(df: pd.DataFrame) -> pd.DataFrame:
         if non_null.empty:
             out[col] = s.astype("string")
             continue
-        if non_null.map(lambda v: isinstance(v, (list, dict, tuple))).any():
+        first = non_null.iloc[0]
+        if isinstance(first, (list, dict, tuple)):
             out[col] = s.map(lambda v: None if v is None else json.dumps(v, default=str))
             continue
-        as_str = non_null.astype(str)
-        numeric = pd.to_numeric(as_str, errors="coerce")
-        if numeric.notna().all():
-            out[col] = pd.to_numeric(s.astype(str), errors="coerce")
-            continue
-        if as_str.str.fullmatch(r"-?[0-9.]+ [A-Z0-9]+").all():
+        text = str(first)
+        if _NUMBER.fullmatch(text):
+            numeric = pd.to_numeric(s.astype(str), errors="coerce")
+            if numeric[s.notna()].notna().all():
+                out[col] = numeric
+                continue
+        elif _MONEY.fullmatch(text):
             amount, currency = _money_amount(s)
-            out[col] = amount
-            out[f"{col}_currency"] = currency
-            continue
+            if amount[s.notna()].notna().all():
+                out[col] = amount
+                out[f"{col}_currency"] = currency
+                continue
         out[col] = s.astype(str).where(s.notna(), None)
     return out
 
@@ -112,17 +124,17 @@ def funding_settlements(positions_raw: pd.DataFrame) -> pd.DataFrame:
     """
     rows: dict[str, dict[str, Any]] = {}
     if "adjustments" in positions_raw.columns:
-        for pos_id, row in positions_raw.iterrows():
-            for adj in row["adjustments"] or []:
+        with_adjustments = positions_raw[positions_raw["adjustments"].map(bool)]
+        for pos_id, row in with_adjustments.iterrows():
+            for adj in row["adjustments"]:
                 if str(adj.get("adjustment_type", "")).upper() != "FUNDING":
                     continue
-                amount, _ = _money_amount(pd.Series([adj.get("pnl_change")]))
                 key = str(adj.get("event_id") or adj.get("reason") or (pos_id, adj.get("ts_event")))
                 rows[key] = {
                     "ts": pd.Timestamp(int(adj["ts_event"]), unit="ns", tz="UTC"),
                     "instrument_id": str(row["instrument_id"]),
                     "position_id": str(pos_id),
-                    "amount": float(amount.iloc[0]),
+                    "amount": _amount(adj.get("pnl_change")),
                 }
     frame = pd.DataFrame(rows.values(), columns=["ts", "instrument_id", "position_id", "amount"])
     return frame.sort_values("ts").reset_index(drop=True)
@@ -141,7 +153,7 @@ def build_trades(positions: pd.DataFrame, funding: pd.DataFrame) -> pd.DataFrame
     closed = positions[positions["ts_closed"].notna()] if "ts_closed" in positions.columns else positions.iloc[0:0]
     if closed.empty:
         return pd.DataFrame(columns=cols)
-    fees = closed["commissions"].map(lambda v: sum(_money_amount(pd.Series(json.loads(v)))[0]) if v else 0.0)
+    fees = closed["commissions"].map(lambda v: sum(_amount(m) for m in json.loads(v)) if v else 0.0)
     funding_by_pos = funding.groupby("position_id")["amount"].sum() if not funding.empty else pd.Series(dtype=float)
     trades = pd.DataFrame({
         "instrument_id": closed["instrument_id"].astype(str),
@@ -180,7 +192,11 @@ def build_equity(
     Raises:
         ValueError: a balance or commission is in a currency that cannot be valued in USDT here.
     """
-    index = pd.DatetimeIndex(sorted(set().union(*[s.index for s in closes.values()])), name="ts")
+    series = list(closes.values())
+    index = series[0].index
+    for other in series[1:]:
+        index = index.union(other.index)
+    index = pd.DatetimeIndex(index, name="ts")
     equity = np.zeros(len(index))
     start_cash = 0.0
     initial_qty: dict[str, float] = {}
@@ -288,7 +304,8 @@ def write_results(
     fills = normalise_report(node.generate_fills_report(run_id))
     positions_raw = node.generate_positions_report(run_id)
     funding = funding_settlements(positions_raw)
-    positions = normalise_report(positions_raw)
+    # `events` repeats every fill of the position (fills.parquet has them once); `adjustments` -> funding.parquet
+    positions = normalise_report(positions_raw.drop(columns=["events", "adjustments"], errors="ignore"))
     accounts = []
     for v in cfg.venues:
         acc = node.generate_account_report(run_id, venue=Venue(v.name))

@@ -21,8 +21,9 @@ Bar handling (all strategies)
    indicator is reset (and the strategy's own signal memory via ``on_gap``); open positions are
    kept. With 1-minute bars and the default ``max_gap_bars=60`` any hole longer than one hour
    (exchange maintenance, the months between data windows) restarts the warm-up.
-2. every indicator in ``self.indicators`` is updated by hand with the bar (they are *not*
-   registered with ``register_indicator_for_bars``, so step 1 can reset them before the update).
+2. the indicators in ``self.indicators`` are registered with ``register_indicator_for_bars``, so
+   Nautilus updates them before ``on_bar`` runs (no Python call per indicator and bar); after a
+   gap they are reset and fed the current bar again by hand, so they restart from it.
 3. ``on_signal_bar(bar, side)`` of the concrete strategy updates its signal state and decides.
    While an order of this strategy is still in flight/open (only possible when a latency model
    is configured) ``enter``/``exit_position`` submit nothing (``trading_blocked``), so a signal
@@ -192,6 +193,11 @@ class BarStrategy(Strategy):
         self.last_exit_bar_index: int | None = None
         self._last_ts: int | None = None
         self.trading_blocked = False
+        # Order/position state is re-read from the cache only after something may have changed it
+        # (an order of ours was submitted or filled), not on every bar: the two cache queries cost
+        # about as much as the rest of on_bar (measured: 560k bars 6.9 s -> see README).
+        self._state_dirty = True
+        self._side = PositionSide.FLAT
         spec = self.bar_type.spec
         self._interval_ns = spec.get_interval_ns() if spec.is_time_aggregated() else 0
         self._max_gap_ns = self._interval_ns * config.max_gap_bars if config.max_gap_bars > 0 else 0
@@ -215,6 +221,8 @@ class BarStrategy(Strategy):
         if self.is_cash and self.allow_short:
             self.log.warning("allow_short=True ignored on a CASH account (long/flat only)")
             self.allow_short = False
+        for ind in self.indicators:
+            self.register_indicator_for_bars(self.bar_type, ind)
         self.subscribe_bars(self.bar_type)
 
     def on_stop(self) -> None:
@@ -224,6 +232,10 @@ class BarStrategy(Strategy):
         if self.position_side() != PositionSide.FLAT:
             self.close_all_positions(self.instrument_id)
 
+    def on_order_filled(self, event: Any) -> None:
+        """Any fill of ours (including liquidations by the venue) changes the position."""
+        self._state_dirty = True
+
     def on_reset(self) -> None:
         for ind in self.indicators:
             ind.reset()
@@ -232,24 +244,30 @@ class BarStrategy(Strategy):
         self.last_exit_bar_index = None
         self._last_ts = None
         self.gap_resets = 0
+        self._state_dirty = True
         self.on_gap()
 
     # ---- bars ----------------------------------------------------------------------------
     def on_bar(self, bar: Any) -> None:
-        if bar.bar_type != self.bar_type or self.instrument is None:
+        # Only bars of self.bar_type arrive here: it is the strategy's one bar subscription.
+        if self.instrument is None:
             return
         self.bar_index += 1
         ts = bar.ts_event
         if self._last_ts is not None and self._max_gap_ns and ts - self._last_ts > self._max_gap_ns:
+            # Nautilus already fed this bar to the registered indicators: restart them from it.
             self.gap_resets += 1
             for ind in self.indicators:
                 ind.reset()
+                ind.handle_bar(bar)
             self.on_gap()
         self._last_ts = ts
-        for ind in self.indicators:
-            ind.handle_bar(bar)
-        self.trading_blocked = self.has_pending_orders()
-        side = self.position_side()
+        if self._state_dirty:
+            self.trading_blocked = self.has_pending_orders()
+            self._side = self.position_side()
+            # stay dirty while an order is in flight: its fill may arrive before the next bar
+            self._state_dirty = self.trading_blocked
+        side = self._side
         if side == PositionSide.FLAT and not self.trading_blocked:
             self.entry_bar_index = None
         self.on_signal_bar(bar, side)
@@ -316,6 +334,7 @@ class BarStrategy(Strategy):
             self.instrument_id, side, res.quantity, time_in_force=TimeInForce.GTC
         )
         self.submit_order(order)
+        self._state_dirty = True
         self.entry_bar_index = self.bar_index
         return True
 
@@ -324,5 +343,6 @@ class BarStrategy(Strategy):
         if self.trading_blocked:
             return
         self.close_all_positions(self.instrument_id, tags=[tag])
+        self._state_dirty = True
         self.entry_bar_index = None
         self.last_exit_bar_index = self.bar_index
