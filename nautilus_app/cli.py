@@ -75,7 +75,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 def cmd_import_binance_vision(args: argparse.Namespace) -> int:
     from catalog.binance_vision import import_binance_vision
-
     from catalog.errors import DataImportError
 
     try:
@@ -91,9 +90,8 @@ def cmd_import_binance_vision(args: argparse.Namespace) -> int:
 
 
 def cmd_import_freqtrade(args: argparse.Namespace) -> int:
-    from catalog.freqtrade import import_freqtrade
-
     from catalog.errors import DataImportError
+    from catalog.freqtrade import import_freqtrade
 
     try:
         report = import_freqtrade(
