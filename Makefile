@@ -41,3 +41,17 @@ bench: demo-data
 
 clean:
 	rm -rf $(VENV) results catalog/store .pytest_cache .ruff_cache
+
+# Results app + JSON API on http://127.0.0.1:8050 (docs/dash.md); HOST/PORT override.
+.PHONY: dash bench-dash
+dash: install
+	$(PY) -m nautilus_app dash --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8050)
+
+# Detail-page time-to-usable of a SYNTHETIC 5-year 1m run in headless Chromium (one JSON line).
+bench-dash: install
+	$(PY) scripts/bench/dash_detail_page.py
+
+.PHONY: bench-sweep
+# Sweep scaling (1 vs 2 worker processes vs local Ray) on one month of real 1m bars; prints one JSON line.
+bench-sweep: install
+	$(PY) scripts/bench/sweep_scaling.py

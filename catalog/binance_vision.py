@@ -6,6 +6,7 @@ Supported archives (one CSV per zip, optional ``.CHECKSUM`` sidecar ``"<sha256> 
     data/futures/um/{monthly,daily}/klines/BTCUSDT/1m/...
     data/futures/um/{monthly,daily}/markPriceKlines/BTCUSDT/1h/BTCUSDT-1h-2023-07.zip
     data/futures/um/monthly/fundingRate/BTCUSDT/BTCUSDT-fundingRate-2023-07.zip
+    data/{spot,futures/um}/{monthly,daily}/aggTrades/BTCUSDT/BTCUSDT-aggTrades-2023-08-01.zip
 
 Kline CSV: 12 columns ``open_time, open, high, low, close, volume, close_time, quote_volume,
 count, taker_buy_volume, taker_buy_quote_volume, ignore``, with or without a header row. Times
@@ -46,29 +47,40 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from catalog.common import (
     DEC,
     bar_table,
     check_increasing,
+    check_precision,
     epoch_to_ns,
     snap_funding_times,
     validate_bars,
 )
 from catalog.errors import DataImportError
 from catalog.store import ensure_catalog_root
-from catalog.writer import ImportReport, write_bars, write_funding_rates, write_instruments, write_mark_prices
+from catalog.writer import (
+    ImportReport,
+    write_bars,
+    write_funding_rates,
+    write_instruments,
+    write_mark_prices,
+    write_trades,
+)
 from nautilus_app import instruments as ins
 from nautilus_app.paths import binance_vision_url
 
-KINDS = ("klines", "fundingRate", "markPriceKlines")
+KINDS = ("klines", "fundingRate", "markPriceKlines", "aggTrades")
 KLINE_COLUMNS = (
     "open_time", "open", "high", "low", "close", "volume", "close_time",
     "quote_volume", "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore",
 )
 _USED = ("open_time", "open", "high", "low", "close", "volume", "close_time")
 FUNDING_COLUMNS = ("calc_time", "funding_interval_hours", "last_funding_rate")
+AGGTRADE_COLUMNS = ("agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id", "transact_time",
+                    "is_buyer_maker", "is_best_match")
 DateLike = dt.date | str | None
 
 
@@ -146,6 +158,9 @@ def _select(
     if kind == "fundingRate":
         monthly_dir, daily_dir = f"{pre}/monthly/fundingRate/{symbol}", None
         stem = f"{symbol}-fundingRate-"
+    elif kind == "aggTrades":
+        monthly_dir, daily_dir = f"{pre}/monthly/aggTrades/{symbol}", f"{pre}/daily/aggTrades/{symbol}"
+        stem = f"{symbol}-aggTrades-"
     else:
         monthly_dir = f"{pre}/monthly/{kind}/{symbol}/{interval}"
         daily_dir = f"{pre}/daily/{kind}/{symbol}/{interval}"
@@ -337,6 +352,55 @@ def parse_funding_csv(data: bytes, where: str) -> tuple[pa.Table, np.ndarray]:
                      "hint_minutes": pa.array(hints, pa.int64())}), ln
 
 
+def parse_aggtrades_csv(data: bytes, where: str) -> tuple[pa.Table, np.ndarray]:
+    """Parse an aggTrades CSV (spot: 8 columns, no header; futures/um: 7 columns with a header)
+    into ``(table, lines)``: ``ts`` (int64 ns, ``transact_time``), ``price``, ``size``
+    (decimal128(38, 16)), ``buyer_maker`` (bool: the buyer was the maker, i.e. the aggressor
+    SOLD), ``trade_id`` (int64 aggregate trade id). Checks numbers, timestamp units, ids strictly
+    increasing and times non-decreasing (several trades share a millisecond)."""
+    header = _has_header(data)
+    first_line = data.lstrip().split(b"\n", 1)[0]
+    ncols = first_line.count(b",") + 1
+    if ncols not in (7, 8):
+        raise DataImportError(where, f"expected 7 or 8 aggTrades columns, got {ncols}", 1)
+    names = list(AGGTRADE_COLUMNS[:ncols])
+    try:
+        t = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0),
+            convert_options=pacsv.ConvertOptions(
+                column_types={"agg_trade_id": pa.int64(), "price": DEC, "quantity": DEC, "transact_time": pa.int64(),
+                              "is_buyer_maker": pa.bool_()},
+                include_columns=["agg_trade_id", "price", "quantity", "transact_time", "is_buyer_maker"],
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise _diagnose_csv(data, where, names, {"agg_trade_id", "first_trade_id", "last_trade_id", "transact_time"},
+                            {"price", "quantity"}, header, str(e)) from e
+    lines = np.arange(t.num_rows, dtype=np.int64) + 1 + int(header)
+    ts = epoch_to_ns(t["transact_time"].to_numpy(), where, lines) if t.num_rows else np.array([], np.int64)
+    ids = t["agg_trade_id"].to_numpy()
+    if ts.size > 1:
+        bad = np.flatnonzero(np.diff(ts) < 0)
+        if bad.size:
+            i = int(bad[0]) + 1
+            raise DataImportError(where, f"transact_time goes backwards ({int(ts[i])} ns after {int(ts[i - 1])} ns)",
+                                  int(lines[i]))
+        bad = np.flatnonzero(np.diff(ids) <= 0)
+        if bad.size:
+            i = int(bad[0]) + 1
+            raise DataImportError(where, f"agg_trade_id {int(ids[i])} not after {int(ids[i - 1])}", int(lines[i]))
+    zero = pa.scalar(0, DEC)
+    for col in ("price", "quantity"):
+        bad_mask = pc.less_equal(t[col].combine_chunks(), zero).to_numpy(zero_copy_only=False)
+        if bad_mask.any():
+            i = int(np.flatnonzero(bad_mask)[0])
+            raise DataImportError(where, f"column {col!r}: value {t[col][i].as_py()} is not > 0", int(lines[i]))
+    return pa.table({"ts": pa.array(ts, pa.int64()), "price": t["price"].combine_chunks(),
+                     "size": t["quantity"].combine_chunks(), "buyer_maker": t["is_buyer_maker"].combine_chunks(),
+                     "trade_id": pa.array(ids, pa.int64())}), lines
+
+
 def _date_filter(table: pa.Table, start: dt.date | None, end: dt.date | None, shift_ns: int) -> pa.Table:
     """Keep rows whose (ts - shift_ns) falls on a UTC day in [start, end]."""
     if start is None and end is None:
@@ -422,6 +486,11 @@ def import_binance_vision(
                 if kind == "fundingRate":
                     t, _ = parse_funding_csv(data, where)
                     tables.append(_date_filter(t, d0, d1, 0))
+                elif kind == "aggTrades":
+                    t, lines = parse_aggtrades_csv(data, where)
+                    check_precision(t["price"].combine_chunks(), spec.price_precision, where, "price", lines)
+                    check_precision(t["size"].combine_chunks(), spec.size_precision, where, "quantity", lines)
+                    tables.append(_date_filter(t, d0, d1, 0))
                 elif kind == "klines":
                     t, lines = parse_kline_csv(data, where, step_ns)
                     validate_bars(t, where, lines, spec.price_precision, spec.size_precision)
@@ -433,11 +502,18 @@ def import_binance_vision(
                     tables.append(pa.table({"ts": t["ts"], "value": t["close"]}))
             # instrument first (idempotent), only once this symbol's files parsed cleanly
             write_instruments(root, [ins.build_instrument(symbol, mkt)], report, count_once=True)
+            if kind == "klines" and tables:
+                from catalog.validation import report_gaps  # gaps are reported on every write
+
+                ts_all = np.unique(np.concatenate([t["ts"].to_numpy() for t in tables]))
+                report_gaps(report, str(ins.bar_type(symbol, mkt, interval)), ts_all, step_ns, market=mkt)
             if kind == "klines":
                 write_bars(root, ins.bar_type(symbol, mkt, interval), spec.price_precision,
                            spec.size_precision, step_ns, tables, report)
             elif kind == "fundingRate":
                 write_funding_rates(root, iid, tables, report)
+            elif kind == "aggTrades":
+                write_trades(root, iid, spec.price_precision, spec.size_precision, tables, report)
             else:
                 write_mark_prices(root, iid, spec.mark_price_precision, tables, report, mark_ns)
     report.seconds = time.perf_counter() - t_start

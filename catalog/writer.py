@@ -457,3 +457,99 @@ def _same_rows(a: Path, b: Path) -> bool:
         return pq.read_table(a).equals(pq.read_table(b))
     except Exception:
         return False
+
+
+def write_trades(
+    root: Path,
+    instrument_id: InstrumentId,
+    price_precision: int,
+    size_precision: int,
+    tables: list[pa.Table],
+    report: ImportReport,
+) -> None:
+    """Write ``TradeTick`` rows (Binance aggTrades) into ``data/trades/<instrument_id>/``.
+
+    Input tables: ``ts`` (int64 ns trade time), ``price``, ``size`` (decimal128), ``buyer_maker``
+    (bool; True = the aggressor sold), ``trade_id`` (int64). Rows are merged, sorted by
+    (ts, trade_id) and deduplicated on ``trade_id`` (several trades share one timestamp, so the
+    bar rule "first row per timestamp" would lose trades); rows whose time lies inside an
+    existing trades file are skipped; blocks split at gaps > 1 day; one file per block, atomic.
+    """
+    from nautilus_trader.persistence import TradeTickDataWrangler
+
+    ident = str(instrument_id)
+    st = report.entry("trades", ident)
+    tables = [t for t in tables if t.num_rows]
+    st.rows_read += sum(t.num_rows for t in tables)
+    if not tables:
+        return
+    t = pa.concat_tables([x.select(["ts", "price", "size", "buyer_maker", "trade_id"]) for x in tables])
+    ts = t["ts"].to_numpy()
+    ids = t["trade_id"].to_numpy()
+    order = np.lexsort((ids, ts))
+    keep = np.ones(order.size, dtype=bool)
+    sorted_ids = ids[order]
+    _, first = np.unique(sorted_ids, return_index=True)
+    keep[:] = False
+    keep[first] = True
+    idx = order[keep]
+    idx = idx[np.lexsort((ids[idx], ts[idx]))]
+    st.rows_duplicate += int(t.num_rows - idx.size)
+    t = t.take(pa.array(idx))
+    ts = t["ts"].to_numpy()
+    existing = existing_intervals_kind(root, "trades", ident)
+    new_index, blocks = plan_blocks(ts, existing, DAY_NS)  # works for non-decreasing ts too
+    st.rows_skipped += int(ts.size - new_index.size)
+    if not blocks:
+        return
+    wrangler = TradeTickDataWrangler(ident, price_precision, size_precision)
+    staging = _Staging(root)
+    try:
+        cat = staging.catalog()
+        for i0, i1 in blocks:
+            sel = t.take(pa.array(new_index[i0:i1]))
+            tsu = pa.array(sel["ts"].to_numpy().astype(np.uint64), pa.uint64())
+            side = np.where(sel["buyer_maker"].to_numpy(zero_copy_only=False), "SELLER", "BUYER")
+            batch = pa.record_batch({
+                "price": sel["price"].combine_chunks().cast(DEC),
+                "size": sel["size"].combine_chunks().cast(DEC),
+                "aggressor_side": pa.array(side.tolist(), pa.string()),
+                "trade_id": pc_cast_str(sel["trade_id"]),
+                "ts_event": tsu,
+                "ts_init": tsu,
+            })
+            ticks = wrangler.process_record_batch_bytes(_ipc_bytes(batch))
+            rel = cat.write_trade_ticks(ticks)
+            st.files_written.append(staging.promote(rel))
+            st.rows_written += len(ticks)
+    finally:
+        staging.close()
+
+
+def pc_cast_str(arr: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """int64 -> utf8 Arrow array."""
+    import pyarrow.compute as pc
+
+    a = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    return pc.cast(a, pa.string())
+
+
+def existing_intervals_kind(root: Path, folder: str, identifier: str) -> list[tuple[int, int]]:
+    """Sorted inclusive ``(start_ns, end_ns)`` of the files in ``data/<folder>/<identifier>``,
+    parsed from the file names (``<start>_<end>.parquet``, see :func:`ts_file_part`)."""
+    import calendar
+
+    d = Path(root) / "data" / folder / identifier
+    out = []
+    for p in d.glob("*.parquet") if d.is_dir() else []:
+        parts = p.stem.split("_")
+        if len(parts) != 2:
+            continue
+        vals = []
+        for s in parts:
+            date, frac = s[:-1].rsplit("-", 1)
+            tm = time.strptime(date, "%Y-%m-%dT%H-%M-%S")
+            vals.append(calendar.timegm(tm) * 1_000_000_000 + int(frac))
+        out.append((vals[0], vals[1]))
+    return sorted(out)
+

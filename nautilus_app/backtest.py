@@ -1,40 +1,57 @@
-"""Run a backtest described by a :class:`~nautilus_app.config.BacktestConfig` through Nautilus's ``BacktestNode``.
+"""Run a backtest described by a :class:`~nautilus_app.config.BacktestConfig` on Nautilus's ``BacktestEngine``.
 
-Flow: config -> ``BacktestRunConfig`` (venues with fee models, catalog data for bars plus funding
-rates and mark prices of perpetuals) -> ``BacktestNode`` with the registered strategies and a
-progress actor -> failure checks -> :func:`nautilus_app.results.write_results`.
+Flow: config -> :func:`plan_data` (what to load, with guards) -> :func:`load_data` (catalog ->
+Nautilus objects; the one place that reads market data, so a faster store can replace it) ->
+``BacktestEngine`` with one venue per config entry (fee model, the venue fill model for next-open
+fills and slippage, leverage, Binance-like initial margin), the strategies, a progress actor and,
+per MARGIN venue, the liquidation actor -> failure checks -> :func:`nautilus_app.results.write_results`.
+
+Why the low-level engine and not ``BacktestNode``: Nautilus 2.0.0rc7 accepts a Python ``FillModel``
+only through ``BacktestEngine.add_venue`` (``BacktestVenueConfig`` rejects it), and the venue fill
+model is how orders fill at the next bar's open with slippage (nautilus_app/venue/fill_timing.py).
 
 Failure detection. Nautilus 2.0.0rc7 logs exceptions raised in strategy callbacks and carries on,
-and ``node.run()`` returns normally even with ``shutdown_on_error``. The runner therefore sets
+and ``run()`` returns normally even with ``shutdown_on_error``. The runner therefore sets
 ``shutdown_on_error=True`` (processing stops at the failing event) and compares the engine's
-iteration count with the number of data points it was given (counted from the catalog files).
-Fewer iterations, no result, or an engine ``RuntimeError`` raise :class:`BacktestFailed`; then no
-results folder is created.
+iteration count with the number of data points it was given. Fewer iterations or an engine
+``RuntimeError`` raise :class:`BacktestFailed`; then no results folder is created.
 """
 
 from __future__ import annotations
 
+import importlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-from nautilus_trader.backtest import (
-    BacktestDataConfig,
-    BacktestEngineConfig,
-    BacktestNode,
-    BacktestRunConfig,
-    BacktestVenueConfig,
-)
+import pandas as pd
+from nautilus_trader.backtest import BacktestEngine, BacktestEngineConfig
 from nautilus_trader.common import LoggerConfig, LogLevel
-from nautilus_trader.execution import MakerTakerFeeModel
-from nautilus_trader.model import BarType, InstrumentId, NautilusDataType, TraderId
-from nautilus_trader.trading import ImportableStrategyConfig
+from nautilus_trader.model import (
+    AccountType,
+    BarType,
+    CryptoPerpetual,
+    FundingRateUpdate,
+    InstrumentId,
+    Money,
+    NautilusDataType,
+    OmsType,
+    TraderId,
+    Venue,
+)
+from nautilus_trader.persistence import ParquetDataCatalog
 
 from catalog.reader import row_stats
 from nautilus_app import results as results_mod
-from nautilus_app.config import BacktestConfig
+from nautilus_app.config import BacktestConfig, VenueConfig
 from nautilus_app.progress import ProgressActor
+from nautilus_app.venue.fees import make_fee_model
+from nautilus_app.venue.fill_timing import BarSeries, VenueFillModel, load_bar_series
+from nautilus_app.venue.latency import LatencyDraws, LatencyRouter
+from nautilus_app.venue.liquidation import LiquidationActor
+from nautilus_app.venue.margin import brackets_for
 
 
 class BacktestFailed(RuntimeError):
@@ -51,7 +68,7 @@ class BacktestOutcome:
         metrics: The content of ``metrics.json``.
         iterations: Data points the engine processed (bars + funding + mark updates).
         orders: Orders submitted.
-        engine_seconds: Wall seconds inside ``BacktestNode.run()``.
+        engine_seconds: Wall seconds to load the data and run the engine.
         total_seconds: Wall seconds for the whole call, results included.
     """
 
@@ -66,14 +83,38 @@ class BacktestOutcome:
 
 @dataclass(frozen=True)
 class DataPlan:
-    """Data the run loads from the catalog, with the number of rows of each (for the completion check)."""
+    """What the run loads: windows per bar type, funding and mark-price spans per perpetual.
 
-    data_configs: list[BacktestDataConfig]
+    Attributes:
+        bars: ``(bar type, lo, hi)`` half-open windows on ``ts_init`` (UTC ns; None = open).
+        funding: ``(instrument id, lo, hi)`` spans of catalog funding rows, half-open.
+        marks: ``(instrument id, lo, hi)`` spans of catalog mark prices, half-open.
+        constant_funding: instrument id -> (rate, interval hours, lo, hi) for configured constant rates.
+        expected_iterations: Rows counted in the catalog (bars + funding + marks), before loading.
+        first_ns / last_ns: First and last bar close time.
+        funding_instruments / mark_instruments: Perpetuals with funding / mark prices.
+    """
+
+    bars: list[tuple[str, int | None, int | None]]
+    funding: list[tuple[str, int, int]]
+    marks: list[tuple[str, int, int]]
+    constant_funding: dict[str, tuple[float, int, int, int]]
     expected_iterations: int
     first_ns: int
     last_ns: int
     funding_instruments: list[str]
     mark_instruments: list[str]
+    funding_source: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class VenueSim:
+    """What the runner built for one venue (kept for the results)."""
+
+    config: VenueConfig
+    fill_model: VenueFillModel
+    liquidation: LiquidationActor | None = None
+    latency: LatencyRouter | None = None
 
 
 def make_run_id(cfg: BacktestConfig) -> str:
@@ -82,26 +123,29 @@ def make_run_id(cfg: BacktestConfig) -> str:
     return f"{cfg.name}-{stamp}-{cfg.digest()}"
 
 
+def _venue_of(cfg: BacktestConfig, iid: str) -> VenueConfig:
+    return next(v for v in cfg.venues if iid.endswith("." + v.name))
+
+
 def plan_data(cfg: BacktestConfig) -> DataPlan:
-    """Build the ``BacktestDataConfig`` list and count what it will load.
+    """Decide what to load and count it.
 
     Bars for every configured bar type; for perpetual instruments (ids ending in ``-PERP``) also
-    ``FundingRateUpdate`` and ``MarkPriceUpdate`` rows when the catalog has them.
+    ``FundingRateUpdate`` rows (required, unless the venue sets a constant ``funding_rate``) and
+    ``MarkPriceUpdate`` rows when the catalog has them.
 
     Raises:
         BacktestFailed: the catalog has no bars for a bar type in the date range, or no funding
-            rates for a perpetual (a silent zero funding would flatter every perp backtest).
+            rates for a perpetual without a configured constant rate (a silent zero funding would
+            flatter every perp backtest).
     """
     root = cfg.catalog_path()
     start, end = cfg.bar_window_ns()  # half-open on ts_init
-    # Nautilus treats start_time and end_time as inclusive.
-    nt_end = None if end is None else end - 1
-    configs: list[BacktestDataConfig] = []
+    bars: list[tuple[str, int | None, int | None]] = []
     expected = 0
     firsts: list[int] = []
     lasts: list[int] = []
     for bt in cfg.bar_types:
-        bar_type = BarType.from_str(bt)
         n, first, last = row_stats(root, "bars", bt, start, end)
         if n == 0:
             raise BacktestFailed(
@@ -111,71 +155,131 @@ def plan_data(cfg: BacktestConfig) -> DataPlan:
         expected += n
         firsts.append(first)  # type: ignore[arg-type]
         lasts.append(last)  # type: ignore[arg-type]
-        configs.append(BacktestDataConfig(
-            data_type=NautilusDataType.Bar, catalog_path=str(root), instrument_id=bar_type.instrument_id,
-            bar_types=[bt], start_time=start, end_time=nt_end,
-        ))
+        bars.append((bt, start, end))
     first_ns, last_ns = min(firsts), max(lasts)
-    funding, mark = [], []
+    funding, marks, funding_iids, mark_iids = [], [], [], []
+    constant: dict[str, tuple[float, int, int, int]] = {}
+    source: dict[str, str] = {}
     for iid in cfg.instrument_ids():
         if not InstrumentId.from_str(iid).symbol.value.endswith("-PERP"):
             continue
-        # Funding and mark rows over [start, end) of the config (the node otherwise runs on through
-        # every loaded row, settling funding after the last bar); a settlement exactly at `end` is
+        # Funding and mark rows over [start, end) of the config; a settlement exactly at `end` is
         # outside the run, like the bar that opens at `end`.
         span = (cfg.start_ns() if cfg.start is not None else first_ns,
                 cfg.end_ns() if cfg.end is not None else last_ns + 1)
-        n_f, _, _ = row_stats(root, "funding", iid, *span)
-        if n_f == 0:
-            raise BacktestFailed(
-                f"catalog {root} has no funding rates for perpetual {iid} in the run's span: import the "
-                "fundingRate archives (or freqtrade funding_rate files) first"
-            )
-        configs.append(BacktestDataConfig(
-            data_type=NautilusDataType.FundingRateUpdate, catalog_path=str(root),
-            instrument_id=InstrumentId.from_str(iid), start_time=span[0], end_time=span[1] - 1,
-        ))
-        expected += n_f
-        funding.append(iid)
+        venue = _venue_of(cfg, iid)
+        if venue.funding_rate is not None:
+            step = venue.funding_interval_hours * 3_600_000_000_000
+            n_c = len(range(-(-span[0] // step) * step, span[1], step))
+            constant[iid] = (venue.funding_rate, venue.funding_interval_hours, *span)
+            expected += n_c
+            source[iid] = f"constant rate {venue.funding_rate} every {venue.funding_interval_hours} h (config)"
+        else:
+            n_f, _, _ = row_stats(root, "funding", iid, *span)
+            if n_f == 0:
+                raise BacktestFailed(
+                    f"catalog {root} has no funding rates for perpetual {iid} in the run's span: import the "
+                    "fundingRate archives (or freqtrade funding_rate files) first, or set an explicit constant "
+                    f"`funding_rate` on venue {venue.name}"
+                )
+            funding.append((iid, *span))
+            expected += n_f
+            source[iid] = "catalog FundingRateUpdate rows"
+        funding_iids.append(iid)
         n_m, _, _ = row_stats(root, "mark", iid, *span)
         if n_m:
-            configs.append(BacktestDataConfig(
-                data_type=NautilusDataType.MarkPriceUpdate, catalog_path=str(root),
-                instrument_id=InstrumentId.from_str(iid), start_time=span[0], end_time=span[1] - 1,
-            ))
+            marks.append((iid, *span))
             expected += n_m
-            mark.append(iid)
-    return DataPlan(configs, expected, first_ns, last_ns, funding, mark)
+            mark_iids.append(iid)
+    return DataPlan(bars, funding, marks, constant, expected, first_ns, last_ns, funding_iids, mark_iids, source)
 
 
-def build_run_config(cfg: BacktestConfig, run_id: str, plan: DataPlan) -> BacktestRunConfig:
-    """Translate our config into Nautilus's ``BacktestRunConfig`` (venues, data, engine settings)."""
-    venues = []
-    for v in cfg.venues:
-        maker, taker = v.fees()
-        venues.append(BacktestVenueConfig(
-            name=v.name,
-            oms_type=v.oms_type,
-            account_type=v.account_type,
-            starting_balances=list(v.starting_balances),
-            fee_model=MakerTakerFeeModel(Decimal(str(maker)), Decimal(str(taker))),
-            default_leverage=Decimal(str(v.default_leverage)),
-            leverages={InstrumentId.from_str(k): Decimal(str(x)) for k, x in v.leverages.items()} or None,
-        ))
-    level = getattr(LogLevel, cfg.log_level)
-    engine = BacktestEngineConfig(
-        trader_id=TraderId("BACKTESTER-001"),
-        logging=LoggerConfig(stdout_level=level),
-        shutdown_on_error=True,
-    )
-    return BacktestRunConfig(
-        venues=venues, data=plan.data_configs, engine=engine, id=run_id,
-        dispose_on_completion=False, raise_exception=True,
-    )
+def check_funding_rows(rows: list[Any], iid: str) -> None:
+    """Guard against funding rows Nautilus would skip without a word (NAUTILUS_NOTES §5).
+
+    Nautilus settles a ``FundingRateUpdate`` only if it carries ``next_funding_ns`` (settled then) or
+    an ``interval`` with ``ts_event`` on that interval's grid. Rows with neither, off-grid rows, and
+    a ``next_funding_ns`` before ``ts_event`` are rejected here.
+
+    Raises:
+        BacktestFailed: naming the instrument, the row's time and what is wrong.
+    """
+    for r in rows:
+        when = pd.Timestamp(r.ts_event, unit="ns", tz="UTC")
+        nxt, interval = r.next_funding_ns, r.interval
+        if nxt is None and not interval:
+            raise BacktestFailed(f"funding row of {iid} at {when}: no next_funding_ns and no interval; Nautilus would "
+                                 "skip it silently (re-import the funding data)")
+        if nxt is not None and nxt < r.ts_event:
+            raise BacktestFailed(f"funding row of {iid} at {when}: next_funding_ns {nxt} is before ts_event")
+        if nxt is None and r.ts_event % (interval * 60_000_000_000) != 0:
+            raise BacktestFailed(f"funding row of {iid} at {when}: off the {interval}-minute funding grid; Nautilus "
+                                 "would skip it silently (snap funding times to the grid when importing)")
 
 
-def strategy_configs(cfg: BacktestConfig) -> list[ImportableStrategyConfig]:
-    """One ``ImportableStrategyConfig`` per ``[[strategies]]`` entry, with a unique order-id tag each."""
+def load_data(cfg: BacktestConfig, plan: DataPlan) -> list[Any]:
+    """Load everything :func:`plan_data` planned as Nautilus objects (bars, funding, mark prices).
+
+    The only function that reads market data for the engine: a faster bar store can replace the
+    ``query_bars`` call here. Constant-rate funding rows are generated here (``next_funding_ns`` =
+    ``ts_event`` on the interval grid).
+
+    Raises:
+        BacktestFailed: malformed funding rows (:func:`check_funding_rows`).
+    """
+    catalog = ParquetDataCatalog(str(cfg.catalog_path()))
+    data: list[Any] = []
+    for bt, lo, hi in plan.bars:
+        # the catalog's start/end are inclusive
+        data.extend(catalog.query_bars([bt], start=lo, end=None if hi is None else hi - 1))
+    for iid, lo, hi in plan.funding:
+        rows = catalog.query(NautilusDataType.FundingRateUpdate, identifiers=[iid], start=lo, end=hi - 1)
+        check_funding_rows(rows, iid)
+        data.extend(rows)
+    for iid, (rate, hours, lo, hi) in plan.constant_funding.items():
+        step = hours * 3_600_000_000_000
+        inst = InstrumentId.from_str(iid)
+        data.extend(FundingRateUpdate(inst, Decimal(str(rate)), t, t, None, t)
+                    for t in range(-(-lo // step) * step, hi, step))
+    for iid, lo, hi in plan.marks:
+        data.extend(catalog.query(NautilusDataType.MarkPriceUpdate, identifiers=[iid], start=lo, end=hi - 1))
+    return data
+
+
+def load_instruments(cfg: BacktestConfig) -> list[Any]:
+    """The run's instruments from the catalog; perpetuals get ``margin_maint = margin_init``.
+
+    With Nautilus's default leveraged margin model (margin = notional x rate / leverage) and
+    ``margin_init = 1`` this locks ``notional / leverage`` for open positions as well as for orders,
+    so the account's free balance is Binance's available balance (without unrealized PnL) and an
+    order the account cannot margin is denied (``INITIAL_MARGIN_EXCEEDS_FREE_BALANCE``). Nautilus's
+    own flat-rate liquidation stays off; maintenance and liquidation are the venue package's.
+
+    Raises:
+        BacktestFailed: an instrument is not in the catalog.
+    """
+    catalog = ParquetDataCatalog(str(cfg.catalog_path()))
+    out = []
+    for iid in cfg.instrument_ids():
+        found = catalog.instruments(instrument_ids=[iid])
+        if not found:
+            raise BacktestFailed(f"catalog {cfg.catalog_path()} has no instrument {iid}: import it first")
+        inst = found[-1]
+        if isinstance(inst, CryptoPerpetual):
+            d = CryptoPerpetual.to_dict(inst)
+            d["margin_maint"] = d["margin_init"]
+            inst = CryptoPerpetual.from_dict(d)
+        out.append(inst)
+    return out
+
+
+def _import(path: str) -> Any:
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def build_strategies(cfg: BacktestConfig) -> list[Any]:
+    """One strategy object per ``[[strategies]]`` entry, with a unique order-id tag each."""
     from strategies import REGISTRY
 
     out = []
@@ -183,10 +287,73 @@ def strategy_configs(cfg: BacktestConfig) -> list[ImportableStrategyConfig]:
         entry = REGISTRY[spec.name]
         params = dict(spec.params)
         params.setdefault("order_id_tag", f"{i:03d}")
-        out.append(ImportableStrategyConfig(
-            strategy_path=entry.strategy_path, config_path=entry.config_path, config=params,
-        ))
+        out.append(_import(entry.strategy_path)(_import(entry.config_path)(**params)))
     return out
+
+
+def build_engine(cfg: BacktestConfig, plan: DataPlan, data: list[Any]) -> tuple[BacktestEngine, dict[str, VenueSim], list[Any]]:
+    """Engine with venues, instruments, data, strategies and the venue actors (not run yet)."""
+    level = getattr(LogLevel, cfg.log_level)
+    engine = BacktestEngine(BacktestEngineConfig(
+        trader_id=TraderId("BACKTESTER-001"), logging=LoggerConfig(stdout_level=level), shutdown_on_error=True,
+    ))
+    root = cfg.catalog_path()
+    series: dict[str, BarSeries] = {}
+    bar_type_of: dict[str, str] = {}
+    for bt, lo, hi in plan.bars:
+        iid = str(BarType.from_str(bt).instrument_id)
+        if iid not in series:  # the first bar type of an instrument drives its fills
+            series[iid] = load_bar_series(root, bt, lo, hi)
+            bar_type_of[iid] = bt
+    strategies = build_strategies(cfg)
+    sims: dict[str, VenueSim] = {}
+    start_date = cfg.start or str(pd.Timestamp(plan.first_ns, unit="ns", tz="UTC").date())
+    for v in cfg.venues:
+        maker, taker = v.fees()
+        margin = v.account_type == "MARGIN"
+        iids = [i for i in series if i.endswith("." + v.name)]
+        fill_model = VenueFillModel({i: series[i] for i in iids}, v.fill_timing, v.slippage_model())
+        liq_fee = v.liquidation_fee if (margin and v.liquidation) else 0.0
+        fee_model = make_fee_model(maker, taker, liq_fee)
+        engine.add_venue(
+            Venue(v.name),
+            getattr(OmsType, v.oms_type),
+            getattr(AccountType, v.account_type),
+            [Money.from_str(b) for b in v.starting_balances],
+            default_leverage=Decimal(str(v.default_leverage)),
+            leverages={InstrumentId.from_str(k): Decimal(str(x)) for k, x in v.leverages.items()} or None,
+            fill_model=fill_model,
+            fee_model=fee_model,
+        )
+        sim = VenueSim(v, fill_model)
+        perps = [i for i in iids if InstrumentId.from_str(i).symbol.value.endswith("-PERP")]
+        if margin and v.liquidation and perps:
+            overrides = v.bracket_overrides()
+            sim.liquidation = LiquidationActor(
+                venue=v.name, margin_mode=v.margin_mode, bar_types=[bar_type_of[i] for i in perps],
+                series={i: series[i] for i in perps},
+                brackets={i: brackets_for(i.split(".")[0].removesuffix("-PERP"), start_date, overrides) for i in perps},
+                leverages={i: v.leverage_for(i) for i in perps}, strategies=strategies,
+                actor_id=f"LIQUIDATION-{len(sims):03d}", fee_model=fee_model, fill_model=fill_model,
+            )
+        sims[v.name] = sim
+    for inst in load_instruments(cfg):
+        engine.add_instrument(inst)
+    engine.add_data(data)
+    for strategy in strategies:
+        engine.add_strategy(strategy)
+    for sim in sims.values():
+        if sim.config.latency is not None:
+            import msgspec
+
+            sim.latency = LatencyRouter(LatencyDraws(**msgspec.structs.asdict(sim.config.latency)), sim.config.name)
+            for strategy in strategies:
+                sim.latency.attach(strategy)
+    for sim in sims.values():
+        sim.fill_model.clock = strategies[0].clock
+        if sim.liquidation is not None:
+            engine.add_actor(sim.liquidation)
+    return engine, sims, strategies
 
 
 def run_backtest(
@@ -213,32 +380,33 @@ def run_backtest(
     t0 = time.perf_counter()
     run_id = run_id or make_run_id(cfg)
     plan = plan_data(cfg)
-    node = BacktestNode([build_run_config(cfg, run_id, plan)])
+    data = load_data(cfg, plan)
+    engine, sims, _strategies = build_engine(cfg, plan, data)
+    expected = len(data)
+    del data
     try:
-        node.build()
-        for sc in strategy_configs(cfg):
-            node.add_strategy_from_config(run_id, sc)
-        node.add_actor(run_id, ProgressActor(plan.first_ns, plan.last_ns, enabled=progress))
-        t1 = time.perf_counter()
+        engine.add_actor(ProgressActor(plan.first_ns, plan.last_ns, enabled=progress))
         try:
-            run_results = node.run()
+            engine.run(run_config_id=run_id)
         except RuntimeError as e:
             raise BacktestFailed(f"run {run_id}: the engine stopped with an error: {e}") from e
-        engine_seconds = time.perf_counter() - t1
-        if len(run_results) != 1:
-            raise BacktestFailed(f"run {run_id}: the engine returned no result (see the ERROR log lines above)")
-        result = run_results[0]
-        if result.iterations != plan.expected_iterations:
+        engine_seconds = time.perf_counter() - t0
+        result = engine.get_result()
+        if result.iterations != expected:
             raise BacktestFailed(
-                f"run {run_id}: processing stopped after {result.iterations:,} of {plan.expected_iterations:,} "
+                f"run {run_id}: processing stopped after {result.iterations:,} of {expected:,} "
                 "data points: a strategy or actor raised an exception (traceback in the ERROR log above)"
             )
+        for name, sim in sims.items():
+            liq = sim.liquidation
+            if liq is not None and liq.bars_seen == 0 and result.iterations:
+                raise BacktestFailed(f"run {run_id}: the liquidation actor of venue {name} received no bars")
         path, metrics = results_mod.write_results(
-            node, result, cfg, run_id, plan,
+            engine, result, cfg, run_id, plan, sims,
             results_root=results_root, config_text=config_text, engine_seconds=engine_seconds,
         )
     finally:
-        node.dispose()
+        engine.dispose()
     return BacktestOutcome(
         run_id=run_id, results_path=path, metrics=metrics, iterations=result.iterations,
         orders=result.total_orders, engine_seconds=engine_seconds, total_seconds=time.perf_counter() - t0,

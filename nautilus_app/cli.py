@@ -4,8 +4,14 @@ Commands (FreqTrade-style, one verb each):
 
 * ``import-binance-vision``: Binance Vision kline / fundingRate / markPriceKlines archives into the catalog.
 * ``import-freqtrade``: freqtrade feather files (OHLCV, funding_rate, mark) into the catalog.
+* ``download-data``: OHLCV, funding-rate history, mark-price klines through ccxt (resumable).
+* ``download-binance-vision``: Binance Vision archives over HTTP, checksum-verified, then imported.
+* ``inventory``: what the catalog holds (ranges, rows, files, bytes, gaps); ``validate``: data checks.
 * ``backtest CONFIG``: run a TOML-configured backtest, print a summary and the results path.
+* ``import-ethereal``: Ethereal funding history, price-history bars and oracle marks into the catalog.
 * ``list-strategies``: registered strategies and their parameters with defaults.
+* ``paper CONFIG``: paper trading on a sandbox LiveNode with Redis state (docs/paper.md).
+* ``registry``, ``sweep``, ``walk-forward``, ``portfolio``: research at scale (docs/research.md).
 
 Exit codes: 0 success, 1 run failed (strategy exception, engine error, missing data), 2 bad input
 (config or arguments).
@@ -105,6 +111,28 @@ def cmd_import_freqtrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_paper(args: argparse.Namespace) -> int:
+    from nautilus_app.paper import run_paper_from_args
+
+    return run_paper_from_args(args)
+
+
+def cmd_import_ethereal(args: argparse.Namespace) -> int:
+    from adapters.ethereal.history import import_ethereal_history
+    from catalog.errors import DataImportError
+
+    try:
+        report = import_ethereal_history(
+            args.catalog, tickers=args.tickers, start=args.start, end=args.end, interval=args.interval,
+            kinds=tuple(args.kinds), network=args.network, rest_url=args.rest_url, tv_url=args.tv_url,
+        )
+    except DataImportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(report)
+    return 0
+
+
 def cmd_list_strategies(args: argparse.Namespace) -> int:
     from nautilus_app.config import strategy_parameters
     from strategies import REGISTRY
@@ -113,6 +141,84 @@ def cmd_list_strategies(args: argparse.Namespace) -> int:
         params = ", ".join(f"{k}={v!r}" for k, v in strategy_parameters(name).items())
         print(f"{name}: {params}")
     return 0
+
+
+def cmd_download_data(args: argparse.Namespace) -> int:
+    from catalog.ccxt_download import DownloadError, download_data
+    from catalog.errors import DataImportError
+
+    urls = dict(kv.split("=", 1) for kv in (args.api_url or []))
+    try:
+        report = download_data(
+            args.catalog, market=args.market, symbols=tuple(args.symbols), timeframe=args.timeframe,
+            start=args.start, end=args.end, kinds=tuple(args.kinds), mark_timeframe=args.mark_timeframe,
+            exchange_id=args.exchange, urls=urls or None, progress=not args.no_progress,
+        )
+    except (DownloadError, DataImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (ValueError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(report)
+    return 0
+
+
+def cmd_download_binance_vision(args: argparse.Namespace) -> int:
+    from catalog.errors import DataImportError
+    from catalog.vision_download import download_binance_vision
+
+    try:
+        report = download_binance_vision(
+            args.catalog, base_url=args.base_url, market=args.market, symbols=tuple(args.symbols),
+            interval=args.interval, start=args.start, end=args.end, kinds=tuple(args.kinds),
+            mark_interval=args.mark_interval, cache_dir=args.cache_dir, workers=args.workers,
+            progress=not args.no_progress,
+        )
+    except DataImportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (ValueError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(report)
+    return 0
+
+
+def cmd_inventory(args: argparse.Namespace) -> int:
+    from catalog.inventory import catalog_inventory, format_inventory, gap_list
+
+    if args.gaps:
+        kind, _, ident = args.gaps.partition("/")
+        try:
+            gaps = gap_list(args.catalog, kind, ident)
+            print(gaps.to_string(index=False) if len(gaps) else f"no gaps in {args.gaps}")
+        except KeyError as e:
+            print(f"error: {e.args[0]}", file=sys.stderr)
+            return 2
+        return 0
+    df = catalog_inventory(args.catalog)
+    print(df.to_json(orient="records", date_format="iso") if args.json else format_inventory(df))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from catalog.validation import validate_catalog
+
+    df = validate_catalog(args.catalog)
+    if not args.all:
+        df = df[df["severity"] != "info"]
+    if df.empty:
+        print("catalog OK: no problems" + ("" if args.all else " (use --all to list known halts)"))
+        return 0
+    print(df[["kind", "identifier", "check", "severity", "message"]].to_string(index=False))
+    return 1 if (df["severity"] == "error").any() else 0
+
+
+def cmd_dash(args: argparse.Namespace) -> int:
+    from dash_ui.app import serve
+
+    return serve(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,8 +251,80 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--trading-mode", choices=["spot", "futures"], default=None)
     ft.set_defaults(func=cmd_import_freqtrade)
 
+    dd = sub.add_parser("download-data", help="download OHLCV / funding / mark prices through ccxt (resumable)")
+    dd.add_argument("--catalog", type=Path, default=paths.default_catalog_path())
+    dd.add_argument("--exchange", default="binance", help="ccxt exchange id (Binance spot/USDT-M supported)")
+    dd.add_argument("--market", choices=["spot", "um"], default="spot", help="spot or USDT-M futures (um)")
+    dd.add_argument("--symbols", nargs="+", default=["BTCUSDT"])
+    dd.add_argument("--timeframe", default="1m")
+    dd.add_argument("--mark-timeframe", default=None, help="mark price kline interval (default --timeframe)")
+    dd.add_argument("--start", required=True, help="first day, YYYY-MM-DD (inclusive)")
+    dd.add_argument("--end", default=None, help="last day, YYYY-MM-DD (inclusive; default today)")
+    dd.add_argument("--kinds", nargs="+", default=["ohlcv"], choices=["ohlcv", "funding", "mark"])
+    dd.add_argument("--api-url", action="append", metavar="KEY=URL",
+                    help="override exchange.urls['api'][KEY], e.g. public=http://127.0.0.1:8080/api/v3")
+    dd.add_argument("--no-progress", action="store_true")
+    dd.set_defaults(func=cmd_download_data)
+
+    dv = sub.add_parser("download-binance-vision", help="download + verify Binance Vision archives over HTTP")
+    dv.add_argument("--catalog", type=Path, default=paths.default_catalog_path())
+    dv.add_argument("--base-url", default=None, help="http(s) base; default $BINANCE_VISION_URL")
+    dv.add_argument("--market", choices=["spot", "um"], default="spot")
+    dv.add_argument("--symbols", nargs="+", default=["BTCUSDT"])
+    dv.add_argument("--interval", default="1m")
+    dv.add_argument("--mark-interval", default=None)
+    dv.add_argument("--start", required=True, help="first day, YYYY-MM-DD (inclusive)")
+    dv.add_argument("--end", default=None, help="last day, YYYY-MM-DD (inclusive; default yesterday)")
+    dv.add_argument("--kinds", nargs="+", default=["klines"],
+                    choices=["klines", "fundingRate", "markPriceKlines", "aggTrades"])
+    dv.add_argument("--cache-dir", type=Path, default=None, help="default <catalog>/.downloads/binance-vision")
+    dv.add_argument("--workers", type=int, default=4)
+    dv.add_argument("--no-progress", action="store_true")
+    dv.set_defaults(func=cmd_download_binance_vision)
+
+    inv = sub.add_parser("inventory", help="what the catalog holds: ranges, rows, files, bytes, gaps")
+    inv.add_argument("--catalog", type=Path, default=paths.default_catalog_path())
+    inv.add_argument("--json", action="store_true", help="one JSON record per dataset")
+    inv.add_argument("--gaps", metavar="KIND/IDENTIFIER", default=None,
+                     help="list the gaps of one dataset, e.g. bars/BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL")
+    inv.set_defaults(func=cmd_inventory)
+
+    va = sub.add_parser("validate", help="check the catalog: OHLC, duplicates, order, gaps, funding coverage")
+    va.add_argument("--catalog", type=Path, default=paths.default_catalog_path())
+    va.add_argument("--all", action="store_true", help="also list info findings (known exchange halts ...)")
+    va.set_defaults(func=cmd_validate)
+
+    et = sub.add_parser("import-ethereal", help="import Ethereal funding, price bars and marks into the catalog")
+    et.add_argument("--catalog", type=Path, default=paths.default_catalog_path())
+    et.add_argument("--network", choices=["mainnet", "testnet"], default="mainnet")
+    et.add_argument("--rest-url", default=None, help="REST base URL override (e.g. a local mock venue)")
+    et.add_argument("--tv-url", default=None, help="price-history base URL override (default: --rest-url or the network's)")
+    et.add_argument("--tickers", nargs="+", default=["BTCUSD", "ETHUSD"], help="venue tickers, e.g. BTCUSD")
+    et.add_argument("--interval", default="1h", help="bar interval: 1m 5m 15m 30m 1h 4h 1d ...")
+    et.add_argument("--start", required=True, help="first day, YYYY-MM-DD (inclusive)")
+    et.add_argument("--end", required=True, help="last day, YYYY-MM-DD (inclusive)")
+    et.add_argument("--kinds", nargs="+", default=["bars", "funding", "mark"], choices=["bars", "funding", "mark"])
+    et.set_defaults(func=cmd_import_ethereal)
+
     ls = sub.add_parser("list-strategies", help="registered strategies and their parameters")
     ls.set_defaults(func=cmd_list_strategies)
+
+    from dash_ui.app import add_arguments as add_dash_arguments
+
+    da = sub.add_parser("dash", help="serve the results app + JSON API on 127.0.0.1:8050 (docs/dash.md)")
+    add_dash_arguments(da)
+    da.set_defaults(func=cmd_dash)
+
+    from nautilus_app.paper import add_paper_arguments
+
+    pp = sub.add_parser("paper", help="paper-trade a config with a [paper] table on a sandbox LiveNode (docs/paper.md)")
+    add_paper_arguments(pp)
+    pp.set_defaults(func=cmd_paper)
+
+    # research: `registry ...`, `sweep`, `walk-forward`, `portfolio` (nautilus_app/research/cli.py)
+    from nautilus_app.research.cli import add_commands as add_research_commands
+
+    add_research_commands(sub)
     return p
 
 

@@ -22,6 +22,7 @@ import msgspec
 import pandas as pd
 
 from nautilus_app import paths
+from nautilus_app.paper_config import PaperSettings
 
 #: Binance's default (VIP 0, no BNB discount) maker/taker fees per venue, as fractions of notional.
 #: Source: https://www.binance.com/en/fee/schedule (spot 0.1000 % / 0.1000 %) and
@@ -46,6 +47,38 @@ class _Frozen(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     pass
 
 
+Bps = Annotated[float, msgspec.Meta(ge=0.0, le=10_000.0, description="basis points, 1 bp = 0.01%")]
+
+
+class LatencyConfig(_Frozen, kw_only=True):
+    """Per-command latency of a venue (milliseconds), drawn independently for every submit/modify/cancel.
+
+    ``latency = max(min_ms, normal(mean_ms, std_ms))``, multiplied by ``spike_multiplier`` with
+    probability ``spike_probability``; seeded (``seed``), so runs repeat exactly. See
+    :mod:`nautilus_app.venue.latency`.
+    """
+
+    mean_ms: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
+    std_ms: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
+    min_ms: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
+    spike_probability: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.0
+    spike_multiplier: Annotated[float, msgspec.Meta(ge=1.0)] = 1.0
+    seed: int = 0
+
+
+class BracketVersion(_Frozen, kw_only=True):
+    """A maintenance-margin bracket table effective from a date (Binance changes them).
+
+    Attributes:
+        effective_from: ISO date from which the table applies.
+        tiers: ``[notional cap USDT, maintenance rate (fraction), max leverage]`` rows, increasing caps;
+            floors and maintenance amounts are derived (:func:`nautilus_app.venue.margin.make_brackets`).
+    """
+
+    effective_from: str
+    tiers: list[tuple[float, float, float]]
+
+
 class VenueConfig(_Frozen, kw_only=True):
     """One simulated venue (exchange account).
 
@@ -55,10 +88,25 @@ class VenueConfig(_Frozen, kw_only=True):
         account_type: ``"CASH"`` (spot, no borrowing) or ``"MARGIN"`` (perpetuals, leverage).
         oms_type: ``"NETTING"`` (one position per instrument, as Binance one-way mode) or ``"HEDGING"``.
         starting_balances: e.g. ``["100000 USDT"]``; amounts in the currency's units.
-        maker_fee: Maker fee, fraction of notional. Default from :data:`DEFAULT_FEES` for known venues.
-        taker_fee: Taker fee, fraction of notional. Default from :data:`DEFAULT_FEES` for known venues.
-        default_leverage: Leverage for instruments not in ``leverages`` (MARGIN accounts only), 1..125.
-        leverages: Per-instrument leverage, ``{"BTCUSDT-PERP.BINANCE_USDM" = 10}``, 1..125.
+        maker_fee: Maker fee, fraction of notional. Default: ``fee_tier``'s, else Binance VIP 0.
+        taker_fee: Taker fee, fraction of notional. Default: ``fee_tier``'s, else Binance VIP 0.
+        fee_tier: Binance VIP tier (``"VIP0"`` .. ``"VIP9"``) for the default fees (venue/fees.py).
+        default_leverage: Leverage for instruments not in ``leverages`` (MARGIN accounts only), 1..max_leverage.
+        leverages: Per-instrument leverage, ``{"BTCUSDT-PERP.BINANCE_USDM" = 10}``, 1..max_leverage.
+        max_leverage: Leverage cap of this venue (default 20, at most 125); the instrument's first
+            bracket caps it too.
+        fill_timing: ``"next_open"`` (default: market orders fill at the next bar's open) or
+            ``"same_close"`` (at the signal bar's close, Nautilus's default).
+        slippage: ``"none"`` (default), ``"fixed"`` (``slippage_bps``) or ``"volume"``
+            (``slippage_bps + slippage_impact_bps x sqrt(qty / bar volume)``, at most ``slippage_max_bps``).
+        margin_mode: ``"cross"`` (default, Binance's default) or ``"isolated"`` (MARGIN only).
+        liquidation: Liquidate positions at Binance's liquidation price (MARGIN only; default true).
+        liquidation_fee: Clearance fee on liquidated notional, fraction (default 0.0125 = 1.25 %).
+        brackets: Maintenance brackets per instrument id, overriding the shipped Binance tables.
+        latency: Seeded random latency of order commands (:class:`LatencyConfig`); none by default.
+        funding_rate: A constant funding rate (fraction per interval, e.g. 0.0001) used *instead of*
+            the catalog's funding rows for every perpetual of the venue. Unset: catalog rows, required.
+        funding_interval_hours: Interval of the constant funding rate (default 8).
     """
 
     name: str
@@ -67,16 +115,54 @@ class VenueConfig(_Frozen, kw_only=True):
     starting_balances: list[str]
     maker_fee: Fraction | None = None
     taker_fee: Fraction | None = None
+    fee_tier: str | None = None
     default_leverage: Leverage = 1.0
     leverages: dict[str, Leverage] = {}
+    max_leverage: Leverage = 20.0
+    fill_timing: Literal["next_open", "same_close"] = "next_open"
+    slippage: Literal["none", "fixed", "volume"] = "none"
+    slippage_bps: Bps = 0.0
+    slippage_impact_bps: Bps = 0.0
+    slippage_max_bps: Bps = 100.0
+    margin_mode: Literal["cross", "isolated"] = "cross"
+    liquidation: bool = True
+    liquidation_fee: Fraction = 0.0125
+    brackets: dict[str, list[BracketVersion]] = {}
+    latency: LatencyConfig | None = None
+    funding_rate: Annotated[float, msgspec.Meta(ge=-0.05, le=0.05)] | None = None
+    funding_interval_hours: Annotated[int, msgspec.Meta(ge=1, le=24)] = 8
 
     def fees(self) -> tuple[float, float]:
-        """(maker, taker) fee fractions, explicit values first, then Binance's defaults for the venue."""
+        """(maker, taker) fee fractions: explicit values first, then ``fee_tier``'s, then Binance's VIP 0."""
+        from nautilus_app.venue.fees import tier_rates
+
         default = DEFAULT_FEES.get(self.name, (None, None))
+        if self.fee_tier is not None:
+            default = tier_rates(self.name, self.fee_tier)
         maker = self.maker_fee if self.maker_fee is not None else default[0]
         taker = self.taker_fee if self.taker_fee is not None else default[1]
         assert maker is not None and taker is not None  # guaranteed by validation
         return maker, taker
+
+    def leverage_for(self, instrument_id: str) -> float:
+        """Leverage of an instrument on this venue (``leverages`` entry or ``default_leverage``)."""
+        return float(self.leverages.get(instrument_id, self.default_leverage))
+
+    def slippage_model(self) -> Any:
+        """The venue's :class:`nautilus_app.venue.slippage.SlippageModel`."""
+        from nautilus_app.venue.slippage import SlippageModel
+
+        return SlippageModel(self.slippage, self.slippage_bps, self.slippage_impact_bps, self.slippage_max_bps)
+
+    def bracket_overrides(self) -> dict[str, list[tuple[str, Any]]]:
+        """``brackets`` as :func:`nautilus_app.venue.margin.brackets_for` overrides, keyed by symbol (``ETHUSDT``)."""
+        from nautilus_app.venue.margin import make_brackets
+
+        out: dict[str, list[tuple[str, Any]]] = {}
+        for iid, versions in self.brackets.items():
+            symbol = iid.split(".")[0].removesuffix("-PERP")
+            out[symbol] = [(v.effective_from, make_brackets([tuple(t) for t in v.tiers], name=iid)) for v in versions]
+        return out
 
 
 class StrategySpec(_Frozen, kw_only=True):
@@ -118,6 +204,7 @@ class BacktestConfig(_Frozen, kw_only=True):
     end: str | None = None
     catalog: str | None = None
     log_level: Literal["ERROR", "WARNING", "INFO", "DEBUG"] = "WARNING"
+    paper: PaperSettings | None = None  # [paper] table: see nautilus_app/paper_config.py
 
     def catalog_path(self) -> Path:
         """Absolute catalog root (relative paths are taken from the repository root)."""
@@ -233,6 +320,28 @@ def _check(cfg: BacktestConfig, source: str) -> None:
                          f"an explicit fee fraction (no default for venue {v.name!r}; known: {sorted(DEFAULT_FEES)})")
         if v.account_type == "CASH" and (v.leverages or v.default_leverage != 1.0):
             fail(f"venues[{i}].leverages", dict(v.leverages), "no leverage on a CASH account (use MARGIN)")
+        if v.account_type == "CASH" and (v.brackets or v.funding_rate is not None):
+            fail(f"venues[{i}].brackets/funding_rate", v.name, "brackets and funding only on a MARGIN venue")
+        if v.fee_tier is not None:
+            from nautilus_app.venue.fees import tier_rates
+
+            try:
+                tier_rates(v.name, v.fee_tier)
+            except KeyError as e:
+                fail(f"venues[{i}].fee_tier", v.fee_tier, str(e).strip('"'))
+        for key, lev in [("default_leverage", v.default_leverage), *((f"leverages.{k}", x) for k, x in v.leverages.items())]:
+            if lev > v.max_leverage:
+                fail(f"venues[{i}].{key}", lev, f"at most the venue's max_leverage {v.max_leverage:g} "
+                     "(raise max_leverage, up to 125, to allow more)")
+        from nautilus_app.venue.margin import MarginError
+
+        for iid, versions in v.brackets.items():
+            for j, ver in enumerate(versions):
+                try:
+                    pd.Timestamp(ver.effective_from)
+                    v.bracket_overrides()
+                except (ValueError, MarginError) as e:
+                    fail(f"venues[{i}].brackets.{iid}[{j}]", ver.effective_from, f"a valid bracket table: {e}")
 
     for i, bt in enumerate(cfg.bar_types):
         try:
@@ -247,6 +356,22 @@ def _check(cfg: BacktestConfig, source: str) -> None:
         for iid in v.leverages:
             if iid not in instrument_ids:
                 fail(f"venues[{i}].leverages", iid, f"an instrument id of the run's bar types {sorted(instrument_ids)}")
+        if v.account_type != "MARGIN":
+            continue
+        from nautilus_app.venue.margin import MarginError, brackets_for
+
+        for iid in sorted(instrument_ids):
+            if not iid.endswith("." + v.name):
+                continue
+            try:
+                first = brackets_for(iid.split(".")[0].removesuffix("-PERP"), cfg.start, v.bracket_overrides())[0]
+            except MarginError as e:
+                if v.liquidation:
+                    fail(f"venues[{i}].brackets", iid, str(e))
+                continue
+            if v.leverage_for(iid) > first.max_leverage:
+                fail(f"venues[{i}].leverages.{iid}", v.leverage_for(iid),
+                     f"at most the instrument's maximum leverage {first.max_leverage:g} (first bracket)")
 
     from strategies import REGISTRY
 

@@ -702,3 +702,30 @@ def compute_metrics(
         "buy_and_hold_return": bh,
     }
     return {key: json_safe(value) for key, value in raw.items()}
+
+
+def execution_costs(fills: pd.DataFrame, liquidations: pd.DataFrame, *, funding_paid: float) -> dict[str, float | int]:
+    """Cost breakdown of a run (USDT; costs > 0 are paid), from the cost columns of ``fills.parquet``.
+
+    Inputs: ``fills`` with ``trading_fee``, ``liquidation_fee``, ``slippage_cost`` (USDT per fill),
+    ``liquidations`` with ``loss`` (USDT per liquidation), ``funding_paid`` (USDT, paid > 0).
+
+    Returns ``trading_fees_usdt`` (maker/taker), ``liquidation_fees_usdt`` (clearance fees),
+    ``slippage_cost_usdt`` (sum over fills of the signed price difference to the reference price x qty),
+    ``total_costs_usdt`` (the three plus ``funding_paid``), ``liquidations`` (count) and
+    ``liquidation_loss_usdt`` (sum of ``loss``: price loss of the liquidation closes plus their fees).
+    """
+    def total(frame: pd.DataFrame, col: str) -> float:
+        return float(frame[col].sum()) if not frame.empty and col in frame.columns else 0.0
+
+    trading = total(fills, "trading_fee")
+    liq_fees = total(fills, "liquidation_fee")
+    slippage = total(fills, "slippage_cost")
+    return {
+        "trading_fees_usdt": trading,
+        "liquidation_fees_usdt": liq_fees,
+        "slippage_cost_usdt": slippage,
+        "total_costs_usdt": trading + liq_fees + slippage + float(funding_paid),
+        "liquidations": int(len(liquidations)),
+        "liquidation_loss_usdt": total(liquidations, "loss"),
+    }

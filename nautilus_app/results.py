@@ -8,8 +8,10 @@ Folder contents:
 | file | what |
 |---|---|
 | ``config.toml`` / ``config.json`` | the config as given, and as validated (all defaults filled in) |
-| ``orders.parquet``, ``fills.parquet``, ``positions.parquet``, ``account.parquet`` | Nautilus's reports, numbers as float64, ``Money`` split into amount and ``*_currency`` |
-| ``trades.parquet`` | closed round trips (one row per closed position cycle), net PnL incl. fees and funding |
+| ``orders.parquet``, ``fills.parquet``, ``positions.parquet``, ``account.parquet`` | Nautilus's reports, numbers as float64, ``Money`` split into amount and ``*_currency``; fills also carry ``reference_price``, ``slippage_cost``, ``trading_fee``, ``liquidation_fee``, ``is_liquidation`` (:func:`add_fill_costs`) |
+| ``trades.parquet`` | closed round trips (one row per closed position cycle), net PnL incl. fees and funding, with the cost breakdown (fees, liquidation fee, funding, slippage cost) and a ``liquidated`` flag |
+| ``latency.parquet`` | every delayed command: strategy, order, command, send time (ns), drawn and effective latency (ms), arrival time, spike flag |
+| ``liquidations.parquet`` | every liquidation: time, position, side, size, entry and liquidation price, margin mode, loss and clearance fee |
 | ``funding.parquet`` | every funding settlement: time, instrument, position id, amount in USDT (paid < 0) |
 | ``equity.parquet`` | equity (balance + unrealized PnL, USDT) at every bar close, with the buy-and-hold benchmark |
 | ``metrics.json`` | :func:`nautilus_app.metrics.compute_metrics` output (formulas in ``docs/metrics.md``) |
@@ -48,9 +50,9 @@ from nautilus_app import paths
 from nautilus_app.config import BacktestConfig
 
 if TYPE_CHECKING:
-    from nautilus_trader.backtest import BacktestNode, BacktestResult
+    from nautilus_trader.backtest import BacktestEngine, BacktestResult
 
-    from nautilus_app.backtest import DataPlan
+    from nautilus_app.backtest import DataPlan, VenueSim
 
 QUOTE = "USDT"
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
@@ -140,16 +142,65 @@ def funding_settlements(positions_raw: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values("ts").reset_index(drop=True)
 
 
-def build_trades(positions: pd.DataFrame, funding: pd.DataFrame) -> pd.DataFrame:
+def add_fill_costs(fills: pd.DataFrame, orders: pd.DataFrame, sims: dict[str, VenueSim]) -> pd.DataFrame:
+    """Cost columns per fill (all USDT; costs > 0 are paid).
+
+    - ``reference_price``: the price before slippage decided by the venue fill model (the next bar's
+      open, the signal bar's close, the stop's trigger...; :mod:`nautilus_app.venue.fill_timing`);
+      for fills Nautilus matched itself (limit orders) the fill price.
+    - ``slippage_cost``: ``(fill price - reference price) x qty`` for buys, ``(reference - fill) x qty``
+      for sells: what slippage cost against the reference.
+    - ``is_liquidation``: the order carries the ``LIQUIDATION`` tag.
+    - ``liquidation_fee``: on liquidation fills the commission minus the taker fee (``qty x price x taker``),
+      i.e. the clearance fee ``min(qty x price x liquidation_fee, margin left)``; else 0.
+    - ``trading_fee``: ``commission - liquidation_fee`` (maker/taker fee).
+    """
+    out = fills.copy()
+    if out.empty:
+        for c in ("reference_price", "slippage_cost", "trading_fee", "liquidation_fee"):
+            out[c] = pd.Series(dtype=float)
+        out["is_liquidation"] = pd.Series(dtype=bool)
+        return out
+    refs: dict[tuple[str, int], float] = {}
+    for sim in sims.values():
+        for r in sim.fill_model.fill_records():
+            refs[(r.client_order_id, r.ts)] = r.reference_price
+    ts_ns = pd.to_datetime(out["ts_event"], utc=True).astype("int64").to_numpy()
+    px = out["last_px"].astype(float).to_numpy()
+    ref = np.array([refs.get((c, t), p) for c, t, p in zip(out["client_order_id"].astype(str), ts_ns, px, strict=True)])
+    sign = np.where(out["order_side"].astype(str) == "BUY", 1.0, -1.0)
+    qty = out["last_qty"].astype(float).to_numpy()
+    out["reference_price"] = ref
+    out["slippage_cost"] = sign * (px - ref) * qty
+    liq_orders: set[str] = set()
+    if "tags" in orders.columns:
+        tagged = orders[orders["tags"].astype(str).str.contains("LIQUIDATION", na=False)]
+        liq_orders = set(tagged["client_order_id"].astype(str))
+    out["is_liquidation"] = out["client_order_id"].astype(str).isin(liq_orders)
+    taker = out["instrument_id"].astype(str).map(
+        lambda iid: next((s.config.fees()[1] for name, s in sims.items() if iid.endswith("." + name)), 0.0))
+    commission = out["commission"].astype(float).fillna(0.0).to_numpy()
+    # a liquidation fill is a taker fill; the rest of its commission is the (capped) clearance fee
+    out["liquidation_fee"] = np.where(out["is_liquidation"],
+                                      np.maximum(commission - qty * px * taker.astype(float).to_numpy(), 0.0), 0.0)
+    out["trading_fee"] = out["commission"].astype(float).fillna(0.0) - out["liquidation_fee"]
+    return out
+
+
+def build_trades(positions: pd.DataFrame, funding: pd.DataFrame, fills: pd.DataFrame | None = None) -> pd.DataFrame:
     """Closed round trips from the normalised positions report (one row per closed position cycle).
 
     Columns as :mod:`nautilus_app.metrics` expects: ``instrument_id``, ``strategy_id``, ``side``
     (LONG/SHORT), ``entry_time``, ``exit_time``, ``quantity`` (peak, base units), ``entry_price``,
     ``exit_price``, ``pnl`` (USDT, net of commissions and funding, as Nautilus's realized PnL),
-    ``return_frac`` (pnl / entry notional), ``fees`` (USDT), ``funding`` (USDT, paid < 0).
+    ``return_frac`` (pnl / entry notional), and the cost breakdown (USDT): ``fees`` (maker/taker
+    commissions, paid > 0), ``liquidation_fee`` (clearance fee, paid > 0), ``funding`` (cash flow,
+    paid < 0), ``slippage_cost`` (paid > 0), plus ``liquidated`` (closed by a liquidation). The
+    fills of a cycle are found through the cycle's ``trade_ids``; without ``fills`` the fill-based
+    columns are 0 and ``fees`` is the cycle's total commission.
     """
     cols = ["instrument_id", "strategy_id", "side", "entry_time", "exit_time", "quantity", "entry_price",
-            "exit_price", "pnl", "return_frac", "fees", "funding"]
+            "exit_price", "pnl", "return_frac", "fees", "funding", "liquidation_fee", "slippage_cost", "liquidated"]
     closed = positions[positions["ts_closed"].notna()] if "ts_closed" in positions.columns else positions.iloc[0:0]
     if closed.empty:
         return pd.DataFrame(columns=cols)
@@ -168,8 +219,61 @@ def build_trades(positions: pd.DataFrame, funding: pd.DataFrame) -> pd.DataFrame
         "fees": fees.astype(float),
         "funding": closed["position_id"].map(funding_by_pos).fillna(0.0).astype(float),
     })
+    trades["liquidation_fee"] = 0.0
+    trades["slippage_cost"] = 0.0
+    trades["liquidated"] = False
+    if fills is not None and not fills.empty and "trade_ids" in closed.columns:
+        by_trade = fills.groupby(fills["trade_id"].astype(str)).agg(
+            slip=("slippage_cost", "sum"), liq_fee=("liquidation_fee", "sum"), liq=("is_liquidation", "any"))
+        pairs = pd.DataFrame({
+            "row": np.arange(len(closed)),
+            "tid": [[str(t) for t in (json.loads(v) if isinstance(v, str) else (v or []))] for v in closed["trade_ids"]],
+        }).explode("tid").dropna()
+        joined = pairs.join(by_trade, on="tid", how="inner")
+        per_row = joined.groupby("row").agg(slip=("slip", "sum"), liq_fee=("liq_fee", "sum"), liq=("liq", "any"))
+        per_row = per_row.reindex(np.arange(len(closed)))
+        trades["liquidation_fee"] = per_row["liq_fee"].fillna(0.0).to_numpy()
+        trades["slippage_cost"] = per_row["slip"].fillna(0.0).to_numpy()
+        trades["liquidated"] = per_row["liq"].fillna(False).astype(bool).to_numpy()
+        trades["fees"] = trades["fees"] - trades["liquidation_fee"]
     trades["return_frac"] = trades["pnl"] / (trades["quantity"] * trades["entry_price"])
     return trades[cols].sort_values("exit_time").reset_index(drop=True)
+
+
+def build_liquidations(sims: dict[str, VenueSim], fills: pd.DataFrame) -> pd.DataFrame:
+    """One row per liquidation fill: the actor's record joined with its fill.
+
+    Columns: ``ts`` (fill time, UTC), ``venue``, ``instrument_id``, ``strategy_id``, ``position_id``,
+    ``client_order_id``, ``side`` (of the position), ``quantity``, ``entry_price``,
+    ``liquidation_price`` (the formula's price on the tick grid), ``fill_price``, ``margin_mode``,
+    ``margin_balance`` (cross: wallet balance, isolated: position margin; USDT),
+    ``liquidation_fee`` (USDT), ``loss`` (USDT lost on the close: ``-(fill - entry) x side x qty``
+    plus the clearance fee; > 0 is a loss).
+    """
+    cols = ["ts", "venue", "instrument_id", "strategy_id", "position_id", "client_order_id", "side", "quantity",
+            "entry_price", "liquidation_price", "fill_price", "margin_mode", "margin_balance", "liquidation_fee", "loss"]
+    rows = []
+    liq_fills = fills[fills["is_liquidation"]] if not fills.empty else fills
+    for sim in sims.values():
+        if sim.liquidation is None:
+            continue
+        for r in sim.liquidation.records:
+            f = liq_fills[liq_fills["client_order_id"].astype(str) == r.client_order_id]
+            if f.empty:
+                continue
+            qty = float(f["last_qty"].sum())
+            fill_px = float((f["last_qty"] * f["last_px"]).sum() / qty)
+            fee = float(f["liquidation_fee"].sum())
+            side = 1.0 if r.side == "LONG" else -1.0
+            rows.append({
+                "ts": pd.Timestamp(int(pd.Timestamp(f["ts_event"].iloc[-1]).value), tz="UTC"),
+                "venue": r.venue, "instrument_id": r.instrument_id, "strategy_id": r.strategy_id,
+                "position_id": r.position_id, "client_order_id": r.client_order_id, "side": r.side,
+                "quantity": qty, "entry_price": r.entry_price, "liquidation_price": r.liquidation_price,
+                "fill_price": fill_px, "margin_mode": r.margin_mode, "margin_balance": r.wallet_balance,
+                "liquidation_fee": fee, "loss": -(fill_px - r.entry_price) * side * qty + fee,
+            })
+    return pd.DataFrame(rows, columns=cols)
 
 
 def build_equity(
@@ -273,17 +377,18 @@ def results_digest(fills: pd.DataFrame, metrics: dict) -> str:
 
 
 def write_results(
-    node: BacktestNode,
+    engine: BacktestEngine,
     result: BacktestResult,
     cfg: BacktestConfig,
     run_id: str,
     plan: DataPlan,
+    sims: dict[str, VenueSim],
     *,
     results_root: Path | None = None,
     config_text: str | None = None,
     engine_seconds: float = 0.0,
 ) -> tuple[Path, dict]:
-    """Collect reports from the node, compute equity and metrics, write the folder atomically.
+    """Collect reports from the engine, compute equity, costs and metrics, write the folder atomically.
 
     Returns:
         (final folder path, metrics dict).
@@ -300,15 +405,16 @@ def write_results(
     if final.exists():
         raise FileExistsError(f"results folder {final} already exists")
 
-    orders = normalise_report(node.generate_orders_report(run_id))
-    fills = normalise_report(node.generate_fills_report(run_id))
-    positions_raw = node.generate_positions_report(run_id)
+    orders_raw = engine.generate_orders_report()
+    orders = normalise_report(orders_raw)
+    fills = add_fill_costs(normalise_report(engine.generate_fills_report()), orders, sims)
+    positions_raw = engine.generate_positions_report()
     funding = funding_settlements(positions_raw)
     # `events` repeats every fill of the position (fills.parquet has them once); `adjustments` -> funding.parquet
     positions = normalise_report(positions_raw.drop(columns=["events", "adjustments"], errors="ignore"))
     accounts = []
     for v in cfg.venues:
-        acc = node.generate_account_report(run_id, venue=Venue(v.name))
+        acc = engine.generate_account_report(venue=Venue(v.name))
         acc = normalise_report(acc.drop(columns=[c for c in ("margins", "info") if c in acc.columns]))
         acc["venue"] = v.name
         accounts.append(acc)
@@ -319,17 +425,20 @@ def write_results(
         iid = str(BarType.from_str(bt).instrument_id)
         closes.setdefault(iid, read_bar_closes(cfg, bt))
     equity, start_equity = build_equity(cfg, fills, funding, closes)
-    trades = build_trades(positions, funding)
+    trades = build_trades(positions, funding, fills)
+    liquidations = build_liquidations(sims, fills)
 
     first_iid = str(BarType.from_str(cfg.bar_types[0]).instrument_id)
     venue_cfg = next(v for v in cfg.venues if first_iid.endswith("." + v.name))
-    bench = buy_and_hold(closes[first_iid], venue_cfg.fees()[1]).reindex(equity.index, method="ffill")
-    fees_paid = float(fills["commission"].sum()) if not fills.empty else 0.0
+    # before the benchmark instrument's first bar (another instrument starts earlier) it holds cash: 1.0
+    bench = buy_and_hold(closes[first_iid], venue_cfg.fees()[1]).reindex(equity.index, method="ffill").fillna(1.0)
+    fees_paid = float(fills["trading_fee"].sum()) if not fills.empty else 0.0
     funding_paid = -float(funding["amount"].sum()) if not funding.empty else 0.0  # paid > 0
     metrics = metrics_mod.compute_metrics(
         equity, trades, fees_paid=fees_paid, funding_paid=funding_paid,
         buy_and_hold_return=float(bench.iloc[-1] - 1.0), starting_equity=start_equity,
     )
+    metrics.update(metrics_mod.execution_costs(fills, liquidations, funding_paid=funding_paid))
     equity_frame = pd.DataFrame({"equity": equity, "benchmark_equity": bench * start_equity})
     equity_frame["drawdown"] = equity / equity.cummax() - 1.0
 
@@ -346,6 +455,12 @@ def write_results(
         positions.to_parquet(stage / "positions.parquet", index=False)
         account.to_parquet(stage / "account.parquet", index=False)
         trades.to_parquet(stage / "trades.parquet", index=False)
+        liquidations.to_parquet(stage / "liquidations.parquet", index=False)
+        latency_rows = [vars(r) | {"venue": name} for name, sim in sims.items() if sim.latency is not None
+                        for r in sim.latency.records]
+        pd.DataFrame(latency_rows, columns=["venue", "strategy_id", "client_order_id", "command", "ts_sent", "drawn_ms",
+                                            "effective_ms", "ts_arrival", "spike"]).to_parquet(
+            stage / "latency.parquet", index=False)
         funding.to_parquet(stage / "funding.parquet", index=False)
         equity_frame.reset_index().to_parquet(stage / "equity.parquet", index=False)
         (stage / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
@@ -361,7 +476,10 @@ def write_results(
             "bars_per_second": round(result.iterations / engine_seconds) if engine_seconds else None,
             "first_bar": str(pd.Timestamp(plan.first_ns, unit="ns", tz="UTC")),
             "last_bar": str(pd.Timestamp(plan.last_ns, unit="ns", tz="UTC")),
-            "funding_from_catalog": plan.funding_instruments,
+            "funding_instruments": plan.funding_instruments,
+            "funding_source": plan.funding_source,
+            "engine": "BacktestEngine (low level; Python venue fill model)",
+            "venues": {name: venue_settings(sim) for name, sim in sims.items()},
             "funding_mark_price_source": {
                 iid: ("MarkPriceUpdate" if iid in plan.mark_instruments else "last price (bar close)")
                 for iid in plan.funding_instruments
@@ -375,6 +493,26 @@ def write_results(
         shutil.rmtree(stage, ignore_errors=True)
         raise
     return final, metrics
+
+
+def venue_settings(sim: VenueSim) -> dict[str, Any]:
+    """The simulated-exchange settings of one venue as recorded in ``run.json``."""
+    v = sim.config
+    maker, taker = v.fees()
+    out: dict[str, Any] = {
+        "fill_timing": v.fill_timing, "slippage": {
+            "kind": v.slippage, "base_bps": v.slippage_bps, "impact_bps": v.slippage_impact_bps,
+            "max_bps": v.slippage_max_bps},
+        "maker_fee": maker, "taker_fee": taker, "fee_tier": v.fee_tier,
+        "latency": None if v.latency is None else msgspec.structs.asdict(v.latency),
+    }
+    if v.account_type == "MARGIN":
+        out.update({"margin_mode": v.margin_mode, "liquidation": v.liquidation, "liquidation_fee": v.liquidation_fee,
+                    "max_leverage": v.max_leverage,
+                    "brackets": None if sim.liquidation is None else {
+                        iid: [[b.floor, b.cap, b.mmr, b.cum, b.max_leverage] for b in br]
+                        for iid, br in sim.liquidation.brackets.items()}})
+    return out
 
 
 def _write_tearsheet(path: Path, result: Any, equity: pd.Series, bench: pd.Series, metrics: dict, run_id: str) -> None:

@@ -29,12 +29,14 @@ Bar handling (all strategies)
    is configured) ``enter``/``exit_position`` submit nothing (``trading_blocked``), so a signal
    on such a bar is dropped rather than doubled.
 
-Fill timing (nautilus default bar execution, no latency model)
--------------------------------------------------------------
-A market order submitted in ``on_bar(bar N)`` fills at **bar N's close price, with timestamp =
-bar N's ts (its close time)**. The bar-execution book holds about volume/4 per price level, so an
-order larger than that walks up/down in price-increment steps. With a ``StaticLatencyModel``
-the fill moves to a later bar's close instead.
+Fill timing
+-----------
+Decided by the venue, not here. In this platform's backtests (nautilus_app/venue/fill_timing.py)
+a market order submitted in ``on_bar(bar N)`` fills at bar N+1's open by default, timestamped at bar
+N's close (``fill_timing = "same_close"``: at bar N's close, Nautilus's own bar execution). With a
+simulated latency (nautilus_app/venue/latency.py) the order reaches the venue later; commands held
+by it count as pending (``latency_held``). Exits go through ``submit_order`` (reduce-only market
+orders) so that latency applies to them too.
 
 Stop
 ----
@@ -62,6 +64,7 @@ from nautilus_trader.trading import Strategy, StrategyConfig
 from strategies.sizing import account_equity, entry_quantity
 
 _BASE_FIELDS_CACHE: dict[type, frozenset[str]] = {}
+_NO_BAR_YET = 2**62  # ns sentinel: "no previous bar" and "no gap limit"
 
 
 def _nautilus_base_fields() -> frozenset[str]:
@@ -191,7 +194,8 @@ class BarStrategy(Strategy):
         self.bar_index = -1  # 0-based index of the current bar (bars received)
         self.entry_bar_index: int | None = None  # bar on which the current entry was submitted
         self.last_exit_bar_index: int | None = None
-        self._last_ts: int | None = None
+        # ts of the previous bar; the sentinel makes "ts - last" negative on the first bar (no gap)
+        self._last_ts: int = _NO_BAR_YET
         self.trading_blocked = False
         # Order/position state is re-read from the cache only after something may have changed it
         # (an order of ours was submitted or filled), not on every bar: the two cache queries cost
@@ -200,7 +204,8 @@ class BarStrategy(Strategy):
         self._side = PositionSide.FLAT
         spec = self.bar_type.spec
         self._interval_ns = spec.get_interval_ns() if spec.is_time_aggregated() else 0
-        self._max_gap_ns = self._interval_ns * config.max_gap_bars if config.max_gap_bars > 0 else 0
+        # gap threshold, ns; "never" when the rule is off (max_gap_bars=0 or non-time bars)
+        self._max_gap_ns = self._interval_ns * config.max_gap_bars if config.max_gap_bars > 0 and self._interval_ns else _NO_BAR_YET
         self.gap_resets = 0
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -242,7 +247,7 @@ class BarStrategy(Strategy):
         self.bar_index = -1
         self.entry_bar_index = None
         self.last_exit_bar_index = None
-        self._last_ts = None
+        self._last_ts = _NO_BAR_YET
         self.gap_resets = 0
         self._state_dirty = True
         self.on_gap()
@@ -250,11 +255,12 @@ class BarStrategy(Strategy):
     # ---- bars ----------------------------------------------------------------------------
     def on_bar(self, bar: Any) -> None:
         # Only bars of self.bar_type arrive here: it is the strategy's one bar subscription.
+        # This runs on every bar: keep it lean (see the throughput benchmark).
         if self.instrument is None:
             return
         self.bar_index += 1
         ts = bar.ts_event
-        if self._last_ts is not None and self._max_gap_ns and ts - self._last_ts > self._max_gap_ns:
+        if ts - self._last_ts > self._max_gap_ns:
             # Nautilus already fed this bar to the registered indicators: restart them from it.
             self.gap_resets += 1
             for ind in self.indicators:
@@ -263,14 +269,17 @@ class BarStrategy(Strategy):
             self.on_gap()
         self._last_ts = ts
         if self._state_dirty:
-            self.trading_blocked = self.has_pending_orders()
-            self._side = self.position_side()
-            # stay dirty while an order is in flight: its fill may arrive before the next bar
-            self._state_dirty = self.trading_blocked
-        side = self._side
-        if side == PositionSide.FLAT and not self.trading_blocked:
+            self._refresh_state()
+        self.on_signal_bar(bar, self._side)
+
+    def _refresh_state(self) -> None:
+        """Re-read pending orders and position side from the cache (only after our orders/fills)."""
+        self.trading_blocked = self.has_pending_orders()
+        self._side = self.position_side()
+        # stay dirty while an order is in flight: its fill may arrive before the next bar
+        self._state_dirty = self.trading_blocked
+        if self._side == PositionSide.FLAT and not self.trading_blocked:
             self.entry_bar_index = None
-        self.on_signal_bar(bar, side)
 
     def on_signal_bar(self, bar: Any, side: PositionSide) -> None:  # pragma: no cover - abstract
         """Strategy decision on a closed bar; ``side`` is this strategy's current position side."""
@@ -284,7 +293,8 @@ class BarStrategy(Strategy):
         """True while an order of this strategy for the instrument is in flight or resting."""
         c = self.cache
         return (
-            c.orders_inflight_count(instrument_id=self.instrument_id, strategy_id=self.strategy_id) > 0
+            getattr(self, "latency_held", 0) > 0  # commands held by the simulated latency (nautilus_app/venue/latency.py)
+            or c.orders_inflight_count(instrument_id=self.instrument_id, strategy_id=self.strategy_id) > 0
             or c.orders_open_count(instrument_id=self.instrument_id, strategy_id=self.strategy_id) > 0
         )
 
@@ -342,7 +352,13 @@ class BarStrategy(Strategy):
         """Close this strategy's open position(s) in the instrument at market."""
         if self.trading_blocked:
             return
-        self.close_all_positions(self.instrument_id, tags=[tag])
+        # a reduce-only market order per position through submit_order (what close_all_positions does,
+        # but on the Python path, so a simulated latency applies to exits as well)
+        for p in self.cache.positions_open(instrument_id=self.instrument_id, strategy_id=self.strategy_id):
+            side = OrderSide.SELL if p.signed_qty > 0 else OrderSide.BUY
+            order = self.order_factory.market(self.instrument_id, side, p.quantity, time_in_force=TimeInForce.GTC,
+                                              reduce_only=True, tags=[tag])
+            self.submit_order(order, position_id=p.id)
         self._state_dirty = True
         self.entry_bar_index = None
         self.last_exit_bar_index = self.bar_index

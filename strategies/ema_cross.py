@@ -63,15 +63,20 @@ class EMACross(BarStrategy):
         self.slow = ExponentialMovingAverage(config.slow_period)
         self.indicators = [self.fast, self.slow]
         self.prev_diff: float | None = None
+        self.warmed_up = False
 
     def on_gap(self) -> None:
         self.prev_diff = None
+        self.warmed_up = False
 
     def on_signal_bar(self, bar: Any, side: PositionSide) -> None:
-        if not (self.fast.initialized and self.slow.initialized):
-            self.prev_diff = None
-            return
-        diff = self.fast.value - self.slow.value
+        fast, slow = self.fast, self.slow
+        if not self.warmed_up:  # checked until both EMAs are initialized, then skipped
+            if not (fast.initialized and slow.initialized):
+                self.prev_diff = None
+                return
+            self.warmed_up = True
+        diff = fast.value - slow.value
         prev = self.prev_diff
         self.prev_diff = diff
         if prev is None:

@@ -1,0 +1,1 @@
+"""Shared pieces of the Ethereal adapter: constants, enums, URLs, parsing, credentials, signing."""

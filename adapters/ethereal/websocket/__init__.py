@@ -1,0 +1,1 @@
+"""Ethereal v2 WebSocket stream: client (reconnect, resubscribe) and message structs."""

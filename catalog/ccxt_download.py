@@ -1,0 +1,458 @@
+"""Download OHLCV, funding-rate history and mark-price klines through ccxt straight into the catalog.
+
+FreqTrade's ``download-data`` is the model: one command, resumable, idempotent, funding and mark
+prices included. ``nautilus-app download-data --market um --symbols BTCUSDT --timeframe 1m
+--start 2023-07-01 --kinds ohlcv funding mark``.
+
+How it works
+------------
+* **Exchange.** ccxt ``binance`` (spot, markets loaded from ``/api/v3/exchangeInfo`` only) or
+  ``binanceusdm`` (USDT-M perpetuals, ``/fapi/v1/exchangeInfo``), created with
+  ``enableRateLimit=True`` so ccxt's own token-bucket throttle spaces the calls by the endpoint
+  weights Binance publishes. ``urls`` replaces entries of ``exchange.urls['api']`` (tests point
+  them at a local server). Instruments, ids and precisions come from
+  :mod:`nautilus_app.instruments`, exactly as for the importers; other ccxt exchanges are not
+  supported yet because the platform has no instrument definitions for them (clear error).
+* **What is missing.** For each (kind, symbol) the requested ``[start, end]`` window is compared
+  with the catalog's file intervals; only uncovered ranges are fetched. A rerun after an
+  interruption therefore resumes from the last stored timestamp, a rerun after success fetches
+  nothing, and a window before already stored data is back-filled. Gaps *inside* a stored file
+  (exchange halts) are not re-requested.
+* **Pagination.** Our own forward loop (as FreqTrade does): ``fetch_ohlcv(symbol, tf, since,
+  limit=1000, params={'until': end})``, next ``since`` = last open time + one interval; funding via
+  ``fetch_funding_rate_history`` (limit 1000), next ``since`` = last ``fundingTime`` + 1 ms. ccxt's
+  ``params={'paginate': True}`` was not used: it gathers everything in memory before returning
+  (no checkpoint, so nothing to resume from), caps a call at ``paginationCalls`` pages (default 10)
+  and deliberately fails fast on a 429 without honouring ``Retry-After``.
+* **Retries.** ccxt ``OperationFailed`` errors (``NetworkError`` and its subclasses, plus
+  Binance's ``-1001 Internal error`` that ccxt maps to ``OperationFailed``) are retried up to ``max_retries`` times: HTTP 429/418
+  (``DDoSProtection``/``RateLimitExceeded``) wait ``Retry-After`` seconds when the response has
+  that header, otherwise exponential backoff ``backoff_s * 2**attempt`` (capped at 60 s); HTTP 5xx
+  (``ExchangeNotAvailable``), timeouts and dropped connections back off the same way. 4xx errors
+  other than 418/429 are not retried. Exhausted retries raise :class:`DownloadError`.
+* **Writing.** Pages are buffered and flushed to the catalog every ``flush_rows`` rows and when a
+  range ends (and, before re-raising, when a download fails), through the same writers as the
+  importers (:mod:`catalog.writer`: dedupe, atomic file promotion). Each flush is validated first
+  (:mod:`catalog.validation`): precision, OHLC sanity, strictly increasing timestamps; gaps are
+  reported as warnings (known Binance halts marked as such).
+* **Conventions.** Bars are stamped at their close (``ts_event = ts_init = open + interval``);
+  only closed candles are kept (open + interval <= now). Mark prices: one ``MarkPriceUpdate`` per
+  candle close at the close time. Funding: the exchange's ``fundingRate`` string (exact), the
+  time snapped to the hour grid (real rows are 1-15 ms late), ``ts_event = ts_init =
+  next_funding_ns`` and ``interval`` from the spacing (see :func:`catalog.writer.write_funding_rates`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from catalog.common import bar_table, floats_to_decimal, snap_funding_times, validate_bars
+from catalog.errors import DataImportError
+from catalog.store import ensure_catalog_root
+from catalog.writer import (
+    ImportReport,
+    existing_intervals,
+    write_bars,
+    write_funding_rates,
+    write_instruments,
+    write_mark_prices,
+)
+from nautilus_app import instruments as ins
+
+KINDS = ("ohlcv", "funding", "mark")
+MS = 1_000_000  # ns per ms
+PAGE_LIMIT = 1000
+
+
+class DownloadError(Exception):
+    """A download could not complete (retries exhausted, unsupported exchange/kind, bad response).
+
+    Everything fetched and validated before the failure has been written to the catalog; a rerun
+    resumes after it.
+    """
+
+
+# --------------------------------------------------------------------------- exchange
+
+
+def make_exchange(market: str, *, exchange_id: str = "binance", urls: dict[str, str] | None = None,
+                  rate_limit_ms: float | None = None, timeout_ms: int = 30_000) -> Any:
+    """A ccxt exchange for ``market`` (``"spot"`` -> ``ccxt.binance`` restricted to spot markets,
+    ``"um"`` -> ``ccxt.binanceusdm``) with ``enableRateLimit=True``.
+
+    ``urls`` updates ``exchange.urls['api']`` (e.g. ``{"public": "http://127.0.0.1:8080/api/v3",
+    "fapiPublic": ".../fapi/v1"}``); ``rate_limit_ms`` overrides ccxt's ``rateLimit`` (ms per
+    weight unit, Binance default 50). Raises :class:`DownloadError` for exchanges other than Binance.
+    """
+    import ccxt
+
+    if exchange_id not in ("binance", "binanceusdm"):
+        raise DownloadError(
+            f"exchange {exchange_id!r} is not supported: the platform defines instruments only for Binance "
+            "spot and USDT-M (nautilus_app/instruments.py)"
+        )
+    opts: dict[str, Any] = {"enableRateLimit": True, "timeout": timeout_ms}
+    if market == "spot":
+        ex = ccxt.binance(opts | {"options": {"fetchMarkets": {"types": ["spot"]}}})
+    elif market == "um":
+        ex = ccxt.binanceusdm(opts)
+    else:
+        raise DownloadError(f"unknown market {market!r} (expected 'spot' or 'um')")
+    if urls:
+        ex.urls["api"].update(urls)
+    if rate_limit_ms is not None:
+        ex.rateLimit = rate_limit_ms
+        if hasattr(ex, "init_throttler"):
+            ex.init_throttler()
+    return ex
+
+
+def ccxt_symbol(symbol: str, market: str) -> str:
+    """Unified ccxt symbol of a Binance symbol: ``BTC/USDT`` (spot) or ``BTC/USDT:USDT`` (um)."""
+    spec = ins.get_spec(symbol.replace("/", "").split(":")[0], "um" if market == "um" else "spot")
+    return f"{spec.base}/{spec.quote}" + (f":{spec.quote}" if market == "um" else "")
+
+
+_HTTP_CODE = re.compile(r"\s(\d{3})\s")
+
+
+def _retry_after(ex: Any) -> float | None:
+    headers = getattr(ex, "last_response_headers", None) or {}
+    for k, v in dict(headers).items():
+        if k.lower() == "retry-after":
+            try:
+                return max(0.0, float(v))
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def call_with_retries(ex: Any, fn: Callable[..., Any], *args: Any, max_retries: int = 5, backoff_s: float = 1.0,
+                      sleep: Callable[[float], None] = time.sleep, on_retry: Callable[[str], None] | None = None,
+                      **kwargs: Any) -> Any:
+    """Call ``fn(*args, **kwargs)`` retrying ccxt network errors (see the module docstring).
+
+    ``on_retry`` receives a one-line description of each retry (for logs/reports). Raises
+    :class:`DownloadError` (chained to the last ccxt error) when retries are exhausted or the
+    error is not transient.
+    """
+    import ccxt
+
+    for attempt in range(max_retries + 1):
+        try:
+            return fn(*args, **kwargs)
+        except ccxt.OperationFailed as e:  # NetworkError and Binance's -1000/-1001 "internal error"
+            msg = str(e)
+            m = _HTTP_CODE.search(msg)
+            code = int(m.group(1)) if m else None
+            rate_limited = isinstance(e, ccxt.DDoSProtection)
+            if code is not None and 400 <= code < 500 and not rate_limited:
+                raise DownloadError(f"{type(e).__name__}: {msg[:300]}") from e
+            if attempt == max_retries:
+                raise DownloadError(f"giving up after {max_retries + 1} attempts: {type(e).__name__}: {msg[:300]}") from e
+            wait = _retry_after(ex) if rate_limited else None
+            if wait is None:
+                wait = min(60.0, backoff_s * 2**attempt)
+            if on_retry:
+                on_retry(f"{type(e).__name__} ({msg[:120]}); retry {attempt + 1}/{max_retries} in {wait:.1f} s")
+            sleep(wait)
+        except ccxt.ExchangeError as e:
+            raise DownloadError(f"{type(e).__name__}: {str(e)[:300]}") from e
+    raise AssertionError("unreachable")
+
+
+# --------------------------------------------------------------------------- ranges
+
+
+def _day_ns(d: dt.date) -> int:
+    return int(dt.datetime.combine(d, dt.time(), dt.UTC).timestamp()) * 1_000_000_000
+
+
+def _to_date(d: dt.date | str | None) -> dt.date | None:
+    if d is None or isinstance(d, dt.date):
+        return d
+    return dt.date.fromisoformat(str(d))
+
+
+def missing_ranges(covered: Sequence[tuple[int, int]], lo: int, hi: int, step: int) -> list[tuple[int, int]]:
+    """Sub-ranges of ``[lo, hi]`` (inclusive, same unit as ``covered``) not inside any covered
+    ``(a, b)`` interval; ``step`` is the spacing of the rows, so a range starts one step after a
+    covered interval ends."""
+    out = []
+    cur = lo
+    for a, b in sorted(covered):
+        if b < cur:
+            continue
+        if a > hi:
+            break
+        if a > cur:
+            out.append((cur, min(hi, a - step)))
+        cur = max(cur, b + step)
+        if cur > hi:
+            break
+    if cur <= hi:
+        out.append((cur, hi))
+    return [(a, b) for a, b in out if b >= a]
+
+
+# --------------------------------------------------------------------------- downloader
+
+
+class _Progress:
+    def __init__(self, enabled: bool, total: int, desc: str) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="row", leave=False, dynamic_ncols=True)
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def download_data(
+    catalog_path: str | Path | None,
+    *,
+    market: str = "spot",
+    symbols: Sequence[str] = ("BTCUSDT",),
+    timeframe: str = "1m",
+    start: dt.date | str,
+    end: dt.date | str | None = None,
+    kinds: Sequence[str] = ("ohlcv",),
+    mark_timeframe: str | None = None,
+    exchange: Any = None,
+    exchange_id: str = "binance",
+    urls: dict[str, str] | None = None,
+    rate_limit_ms: float | None = None,
+    max_retries: int = 5,
+    backoff_s: float = 1.0,
+    flush_rows: int = 200_000,
+    progress: bool = True,
+    now_ms: int | None = None,
+) -> ImportReport:
+    """Download ``kinds`` (⊆ {``"ohlcv"``, ``"funding"``, ``"mark"``}; funding/mark only for
+    ``market="um"``) for ``symbols`` over the UTC days ``start..end`` (inclusive; ``end`` default
+    today) into the catalog at ``catalog_path`` (None = default catalog).
+
+    ``timeframe``: ccxt/Binance interval of the OHLCV bars (``"1m"``, ``"1h"`` ...);
+    ``mark_timeframe``: interval of the mark-price klines (default ``timeframe``). ``exchange``: a
+    ready ccxt exchange (else :func:`make_exchange` with ``exchange_id``/``urls``/``rate_limit_ms``).
+    ``flush_rows``: rows buffered before a write (a checkpoint). ``now_ms``: the clock (ms) for
+    the closed-candle cut-off (default: the exchange's clock).
+
+    Returns an :class:`catalog.writer.ImportReport` (``files_read`` = requests made). Raises
+    :class:`DownloadError` when the exchange keeps failing (data fetched so far is kept),
+    :class:`catalog.errors.DataImportError` when the exchange returns data that fails validation
+    (nothing of that flush is written), ``ValueError``/``KeyError`` for bad arguments.
+    """
+    t0 = time.perf_counter()
+    kinds = tuple(kinds)
+    bad = set(kinds) - set(KINDS)
+    if bad:
+        raise ValueError(f"unknown kinds {sorted(bad)}; expected a subset of {KINDS}")
+    if market not in ("spot", "um"):
+        raise ValueError(f"unknown market {market!r} (expected 'spot' or 'um')")
+    if market != "um" and set(kinds) & {"funding", "mark"}:
+        raise ValueError("funding and mark prices exist only for market='um' (USDT-M perpetuals)")
+    d0 = _to_date(start)
+    if d0 is None:
+        raise ValueError("start is required")
+    d1 = _to_date(end) or dt.datetime.now(dt.UTC).date()
+    if d1 < d0:
+        raise ValueError(f"end {d1} before start {d0}")
+    mkt: ins.Market = "um" if market == "um" else "spot"
+    for s in symbols:
+        ins.get_spec(s, mkt)
+    ins.interval_ns(timeframe)
+    ins.interval_ns(mark_timeframe or timeframe)
+    ex = exchange if exchange is not None else make_exchange(market, exchange_id=exchange_id, urls=urls,
+                                                             rate_limit_ms=rate_limit_ms)
+    root = ensure_catalog_root(catalog_path)
+    report = ImportReport(source=f"ccxt:{ex.id}")
+    call = _Caller(ex, report, max_retries, backoff_s)
+    call(ex.load_markets)
+    now = int(now_ms if now_ms is not None else ex.milliseconds())
+    lo_ns, hi_ns = _day_ns(d0), _day_ns(d1 + dt.timedelta(days=1))  # [lo, hi) on open/settlement time
+    try:
+        for symbol in (s.upper() for s in symbols):
+            spec = ins.get_spec(symbol, mkt)
+            write_instruments(root, [ins.build_instrument(symbol, mkt)], report, count_once=True)
+            sym = ccxt_symbol(symbol, market)
+            if "ohlcv" in kinds:
+                _download_klines(root, ex, call, report, symbol, mkt, sym, timeframe, lo_ns, hi_ns, now, flush_rows,
+                                 progress, mark=False)
+            if "mark" in kinds:
+                _download_klines(root, ex, call, report, symbol, mkt, sym, mark_timeframe or timeframe, lo_ns, hi_ns,
+                                 now, flush_rows, progress, mark=True)
+            if "funding" in kinds:
+                _download_funding(root, call, report, symbol, spec, sym, lo_ns, min(hi_ns, now * MS), flush_rows, progress)
+    finally:
+        report.seconds = time.perf_counter() - t0
+    return report
+
+
+class _Caller:
+    def __init__(self, ex: Any, report: ImportReport, max_retries: int, backoff_s: float) -> None:
+        self.ex, self.report, self.max_retries, self.backoff_s = ex, report, max_retries, backoff_s
+        self.requests = 0
+
+    def __call__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        self.requests += 1
+        return call_with_retries(self.ex, fn, *args, max_retries=self.max_retries, backoff_s=self.backoff_s,
+                                 on_retry=lambda m: self.report.warnings.append(f"{self.ex.id}: {m}"), **kwargs)
+
+
+def _download_klines(root: Path, ex: Any, call: _Caller, report: ImportReport, symbol: str, mkt: ins.Market,
+                     sym: str, timeframe: str, lo_ns: int, hi_ns: int, now_ms: int, flush_rows: int,
+                     progress: bool, *, mark: bool) -> None:
+    from catalog.validation import report_gaps
+
+    spec = ins.get_spec(symbol, mkt)
+    iv_ns = ins.interval_ns(timeframe)
+    iv_ms = iv_ns // MS
+    iid = ins.instrument_id(symbol, mkt)
+    if mark:
+        from nautilus_trader.model import NautilusDataType
+
+        ident, dtype = str(iid), NautilusDataType.MarkPriceUpdate
+    else:
+        from nautilus_trader.model import NautilusDataType
+
+        ident, dtype = str(ins.bar_type(symbol, mkt, timeframe)), NautilusDataType.Bar
+    # stored intervals are on the close time; convert to open times
+    covered = [(a - iv_ns, b - iv_ns) for a, b in existing_intervals(root, dtype, ident)]
+    last_open = min(hi_ns - iv_ns, (now_ms * MS // iv_ns) * iv_ns - iv_ns)  # last CLOSED candle's open
+    first_open = -(-lo_ns // iv_ns) * iv_ns
+    ranges = missing_ranges(covered, first_open, last_open, iv_ns)
+    total = sum((b - a) // iv_ns + 1 for a, b in ranges)
+    what = "mark price klines" if mark else "klines"
+    bar = _Progress(progress, total, f"{symbol} {timeframe} {what}")
+    params: dict[str, Any] = {"price": "mark"} if mark else {}
+    buf: list[list] = []
+
+    def flush() -> None:
+        if not buf:
+            return
+        rows = np.array([r[:6] for r in buf], dtype=np.float64)
+        buf.clear()
+        where = f"{ex.id} {sym} {timeframe} {what}"
+        lines = np.arange(1, len(rows) + 1)
+        open_ns = rows[:, 0].astype(np.int64) * MS
+        ts = open_ns + iv_ns
+        if mark:
+            cols = {c: floats_to_decimal(rows[:, i], spec.mark_price_precision, where, c, lines)
+                    for i, c in enumerate(("open", "high", "low", "close"), start=1)}
+            cols["volume"] = floats_to_decimal(np.zeros(len(rows)), 0, where, "volume", lines)
+            t = bar_table(ts, cols)
+            validate_bars(t, where, lines, spec.mark_price_precision, 16)
+            report_gaps(report, ident, t["ts"].to_numpy(), iv_ns, market=mkt)
+            write_mark_prices(root, iid, spec.mark_price_precision, [pa.table({"ts": t["ts"], "value": t["close"]})],
+                              report, iv_ns)
+        else:
+            cols = {c: floats_to_decimal(rows[:, i], spec.price_precision, where, c, lines)
+                    for i, c in enumerate(("open", "high", "low", "close"), start=1)}
+            cols["volume"] = floats_to_decimal(rows[:, 5], spec.size_precision, where, "volume", lines)
+            t = bar_table(ts, cols)
+            validate_bars(t, where, lines, spec.price_precision, spec.size_precision)
+            report_gaps(report, ident, t["ts"].to_numpy(), iv_ns, market=mkt)
+            write_bars(root, ins.bar_type(symbol, mkt, timeframe), spec.price_precision, spec.size_precision, iv_ns,
+                       [t], report)
+
+    try:
+        for a, b in ranges:
+            since_ms, until_ms = a // MS, b // MS
+            while since_ms <= until_ms:
+                page = call(ex.fetch_ohlcv, sym, timeframe, since_ms, PAGE_LIMIT, params | {"until": until_ms})
+                report.files_read.append(f"{sym} {timeframe} {what} since {since_ms}")
+                page = [r for r in page if since_ms <= int(r[0]) <= until_ms]
+                if not page:
+                    break
+                opens = [int(r[0]) for r in page]
+                if any(x % iv_ms for x in opens):
+                    raise DataImportError(f"{ex.id} {sym} {timeframe}", f"open time {opens[0]} ms not on the {timeframe} grid")
+                buf.extend(page)
+                bar.update(len(page))
+                since_ms = opens[-1] + iv_ms
+                if len(buf) >= flush_rows:
+                    flush()
+            flush()
+    finally:
+        # keep what was fetched and validated before a failure: the next run resumes after it
+        try:
+            flush()
+        finally:
+            bar.close()
+
+
+def _download_funding(root: Path, call: _Caller, report: ImportReport, symbol: str, spec: ins.InstrumentSpec,
+                      sym: str, lo_ns: int, hi_ns: int, flush_rows: int, progress: bool) -> None:
+    from nautilus_trader.model import NautilusDataType
+
+    from catalog.validation import report_funding_intervals
+
+    iid = ins.instrument_id(symbol, "um")
+    covered = existing_intervals(root, NautilusDataType.FundingRateUpdate, str(iid))
+    # funding rows are at most every hour; re-request from one minute after the last stored one
+    ranges = missing_ranges(covered, lo_ns, hi_ns - 1, 60_000_000_000)
+    bar = _Progress(progress, sum((b - a) // (8 * 3_600_000_000_000) + 1 for a, b in ranges), f"{symbol} funding")
+    buf_t: list[int] = []
+    buf_r: list[str] = []
+    ex = call.ex
+    where = f"{ex.id} {sym} funding rate history"
+
+    def flush() -> None:
+        if not buf_t:
+            return
+        lines = np.arange(1, len(buf_t) + 1)
+        ts = snap_funding_times(np.array(buf_t, dtype=np.int64) * MS, where, lines)
+        t = pa.table({"ts": pa.array(ts, pa.int64()), "rate": pa.array(buf_r, pa.string()),
+                      "hint_minutes": pa.array(np.zeros(len(ts), np.int64))})
+        buf_t.clear()
+        buf_r.clear()
+        report_funding_intervals(report, str(iid), ts)
+        write_funding_rates(root, iid, [t], report)
+
+    try:
+        for a, b in ranges:
+            since_ms, until_ms = a // MS, b // MS
+            while since_ms <= until_ms:
+                page = call(ex.fetch_funding_rate_history, sym, since_ms, PAGE_LIMIT, {"until": until_ms})
+                report.files_read.append(f"{sym} funding since {since_ms}")
+                rows = []
+                for p in page:
+                    info = p.get("info") or {}
+                    t_ms = int(info.get("fundingTime", p.get("timestamp")))
+                    rate = str(info.get("fundingRate", p.get("fundingRate")))
+                    if since_ms <= t_ms <= until_ms:
+                        rows.append((t_ms, rate))
+                if not rows:
+                    break
+                rows.sort()
+                for t_ms, rate in rows:
+                    if buf_t and t_ms <= buf_t[-1]:
+                        continue  # page overlap
+                    buf_t.append(t_ms)
+                    buf_r.append(rate)
+                bar.update(len(rows))
+                since_ms = rows[-1][0] + 1
+                if len(buf_t) >= flush_rows:
+                    flush()
+            flush()
+    finally:
+        try:
+            flush()
+        finally:
+            bar.close()

@@ -1,0 +1,345 @@
+"""JSON API on the app's Flask server (``/api/...``), for scripts and other tools.
+
+Every error is JSON ``{"error": "<message>", "field": "<parameter or key path or null>"}`` with a 4xx
+status (400 invalid input, 404 unknown run/symbol/route, 405 wrong method, 413 body too large). The
+endpoints are documented in ``docs/dash.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from flask import Blueprint, Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from dash_ui import market
+from dash_ui.data import RunNotFound, valid_run_id
+from dash_ui.jobs import SubmissionError
+
+if TYPE_CHECKING:
+    from dash_ui.app import AppContext
+
+MAX_BODY = 256 * 1024
+MAX_OHLCV_LIMIT = 50_000
+MAX_TRADES_LIMIT = 100_000
+
+
+class ApiError(Exception):
+    """An invalid request: ``status`` (4xx), message and the offending ``field``."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.field = status, message, field
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        raise ApiError(400, f"{name}={raw!r}: expected an integer", name) from None
+    if not lo <= v <= hi:
+        raise ApiError(400, f"{name}={v}: expected {lo} <= {name} <= {hi}", name)
+    return v
+
+
+def _time_arg(name: str) -> int | None:
+    """UTC ns from an ISO date/datetime or epoch milliseconds; None if absent."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        if raw.lstrip("-").isdigit():
+            return int(raw) * 1_000_000
+        ts = pd.Timestamp(raw)
+        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        return int(ts.value)
+    except (ValueError, OverflowError):
+        raise ApiError(400, f"{name}={raw!r}: expected an ISO-8601 date/datetime (UTC) or epoch milliseconds",
+                       name) from None
+
+
+def _safe(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    return json.loads(df.to_json(orient="records", date_format="iso", date_unit="ns"))
+
+
+def symbols(ctx: AppContext) -> list[dict]:
+    """Bar series in the catalog grouped by instrument: symbol, instrument id, venue, trading mode
+    (``futures`` for ``-PERP`` instruments, else ``spot``), bar types, first/last bar close, rows."""
+    inv = ctx.inventory()
+    bars = inv[inv["kind"] == "bars"]
+    out: dict[str, dict] = {}
+    for _, row in bars.iterrows():
+        iid = row["instrument_id"]
+        sym, _, venue = iid.rpartition(".")
+        entry = out.setdefault(iid, {
+            "symbol": sym.removesuffix("-PERP"), "instrument_id": iid, "venue": venue,
+            "trading_mode": "futures" if sym.endswith("-PERP") else "spot", "bar_types": [],
+            "first": None, "last": None, "rows": 0,
+        })
+        entry["bar_types"].append(row["identifier"])
+        entry["rows"] += int(row["rows"])
+        first, last = row["first"].isoformat(), row["last"].isoformat()
+        entry["first"] = min(entry["first"] or first, first)
+        entry["last"] = max(entry["last"] or last, last)
+    return sorted(out.values(), key=lambda e: e["instrument_id"])
+
+
+def resolve_symbol(ctx: AppContext, symbol: str | None, trading_mode: str | None) -> dict:
+    """Find a catalog instrument by instrument id (``BTCUSDT.BINANCE``), raw symbol (``BTCUSDT``,
+    ``BTCUSDT-PERP``) or ccxt form (``BTC/USDT``, ``BTC/USDT:USDT`` = futures).
+
+    Raises:
+        ApiError: missing/unknown/ambiguous symbol (field ``symbol``), bad ``trading_mode``.
+    """
+    if not symbol:
+        raise ApiError(400, "symbol is required (e.g. BTCUSDT.BINANCE, BTCUSDT or BTC/USDT)", "symbol")
+    if trading_mode not in (None, "", "spot", "futures"):
+        raise ApiError(400, f"trading_mode={trading_mode!r}: expected 'spot' or 'futures'", "trading_mode")
+    known = symbols(ctx)
+    s = symbol.strip()
+    mode = trading_mode or None
+    if "/" in s:
+        base_quote, _, settle = s.partition(":")
+        s = base_quote.replace("/", "")
+        mode = mode or ("futures" if settle else "spot")
+    if s.endswith("-PERP"):
+        s, mode = s.removesuffix("-PERP"), mode or "futures"
+    hits = [e for e in known if e["instrument_id"] == symbol.strip()]
+    if not hits:
+        hits = [e for e in known if e["symbol"] == s and (mode is None or e["trading_mode"] == mode)]
+    if not hits:
+        names = ", ".join(e["instrument_id"] for e in known) or "none"
+        raise ApiError(404, f"symbol={symbol!r}: not in the catalog (instruments with bars: {names})", "symbol")
+    if len(hits) > 1:
+        raise ApiError(400, f"symbol={symbol!r} is ambiguous ({', '.join(h['instrument_id'] for h in hits)}): "
+                            "give trading_mode=spot|futures or the instrument id", "trading_mode")
+    return hits[0]
+
+
+def ohlcv(ctx: AppContext, entry: dict, timeframe: str, start_ns: int | None, end_ns: int | None,
+          limit: int) -> dict:
+    """Candles of one instrument (resampled from its finest stored time bars), at most ``limit``,
+    the first ones at or after ``start``. Candle times are **open** times in epoch ms (UTC)."""
+    if timeframe not in market.TIMEFRAMES:
+        raise ApiError(400, f"timeframe={timeframe!r}: expected one of {list(market.TIMEFRAMES)}", "timeframe")
+    tf = market.TIMEFRAMES[timeframe]
+    steps = []
+    for bt in entry["bar_types"]:
+        try:
+            steps.append((market.bar_step_ns(bt), bt))
+        except ValueError:
+            continue
+    usable = sorted((s, bt) for s, bt in steps if tf % s == 0)
+    if not usable:
+        raise ApiError(400, f"timeframe={timeframe!r}: no stored bars of {entry['instrument_id']} divide it "
+                            f"(stored: {entry['bar_types']})", "timeframe")
+    step, bar_type = usable[0]
+    if start_ns is not None and end_ns is not None and end_ns <= start_ns:
+        raise ApiError(400, "end must be after start", "end")
+    bars = market.BARS.get(ctx.catalog_root, bar_type)
+    # candle open time in [start, end): source bars whose open time (close - step) is in that range
+    lo = None if start_ns is None else (start_ns // tf) * tf + step
+    hi = None if end_ns is None else end_ns + step
+    view = market.window(bars, lo, hi)
+    candles = market.resample(view, step, tf)
+    if start_ns is not None:
+        candles = candles[candles["open_time"].astype("int64") >= start_ns]
+    truncated = len(candles) > limit
+    candles = candles.iloc[:limit]
+    data = np.c_[candles["open_time"].astype("int64").to_numpy() // 1_000_000,
+                 candles[["open", "high", "low", "close", "volume"]].to_numpy()]
+    rows = [[int(r[0]), *map(float, r[1:])] for r in data]
+    return {"symbol": entry["symbol"], "instrument_id": entry["instrument_id"], "trading_mode": entry["trading_mode"],
+            "timeframe": timeframe, "source_bar_type": bar_type,
+            "columns": ["open_time_ms", "open", "high", "low", "close", "volume"],
+            "bars_per_candle": [int(b) for b in candles["bars"]], "count": len(rows), "truncated": truncated,
+            "data": rows}
+
+
+def run_status(ctx: AppContext, run_id: str) -> dict:
+    """Status of a run id: ``done`` (results folder exists), or the job's state; 404 if unknown."""
+    if not valid_run_id(run_id):
+        raise ApiError(400, f"id={run_id!r}: not a valid run id", "id")
+    job = ctx.jobs.get(run_id)
+    if ctx.store.exists(run_id):
+        run = ctx.store.get(run_id)
+        return {"id": run_id, "status": "done", "progress": 1.0, "stage": "done", "run": run.info,
+                "metrics": run.metrics, "error": None,
+                "links": {k: f"/api/runs/{run_id}/{k}" for k in ("metrics", "trades", "equity")}
+                | {"page": f"/run/{run_id}"}}
+    if job is None:
+        raise ApiError(404, f"id={run_id!r}: no such run or job", "id")
+    return {"id": run_id, "status": job.status, "progress": job.progress, "stage": job.stage, "error": job.error,
+            "submitted": job.submitted, "started": job.started, "finished": job.finished,
+            "log_tail": job.log_tail[-2000:] if job.status == "failed" else ""}
+
+
+def _get_run(ctx: AppContext, run_id: str):
+    if not valid_run_id(run_id):
+        raise ApiError(400, f"id={run_id!r}: not a valid run id", "id")
+    try:
+        return ctx.store.get(run_id)
+    except RunNotFound:
+        job = ctx.jobs.get(run_id)
+        if job is not None:
+            raise ApiError(409, f"id={run_id!r}: run is {job.status}, results not available yet", "id") from None
+        raise ApiError(404, f"id={run_id!r}: no such run", "id") from None
+
+
+def register_api(server: Flask, ctx: AppContext) -> None:
+    """Add the ``/api`` routes and JSON error handlers to the app's Flask server."""
+    bp = Blueprint("api", __name__, url_prefix="/api")
+
+    @bp.get("/health")
+    def health():
+        return jsonify({"status": "ok", "results": str(ctx.store.root), "catalog": str(ctx.catalog_root)})
+
+    @bp.get("/strategies")
+    def strategies():
+        from nautilus_app.config import strategy_parameters
+        from strategies import REGISTRY
+
+        return jsonify({n: {"parameters": strategy_parameters(n)} for n in sorted(REGISTRY)})
+
+    @bp.post("/backtests")
+    def submit():
+        if request.content_length and request.content_length > MAX_BODY:
+            raise ApiError(413, f"body larger than {MAX_BODY} bytes", "body")
+        body = request.get_json(silent=True)
+        if body is None:
+            raise ApiError(400, "request body must be a JSON object (Content-Type: application/json)", "body")
+        if isinstance(body, dict) and "strategy" in body:
+            # short form: {"strategy": name, "params": {...}, "config": {...rest of the config...}}
+            extra = set(body) - {"strategy", "params", "config"}
+            if extra:
+                raise ApiError(400, f"unknown key(s) {sorted(extra)} next to 'strategy' (short form takes "
+                                    "strategy, params, config)", sorted(extra)[0])
+            cfg = body.get("config") or {}
+            if not isinstance(cfg, dict):
+                raise ApiError(400, "config must be an object", "config")
+            params = body.get("params") or {}
+            if not isinstance(params, dict):
+                raise ApiError(400, "params must be an object", "params")
+            if "strategies" in cfg:
+                raise ApiError(400, "give either strategy/params or config.strategies, not both", "strategies")
+            body = {**cfg, "strategies": [{"name": body["strategy"], "params": params}]}
+        try:
+            job = ctx.jobs.submit(body)
+        except SubmissionError as e:
+            raise ApiError(400, str(e), e.field) from None
+        return jsonify({"id": job.id, "status": job.status, "status_url": f"/api/runs/{job.id}",
+                        "page": f"/run/{job.id}"}), 202
+
+    @bp.get("/backtests")
+    def list_jobs():
+        return jsonify([{k: v for k, v in j.to_dict().items() if k != "log_tail"} for j in ctx.jobs.list()])
+
+    @bp.get("/backtests/<run_id>")
+    def job_status(run_id: str):
+        return jsonify(run_status(ctx, run_id))
+
+    @bp.get("/runs")
+    def runs():
+        df = ctx.store.list_runs()
+        return jsonify([{k: _safe(v) for k, v in r.items()} for r in df.to_dict("records")])
+
+    @bp.get("/runs/<run_id>")
+    def run(run_id: str):
+        return jsonify(run_status(ctx, run_id))
+
+    @bp.get("/runs/<run_id>/metrics")
+    def metrics(run_id: str):
+        return jsonify(_get_run(ctx, run_id).metrics)
+
+    @bp.get("/runs/<run_id>/config")
+    def config(run_id: str):
+        return jsonify(_get_run(ctx, run_id).config)
+
+    @bp.get("/runs/<run_id>/trades")
+    def trades(run_id: str):
+        r = _get_run(ctx, run_id)
+        limit = _int_arg("limit", 1000, 1, MAX_TRADES_LIMIT)
+        offset = _int_arg("offset", 0, 0, 10**9)
+        t = r.trades()
+        page = t.iloc[offset:offset + limit]
+        return jsonify({"id": run_id, "total": len(t), "offset": offset, "limit": limit,
+                        "columns": list(t.columns), "trades": _records(page)})
+
+    @bp.get("/runs/<run_id>/equity")
+    def equity(run_id: str):
+        r = _get_run(ctx, run_id)
+        max_points = _int_arg("max_points", 5000, 0, 10**8)
+        start, end = _time_arg("start"), _time_arg("end")
+        a = r.equity_arrays()
+        cols = [c for c in ("equity", "benchmark_equity", "drawdown") if c in a]
+        if max_points == 0:
+            sel = market.window(a, start, None if end is None else end + 1)
+            x, ys, raw = sel["ts"], {c: sel[c] for c in cols}, sel["ts"].size
+        else:
+            x, ys, raw = market.downsample_xy(a["ts"], {c: a[c] for c in cols}, max_points, start, end)
+            keep = np.ones(x.size, bool)
+            if start is not None:
+                keep &= x >= start
+            if end is not None:
+                keep &= x <= end
+            x, ys = x[keep], {c: v[keep] for c, v in ys.items()}
+            raw = int(np.count_nonzero((a["ts"] >= (start or -2**62)) & (a["ts"] <= (end or 2**62))))
+        data = np.c_[x // 1_000_000, *[ys[c] for c in cols]] if x.size else np.empty((0, len(cols) + 1))
+        return jsonify({"id": run_id, "columns": ["ts_ms", *cols], "points": int(x.size), "raw_points": int(raw),
+                        "downsampled": bool(x.size < raw), "method": "minmax (tsdownsample)" if x.size < raw else None,
+                        "data": [[int(row[0]), *map(float, row[1:])] for row in data]})
+
+    @bp.get("/catalog/symbols")
+    def catalog_symbols():
+        mode = request.args.get("trading_mode")
+        if mode not in (None, "", "spot", "futures"):
+            raise ApiError(400, f"trading_mode={mode!r}: expected 'spot' or 'futures'", "trading_mode")
+        return jsonify([s for s in symbols(ctx) if not mode or s["trading_mode"] == mode])
+
+    @bp.get("/catalog/trading_modes")
+    def trading_modes():
+        return jsonify(sorted({s["trading_mode"] for s in symbols(ctx)}))
+
+    @bp.get("/catalog/inventory")
+    def inventory():
+        return jsonify(_records(ctx.inventory()))
+
+    @bp.get("/ohlcv")
+    def get_ohlcv():
+        allowed = {"symbol", "trading_mode", "timeframe", "start", "end", "limit"}
+        unknown = sorted(set(request.args) - allowed)
+        if unknown:
+            raise ApiError(400, f"unknown query parameter(s) {unknown}; allowed: {sorted(allowed)}", unknown[0])
+        entry = resolve_symbol(ctx, request.args.get("symbol"), request.args.get("trading_mode"))
+        timeframe = request.args.get("timeframe") or "1m"
+        limit = _int_arg("limit", 1000, 1, MAX_OHLCV_LIMIT)
+        return jsonify(ohlcv(ctx, entry, timeframe, _time_arg("start"), _time_arg("end"), limit))
+
+    @bp.route("/<path:rest>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    def unknown(rest: str):
+        raise ApiError(404, f"no API endpoint /api/{rest} (see docs/dash.md)", None)
+
+    server.register_blueprint(bp)
+
+    @server.errorhandler(ApiError)
+    def api_error(e: ApiError):
+        return jsonify({"error": e.message, "field": e.field}), e.status
+
+    @server.errorhandler(HTTPException)
+    def http_error(e: HTTPException):
+        if request.path.startswith("/api/"):
+            return jsonify({"error": f"{e.code} {e.name}: {e.description}", "field": None}), e.code
+        return e

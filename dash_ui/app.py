@@ -1,0 +1,190 @@
+"""The Dash app: runs list, run detail, comparison, data explorer, backtest launcher, and a JSON API.
+
+Start it with ``nautilus-app dash`` (or ``python scripts/run_dash.py``, ``make dash``); it listens on
+``127.0.0.1:8050`` by default. Pages:
+
+| path | page |
+|---|---|
+| ``/`` | runs list: every results folder with key metrics; sort, filter, search, select to compare |
+| ``/run/<run_id>`` | run detail: equity vs buy and hold, drawdown, monthly returns, trade returns, candles with trades and indicators, trades, costs, metrics, config |
+| ``/compare?runs=a,b`` | normalised equity curves and metrics side by side |
+| ``/data`` | catalog inventory, gaps, candles for an instrument/timeframe/date range |
+| ``/launch`` | launch a backtest of a registered strategy in the background, with progress |
+| ``/api/...`` | JSON API (:mod:`dash_ui.api`) |
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import dash
+import pandas as pd
+from dash import Input, Output, dcc, html
+from flask import abort, send_file
+
+from dash_ui.data import ResultsStore, valid_run_id
+from dash_ui.jobs import JobRunner
+from nautilus_app import paths
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8050
+
+
+@dataclass
+class AppContext:
+    """What the pages and the API share: results store, catalog root, job runner."""
+
+    store: ResultsStore
+    catalog_root: Path
+    jobs: JobRunner
+    _inv: tuple | None = field(default=None, repr=False)
+    _inv_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def _catalog_signature(self) -> tuple:
+        data = self.catalog_root / "data"
+        if not data.is_dir():
+            return ()
+        return tuple(sorted((str(p.relative_to(data)), p.stat().st_size) for p in data.glob("*/*/*.parquet")))
+
+    def inventory(self) -> pd.DataFrame:
+        """``catalog.inventory.catalog_inventory`` of the catalog, recomputed when its files change."""
+        from catalog.inventory import COLUMNS, catalog_inventory
+
+        sig = self._catalog_signature()
+        with self._inv_lock:
+            if self._inv is not None and self._inv[0] == sig:
+                return self._inv[1]
+        inv = catalog_inventory(self.catalog_root) if sig else pd.DataFrame(columns=COLUMNS)
+        with self._inv_lock:
+            self._inv = (sig, inv)
+        return inv
+
+    def bar_types(self) -> list[str]:
+        """Bar types stored in the catalog."""
+        inv = self.inventory()
+        return sorted(inv.loc[inv["kind"] == "bars", "identifier"].tolist())
+
+
+NAV = [("/", "Runs"), ("/compare", "Compare"), ("/data", "Data explorer"), ("/launch", "Launch backtest")]
+
+CSS = """
+body { font-family: -apple-system, 'Segoe UI', Roboto, sans-serif; margin: 0; background: #f6f7f9; color: #222; }
+.nav { background: #1d2733; padding: 10px 20px; display: flex; gap: 24px; align-items: center; }
+.nav a { color: #dfe6ee; text-decoration: none; font-weight: 500; }
+.nav .brand { color: #fff; font-weight: 700; margin-right: 20px; }
+.page { padding: 16px 24px; }
+.card { background: #fff; border-radius: 6px; box-shadow: 0 1px 3px rgba(0,0,0,.08); padding: 12px 16px; margin-bottom: 16px; }
+.kpis { display: flex; flex-wrap: wrap; gap: 12px; margin-bottom: 16px; }
+.kpi { background: #fff; border-radius: 6px; padding: 10px 14px; min-width: 130px; box-shadow: 0 1px 3px rgba(0,0,0,.08); }
+.kpi .label { font-size: 12px; color: #667; } .kpi .value { font-size: 20px; font-weight: 600; }
+.grid2 { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
+.badge { background: #b00020; color: white; border-radius: 4px; padding: 2px 8px; font-size: 12px; margin-left: 8px; }
+.muted { color: #667; font-size: 13px; }
+table.kv { border-collapse: collapse; width: 100%; font-size: 13px; }
+table.kv td, table.kv th { border-bottom: 1px solid #eee; padding: 4px 8px; text-align: left; }
+table.kv td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.filters { display: flex; flex-wrap: wrap; gap: 10px; align-items: end; margin-bottom: 10px; }
+.filters > div { min-width: 160px; }
+.progress { background: #e5e7eb; border-radius: 4px; height: 14px; width: 100%; overflow: hidden; }
+.progress > div { background: #2e7d32; height: 100%; }
+.error { color: #b00020; white-space: pre-wrap; }
+pre { background: #f3f4f6; padding: 10px; overflow-x: auto; font-size: 12px; }
+label { font-size: 12px; color: #445; display: block; }
+"""
+
+
+def create_app(results_root: Path | None = None, catalog_root: Path | None = None, *,
+               max_parallel_jobs: int = 1) -> dash.Dash:
+    """Build the Dash app (pages, callbacks, JSON API) over a results root and a catalog.
+
+    Args:
+        results_root: Default ``$RESULTS_DIR`` or ``results/``.
+        catalog_root: Default ``$CATALOG_PATH`` or ``catalog/store``.
+        max_parallel_jobs: Backtests run at the same time by the launcher.
+    """
+    from dash_ui import api
+    from dash_ui.pages import compare, detail, explorer, launch, runs
+
+    results_root = Path(results_root or paths.results_dir()).resolve()
+    catalog_root = Path(catalog_root or paths.default_catalog_path()).resolve()
+    results_root.mkdir(parents=True, exist_ok=True)
+    ctx = AppContext(store=ResultsStore(results_root), catalog_root=catalog_root,
+                     jobs=JobRunner(results_root, catalog_root, max_parallel=max_parallel_jobs))
+    app = dash.Dash(__name__, title="nautilus-app results", suppress_callback_exceptions=True,
+                    update_title=None)
+    app.index_string = app.index_string.replace("{%css%}", "{%css%}<style>" + CSS + "</style>")
+    app.layout = html.Div([
+        dcc.Location(id="url"),
+        html.Div([html.Span("nautilus-app", className="brand")]
+                 + [dcc.Link(label, href=href, id=f"nav-{label.split()[0].lower()}") for href, label in NAV],
+                 className="nav"),
+        html.Div(id="page", className="page"),
+    ])
+
+    @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"))
+    def route(pathname: str | None, search: str | None):
+        pathname = pathname or "/"
+        query = {k: v[-1] for k, v in parse_qs((search or "").lstrip("?")).items()}
+        if pathname in ("/", "/runs"):
+            return runs.layout(ctx)
+        if pathname.startswith("/run/"):
+            return detail.layout(ctx, pathname[len("/run/"):].strip("/"))
+        if pathname == "/compare":
+            return compare.layout(ctx, [r for r in query.get("runs", "").split(",") if r])
+        if pathname == "/data":
+            return explorer.layout(ctx)
+        if pathname == "/launch":
+            return launch.layout(ctx)
+        return html.Div([html.H2("Not found"), html.P(f"No page at {pathname}.")])
+
+    for page in (runs, detail, compare, explorer, launch):
+        page.register(app, ctx)
+    api.register_api(app.server, ctx)
+
+    @app.server.get("/files/<run_id>/tearsheet.html")
+    def tearsheet(run_id: str):
+        if not valid_run_id(run_id) or not ctx.store.exists(run_id):
+            abort(404)
+        p = ctx.store.root / run_id / "tearsheet.html"
+        if not p.exists():
+            abort(404)
+        return send_file(p)
+
+    app.server.config["NAUTILUS_CTX"] = ctx
+    app._nautilus_ctx = ctx  # type: ignore[attr-defined]
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``nautilus-app dash``: serve the app (blocking)."""
+    p = argparse.ArgumentParser(prog="nautilus-app dash", description="Serve the results app and JSON API")
+    add_arguments(p)
+    return serve(p.parse_args(argv))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of the ``dash`` command (shared by the CLI and scripts/run_dash.py)."""
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"bind address (default {DEFAULT_HOST}: this machine only)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    p.add_argument("--results-dir", type=Path, default=None, help="default $RESULTS_DIR or ./results")
+    p.add_argument("--catalog", type=Path, default=None, help="default $CATALOG_PATH or catalog/store")
+    p.add_argument("--jobs", type=int, default=1, help="backtests run in parallel by the launcher (default 1)")
+    p.add_argument("--debug", action="store_true", help="Dash debug mode (reloader, dev tools)")
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the app with the arguments of :func:`add_arguments`."""
+    app = create_app(args.results_dir, args.catalog, max_parallel_jobs=args.jobs)
+    ctx = app._nautilus_ctx  # type: ignore[attr-defined]
+    print(f"nautilus-app dash: http://{args.host}:{args.port}/  (results {ctx.store.root}, catalog {ctx.catalog_root})",
+          flush=True)
+    try:
+        app.run(host=args.host, port=args.port, debug=args.debug, threaded=True,
+                dev_tools_disable_version_check=True)
+    finally:
+        ctx.jobs.shutdown()
+    return 0

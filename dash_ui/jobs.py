@@ -1,0 +1,249 @@
+"""Background backtests for the app and the API: validate, queue, run in a subprocess, report progress.
+
+A submission is a config mapping with the schema of ``docs/config.md`` (the same keys as a TOML run
+config). It is validated with :func:`nautilus_app.config.parse_config` *before* anything is queued,
+so a bad request fails at once with the :class:`~nautilus_app.config.ConfigError` message naming the
+key. Only registered strategies can run (the config names them; no code is uploaded or executed).
+
+Each job gets its run id up front (``<name>-<UTC time>-<config digest>``, as the CLI), is written to
+``<results>/.jobs/<run_id>.toml`` (a hidden folder, never listed as a run) and runs as
+``python -m dash_ui.worker`` in its own process, at most ``max_parallel`` at a time (FIFO). Progress
+is the percentage of simulated time printed by the run's tqdm bar on stderr; after 100 % the worker
+writes the results folder, which appears atomically (renamed from a dot-staging folder) when done.
+Job states: ``queued`` -> ``running`` -> ``done`` | ``failed``. State lives in memory and in
+``.jobs/<run_id>.json`` (for inspection); a restart of the app forgets queued jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from nautilus_app import paths
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_PCT = re.compile(rb"backtest:\s*(\d+(?:\.\d+)?)%")
+
+
+class SubmissionError(ValueError):
+    """A submitted config is invalid. ``field`` is the key path (``venues[0].taker_fee``) or None."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def field_of(message: str) -> str | None:
+    """Key path named by a :class:`ConfigError` message (``"...: key venues[0].taker_fee = ..."``)."""
+    m = re.search(r"key ([A-Za-z_][\w.\[\]]*)", message)
+    if m:
+        return m.group(1)
+    m = re.search(r"[Oo]bject missing required field `(\w+)`", message)
+    if m:
+        return m.group(1)
+    m = re.search(r"unknown field `(\w+)`", message)
+    return m.group(1) if m else None
+
+
+def strip_none(value: Any) -> Any:
+    """Drop ``None`` values recursively (TOML has no null; absent keys take the config defaults)."""
+    if isinstance(value, dict):
+        return {k: strip_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [strip_none(v) for v in value if v is not None]
+    return value
+
+
+@dataclass
+class Job:
+    """One submitted backtest (all times UTC epoch seconds)."""
+
+    id: str
+    name: str
+    status: str = "queued"
+    progress: float = 0.0  # fraction of simulated time done, 0..1
+    stage: str = "queued"
+    submitted: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    error: str | None = None
+    config: dict = field(default_factory=dict)
+    log_tail: str = ""
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict (config included)."""
+        return asdict(self)
+
+
+class JobRunner:
+    """Queue and run backtests in subprocesses.
+
+    Args:
+        results_root: Where results folders are written (and ``.jobs/``).
+        catalog_root: Catalog used when a submission gives none; a submission naming a different
+            catalog is refused (field ``catalog``).
+        max_parallel: Concurrent worker processes (default 1: a backtest uses a whole core).
+        python: Interpreter for the workers (default: this one).
+    """
+
+    def __init__(self, results_root: Path, catalog_root: Path, max_parallel: int = 1, python: str | None = None) -> None:
+        self.results_root = Path(results_root)
+        self.catalog_root = Path(catalog_root)
+        self.python = python or sys.executable
+        self.jobs: dict[str, Job] = {}
+        self._q: queue.Queue[str] = queue.Queue()
+        self._lock = threading.Lock()
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._threads = [threading.Thread(target=self._loop, daemon=True, name=f"backtest-worker-{i}")
+                         for i in range(max_parallel)]
+        for t in self._threads:
+            t.start()
+
+    @property
+    def jobs_dir(self) -> Path:
+        """``<results>/.jobs`` (hidden: not a run)."""
+        return self.results_root / ".jobs"
+
+    def validate(self, raw: Any) -> tuple[dict, Any]:
+        """Check a submission; returns (normalised raw mapping, ``BacktestConfig``).
+
+        Raises:
+            SubmissionError: not a mapping, bad ``name``, foreign ``catalog``, or any
+                :class:`ConfigError` (message and field passed through).
+        """
+        from nautilus_app.config import ConfigError, parse_config
+
+        if not isinstance(raw, dict):
+            raise SubmissionError("the backtest config must be a JSON object (the TOML schema of docs/config.md)")
+        raw = strip_none(dict(raw))
+        name = raw.get("name")
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise SubmissionError(f"key name = {name!r}: expected 1-64 characters of letters, digits, '_', '.', '-' "
+                                  "(it becomes part of the results folder name)", "name")
+        cat = raw.get("catalog")
+        if cat is not None and Path(str(cat)).resolve() != self.catalog_root.resolve():
+            raise SubmissionError(f"key catalog = {cat!r}: this server runs on the catalog {self.catalog_root}; "
+                                  "leave catalog out", "catalog")
+        raw["catalog"] = str(self.catalog_root)
+        try:
+            cfg = parse_config(raw, source="request")
+        except ConfigError as e:
+            raise SubmissionError(str(e), field_of(str(e))) from e
+        return raw, cfg
+
+    def submit(self, raw: Any) -> Job:
+        """Validate and queue a backtest; returns the job (its ``id`` is the future run id).
+
+        Raises:
+            SubmissionError: invalid config (nothing is queued).
+        """
+        from nautilus_app.backtest import make_run_id
+
+        raw, cfg = self.validate(raw)
+        with self._lock:
+            base = make_run_id(cfg)
+            run_id, n = base, 1
+            while run_id in self.jobs or (self.results_root / run_id).exists():
+                n += 1
+                run_id = f"{base}-{n}"
+            job = Job(id=run_id, name=cfg.name, config=raw)
+            self.jobs[run_id] = job
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        (self.jobs_dir / f"{run_id}.toml").write_text(
+            f"# submitted through the app at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n"
+            + tomli_w.dumps(raw))
+        self._save(job)
+        self._q.put(run_id)
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        """The job, or None if this server never saw it."""
+        return self.jobs.get(job_id)
+
+    def list(self) -> list[Job]:
+        """All jobs of this server, newest first."""
+        return sorted(self.jobs.values(), key=lambda j: j.submitted, reverse=True)
+
+    def wait(self, job_id: str, timeout: float = 300.0) -> Job:
+        """Block until the job is done or failed (tests, scripts)."""
+        t_end = time.time() + timeout
+        while time.time() < t_end:
+            job = self.jobs[job_id]
+            if job.status in ("done", "failed"):
+                return job
+            time.sleep(0.1)
+        raise TimeoutError(f"job {job_id} still {self.jobs[job_id].status} after {timeout} s")
+
+    def shutdown(self) -> None:
+        """Kill running worker processes (their staging folders are left hidden and never listed)."""
+        for proc in list(self._procs.values()):
+            if proc.poll() is None:
+                proc.kill()
+
+    def _save(self, job: Job) -> None:
+        tmp = self.jobs_dir / f".{job.id}.json.tmp"
+        tmp.write_text(json.dumps(job.to_dict(), indent=2, default=str))
+        os.replace(tmp, self.jobs_dir / f"{job.id}.json")
+
+    def _loop(self) -> None:
+        while True:
+            job_id = self._q.get()
+            try:
+                self._run(self.jobs[job_id])
+            except Exception as e:  # noqa: BLE001 - a job failure must never kill the worker thread
+                job = self.jobs[job_id]
+                job.status, job.stage, job.error, job.finished = "failed", "failed", f"internal error: {e}", time.time()
+                self._save(job)
+
+    def _run(self, job: Job) -> None:
+        job.status, job.stage, job.started = "running", "starting", time.time()
+        self._save(job)
+        env = dict(os.environ, CATALOG_PATH=str(self.catalog_root), PYTHONUNBUFFERED="1")
+        cmd = [self.python, "-m", "dash_ui.worker", str(self.jobs_dir / f"{job.id}.toml"),
+               "--results-dir", str(self.results_root), "--run-id", job.id]
+        proc = subprocess.Popen(cmd, cwd=paths.REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._procs[job.id] = proc
+        stdout_chunks: list[bytes] = []
+        out_thread = threading.Thread(target=lambda: stdout_chunks.append(proc.stdout.read()), daemon=True)
+        out_thread.start()
+        err = b""
+        last_save = 0.0
+        assert proc.stderr is not None
+        while True:
+            chunk = proc.stderr.read1(4096) if hasattr(proc.stderr, "read1") else proc.stderr.read(4096)
+            if not chunk:
+                break
+            err = (err + chunk)[-20000:]
+            pcts = _PCT.findall(err[-400:])
+            if pcts:
+                job.progress = min(float(pcts[-1]) / 100.0, 1.0)
+                job.stage = "writing results" if job.progress >= 1.0 else "simulating"
+            elif b"stage: loading" in err:
+                job.stage = "loading data"
+            if time.time() - last_save > 0.5:
+                self._save(job)
+                last_save = time.time()
+        rc = proc.wait()
+        out_thread.join(timeout=5)
+        self._procs.pop(job.id, None)
+        text = err.decode(errors="replace").replace("\r", "\n")
+        job.log_tail = "\n".join(line for line in text.splitlines() if line.strip())[-4000:]
+        job.finished = time.time()
+        if rc == 0 and (self.results_root / job.id / "metrics.json").exists():
+            job.status, job.stage, job.progress = "done", "done", 1.0
+        else:
+            errors = [line for line in text.splitlines() if line.startswith("error:")]
+            job.status, job.stage = "failed", "failed"
+            job.error = errors[-1][len("error: "):] if errors else f"worker exited with code {rc}: {job.log_tail[-500:]}"
+        self._save(job)

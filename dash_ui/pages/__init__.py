@@ -1,0 +1,1 @@
+"""Pages of the Dash app; each module has ``layout(ctx, ...)`` and ``register(app, ctx)``."""

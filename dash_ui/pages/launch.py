@@ -1,0 +1,208 @@
+"""Launch a backtest: a registered strategy with a parameter form built from its config class,
+instruments, dates and venue settings; runs in the background with visible progress.
+
+Only registered strategies (``strategies.REGISTRY``) can be chosen; nothing typed here is executed as
+code. The form builds a config mapping (docs/config.md schema) that goes through the same validation
+as a TOML file (:func:`nautilus_app.config.parse_config`); errors name the key.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import dash
+from dash import ALL, Input, Output, State, dcc, html
+
+from catalog.inventory import bar_instrument_id
+from dash_ui.jobs import SubmissionError
+
+FIXED = ("instrument_id", "bar_type")
+
+
+def param_controls(name: str) -> list:
+    """One labelled input per parameter of the strategy's config class (type taken from the default)."""
+    from nautilus_app.config import strategy_parameters
+
+    out = []
+    for k, default in strategy_parameters(name).items():
+        if k in FIXED:
+            continue
+        pid = {"type": "launch-param", "name": k}
+        if isinstance(default, bool):
+            ctl = dcc.Dropdown(["true", "false"], "true" if default else "false", id=pid, clearable=False)
+        elif isinstance(default, int | float):
+            ctl = dcc.Input(id=pid, type="number", value=default, step=1 if isinstance(default, int) else "any")
+        else:
+            ctl = dcc.Input(id=pid, type="text", value="" if default is None else str(default))
+        kind = type(default).__name__ if default is not None else "text"
+        out.append(html.Div([html.Label(f"{k} ({kind})"), ctl], style={"minWidth": "150px"}))
+    return out
+
+
+def typed_params(name: str, names: list[dict], values: list) -> dict:
+    """Form values -> typed params (int/float/bool from the defaults).
+
+    Raises:
+        SubmissionError: a value of the wrong type (field ``strategies[0].params.<name>``).
+    """
+    from nautilus_app.config import strategy_parameters
+
+    defaults = strategy_parameters(name)
+    out: dict = {}
+    for pid, v in zip(names, values, strict=True):
+        k = pid["name"]
+        d = defaults.get(k)
+        field = f"strategies[0].params.{k}"
+        if v is None or v == "":
+            raise SubmissionError(f"key {field}: a value is required", field)
+        if isinstance(d, bool):
+            out[k] = v in (True, "true")
+        elif isinstance(d, int):
+            if float(v) != int(float(v)):
+                raise SubmissionError(f"key {field} = {v!r}: expected a whole number", field)
+            out[k] = int(float(v))
+        elif isinstance(d, float):
+            out[k] = float(v)
+        else:
+            out[k] = str(v)
+    return out
+
+
+def build_config(*, name, strategy, bar_types, strategy_bar, start, end, balance, maker, taker, leverage,
+                 account, oms, param_ids, param_values) -> dict:
+    """The config mapping (docs/config.md schema) described by the launch form.
+
+    Venues are derived from the chosen bar types; the account type is MARGIN for ``-PERP``
+    instruments and CASH otherwise unless chosen explicitly.
+    """
+    if not strategy:
+        raise SubmissionError("key strategies[0].name: choose a strategy", "strategies[0].name")
+    if not bar_types:
+        raise SubmissionError("key bar_types: choose at least one instrument", "bar_types")
+    strategy_bar = strategy_bar if strategy_bar in bar_types else bar_types[0]
+    venues: dict[str, dict] = {}
+    for bt in bar_types:
+        iid = bar_instrument_id(bt)
+        vname = iid.rpartition(".")[2]
+        acct = account if account in ("CASH", "MARGIN") else ("MARGIN" if "-PERP." in iid else "CASH")
+        v = venues.setdefault(vname, {"name": vname, "account_type": acct, "oms_type": oms or "NETTING",
+                                      "starting_balances": [f"{balance} USDT"]})
+        if maker not in (None, ""):
+            v["maker_fee"] = float(maker)
+        if taker not in (None, ""):
+            v["taker_fee"] = float(taker)
+        if acct == "MARGIN" and leverage not in (None, ""):
+            v["default_leverage"] = float(leverage)
+    params = typed_params(strategy, param_ids, param_values)
+    params |= {"instrument_id": bar_instrument_id(strategy_bar), "bar_type": strategy_bar}
+    raw = {"name": name or "ui_run", "bar_types": list(bar_types), "venues": list(venues.values()),
+           "strategies": [{"name": strategy, "params": params}]}
+    if start:
+        raw["start"] = start
+    if end:
+        raw["end"] = end
+    return raw
+
+
+def layout(ctx) -> html.Div:
+    from strategies import REGISTRY
+
+    bar_types = ctx.bar_types()
+    names = sorted(REGISTRY)
+    return html.Div([
+        html.H2("Launch a backtest"),
+        html.P("Registered strategies only. The run appears in the Runs list when done.", className="muted"),
+        html.Div([
+            html.Div([
+                html.Div([html.Label("Run name"), dcc.Input(id="launch-name", type="text", value="ui_run")]),
+                html.Div([html.Label("Strategy"), dcc.Dropdown(names, "ema_cross", id="launch-strategy", clearable=False)]),
+                html.Div([html.Label("Instruments (bar series)"),
+                          dcc.Dropdown(bar_types, bar_types[:1], id="launch-bar-types", multi=True)],
+                         style={"minWidth": "420px"}),
+                html.Div([html.Label("Strategy trades"), dcc.Dropdown(bar_types, bar_types[0] if bar_types else None,
+                                                                      id="launch-strategy-bar", clearable=False)],
+                         style={"minWidth": "420px"}),
+            ], className="filters"),
+            html.Div([
+                html.Div([html.Label("Start (UTC, inclusive)"), dcc.Input(id="launch-start", type="text",
+                                                                          placeholder="YYYY-MM-DD")]),
+                html.Div([html.Label("End (UTC, exclusive)"), dcc.Input(id="launch-end", type="text",
+                                                                        placeholder="YYYY-MM-DD")]),
+                html.Div([html.Label("Starting balance (USDT)"), dcc.Input(id="launch-balance", type="number",
+                                                                           value=100000, min=1)]),
+                html.Div([html.Label("Account"), dcc.Dropdown(["auto", "CASH", "MARGIN"], "auto", id="launch-account",
+                                                              clearable=False)]),
+                html.Div([html.Label("OMS"), dcc.Dropdown(["NETTING", "HEDGING"], "NETTING", id="launch-oms",
+                                                          clearable=False)]),
+                html.Div([html.Label("Maker fee (fraction, blank = Binance default)"),
+                          dcc.Input(id="launch-maker", type="number", step="any")]),
+                html.Div([html.Label("Taker fee (fraction, blank = Binance default)"),
+                          dcc.Input(id="launch-taker", type="number", step="any")]),
+                html.Div([html.Label("Leverage (MARGIN)"), dcc.Input(id="launch-leverage", type="number", value=1,
+                                                                      min=1, max=125)]),
+            ], className="filters"),
+            html.H4("Strategy parameters"),
+            html.Div(param_controls("ema_cross"), id="launch-params", className="filters"),
+            html.Button("Run backtest", id="launch-submit", n_clicks=0),
+            html.Div(id="launch-message", style={"marginTop": "8px"}),
+        ], className="card"),
+        dcc.Store(id="launch-job"),
+        html.Div(id="launch-status", className="card"),
+        html.Div(id="launch-jobs", className="card"),
+        dcc.Interval(id="launch-poll", interval=700),
+    ])
+
+
+def register(app, ctx) -> None:
+    @app.callback(Output("launch-params", "children"), Input("launch-strategy", "value"), prevent_initial_call=True)
+    def params(strategy):
+        return param_controls(strategy) if strategy else []
+
+    @app.callback(Output("launch-strategy-bar", "options"), Output("launch-strategy-bar", "value"),
+                  Input("launch-bar-types", "value"), State("launch-strategy-bar", "value"), prevent_initial_call=True)
+    def strategy_bar(bar_types, current):
+        bar_types = bar_types or []
+        return bar_types, current if current in bar_types else (bar_types[0] if bar_types else None)
+
+    @app.callback(
+        Output("launch-message", "children"), Output("launch-job", "data"),
+        Input("launch-submit", "n_clicks"),
+        State("launch-name", "value"), State("launch-strategy", "value"), State("launch-bar-types", "value"),
+        State("launch-strategy-bar", "value"), State("launch-start", "value"), State("launch-end", "value"),
+        State("launch-balance", "value"), State("launch-maker", "value"), State("launch-taker", "value"),
+        State("launch-leverage", "value"), State("launch-account", "value"), State("launch-oms", "value"),
+        State({"type": "launch-param", "name": ALL}, "id"), State({"type": "launch-param", "name": ALL}, "value"),
+        prevent_initial_call=True,
+    )
+    def submit(_n, name, strategy, bar_types, sbar, start, end, balance, maker, taker, leverage, account, oms,
+               pids, pvals):
+        try:
+            raw = build_config(name=name, strategy=strategy, bar_types=bar_types, strategy_bar=sbar, start=start,
+                               end=end, balance=balance, maker=maker, taker=taker, leverage=leverage,
+                               account=account, oms=oms, param_ids=pids, param_values=pvals)
+            job = ctx.jobs.submit(raw)
+        except SubmissionError as e:
+            return html.Div([html.B(f"Invalid field {e.field}: " if e.field else "Invalid: "), str(e)],
+                            className="error", id="launch-error"), dash.no_update
+        return html.Span(f"Queued {job.id}", id="launch-queued"), job.id
+
+    @app.callback(Output("launch-status", "children"), Output("launch-jobs", "children"),
+                  Input("launch-poll", "n_intervals"), Input("launch-job", "data"))
+    def poll(_n, job_id):
+        status = html.P("No backtest launched from this page yet.", className="muted")
+        job = ctx.jobs.get(job_id) if job_id else None
+        if job is not None:
+            done = job.status == "done" and ctx.store.exists(job.id)
+            status = html.Div([
+                html.H4(job.id),
+                html.Div(html.Div(style={"width": f"{job.progress * 100:.0f}%"}), className="progress"),
+                html.P(f"{job.status}: {job.stage} ({job.progress:.0%})", id="launch-progress-text"),
+                dcc.Link("Open results", href=f"/run/{quote(job.id)}", id="launch-result-link") if done else None,
+                html.Pre(job.error, className="error", id="launch-job-error") if job.error else None,
+            ])
+        rows = [html.Tr([html.Td(dcc.Link(j.id, href=f"/run/{quote(j.id)}")), html.Td(j.status),
+                         html.Td(f"{j.progress:.0%}"), html.Td(j.stage)]) for j in ctx.jobs.list()]
+        jobs = html.Div([html.H4("Backtests started by this server"),
+                         html.Table([html.Thead(html.Tr([html.Th("run"), html.Th("status"), html.Th("progress"),
+                                                         html.Th("stage")])), html.Tbody(rows)], className="kv")])
+        return status, jobs

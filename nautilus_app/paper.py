@@ -1,0 +1,871 @@
+"""Paper trading: the backtest's strategies and config on a Nautilus ``LiveNode`` in the SANDBOX environment.
+
+Flow: run config with a ``[paper]`` table -> :func:`plan_paper` (venue/instrument mapping, checks)
+-> ``LiveNode`` with Nautilus's Rust Binance data client, the sandbox execution client (same fee
+model, account type, OMS and leverage as the backtest venue), the Redis cache database and our
+:class:`PaperRecorder` actor -> the registered strategies, unchanged -> ``results/<run_id>/`` in
+the backtest format, rewritten while the node runs.
+
+Mapping. Nautilus's Binance client names USDT-M perpetuals ``BTCUSDT-PERP.BINANCE`` (venue
+``BINANCE``); our backtests use venue ``BINANCE_USDM``. Strategy parameters ``instrument_id`` /
+``bar_type`` are translated to the live ids on the way in, and every report is translated back, so
+a paper results folder carries the config's ids. Spot ids (``BTCUSDT.BINANCE``) are unchanged.
+Both Binance products are venue ``BINANCE`` in the live client and the sandbox keeps one account per
+venue, so one paper node trades one venue of the config (spot *or* USDT-M).
+
+Execution parity. The sandbox runs Nautilus's matching engine with ``bar_execution=True``: a market
+order submitted in ``on_bar`` fills at that bar's close, exactly as in the backtest (no latency
+model in either; see docs/paper.md for next-bar-open timing). Fees: ``MakerTakerFeeModel`` with the
+venue's maker/taker fractions. Leverage: the sandbox config has one ``default_leverage`` and no
+per-instrument leverages, so per-instrument values must all equal it (checked).
+
+What the sandbox lacks, and what we add:
+* funding: :class:`PaperRecorder` settles ``-position qty x mark x rate`` at each funding time
+  from the live ``markPrice`` stream (rate and next funding time) into its ledger (Redis),
+  ``funding.parquet`` and the equity curve. The sandbox *account balance* does not include it
+  (rc7 offers no way to adjust a native sandbox account from Python), so strategy sizing does not
+  see funding; results and status do.
+* stale-feed detection, status snapshots, results files, structured logs: the recorder.
+
+State across restarts: Nautilus's Redis cache database (orders, positions, accounts, strategy
+state; ``trader-<trader_id>:*``) with load/save state, plus :class:`~nautilus_app.paper_state.PaperState`
+(bars, fill-to-bar map, funding ledger). A restarted node with the same ``trader_id`` resumes
+the same ``results/<run_id>/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from nautilus_trader.common import DataActor, DataActorConfig
+from nautilus_trader.model import ActorId, BarType, InstrumentId
+
+from nautilus_app import paths
+from nautilus_app.config import BacktestConfig
+from nautilus_app.paper_config import PaperSettings
+from nautilus_app.paper_state import PaperState
+
+log = logging.getLogger("nautilus_app.paper")
+
+LIVE_VENUE = "BINANCE"
+PERP_VENUE = "BINANCE_USDM"
+
+
+class PaperConfigError(ValueError):
+    """The config cannot run as a paper session (names the key, the value and what was expected)."""
+
+
+class PaperFailed(RuntimeError):
+    """The paper node could not start or stopped with an error."""
+
+
+# ---- JSON logs -------------------------------------------------------------------------------
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``ts`` (UTC ISO), ``level``, ``logger``, ``event``, plus extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        out.update(getattr(record, "fields", {}) or {})
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def setup_json_logging(path: Path | None = None, level: int = logging.INFO) -> None:
+    """Send ``nautilus_app.paper`` logs as JSON lines to stderr and, if given, to ``path`` (appended)."""
+    logger = logging.getLogger("nautilus_app.paper")
+    logger.setLevel(level)
+    logger.propagate = False
+    for h in list(logger.handlers):
+        logger.removeHandler(h)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(path))
+    for h in handlers:
+        h.setFormatter(JsonFormatter())
+        logger.addHandler(h)
+
+
+def _event(level: int, event: str, **fields: Any) -> None:
+    log.log(level, event, extra={"fields": fields})
+
+
+# ---- plan ------------------------------------------------------------------------------------
+def to_live_id(iid: str) -> str:
+    """Config instrument id -> id of Nautilus's Binance client (``X-PERP.BINANCE_USDM`` -> ``X-PERP.BINANCE``)."""
+    i = InstrumentId.from_str(iid)
+    return f"{i.symbol}.{LIVE_VENUE}" if str(i.venue) == PERP_VENUE else iid
+
+
+def to_live_bar_type(bt: str) -> str:
+    """Config bar type -> live bar type (instrument id mapped by :func:`to_live_id`)."""
+    b = BarType.from_str(bt)
+    iid = str(b.instrument_id)
+    return bt.replace(iid, to_live_id(iid), 1)
+
+
+@dataclass(frozen=True)
+class PaperPlan:
+    """What :func:`plan_paper` derived from the config.
+
+    Attributes:
+        settings: The ``[paper]`` table.
+        venue: The config venue traded (its fees, balances, account type, leverage).
+        product: ``"um"`` (USDT-M perpetuals) or ``"spot"``.
+        id_map: config instrument id -> live instrument id.
+        bar_map: config bar type -> live bar type.
+        interval_ns: Bar interval (ns) of the config's bar types (all equal).
+        stale_after_s: Seconds without a bar before the feed counts as stale.
+        leverage: The sandbox ``default_leverage``.
+    """
+
+    settings: PaperSettings
+    venue: Any
+    product: str
+    id_map: dict[str, str]
+    bar_map: dict[str, str]
+    interval_ns: int
+    stale_after_s: float
+    leverage: Decimal
+    perps: list[str] = field(default_factory=list)
+    not_simulated: list[str] = field(default_factory=list)
+
+    @property
+    def reverse_ids(self) -> dict[str, str]:
+        """live instrument id -> config instrument id."""
+        return {v: k for k, v in self.id_map.items()}
+
+
+def plan_paper(cfg: BacktestConfig, source: str = "<config>") -> PaperPlan:
+    """Check that ``cfg`` can run as a paper session and derive the live mapping.
+
+    Raises:
+        PaperConfigError: no ``[paper]`` table; data source not available; more than one venue;
+            a venue other than ``BINANCE``/``BINANCE_USDM``; per-instrument leverages that differ
+            from ``default_leverage``; bar types of different intervals or not time bars.
+    """
+    s = cfg.paper
+    if s is None:
+        raise PaperConfigError(f"{source}: key paper: missing; add a [paper] table (see docs/paper.md)")
+    if s.data_source == "ethereal":
+        raise PaperConfigError(
+            f"{source}: key paper.data_source = 'ethereal': the Ethereal adapter (adapters/ethereal, issue 12) "
+            "is not available to paper trading yet; use 'binance'")
+    if len(cfg.venues) != 1:
+        raise PaperConfigError(
+            f"{source}: key venues = {[v.name for v in cfg.venues]!r}: expected exactly one venue per paper node "
+            "(Nautilus's Binance client puts spot and USDT-M on the same venue BINANCE, and the sandbox keeps one "
+            "account per venue); run one paper node per venue")
+    venue = cfg.venues[0]
+    if venue.name not in (LIVE_VENUE, PERP_VENUE):
+        raise PaperConfigError(f"{source}: key venues[0].name = {venue.name!r}: expected 'BINANCE' (spot) or "
+                               f"'BINANCE_USDM' (USDT-M) for data_source 'binance'")
+    product = "um" if venue.name == PERP_VENUE else "spot"
+    levs = set(venue.leverages.values())
+    if levs and levs != {venue.default_leverage}:
+        raise PaperConfigError(
+            f"{source}: key venues[0].leverages = {dict(venue.leverages)!r}: the rc7 sandbox has only one "
+            f"default_leverage ({venue.default_leverage}); set every per-instrument leverage to it")
+    intervals = set()
+    for bt in cfg.bar_types:
+        spec = BarType.from_str(bt).spec
+        if not spec.is_time_aggregated():
+            raise PaperConfigError(f"{source}: key bar_types = {bt!r}: expected a time bar (e.g. 1-MINUTE)")
+        intervals.add(spec.get_interval_ns())
+    if len(intervals) != 1:
+        raise PaperConfigError(f"{source}: key bar_types = {cfg.bar_types!r}: expected one bar interval")
+    interval_ns = intervals.pop()
+    id_map = {iid: to_live_id(iid) for iid in cfg.instrument_ids()}
+    bar_map = {bt: to_live_bar_type(bt) for bt in cfg.bar_types}
+    stale = s.stale_after_seconds if s.stale_after_seconds is not None else 2 * interval_ns / 1e9
+    perps = [iid for iid in id_map if "-PERP" in iid]
+    return PaperPlan(s, venue, product, id_map, bar_map, interval_ns, stale,
+                     Decimal(str(venue.default_leverage)), perps, not_simulated_by_sandbox(venue))
+
+
+def not_simulated_by_sandbox(venue: Any) -> list[str]:
+    """Backtest venue models the rc7 sandbox cannot apply, as sentences (logged and stored in run.json).
+
+    The sandbox fills market orders at the signal bar's close (``fill_timing = "same_close"``), has
+    no slippage model of ours, no liquidation, no isolated margin, no latency model and no margin
+    brackets. Paper results are then comparable to a backtest with ``fill_timing = "same_close"``,
+    ``slippage = "none"``, ``liquidation = false``.
+    """
+    out = []
+    if getattr(venue, "fill_timing", "same_close") != "same_close":
+        out.append(f"fill_timing={venue.fill_timing!r}: the sandbox fills market orders at the signal bar's close "
+                   "(same_close)")
+    if getattr(venue, "slippage", "none") != "none":
+        out.append(f"slippage={venue.slippage!r}: not applied by the sandbox (fills at the bar close)")
+    if getattr(venue, "latency", None) is not None:
+        out.append("latency: not applied by the sandbox")
+    if venue.account_type == "MARGIN" and getattr(venue, "liquidation", False):
+        out.append("liquidation: the sandbox does not liquidate (watch status.json equity)")
+    if getattr(venue, "margin_mode", "cross") != "cross":
+        out.append(f"margin_mode={venue.margin_mode!r}: the sandbox margin is cross-account only")
+    if getattr(venue, "brackets", None):
+        out.append("brackets: the sandbox uses the Binance client's flat instrument margins")
+    return out
+
+
+# ---- recorder actor ----------------------------------------------------------------------------
+class StaleGuard:
+    """Shared flag: while the feed is stale, new orders from strategies are held (not submitted)."""
+
+    def __init__(self) -> None:
+        self.stale = False
+        self.held: list[dict[str, Any]] = []
+
+
+def guard_strategy(strategy: Any, guard: StaleGuard) -> None:
+    """Wrap ``strategy.submit_order`` so new orders are held (logged, not sent) while the feed is stale.
+
+    Closing orders go through ``close_all_positions`` (Rust) and are not held: reducing risk on a
+    stale feed stays possible. The strategy's class is not changed.
+    """
+    original = strategy.submit_order
+
+    def submit_order(order: Any, *args: Any, **kwargs: Any) -> None:
+        if guard.stale and not getattr(order, "is_reduce_only", False):
+            info = {"strategy_id": str(strategy.id), "client_order_id": str(order.client_order_id),
+                    "side": str(order.side), "quantity": str(order.quantity)}
+            guard.held.append(info)
+            _event(logging.WARNING, "order held: market data feed is stale", **info)
+            return None
+        return original(order, *args, **kwargs)
+
+    strategy.submit_order = submit_order
+
+
+def clock_strategy(strategy: Any, session: PaperSession) -> None:
+    """Wrap ``strategy.on_bar`` to record (wall time at entry, market time of the bar) in Redis.
+
+    Orders are created synchronously inside ``on_bar``, so an order's ``ts_init`` (wall clock) falls
+    after the entry of the ``on_bar`` call that created it and before the next one: that is how
+    fills are stamped with the market time of their bar. (The data client's ``ts_init`` of a bar
+    cannot be used: under load several bars are parsed before the strategy processes the first.)
+    """
+    original = strategy.on_bar
+    interval = session.plan.interval_ns
+
+    def on_bar(bar: Any) -> None:
+        market_ns = -(-bar.ts_event // interval) * interval
+        session.state.add_mark(time.time_ns(), market_ns)
+        return original(bar)
+
+    strategy.on_bar = on_bar
+
+
+class PaperRecorder(DataActor):
+    """Records the session (bars, funding, status, results) and watches the feed.
+
+    Args:
+        session: The owning :class:`PaperSession` (plan, state, results folder, stop handle).
+    """
+
+    def __new__(cls, *args: object, **kwargs: object) -> PaperRecorder:
+        return super().__new__(cls)
+
+    def __init__(self, session: PaperSession) -> None:
+        super().__init__(DataActorConfig(actor_id=ActorId("PAPER_RECORDER-001")))
+        self.session = session
+        self.plan = session.plan
+        self.bars_seen = 0
+        self.last_bar_wall: float | None = None
+        self.last_market_ns: int | None = None
+        self.last_close: dict[str, float] = {}
+        self.next_funding: dict[str, tuple[int, Decimal]] = {}  # live iid -> (funding ns, rate)
+        self.mark: dict[str, float] = {}
+        self._last_results = 0.0
+        self._started_wall = time.monotonic()
+
+    # -- lifecycle
+    def on_start(self) -> None:
+        for bt in self.plan.bar_map.values():
+            self.subscribe_bars(BarType.from_str(bt))
+        for iid in self.plan.perps:
+            live = InstrumentId.from_str(self.plan.id_map[iid])
+            self.subscribe_mark_prices(live)
+            self.subscribe_funding_rates(live)
+        period = max(self.plan.stale_after_s / 4, 0.05)
+        self.clock.set_timer("paper-stale-check", dt.timedelta(seconds=period), callback=self._check_stale)
+        self.last_bar_wall = time.monotonic()
+        self.session.write_status(self, reason="start")
+
+    def on_stop(self) -> None:
+        self.session.write_status(self, reason="stop")
+
+    # -- data
+    def on_bar(self, bar: Any) -> None:
+        now = time.monotonic()
+        interval = self.plan.interval_ns
+        market_ns = -(-bar.ts_event // interval) * interval  # Binance stamps close-1 ms: round up to the close
+        live_iid = str(bar.bar_type.instrument_id)
+        close = float(bar.close)
+        self.last_close[live_iid] = close
+        # wall arrival time = the data client's ts_init (set before any handler runs, so fills of
+        # orders submitted on this bar are always later than it)
+        self.session.state.add_bar(market_ns, int(bar.ts_init), self.plan.reverse_ids.get(live_iid, live_iid), close)
+        if self.session.guard.stale:
+            self.session.guard.stale = False
+            _event(logging.WARNING, "market data feed recovered: orders allowed again",
+                   silent_seconds=round(now - (self.last_bar_wall or now), 3), bar_ts=str(pd.Timestamp(market_ns, tz="UTC")))
+        self.last_bar_wall = now
+        self.last_market_ns = market_ns
+        self.bars_seen += 1
+        self._settle_funding(live_iid, market_ns)
+        if self.bars_seen % self.plan.settings.status_every_bars == 0:
+            self.session.write_status(self, reason="bar")
+        if now - self._last_results >= self.plan.settings.results_every_seconds:
+            self._last_results = now
+            self.session.write_results_safe()
+        self.session.on_bar_counted(self.bars_seen)
+
+    def on_mark_price(self, mark: Any) -> None:
+        self.mark[str(mark.instrument_id)] = float(mark.value)
+
+    def on_funding_rate(self, update: Any) -> None:
+        nxt = getattr(update, "next_funding_ns", None)
+        if nxt:
+            self.next_funding[str(update.instrument_id)] = (int(nxt), Decimal(str(update.rate)))
+
+    def _settle_funding(self, live_iid: str, market_ns: int) -> None:
+        """Settle a funding time the market clock has reached: ``-net qty x mark x rate`` (USDT)."""
+        pending = self.next_funding.get(live_iid)
+        if pending is None or market_ns < pending[0]:
+            return
+        funding_ns, rate = pending
+        del self.next_funding[live_iid]
+        iid = InstrumentId.from_str(live_iid)
+        qty = 0.0
+        pos_id = None
+        for p in self.cache.positions_open(instrument_id=iid):
+            qty += float(p.signed_qty)
+            pos_id = str(p.id)
+        mark = self.mark.get(live_iid, self.last_close.get(live_iid))
+        if qty == 0.0 or mark is None:
+            return
+        amount = -qty * mark * float(rate)
+        row = {"ts": funding_ns, "instrument_id": self.plan.reverse_ids.get(live_iid, live_iid),
+               "position_id": pos_id, "amount": amount, "rate": str(rate), "mark": mark, "qty": qty}
+        if self.session.state.add_funding(live_iid, funding_ns, row):
+            _event(logging.INFO, "funding settled", **{**row, "ts": None, "funding_ts": str(pd.Timestamp(funding_ns, tz="UTC"))})
+
+    # -- stale feed
+    def _check_stale(self, event: Any) -> None:
+        if self.last_bar_wall is None or self.session.guard.stale:
+            return
+        silent = time.monotonic() - self.last_bar_wall
+        if silent > self.plan.stale_after_s:
+            self.session.guard.stale = True
+            _event(logging.WARNING, "market data feed is stale: holding new orders",
+                   silent_seconds=round(silent, 3), stale_after_seconds=self.plan.stale_after_s,
+                   last_bar_ts=None if self.last_market_ns is None else str(pd.Timestamp(self.last_market_ns, tz="UTC")))
+            self.session.write_status(self, reason="stale")
+
+
+# ---- session ---------------------------------------------------------------------------------
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+class PaperSession:
+    """One paper node: build, run until stopped, write results.
+
+    Args:
+        cfg: Validated run config with a ``[paper]`` table.
+        run_id: Results folder name; default: the one stored in Redis for this trader (resume) or a new one.
+        results_root: Default :func:`nautilus_app.paths.results_dir`.
+        config_text: Original TOML text (stored as ``config.toml``).
+        max_bars: Stop after this many bars in this process (None: run until a signal).
+        max_seconds: Stop after this many wall seconds (None: no limit).
+        fresh: Delete this trader's Redis state first (a new session instead of a resume).
+
+    Raises:
+        PaperConfigError: see :func:`plan_paper`.
+        PaperFailed: Redis unreachable.
+    """
+
+    def __init__(self, cfg: BacktestConfig, *, run_id: str | None = None, results_root: Path | None = None,
+                 config_text: str | None = None, max_bars: int | None = None, max_seconds: float | None = None,
+                 fresh: bool = False, source: str = "<config>") -> None:
+        self.cfg = cfg
+        self.plan = plan_paper(cfg, source)
+        s = self.plan.settings
+        self.state = PaperState(s.trader_id, s.redis_host, s.redis_port)
+        try:
+            self.state.ping()
+        except Exception as e:  # noqa: BLE001 - redis raises several connection errors
+            raise PaperFailed(f"Redis at {s.redis_host}:{s.redis_port} is not reachable: {e}") from e
+        if fresh:
+            self.state.clear()
+        from nautilus_app.backtest import make_run_id
+
+        meta = self.state.register_start(run_id or f"paper-{make_run_id(cfg)}", cfg.digest(),
+                                         dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+        self.run_id = meta["run_id"]
+        self.starts = int(meta["starts"])
+        root = Path(results_root) if results_root is not None else paths.results_dir()
+        self.results_path = root / self.run_id
+        self.results_path.mkdir(parents=True, exist_ok=True)
+        self.config_text = config_text
+        self.max_bars = max_bars
+        self.max_seconds = max_seconds
+        self.guard = StaleGuard()
+        self.node: Any = None
+        self.recorder: PaperRecorder | None = None
+        self.strategies: list[Any] = []
+        self._stop_reason: str | None = None
+        self._lock = threading.Lock()
+        self._handle: Any = None
+        self._running = False
+
+    @property
+    def cache(self) -> Any:
+        """The node's cache: through the recorder while the node runs (the node must not be re-entered
+        from a component callback), directly afterwards."""
+        if self._running and self.recorder is not None:
+            return self.recorder.cache
+        return self.node.cache
+
+    # -- build
+    def build(self) -> Any:
+        """Build the ``LiveNode`` (data client, sandbox execution, Redis cache, strategies, recorder)."""
+        from nautilus_trader.adapters.binance import (
+            BinanceDataClientConfig,
+            BinanceDataClientFactory,
+            BinanceEnvironment,
+            BinanceProductType,
+            BinanceSpotMarketDataMode,
+        )
+        from nautilus_trader.adapters.sandbox import (
+            SandboxExecutionClientConfig,
+            SandboxExecutionClientFactory,
+        )
+        from nautilus_trader.common import CacheConfig, Environment, FileWriterConfig, LoggerConfig, LogLevel
+        from nautilus_trader.execution import MakerTakerFeeModel
+        from nautilus_trader.infrastructure import RedisCacheConfig
+        from nautilus_trader.live import LiveNode
+        from nautilus_trader.model import AccountId, AccountType, Money, OmsType, TraderId, Venue
+
+        s, v = self.plan.settings, self.plan.venue
+        maker, taker = v.fees()
+        data_cfg = BinanceDataClientConfig(
+            product_type=BinanceProductType.USD_M if self.plan.product == "um" else BinanceProductType.SPOT,
+            environment=getattr(BinanceEnvironment, s.environment),
+            base_url_http=s.base_url_http, base_url_ws=s.base_url_ws,
+            spot_market_data_mode=BinanceSpotMarketDataMode.Json,
+            instrument_status_poll_secs=0,
+            max_retries=s.max_retries, retry_delay_initial_ms=s.reconnect_initial_ms,
+            retry_delay_max_ms=s.reconnect_max_ms,
+        )
+        # The sandbox publishes its starting balances on every connect: on a restart, start it from
+        # the last account state Nautilus saved in Redis, or the restored balance would be reset.
+        restored = self.state.last_account_balances(f"{LIVE_VENUE}-001")
+        balances = restored or list(v.starting_balances)
+        if restored:
+            _event(logging.INFO, "account restored from Redis", balances=restored, start_number=self.starts)
+        sandbox_cfg = SandboxExecutionClientConfig(
+            venue=Venue(LIVE_VENUE),
+            starting_balances=[Money.from_str(b) for b in balances],
+            account_id=AccountId(f"{LIVE_VENUE}-001"),
+            oms_type=getattr(OmsType, v.oms_type),
+            account_type=getattr(AccountType, v.account_type),
+            default_leverage=self.plan.leverage,
+            fee_model=MakerTakerFeeModel(Decimal(str(maker)), Decimal(str(taker))),
+            bar_execution=True,
+        )
+        level = getattr(LogLevel, self.cfg.log_level)
+        logging_cfg = LoggerConfig(
+            stdout_level=level, fileout_level=LogLevel.INFO, is_colored=False,
+            file_config=FileWriterConfig(directory=str(self.results_path / "logs"),
+                                         file_name=f"nautilus-{self.starts:03d}", file_format="json"),
+        )
+        self.node = (
+            LiveNode.builder("PAPER", TraderId(s.trader_id), Environment.SANDBOX)
+            .with_logging(logging_cfg)
+            .with_cache_config(CacheConfig(flush_on_start=False, buffer_interval_ms=None))
+            .with_cache_database_factory(RedisCacheConfig(host=s.redis_host, port=s.redis_port))
+            .with_load_state(True)
+            .with_save_state(True)
+            .with_timeout_disconnection_secs(2)
+            .with_delay_post_stop_secs(0)
+            .add_data_client(LIVE_VENUE, BinanceDataClientFactory(), data_cfg)
+            .add_simulated_exec_client(LIVE_VENUE, SandboxExecutionClientFactory(), sandbox_cfg)
+            .build()
+        )
+        for strategy in self.make_strategies():
+            guard_strategy(strategy, self.guard)
+            clock_strategy(strategy, self)
+            self.node.add_strategy(strategy)
+            self.strategies.append(strategy)
+        self.recorder = PaperRecorder(self)
+        self.node.add_actor(self.recorder)
+        self._handle = self.node.handle()
+        return self.node
+
+    def make_strategies(self) -> list[Any]:
+        """The config's strategies, instantiated with live instrument ids and the backtest's order-id tags."""
+        import importlib
+
+        from strategies import REGISTRY
+
+        out = []
+        for i, spec in enumerate(self.cfg.strategies):
+            entry = REGISTRY[spec.name]
+            params = dict(spec.params)
+            params.setdefault("order_id_tag", f"{i:03d}")
+            if "instrument_id" in params:
+                params["instrument_id"] = self.plan.id_map.get(params["instrument_id"], params["instrument_id"])
+            if "bar_type" in params:
+                params["bar_type"] = self.plan.bar_map.get(params["bar_type"], params["bar_type"])
+            mod, _, cls = entry.strategy_path.partition(":")
+            cmod, _, ccls = entry.config_path.partition(":")
+            config = getattr(importlib.import_module(cmod), ccls)(**params)
+            out.append(getattr(importlib.import_module(mod), cls)(config))
+        return out
+
+    # -- run / stop
+    def request_stop(self, reason: str) -> None:
+        """Ask the node to stop (thread-safe; the first reason wins)."""
+        with self._lock:
+            if self._stop_reason is not None:
+                return
+            self._stop_reason = reason
+        _event(logging.INFO, "stop requested", reason=reason)
+        if self._handle is not None:
+            self._handle.stop()
+
+    def on_bar_counted(self, bars: int) -> None:
+        if self.max_bars is not None and bars >= self.max_bars:
+            self.request_stop(f"max_bars={self.max_bars} reached")
+
+    def run(self) -> Path:
+        """Build if needed, run until stopped (SIGINT/SIGTERM, ``max_bars``, ``max_seconds``), write results.
+
+        Returns:
+            The results folder.
+        """
+        if self.node is None:
+            self.build()
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, lambda signum, frame: self.request_stop(signal.Signals(signum).name))
+        timer = None
+        if self.max_seconds is not None:
+            timer = threading.Timer(self.max_seconds, self.request_stop, args=(f"max_seconds={self.max_seconds}",))
+            timer.daemon = True
+            timer.start()
+        for item in self.plan.not_simulated:
+            _event(logging.WARNING, "backtest model not simulated in paper", detail=item)
+        _event(logging.INFO, "paper node starting", run_id=self.run_id, trader_id=self.plan.settings.trader_id,
+               start_number=self.starts, results=str(self.results_path), venue=self.plan.venue.name,
+               data_base_url_http=self.plan.settings.base_url_http or "binance default")
+        t0 = time.monotonic()
+        self._running = True
+        try:
+            self.node.run()
+        finally:
+            self._running = False
+            if timer is not None:
+                timer.cancel()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        self.write_results(final=True)
+        if self.recorder is not None:
+            self.write_status(self.recorder, reason="stopped")
+        _event(logging.INFO, "paper node stopped", reason=self._stop_reason, seconds=round(time.monotonic() - t0, 3),
+               bars=self.recorder.bars_seen if self.recorder else 0)
+        self.node.dispose()
+        return self.results_path
+
+    # -- status
+    def write_status(self, rec: PaperRecorder, reason: str) -> None:
+        """``status.json``: equity, balances, positions, open orders, last data time, feed state."""
+        try:
+            cache = self.cache
+            positions = [{
+                "instrument_id": self.plan.reverse_ids.get(str(p.instrument_id), str(p.instrument_id)),
+                "strategy_id": str(p.strategy_id), "side": str(p.side), "quantity": float(p.signed_qty),
+                "avg_px_open": float(p.avg_px_open),
+                "unrealized_pnl": self._upnl(p, rec), "position_id": str(p.id),
+            } for p in cache.positions_open()]
+            orders = [{
+                "client_order_id": str(o.client_order_id), "instrument_id":
+                    self.plan.reverse_ids.get(str(o.instrument_id), str(o.instrument_id)),
+                "side": str(o.side), "type": str(o.order_type), "quantity": float(o.quantity),
+                "status": str(o.status),
+            } for o in cache.orders_open()]
+            balances = {}
+            acct = cache.account_for_venue(_venue(LIVE_VENUE))
+            if acct is not None:
+                for ccy, bal in acct.balances().items():
+                    balances[str(ccy)] = float(bal.total.as_double())
+            funding = sum(r["amount"] for r in self.state.funding())
+            equity = self._equity(balances, positions, rec) + funding
+            status = {
+                "run_id": self.run_id, "trader_id": self.plan.settings.trader_id, "reason": reason,
+                "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+                "start_number": self.starts, "bars_this_start": rec.bars_seen,
+                "last_data_ts": None if rec.last_market_ns is None else str(pd.Timestamp(rec.last_market_ns, tz="UTC")),
+                "feed_stale": self.guard.stale, "orders_held": len(self.guard.held),
+                "balances": balances, "funding_usdt": funding, "equity_usdt": equity,
+                "positions": positions, "open_orders": orders,
+            }
+            _atomic_write(self.results_path / "status.json", json.dumps(status, indent=2, default=str).encode())
+        except Exception as e:  # noqa: BLE001 - status must never take the node down
+            _event(logging.ERROR, "status write failed", error=repr(e))
+
+    def _upnl(self, p: Any, rec: PaperRecorder) -> float:
+        px = rec.last_close.get(str(p.instrument_id))
+        return 0.0 if px is None else float(p.signed_qty) * (px - float(p.avg_px_open))
+
+    def _equity(self, balances: dict[str, float], positions: list[dict], rec: PaperRecorder) -> float:
+        eq = balances.get("USDT", 0.0)
+        if self.plan.product == "um":
+            return eq + sum(p["unrealized_pnl"] for p in positions)
+        for ccy, amount in balances.items():  # spot: value base balances at the last close
+            if ccy == "USDT":
+                continue
+            px = rec.last_close.get(f"{ccy}USDT.{LIVE_VENUE}")
+            if px is not None:
+                eq += amount * px
+        return eq
+
+    # -- results
+    def write_results_safe(self) -> None:
+        try:
+            self.write_results(final=False)
+        except Exception as e:  # noqa: BLE001 - a results rewrite must never take the node down
+            _event(logging.ERROR, "results write failed", error=repr(e))
+
+    def write_results(self, final: bool) -> None:
+        """Write ``results/<run_id>/`` in the backtest format (each file atomically; ``metrics.json`` last)."""
+        write_paper_results(self, final=final)
+
+
+def _venue(name: str) -> Any:
+    from nautilus_trader.model import Venue
+
+    return Venue(name)
+
+
+def _wall_to_market(wall_ns: np.ndarray, marks: list[tuple[int, int]]) -> np.ndarray:
+    """Market time (ns) of the last ``on_bar`` entered at or before each wall time (``marks`` =
+    ``(wall_ns, market_ns)`` pairs; times before the first mark get the first mark's market time)."""
+    if not marks:
+        return wall_ns
+    walls = np.array([m[0] for m in marks], dtype=np.int64)
+    markets = np.array([m[1] for m in marks], dtype=np.int64)
+    order = np.argsort(walls, kind="stable")
+    walls, markets = walls[order], np.maximum.accumulate(markets[order])
+    idx = np.searchsorted(walls, wall_ns, side="right") - 1
+    return np.where(idx >= 0, markets[np.clip(idx, 0, None)], markets[0])
+
+
+def write_paper_results(session: PaperSession, *, final: bool) -> Path:
+    """Build orders/fills/positions/account/trades/funding/equity/metrics from the live cache and write them.
+
+    Times: fills, positions and trades are stamped in *market* time (the close of the bar they
+    belong to); the wall-clock times are kept in ``ts_event_wall`` (fills). Instrument ids are the
+    config's. ``run.json`` carries ``mode = "paper"`` and ``running`` (False after the final write).
+    """
+    import nautilus_trader
+    from nautilus_trader.analysis import ReportProvider
+
+    from nautilus_app import metrics as metrics_mod
+    from nautilus_app.results import (
+        build_equity,
+        build_trades,
+        buy_and_hold,
+        normalise_report,
+        results_digest,
+    )
+
+    cfg, plan, cache = session.cfg, session.plan, session.cache
+    out = session.results_path
+    rev = plan.reverse_ids
+    bars = session.state.bars()
+    marks = session.state.marks()
+
+    def back(df: pd.DataFrame) -> pd.DataFrame:
+        if "instrument_id" in df.columns:
+            df["instrument_id"] = df["instrument_id"].astype(str).map(lambda x: rev.get(x, x))
+        return df
+
+    orders_all = list(cache.orders())
+    orders = back(normalise_report(ReportProvider.generate_orders_report(orders_all)))
+    fills = back(normalise_report(ReportProvider.generate_fills_report(orders_all)))
+    # market time of each order = the bar whose on_bar created it (order ts_init vs on_bar entries)
+    order_market = {str(o.client_order_id): int(m) for o, m in zip(
+        orders_all, _wall_to_market(np.array([o.ts_init for o in orders_all], dtype=np.int64), marks), strict=True)}
+    fill_market: dict[int, int] = {}
+    if not fills.empty:
+        wall = pd.to_datetime(fills["ts_event"], utc=True)
+        fills["ts_event_wall"] = wall
+        market = fills["client_order_id"].astype(str).map(order_market).astype("int64")
+        fill_market = dict(zip(wall.astype("int64"), market, strict=True))
+        fills["ts_event"] = pd.to_datetime(market.to_numpy(), utc=True)
+        fills = fills.sort_values(["ts_event", "ts_event_wall"], kind="stable").reset_index(drop=True)
+    positions_raw = ReportProvider.generate_positions_report(list(cache.positions()))
+    positions = back(normalise_report(positions_raw.drop(columns=["events", "adjustments"], errors="ignore")))
+    for col in ("ts_opened", "ts_closed"):
+        if col in positions.columns and not positions.empty:
+            t = pd.to_datetime(positions[col], utc=True)
+            w = t.fillna(pd.Timestamp(0, tz="UTC")).astype("int64").to_numpy()
+            m = np.array([fill_market.get(int(x), y) for x, y in zip(w, _wall_to_market(w, marks), strict=True)],
+                         dtype=np.int64)  # the opening/closing fill's market time
+            positions[f"{col}_wall"] = t
+            positions[col] = pd.to_datetime(m, utc=True).where(t.notna(), pd.NaT)
+    acct = cache.account_for_venue(_venue(LIVE_VENUE))
+    account = pd.DataFrame()
+    if acct is not None:
+        a = ReportProvider.generate_account_report(acct)
+        account = normalise_report(a.drop(columns=[c for c in ("margins", "info") if c in a.columns]))
+        account["venue"] = plan.venue.name
+    frows = session.state.funding()
+    funding = pd.DataFrame(frows, columns=["ts", "instrument_id", "position_id", "amount"]) if frows else \
+        pd.DataFrame(columns=["ts", "instrument_id", "position_id", "amount"])
+    funding["ts"] = pd.to_datetime(funding["ts"], utc=True)
+    funding = funding.sort_values("ts").reset_index(drop=True)
+
+    closes: dict[str, pd.Series] = {}
+    if bars:
+        b = pd.DataFrame(bars, columns=["ts", "wall", "instrument_id", "close"])
+        for iid in plan.id_map:
+            sub = b[b["instrument_id"] == iid]
+            if not sub.empty:
+                s = pd.Series(sub["close"].to_numpy(), index=pd.to_datetime(sub["ts"], utc=True), name=iid)
+                closes[iid] = s[~s.index.duplicated(keep="last")].sort_index()
+    out.mkdir(parents=True, exist_ok=True)
+    if session.config_text is not None and not (out / "config.toml").exists():
+        _atomic_write(out / "config.toml", session.config_text.encode())
+    import msgspec
+
+    _atomic_write(out / "config.json", msgspec.json.format(msgspec.json.encode(cfg), indent=2))
+    _atomic_parquet(orders, out / "orders.parquet")
+    _atomic_parquet(fills, out / "fills.parquet")
+    _atomic_parquet(positions, out / "positions.parquet")
+    _atomic_parquet(account, out / "account.parquet")
+    _atomic_parquet(funding, out / "funding.parquet")
+    run_info: dict[str, Any] = {
+        "run_id": session.run_id, "name": cfg.name, "mode": "paper", "running": not final,
+        "config_digest": cfg.digest(), "nautilus_trader": nautilus_trader.__version__,
+        "trader_id": plan.settings.trader_id, "starts": session.starts, "bars_recorded": len(bars),
+        "orders": len(orders_all), "data_source": plan.settings.data_source,
+        "data_base_url_http": plan.settings.base_url_http, "execution": "Nautilus sandbox (bar_execution)",
+        "funding": "recorder ledger from markPrice funding updates (not in the sandbox balance)",
+        "fill_timing": "same_close (Nautilus sandbox, bar_execution)", "not_simulated": plan.not_simulated,
+        "updated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    if closes:
+        equity, start_equity = build_equity(cfg, fills, funding, closes)
+        trades = build_trades(positions, funding)
+        first_iid = next(iter(closes))
+        bench = buy_and_hold(closes[first_iid], plan.venue.fees()[1]).reindex(equity.index, method="ffill")
+        fees_paid = float(fills["commission"].sum()) if not fills.empty else 0.0
+        funding_paid = -float(funding["amount"].sum()) if not funding.empty else 0.0
+        metrics = metrics_mod.compute_metrics(
+            equity, trades, fees_paid=fees_paid, funding_paid=funding_paid,
+            buy_and_hold_return=float(bench.iloc[-1] - 1.0), starting_equity=start_equity,
+        )
+        eq = pd.DataFrame({"equity": equity, "benchmark_equity": bench * start_equity})
+        eq["drawdown"] = equity / equity.cummax() - 1.0
+        _atomic_parquet(trades, out / "trades.parquet")
+        _atomic_parquet(eq.reset_index(), out / "equity.parquet")
+        run_info.update(first_bar=str(equity.index[0]), last_bar=str(equity.index[-1]),
+                        results_digest=results_digest(fills, metrics))
+        _atomic_write(out / "run.json", json.dumps(run_info, indent=2, default=str).encode())
+        if final:
+            try:
+                from nautilus_app.results import _write_tearsheet
+
+                class _R:  # stats_pnls is all the tearsheet takes from a result
+                    stats_pnls: dict = {}
+
+                _write_tearsheet(out / "tearsheet.html", _R(), equity, bench, metrics, session.run_id)
+            except Exception as e:  # noqa: BLE001 - the tearsheet is optional
+                _event(logging.WARNING, "tearsheet not written", error=repr(e))
+        _atomic_write(out / "metrics.json", json.dumps(metrics, indent=2, default=str).encode())
+    else:
+        _atomic_write(out / "run.json", json.dumps(run_info, indent=2, default=str).encode())
+    return out
+
+
+# ---- command line ------------------------------------------------------------------------------
+def add_paper_arguments(p: Any) -> None:
+    """Arguments of ``nautilus-app paper`` / ``scripts/run_paper.py`` (an ``argparse`` parser)."""
+    p.add_argument("config", help="run config with a [paper] table (see configs/paper_*.toml, docs/paper.md)")
+    p.add_argument("--results-dir", type=Path, default=None, help="default $RESULTS_DIR or ./results")
+    p.add_argument("--run-id", default=None, help="results folder name (default: resumed from Redis or new)")
+    p.add_argument("--fresh", action="store_true", help="delete this trader's Redis state first (no resume)")
+    p.add_argument("--max-bars", type=int, default=None, help="stop after N bars (default: run until SIGINT/SIGTERM)")
+    p.add_argument("--max-seconds", type=float, default=None, help="stop after S wall seconds")
+    p.add_argument("--trader-id", default=None, help="override paper.trader_id")
+    p.add_argument("--base-url-http", default=None, help="override paper.base_url_http (e.g. a replay server)")
+    p.add_argument("--base-url-ws", default=None, help="override paper.base_url_ws")
+    p.add_argument("--stale-after", type=float, default=None, help="override paper.stale_after_seconds")
+
+
+def run_paper_from_args(args: Any) -> int:
+    """Load the config, apply overrides, run the session. Exit codes: 0 ok, 1 failed, 2 bad config."""
+    import msgspec
+
+    from nautilus_app.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config)
+        s = cfg.paper
+        if s is None:
+            raise PaperConfigError(f"{args.config}: key paper: missing; add a [paper] table (see docs/paper.md)")
+        overrides = {k: v for k, v in {
+            "trader_id": args.trader_id, "base_url_http": args.base_url_http, "base_url_ws": args.base_url_ws,
+            "stale_after_seconds": args.stale_after}.items() if v is not None}
+        if overrides:
+            s = msgspec.convert({**msgspec.to_builtins(s), **overrides}, PaperSettings)
+            cfg = msgspec.structs.replace(cfg, paper=s)
+        session = PaperSession(cfg, run_id=args.run_id, results_root=args.results_dir,
+                               config_text=Path(args.config).read_text(), max_bars=args.max_bars,
+                               max_seconds=args.max_seconds, fresh=args.fresh, source=str(args.config))
+    except (ConfigError, PaperConfigError, msgspec.ValidationError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except PaperFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    setup_json_logging(session.results_path / "paper.log.jsonl")
+    try:
+        path = session.run()
+    except Exception as e:  # noqa: BLE001 - report any node failure with a clear exit code
+        _event(logging.ERROR, "paper node failed", error=repr(e))
+        return 1
+    print(str(path))
+    return 0

@@ -1,0 +1,270 @@
+"""The app in a real headless Chromium (Debian's, driven by Playwright): every page opens, the figures
+shown equal the run's files (metrics.json, equity.parquet, trades.parquet read here with pandas), a
+backtest launched from the UI completes and shows up, and each page is saved as a screenshot in
+``artifacts/``."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dash_ui import synthetic
+from dash_ui.testing import DETAIL_READY, browser, build_test_data, chromium_available, serve_app
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+NAV = "(p) => { window.history.pushState({}, '', p); window.dispatchEvent(new PopStateEvent('popstate')); }"
+
+if not chromium_available():  # pragma: no cover - .ci/run installs it
+    pytest.fail("Debian chromium is not installed (apt-get install chromium chromium-driver; see .ci/run)",
+                pytype=False)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("dash")
+    catalog, results, run_id = build_test_data(root)
+    syn = synthetic.make_synthetic_run(results, root / "syn_catalog", days=20, seed=3, fast=30, slow=120,
+                                       run_id="SYNTHETIC-test")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with serve_app(results, catalog) as (url, _app), browser(root / "chromium-profile") as ctx:
+        page = ctx.new_page()
+        page.set_default_timeout(60_000)
+        yield {"url": url, "page": page, "results": results, "catalog": catalog, "run_id": run_id,
+               "synthetic": syn.name}
+
+
+def number(text: str) -> float | None:
+    """A displayed value back to a number in metrics.json units (percent -> fraction)."""
+    text = text.strip()
+    if text == "n/a":
+        return None
+    m = re.search(r"\(([-0-9,.]+) s\)", text)  # durations: "1d 02:03:04 (93,784 s)"
+    if m:
+        return float(m.group(1).replace(",", ""))
+    if text in ("yes", "no"):
+        return float(text == "yes")
+    v = float(text.replace(",", "").replace("USDT", "").replace("%", "").strip())
+    return v / 100 if text.endswith("%") else v
+
+
+def decimals(text: str) -> int:
+    m = re.search(r"\.(\d+)", text.split("(")[-1])
+    return len(m.group(1)) if m else 0
+
+
+def assert_shown(text: str, value, key: str) -> None:
+    if value is None:
+        assert text == "n/a", (key, text)
+        return
+    if isinstance(value, str):
+        assert text == value.replace("T", " ").replace("+00:00", ""), (key, text, value)
+        return
+    if isinstance(value, bool):
+        assert text == ("yes" if value else "no"), (key, text)
+        return
+    shown = number(text)
+    unit = 10.0 ** -decimals(text) / (100 if text.endswith("%") else 1)
+    assert abs(shown - value) <= unit / 2 + 1e-12, (key, text, value)
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"dash_{name}.png"), full_page=True)
+
+
+def gd(page, graph_id: str) -> dict:
+    """The plotly figure data drawn in the browser (traces' names, x and y; ``_fullData`` holds the
+    decoded arrays, ``data`` may keep plotly.py's base64 encoding)."""
+    return page.evaluate("""(id) => { const g = document.querySelector('#' + id + ' .js-plotly-plot');
+        return g._fullData.map(t => ({name: t.name, type: t.type, x: t.x ? Array.from(t.x) : [],
+                                      y: t.y ? Array.from(t.y) : []})); }""", graph_id)
+
+
+def test_runs_page_lists_every_run(env: dict) -> None:
+    page = env["page"]
+    page.goto(env["url"] + "/")
+    page.wait_for_selector("#runs-table td")
+    folders = sorted(p.name for p in env["results"].iterdir() if p.is_dir() and not p.name.startswith("."))
+    page.wait_for_function("(n) => document.querySelectorAll('#runs-table tbody tr td.dash-cell').length > 0", arg=1)
+    text = page.inner_text("#runs-table")
+    for f in folders:
+        assert f in text
+    assert page.inner_text("#runs-title") == f"Runs ({len(folders)} of {len(folders)})"
+    shot(page, "runs")
+    # search filters the list
+    page.fill("#runs-search", "SYNTHETIC")
+    page.press("#runs-search", "Enter")
+    page.wait_for_function("() => document.querySelector('#runs-title').innerText.startsWith('Runs (1 of')")
+    assert env["run_id"] not in page.inner_text("#runs-table")
+
+
+def test_detail_page_figures_equal_the_run_files(env: dict) -> None:
+    page, run_id = env["page"], env["run_id"]
+    folder = env["results"] / run_id
+    metrics = json.loads((folder / "metrics.json").read_text())
+    page.goto(f"{env['url']}/run/{run_id}")
+    page.wait_for_function(DETAIL_READY)
+    # every metric in the table and every KPI card
+    for key, value in metrics.items():
+        assert_shown(page.inner_text(f"#metric-{key}"), value, key)
+    for el in page.query_selector_all("[id^=kpi-]"):
+        key = el.get_attribute("id")[4:]
+        assert_shown(el.inner_text(), metrics[key], key)
+    # equity curve: ends at final_equity, and its extremes are the true ones (min/max downsampling)
+    eq = pd.read_parquet(folder / "equity.parquet")
+    traces = gd(page, "detail-equity")
+    strat = traces[0]
+    assert strat["y"][-1] == pytest.approx(metrics["final_equity"], rel=1e-12)
+    assert max(strat["y"]) == pytest.approx(eq["equity"].max()) and min(strat["y"]) == pytest.approx(eq["equity"].min())
+    assert traces[1]["y"][-1] == pytest.approx(eq["benchmark_equity"].iloc[-1])
+    # buy and hold return = last benchmark / starting equity - 1
+    assert traces[1]["y"][-1] / metrics["starting_equity"] - 1 == pytest.approx(metrics["buy_and_hold_return"])
+    # underwater curve: deepest point = max drawdown
+    dd = gd(page, "detail-drawdown")[0]
+    assert -min(dd["y"]) == pytest.approx(metrics["max_drawdown"], rel=1e-9)
+    # histogram counts every trade
+    hist = gd(page, "detail-hist")[0]
+    trades = pd.read_parquet(folder / "trades.parquet")
+    assert sum(hist["y"]) == len(trades) == metrics["trades"]
+    # candles: one entry and one exit marker per trade, at the exact fill prices
+    candles = gd(page, "detail-candles")
+    entries = [t for t in candles if t["name"].startswith(("Long entry", "Short entry"))]
+    exits = [t for t in candles if t["name"].startswith("Exit")]
+    assert sum(len(t["y"]) for t in entries) == len(trades)
+    assert sorted(y for t in exits for y in t["y"]) == pytest.approx(sorted(trades["exit_price"]))
+    assert any(t["name"].startswith("EMA(10)") for t in candles) and any(t["name"].startswith("EMA(30)") for t in candles)
+    # monthly heatmap: June 2025 return from the equity file
+    monthly = page.evaluate("""() => { const g = document.querySelector('#detail-monthly .js-plotly-plot');
+        return g._fullData[0].z.map(r => Array.from(r)); }""")
+    z = np.array(monthly, dtype=float)
+    june = eq["equity"].iloc[-1] / metrics["starting_equity"] - 1  # the run lies inside June 2025
+    assert z[~np.isnan(z)].tolist() == pytest.approx([june])
+    # trade table shows the first trade; cost table shows the fees of metrics.json
+    assert page.inner_text("#detail-trades-title") == f"Trades ({len(trades):,})"
+    first_row = page.inner_text("#detail-trades tbody tr:nth-child(3)")  # header, filter row, first data row
+    assert trades["entry_time"].iloc[0].strftime("%Y-%m-%d %H:%M:%S") in first_row
+    assert_shown(page.inner_text("#cost-fees").replace(" USDT", ""), metrics["fees_paid_usdt"], "fees")
+    for slug, key in (("slippage", "slippage_cost_usdt"), ("liquidation-fees", "liquidation_fees_usdt"),
+                      ("funding", "funding_paid_usdt")):
+        text = page.inner_text(f"#cost-{slug}")
+        if key in metrics:
+            assert_shown(text.replace(" USDT", ""), metrics[key], key)
+        else:  # written by older runs without the cost breakdown
+            assert text == "not recorded"
+    if "total_costs_usdt" in metrics:
+        assert_shown(page.inner_text("#cost-total").replace(" USDT", ""), metrics["total_costs_usdt"], "total")
+    assert "ema_cross" in page.inner_text("#detail-config")
+    shot(page, "run_detail")
+
+
+def test_detail_zoom_resamples_and_trade_table_pages(env: dict) -> None:
+    page, run_id = env["page"], env["run_id"]
+    page.goto(f"{env['url']}/run/{run_id}")
+    page.wait_for_function(DETAIL_READY)
+    eq = pd.read_parquet(env["results"] / run_id / "equity.parquet")
+    lo, hi = eq["ts"].iloc[1000], eq["ts"].iloc[1600]
+    page.evaluate("""([a, b]) => Plotly.relayout(document.querySelector('#detail-equity .js-plotly-plot'),
+        {'xaxis.range[0]': a, 'xaxis.range[1]': b})""",
+                  [lo.strftime("%Y-%m-%d %H:%M:%S"), hi.strftime("%Y-%m-%d %H:%M:%S")])
+    # a 600-minute window holds fewer samples than the budget: every 1m sample is shown (+1 either side)
+    page.wait_for_function("() => { const g = document.querySelector('#detail-equity .js-plotly-plot');"
+                           " return !!g && g._fullData[0].x.length < 700; }")
+    y = gd(page, "detail-equity")[0]["y"]
+    assert y == pytest.approx(eq["equity"].iloc[999:1602].tolist())
+    # server-side paging of the trade table
+    trades = pd.read_parquet(env["results"] / run_id / "trades.parquet")
+    page.click("#detail-trades button.next-page")
+    page.wait_for_function("(t) => { const d = document.querySelector('#detail-trades');"
+                           " return !!d && d.innerText.includes(t); }",
+                           arg=trades["entry_time"].iloc[20].strftime("%Y-%m-%d %H:%M:%S"))
+
+
+def test_synthetic_run_is_labelled(env: dict) -> None:
+    page = env["page"]
+    page.goto(f"{env['url']}/run/{env['synthetic']}")
+    page.wait_for_function(DETAIL_READY)
+    assert page.inner_text("#synthetic-badge") == "SYNTHETIC DATA"
+    shot(page, "run_detail_synthetic")
+
+
+def test_compare_page(env: dict) -> None:
+    page = env["page"]
+    ids = [env["run_id"], env["synthetic"]]
+    page.goto(f"{env['url']}/compare?runs={','.join(ids)}")
+    page.wait_for_selector("#compare-table")
+    page.wait_for_function("() => { const g = document.querySelector('#compare-equity .js-plotly-plot');"
+                           " return !!g && !!g._fullData && g._fullData.length === 2; }")
+    traces = gd(page, "compare-equity")
+    for i, rid in enumerate(ids):
+        m = json.loads((env["results"] / rid / "metrics.json").read_text())
+        assert traces[i]["y"][0] == pytest.approx(pd.read_parquet(env["results"] / rid / "equity.parquet")["equity"].iloc[0]
+                                                  / m["starting_equity"])
+        assert traces[i]["y"][-1] == pytest.approx(m["final_equity"] / m["starting_equity"])
+        for key in ("total_return", "sharpe", "max_drawdown", "trades"):
+            assert_shown(page.inner_text(f"#cmp-{i}-{key}"), m[key], key)
+    shot(page, "compare")
+
+
+def test_data_explorer(env: dict) -> None:
+    page = env["page"]
+    page.goto(env["url"] + "/data")
+    page.wait_for_selector("#inv-table td")
+    text = page.inner_text("#inv-table")
+    for folder in (env["catalog"] / "data" / "bars").iterdir():
+        assert folder.name in text
+    # one day of hourly candles, resampled from 1m: 24 candles
+    page.fill("#ex-start", "2025-06-03")  # default timeframe 1h
+    page.fill("#ex-end", "2025-06-04")
+    page.click("#ex-show")
+    page.wait_for_function("() => (document.querySelector('#ex-count') || {innerText: ''}).innerText.startsWith('24 candles')")
+    highs = page.evaluate("() => Array.from(document.querySelector('#ex-graph .js-plotly-plot')._fullData[0].high)")
+    folder = env["catalog"] / "data" / "bars" / "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"
+    bars = pd.concat([pd.read_parquet(f, columns=["ts_init", "high"]) for f in folder.glob("*.parquet")])
+    opened = pd.to_datetime(bars["ts_init"].astype("int64"), utc=True) - pd.Timedelta(minutes=1)
+    day = bars.assign(opened=opened.to_numpy()).set_index("opened").sort_index().loc["2025-06-03"]
+    expected = day["high"].astype(float).resample("1h").max()
+    assert highs == pytest.approx(expected.tolist())
+    shot(page, "data_explorer")
+    # a row click lists the series' gaps
+    page.click("#inv-table td >> nth=1")
+    page.wait_for_selector("#inv-gap-text")
+
+
+def test_launch_backtest_from_ui(env: dict) -> None:
+    page = env["page"]
+    page.goto(env["url"] + "/launch")
+    page.wait_for_selector("#launch-submit")
+    # an invalid value is refused with the field named, nothing queued
+    page.fill("#launch-name", "bad name/with slash")
+    page.click("#launch-submit")
+    page.wait_for_selector("#launch-error")
+    assert "name" in page.inner_text("#launch-error")
+    page.fill("#launch-name", "ui_launch")
+    page.fill("#launch-start", "2025-06-04")
+    page.fill("#launch-end", "2025-06-06")
+    page.fill("[id='{\"name\":\"fast_period\",\"type\":\"launch-param\"}']", "8")
+    page.fill("[id='{\"name\":\"slow_period\",\"type\":\"launch-param\"}']", "21")
+    page.click("#launch-submit")
+    page.wait_for_selector("#launch-queued")
+    run_id = page.inner_text("#launch-queued").removeprefix("Queued ").strip()
+    page.wait_for_selector("#launch-progress-text")
+    shot(page, "launch")
+    page.wait_for_selector("#launch-result-link", timeout=180_000)
+    assert "done" in page.inner_text("#launch-progress-text")
+    folder = env["results"] / run_id
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["strategies"][0]["params"]["fast_period"] == 8 and cfg["start"] == "2025-06-04"
+    eq = pd.read_parquet(folder / "equity.parquet")
+    assert len(eq) == 2 * 1440
+    page.click("#launch-result-link")
+    page.wait_for_function(DETAIL_READY)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert_shown(page.inner_text("#metric-total_return"), metrics["total_return"], "total_return")
+    # it appears in the runs list
+    page.evaluate(NAV, "/")
+    page.wait_for_function("(id) => { const t = document.querySelector('#runs-table');"
+                           " return !!t && t.innerText.includes(id); }", arg=run_id)

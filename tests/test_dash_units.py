@@ -1,0 +1,132 @@
+"""Server-side pieces of the app checked against independent references: indicator overlays against
+Nautilus's own indicator classes, candle resampling against pandas, downsampling invariants, monthly
+returns by hand, the results store's handling of staging folders."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from nautilus_trader.indicators import BollingerBands, ExponentialMovingAverage, SimpleMovingAverage
+
+from dash_ui import market
+from dash_ui.charts import monthly_table
+from dash_ui.data import ResultsStore
+from dash_ui.jobs import field_of
+
+
+@pytest.fixture(scope="module")
+def closes() -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return np.round(100 * np.exp(np.cumsum(rng.normal(0, 0.002, 400))), 2)
+
+
+def test_ema_matches_nautilus(closes: np.ndarray) -> None:
+    for n in (5, 21):
+        ind = ExponentialMovingAverage(n)
+        ref = []
+        for c in closes:
+            ind.update_raw(float(c))
+            ref.append(ind.value if ind.initialized else np.nan)
+        ours = market.ema_nautilus(closes, n)
+        assert np.isnan(ours[: n - 1]).all()
+        assert ours[n - 1:] == pytest.approx(np.array(ref[n - 1:]), rel=1e-12)
+
+
+def test_sma_and_bollinger_match_nautilus(closes: np.ndarray) -> None:
+    sma = SimpleMovingAverage(20)
+    bb = BollingerBands(20, 2.0)
+    ref_sma, ref_up, ref_lo = [], [], []
+    for c in closes:
+        sma.update_raw(float(c))
+        bb.update_raw(float(c))
+        ref_sma.append(sma.value if sma.initialized else np.nan)
+        ref_up.append(bb.upper if bb.initialized else np.nan)
+        ref_lo.append(bb.lower if bb.initialized else np.nan)
+    up, mid, lo = market.bollinger(closes, 20, 2.0)
+    assert market.sma(closes, 20)[19:] == pytest.approx(np.array(ref_sma[19:]), rel=1e-12)
+    assert mid[19:] == pytest.approx(np.array(ref_sma[19:]), rel=1e-12)
+    assert up[19:] == pytest.approx(np.array(ref_up[19:]), rel=1e-9)
+    assert lo[19:] == pytest.approx(np.array(ref_lo[19:]), rel=1e-9)
+
+
+def test_indicators_restart_after_a_gap(closes: np.ndarray) -> None:
+    step = 60_000_000_000
+    ts = np.arange(1, closes.size + 1, dtype=np.int64) * step
+    ts[200:] += 120 * step  # a 2-hour hole: more than max_gap_bars=60
+    bars = {"ts": ts, "close": closes}
+    ov = market.strategy_overlays("ema_cross", {"fast_period": 5, "slow_period": 10, "max_gap_bars": 60}, bars, step)
+    fast = ov["EMA(5)"]
+    assert np.isnan(fast[200:204]).all() and not np.isnan(fast[204])
+    assert fast[204] == pytest.approx(closes[200:205].mean())
+
+
+def test_resample_matches_pandas() -> None:
+    rng = np.random.default_rng(2)
+    n = 3 * 1440
+    step = 60_000_000_000
+    ts = (pd.Timestamp("2024-01-01", tz="UTC").value + step * np.arange(1, n + 1)).astype(np.int64)
+    keep = np.ones(n, bool)
+    keep[100:130] = False  # a gap inside one hour
+    close = 100 + np.cumsum(rng.normal(0, 0.1, n))
+    bars = {"ts": ts[keep], "open": close[keep] - 0.05, "high": close[keep] + 0.2, "low": close[keep] - 0.3,
+            "close": close[keep], "volume": rng.uniform(1, 2, n)[keep]}
+    out = market.resample(bars, step, market.TIMEFRAMES["1h"])
+    df = pd.DataFrame({k: v for k, v in bars.items() if k != "ts"},
+                      index=pd.to_datetime(bars["ts"] - step, utc=True))
+    ref = df.resample("1h").agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+    assert len(out) == len(ref) == 72
+    assert (out["open_time"].to_numpy() == ref.index.to_numpy()).all()
+    for c in ("open", "high", "low", "close", "volume"):
+        assert out[c].to_numpy() == pytest.approx(ref[c].to_numpy())
+    assert out["bars"].tolist() == df["close"].resample("1h").size().tolist()
+    assert out["bars"].iloc[1:3].tolist() == [40, 50]  # open minutes 100..129 are missing
+    with pytest.raises(ValueError, match="not a multiple"):
+        market.resample(bars, step, 90_000_000_000)
+
+
+def test_minmax_downsampling_keeps_extremes_and_ends() -> None:
+    rng = np.random.default_rng(3)
+    y = np.cumsum(rng.normal(0, 1, 1_000_000))
+    idx = market.minmax_indices(y, 2000)
+    assert idx.size <= 2002 and idx[0] == 0 and idx[-1] == y.size - 1
+    assert y[idx].max() == y.max() and y[idx].min() == y.min()
+    assert (np.diff(idx) > 0).all()
+    x = np.arange(y.size, dtype=np.int64)
+    xs, ys, raw = market.downsample_xy(x, {"y": y}, 2000, 500_000, 500_300)
+    assert raw == 303 and ys["y"].tolist() == y[499_999:500_302].tolist()
+
+
+def test_monthly_table_by_hand() -> None:
+    ts = pd.to_datetime(["2024-01-15 00:00", "2024-01-31 23:59", "2024-02-10 00:00", "2024-03-31 00:00"], utc=True)
+    eq = np.array([101.0, 110.0, 99.0, 121.0])
+    table = monthly_table(ts.astype("int64").to_numpy(), eq, 100.0)
+    assert table.loc[2024, 1] == pytest.approx(110 / 100 - 1)
+    assert table.loc[2024, 2] == pytest.approx(99 / 110 - 1)
+    assert table.loc[2024, 3] == pytest.approx(121 / 99 - 1)
+    assert np.isnan(table.loc[2024, 4])
+
+
+def test_store_ignores_staging_and_hidden_folders(tmp_path) -> None:
+    for name in ("run-a", ".run-b.partial", ".jobs", "no-metrics"):
+        (tmp_path / name).mkdir()
+    for name in ("run-a", ".run-b.partial"):
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"total_return": 0.1, "trades": 3}))
+    (tmp_path / "run-a" / "config.json").write_text(json.dumps({"bar_types": ["BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"],
+                                                                "strategies": [{"name": "ema_cross"}]}))
+    store = ResultsStore(tmp_path)
+    df = store.list_runs()
+    assert df["run_id"].tolist() == ["run-a"]
+    assert df.loc[0, "instruments"] == "BTCUSDT.BINANCE" and df.loc[0, "strategies"] == "ema_cross"
+    assert not store.exists(".run-b.partial") and not store.exists("../run-a") and not store.exists("no-metrics")
+    run = store.get("run-a")
+    costs = {c["label"]: c for c in run.cost_breakdown()}
+    assert costs["Slippage"]["usdt"] is None and costs["Slippage"]["source"] == "not recorded by this run"
+
+
+def test_config_error_field_extraction() -> None:
+    assert field_of("request: key venues[0].taker_fee = 0.5: expected ...") == "venues[0].taker_fee"
+    assert field_of("request: key strategies[0].params.foo = 1: expected") == "strategies[0].params.foo"
+    assert field_of("request: Object missing required field `venues`") == "venues"

@@ -1,0 +1,66 @@
+"""The [paper] table and the paper plan: validation and mapping (no node, no network)."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from nautilus_app.cli import main as cli_main
+from nautilus_app.config import ConfigError, parse_config
+from nautilus_app.paper import PaperConfigError, plan_paper, to_live_bar_type, to_live_id
+from nautilus_app.paths import REPO_ROOT
+
+
+def raw_config() -> dict:
+    return tomllib.loads((REPO_ROOT / "configs/paper_perp.toml").read_text())
+
+
+def test_backtest_loader_accepts_paper_table() -> None:
+    cfg = parse_config(raw_config())
+    assert cfg.paper is not None and cfg.paper.trader_id == "PAPER-001" and cfg.paper.redis_port == 6379
+
+
+def test_unknown_paper_key_is_rejected() -> None:
+    raw = raw_config()
+    raw["paper"]["redis_prot"] = 1
+    with pytest.raises(ConfigError, match="redis_prot"):
+        parse_config(raw)
+
+
+def test_live_ids() -> None:
+    assert to_live_id("ETHUSDT-PERP.BINANCE_USDM") == "ETHUSDT-PERP.BINANCE"
+    assert to_live_id("BTCUSDT.BINANCE") == "BTCUSDT.BINANCE"
+    assert to_live_bar_type("ETHUSDT-PERP.BINANCE_USDM-1-MINUTE-LAST-EXTERNAL") == \
+        "ETHUSDT-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL"
+
+
+def test_plan_maps_ids_and_stale_threshold() -> None:
+    plan = plan_paper(parse_config(raw_config()))
+    assert plan.product == "um" and plan.id_map == {"ETHUSDT-PERP.BINANCE_USDM": "ETHUSDT-PERP.BINANCE"}
+    assert plan.stale_after_s == 120.0  # 2 x 1 minute
+    assert plan.not_simulated == []  # the config asks for the models the sandbox has
+
+
+def test_plan_lists_models_the_sandbox_lacks() -> None:
+    raw = raw_config()
+    raw["venues"][0].update(fill_timing="next_open", slippage="fixed", slippage_bps=2.0, liquidation=True)
+    items = " ".join(plan_paper(parse_config(raw)).not_simulated)
+    assert "next_open" in items and "slippage" in items and "liquidation" in items
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda r: r.pop("paper"), "paper: missing"),
+    (lambda r: r["paper"].update(data_source="ethereal"), "ethereal"),
+    (lambda r: r["venues"][0].update(leverages={"ETHUSDT-PERP.BINANCE_USDM": 3}), "default_leverage"),
+])
+def test_plan_errors(change, match) -> None:  # noqa: ANN001
+    raw = raw_config()
+    change(raw)
+    with pytest.raises(PaperConfigError, match=match):
+        plan_paper(parse_config(raw))
+
+
+def test_cli_paper_without_paper_table_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["paper", str(REPO_ROOT / "configs/demo_perp.toml")]) == 2
+    assert "add a [paper] table" in capsys.readouterr().err
