@@ -515,6 +515,23 @@ def venue_settings(sim: VenueSim) -> dict[str, Any]:
     return out
 
 
+def _daily_returns_until_wipeout(equity: pd.Series, starting_equity: float) -> pd.Series:
+    """Daily returns of the equity curve; after a day that closes at or below zero (an account wiped
+    out by losses and liquidation fees) the remaining days' returns are 0 and the wipe-out day is -100 %.
+    """
+    if (equity > 0).all():
+        return metrics_mod.daily_returns(equity, starting_equity=starting_equity)
+    first_bad = equity.index[(equity <= 0).to_numpy()][0]
+    alive = equity[equity.index.floor("D") < first_bad.floor("D")]
+    days = pd.date_range(equity.index[0].floor("D"), equity.index[-1].floor("D"), freq="D")
+    out = pd.Series(0.0, index=days, name="daily_return")
+    if len(alive):
+        before = metrics_mod.daily_returns(alive, starting_equity=starting_equity)
+        out.loc[before.index] = before.to_numpy()
+    out.loc[first_bad.floor("D")] = -1.0
+    return out
+
+
 def _write_tearsheet(path: Path, result: Any, equity: pd.Series, bench: pd.Series, metrics: dict, run_id: str) -> None:
     """Nautilus's plotly tearsheet, fed with daily returns of *our* equity curve.
 
@@ -523,7 +540,7 @@ def _write_tearsheet(path: Path, result: Any, equity: pd.Series, bench: pd.Serie
     """
     from nautilus_trader.analysis.tearsheet import create_tearsheet_from_stats
 
-    daily = metrics_mod.daily_returns(equity, starting_equity=metrics["starting_equity"])
+    daily = _daily_returns_until_wipeout(equity, metrics["starting_equity"])
     bench_daily = metrics_mod.daily_returns(bench, starting_equity=1.0)
     stats_returns = {k: metrics[k] for k in ("sharpe", "sortino", "annual_volatility", "cagr", "max_drawdown",
                                               "calmar", "profit_factor", "win_rate") if k in metrics}
