@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 from nautilus_trader.backtest import BacktestEngine, BacktestEngineConfig
 from nautilus_trader.common import LoggerConfig, LogLevel
+from nautilus_trader.data import DataEngineConfig
 from nautilus_trader.model import (
     AccountType,
     BarType,
@@ -296,6 +297,10 @@ def build_engine(cfg: BacktestConfig, plan: DataPlan, data: list[Any]) -> tuple[
     level = getattr(LogLevel, cfg.log_level)
     engine = BacktestEngine(BacktestEngineConfig(
         trader_id=TraderId("BACKTESTER-001"), logging=LoggerConfig(stdout_level=level), shutdown_on_error=True,
+        # Higher timeframes (INTERNAL@1-MINUTE-EXTERNAL bar types) are aggregated by Nautilus from the
+        # loaded bars; without this it invents flat zero-volume bars across exchange halts and data
+        # gaps (tests/test_timeframes.py).
+        data_engine=DataEngineConfig(time_bars_build_with_no_updates=False),
     ))
     root = cfg.catalog_path()
     series: dict[str, BarSeries] = {}

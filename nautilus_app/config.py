@@ -389,8 +389,27 @@ def _check(cfg: BacktestConfig, source: str) -> None:
         if s.params.get("instrument_id") and s.params["instrument_id"] not in instrument_ids:
             fail(f"strategies[{i}].params.instrument_id", s.params["instrument_id"],
                  f"an instrument of the run's bar types {sorted(instrument_ids)}")
-        if s.params.get("bar_type") and s.params["bar_type"] not in cfg.bar_types:
-            fail(f"strategies[{i}].params.bar_type", s.params["bar_type"], f"one of bar_types {cfg.bar_types}")
+        if s.params.get("bar_type") and not _bar_type_available(s.params["bar_type"], cfg.bar_types):
+            fail(f"strategies[{i}].params.bar_type", s.params["bar_type"],
+                 f"one of bar_types {cfg.bar_types}, or a bar type Nautilus aggregates from one of them, "
+                 "e.g. 'BTCUSDT.BINANCE-15-MINUTE-LAST-INTERNAL@1-MINUTE-EXTERNAL'")
+
+
+def _bar_type_available(bar_type: str, loaded: list[str]) -> bool:
+    """True if ``bar_type`` is loaded, or is an ``INTERNAL@<source>`` aggregation of a loaded bar type.
+
+    ``X-15-MINUTE-LAST-INTERNAL@1-MINUTE-EXTERNAL`` is built by Nautilus's data engine from the
+    loaded ``X-1-MINUTE-LAST-EXTERNAL`` bars (higher timeframes are never stored; docs/data.md).
+    """
+    if bar_type in loaded:
+        return True
+    from nautilus_trader.model import BarType
+
+    try:
+        parsed = BarType.from_str(bar_type)
+    except Exception:  # noqa: BLE001 - nautilus raises several types for bad strings
+        return False
+    return bool(parsed.is_composite()) and str(parsed.composite()) in loaded
 
 
 def strategy_parameters(name: str) -> dict[str, Any]:

@@ -44,6 +44,33 @@ def read_kline_zip(path: Path) -> pd.DataFrame:
     return df
 
 
+def nautilus_ema(x: pd.Series, n: int) -> pd.Series:
+    """EMA seeded with the SMA of the first n values (Nautilus's rule), NaN before that."""
+    alpha = 2.0 / (n + 1)
+    out = np.full(len(x), np.nan)
+    vals = x.to_numpy()
+    out[n - 1] = vals[:n].mean()
+    for i in range(n, len(vals)):
+        out[i] = alpha * vals[i] + (1 - alpha) * out[i - 1]
+    return pd.Series(out, index=x.index)
+
+
+def long_flat_orders(close: pd.Series, fast: int, slow: int) -> list[tuple[pd.Timestamp, str]]:
+    """(signal bar close time, side) of a long/flat EMA cross, closed at the last bar."""
+    diff = nautilus_ema(close, fast) - nautilus_ema(close, slow)
+    prev = diff.shift(1)
+    events = sorted([(t, "BUY") for t in diff.index[(prev <= 0) & (diff > 0)]]
+                    + [(t, "SELL") for t in diff.index[(prev >= 0) & (diff < 0)]])
+    out, long = [], False
+    for t, side in events:
+        if (side == "BUY") != long:
+            out.append((t, side))
+            long = not long
+    if long:
+        out.append((close.index[-1], "SELL"))
+    return out
+
+
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("catalog")
@@ -89,33 +116,8 @@ def test_ema_cross_trades_at_independent_crossovers(ema_run) -> None:
     raw = read_kline_zip(SPOT_ZIP)
     close = raw["close"]
 
-    def nautilus_ema(x: pd.Series, n: int) -> pd.Series:
-        # seeded with the SMA of the first n values (Nautilus's rule), NaN before that
-        alpha = 2.0 / (n + 1)
-        out = np.full(len(x), np.nan)
-        vals = x.to_numpy()
-        out[n - 1] = vals[:n].mean()
-        for i in range(n, len(vals)):
-            out[i] = alpha * vals[i] + (1 - alpha) * out[i - 1]
-        return pd.Series(out, index=x.index)
-
-    diff = nautilus_ema(close, 10) - nautilus_ema(close, 30)
-    prev = diff.shift(1)
-    up = diff.index[(prev <= 0) & (diff > 0)]
-    down = diff.index[(prev >= 0) & (diff < 0)]
-    # long/flat: enter at each up-cross when flat, exit at the next down-cross
-    expected: list[tuple[pd.Timestamp, str]] = []
-    events = sorted([(t, "BUY") for t in up] + [(t, "SELL") for t in down])
-    long = False
-    for t, side in events:
-        if side == "BUY" and not long:
-            expected.append((t, "BUY"))
-            long = True
-        elif side == "SELL" and long:
-            expected.append((t, "SELL"))
-            long = False
-    if long:  # closed at the last bar by close_positions_on_stop
-        expected.append((close.index[-1], "SELL"))
+    # long/flat: enter at each up-cross when flat, exit at the next down-cross, close at the last bar
+    expected = long_flat_orders(close, 10, 30)
 
     fills = pd.read_parquet(ema_run.results_path / "fills.parquet")
     orders = fills.groupby("client_order_id", sort=False).agg(
@@ -271,3 +273,22 @@ def _to_toml(raw: dict) -> str:
         lines += ["[[strategies]]", f"name = {val(s['name'])}", "[strategies.params]"]
         lines += [f"{k} = {val(x)}" for k, x in s["params"].items()]
     return "\n".join(lines) + "\n"
+
+
+def test_strategy_on_a_higher_timeframe_aggregated_from_1m(catalog: Path, tmp_path: Path) -> None:
+    bar_15m = "BTCUSDT.BINANCE-15-MINUTE-LAST-INTERNAL@1-MINUTE-EXTERNAL"
+    raw = spot_config(catalog, "ema_cross", fast_period=5, slow_period=12)
+    raw["strategies"][0]["params"]["bar_type"] = bar_15m
+    outcome = run_backtest(parse_config(raw), results_root=tmp_path, progress=False)
+    one_minute = read_kline_zip(SPOT_ZIP)
+    assert outcome.iterations == len(one_minute)  # the engine consumed the 1m bars
+    # independent: 15-minute closes resampled from the raw 1m CSV (labelled by close time), then the
+    # same long/flat crossover rule; the run closes at the last 1m bar, not a 15m bar
+    close_15m = one_minute["close"].resample("15min", label="right", closed="right").last()
+    expected = long_flat_orders(close_15m, 5, 12)
+    if expected[-1][1] == "SELL" and expected[-1][0] == close_15m.index[-1]:
+        expected[-1] = (one_minute.index[-1], "SELL")
+    fills = pd.read_parquet(outcome.results_path / "fills.parquet")
+    got = list(zip(pd.to_datetime(fills["ts_event"], utc=True), fills["order_side"], strict=True))
+    assert len(expected) > 20
+    assert got == expected
