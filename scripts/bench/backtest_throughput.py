@@ -4,16 +4,16 @@ Imports every BTCUSDT spot 1m bar of the Binance Vision mirror (``$BINANCE_VISIO
 ``../shared/data/binance-vision``) into a catalog (``$CATALOG_PATH``; idempotent), then in one process:
 
 1. ours: ``nautilus_app.backtest.run_backtest`` with ``strategies.ema_cross`` (10/20, long/flat,
-   20 % of equity per entry) through ``BacktestNode``, results folder written;
+   20 % of equity per entry, default venue models: next-bar-open fills through our Python fill
+   model), results folder written;
 2. plain: a minimal EMA(10/20) long/flat cross written directly against ``BacktestEngine`` with the
-   same bars (loaded from the same catalog), venue and fees.
-
+   same bars (loaded from the same catalog), venue and fees (Nautilus's own same-bar-close fills);
 3. runner_only: the same minimal strategy as (2) run through our runner, isolating the runner's
-   own cost (node, catalog loading, progress actor, completion check) from the strategy's.
+   own cost (catalog loading, venue models, progress actor, completion check) from the strategy's.
 
-Seconds are "load + run": the plain engine's include ``catalog.query_bars`` + ``add_data``, ours the
-whole ``node.run()`` (which loads from the catalog itself). Results writing (reports, equity,
-metrics, Parquet, tearsheet) is reported separately as ``results_seconds``.
+Seconds are "load + run": for the plain engine ``catalog.query_bars`` + ``add_data`` + ``run``, for
+ours ``run_backtest`` up to the end of the engine run (data loading included). Results writing
+(reports, equity, metrics, Parquet, tearsheet) is reported separately as ``results_seconds``.
 
 Prints one JSON line with bars, orders, seconds and bars/s of each, ``ratio`` = ours bars/s /
 plain bars/s (goal >= 0.9) and ``runner_ratio`` = runner_only bars/s / plain bars/s.
