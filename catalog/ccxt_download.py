@@ -19,7 +19,9 @@ How it works
   nothing, and a window before already stored data is back-filled. Gaps *inside* a stored file
   (exchange halts) are not re-requested.
 * **Pagination.** Our own forward loop (as FreqTrade does): ``fetch_ohlcv(symbol, tf, since,
-  limit=1000, params={'until': end})``, next ``since`` = last open time + one interval; funding via
+  limit=1000, params={'until': min(end, since + 999 intervals)})`` (a window of one page, so it
+  does not matter whether the exchange answers the oldest or the newest rows of a longer window),
+  next ``since`` = last open time + one interval, an empty window is skipped; funding via
   ``fetch_funding_rate_history`` (limit 1000), next ``since`` = last ``fundingTime`` + 1 ms. ccxt's
   ``params={'paginate': True}`` was not used: it gathers everything in memory before returning
   (no checkpoint, so nothing to resume from), caps a call at ``paginationCalls`` pages (default 10)
@@ -48,6 +50,7 @@ import datetime as dt
 import re
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,29 +86,40 @@ class DownloadError(Exception):
 # --------------------------------------------------------------------------- exchange
 
 
+#: ccxt ``options['fetchMarkets']`` restricting market loading to what a market needs (fewer requests)
+_FETCH_MARKETS = {
+    "bybit": {"spot": {"types": ["spot"]}, "um": {"types": ["linear"]}},
+    "okx": {"spot": {"types": ["spot"]}, "um": {"types": ["swap"]}},
+}
+
+
 def make_exchange(market: str, *, exchange_id: str = "binance", urls: dict[str, str] | None = None,
                   rate_limit_ms: float | None = None, timeout_ms: int = 30_000) -> Any:
-    """A ccxt exchange for ``market`` (``"spot"`` -> ``ccxt.binance`` restricted to spot markets,
-    ``"um"`` -> ``ccxt.binanceusdm``) with ``enableRateLimit=True``.
+    """A ccxt exchange for ``market`` with ``enableRateLimit=True``.
 
-    ``urls`` updates ``exchange.urls['api']`` (e.g. ``{"public": "http://127.0.0.1:8080/api/v3",
-    "fapiPublic": ".../fapi/v1"}``); ``rate_limit_ms`` overrides ccxt's ``rateLimit`` (ms per
-    weight unit, Binance default 50). Raises :class:`DownloadError` for exchanges other than Binance.
+    Binance: ``"spot"`` -> ``ccxt.binance`` restricted to spot markets, ``"um"`` ->
+    ``ccxt.binanceusdm``. Any other ccxt id (``bybit``, ``okx`` ...) -> ``getattr(ccxt, id)``;
+    ``"um"`` then means its linear (USDT/USDC-margined) perpetual swaps. ``urls`` updates
+    ``exchange.urls['api']`` (e.g. ``{"public": "http://127.0.0.1:8080/api/v3"}``);
+    ``rate_limit_ms`` overrides ccxt's ``rateLimit`` (ms per weight unit). Raises
+    :class:`DownloadError` for an unknown id or an exchange without ``fetchOHLCV``.
     """
     import ccxt
 
-    if exchange_id not in ("binance", "binanceusdm"):
-        raise DownloadError(
-            f"exchange {exchange_id!r} is not supported: the platform defines instruments only for Binance "
-            "spot and USDT-M (nautilus_app/instruments.py)"
-        )
     opts: dict[str, Any] = {"enableRateLimit": True, "timeout": timeout_ms}
-    if market == "spot":
-        ex = ccxt.binance(opts | {"options": {"fetchMarkets": {"types": ["spot"]}}})
-    elif market == "um":
-        ex = ccxt.binanceusdm(opts)
-    else:
+    if market not in ("spot", "um"):
         raise DownloadError(f"unknown market {market!r} (expected 'spot' or 'um')")
+    if exchange_id in ("binance", "binanceusdm"):
+        ex = ccxt.binance(opts | {"options": {"fetchMarkets": {"types": ["spot"]}}}) if market == "spot" \
+            else ccxt.binanceusdm(opts)
+    else:
+        cls = getattr(ccxt, exchange_id, None) if exchange_id in ccxt.exchanges else None
+        if cls is None:
+            raise DownloadError(f"unknown ccxt exchange id {exchange_id!r}")
+        fm = _FETCH_MARKETS.get(exchange_id, {}).get(market)
+        ex = cls(opts | ({"options": {"fetchMarkets": fm}} if fm else {}))
+        if not ex.has.get("fetchOHLCV"):
+            raise DownloadError(f"ccxt exchange {exchange_id!r} has no fetchOHLCV")
     if urls:
         ex.urls["api"].update(urls)
     if rate_limit_ms is not None:
@@ -113,6 +127,56 @@ def make_exchange(market: str, *, exchange_id: str = "binance", urls: dict[str, 
         if hasattr(ex, "init_throttler"):
             ex.init_throttler()
     return ex
+
+
+@dataclass(frozen=True)
+class Target:
+    """One symbol to download: its Nautilus instrument, ccxt symbol and precisions.
+
+    ``halt_market``: the market key of :data:`catalog.validation.KNOWN_HALTS` (Binance's halts
+    apply only to Binance data)."""
+
+    label: str
+    instrument: Any
+    ccxt_symbol: str
+    market: ins.Market
+    price_precision: int
+    size_precision: int
+    mark_price_precision: int
+    halt_market: str
+
+    @property
+    def iid(self) -> Any:
+        return self.instrument.id
+
+    def bar_type(self, timeframe: str) -> Any:
+        return ins.bar_type_for(self.iid, timeframe)
+
+
+def resolve_target(ex: Any, symbol: str, market: str) -> Target:
+    """The :class:`Target` of ``symbol`` on the (markets-loaded) exchange ``ex``.
+
+    Binance (``binance``/``binanceusdm``): ``symbol`` is a Binance symbol from
+    :data:`nautilus_app.instruments.SPECS` (historical precisions). Other exchanges: the
+    exchange's own id (``BTCUSDT``, ``BTC-USDT-SWAP``) or a ccxt symbol (``BTC/USDT``,
+    ``BTC/USDT:USDT``); the instrument comes from the ccxt market
+    (:func:`nautilus_app.instruments.from_ccxt_market`). Raises ``KeyError`` for an unknown symbol.
+    """
+    mkt: ins.Market = "um" if market == "um" else "spot"
+    if ex.id in ("binance", "binanceusdm"):
+        spec = ins.get_spec(symbol.replace("/", "").split(":")[0], mkt)
+        return Target(spec.symbol, ins.build_instrument(spec.symbol, mkt), ccxt_symbol(spec.symbol, market), mkt,
+                      spec.price_precision, spec.size_precision, spec.mark_price_precision, mkt)
+    want = (lambda m: bool(m.get("spot"))) if mkt == "spot" else (lambda m: bool(m.get("swap")) and bool(m.get("linear")))
+    cands = [m for m in ex.markets.values() if want(m) and (m.get("symbol") == symbol or m.get("id") == symbol)]
+    if not cands:
+        kind = "spot" if mkt == "spot" else "linear perpetual"
+        raise KeyError(f"{ex.id}: no {kind} market {symbol!r} (give the exchange id like 'BTCUSDT' or a ccxt "
+                       f"symbol like {'BTC/USDT' if mkt == 'spot' else 'BTC/USDT:USDT'})")
+    m = cands[0]
+    inst = ins.from_ccxt_market(m, ex.id, precision_mode=int(ex.precisionMode))
+    return Target(str(m["id"]), inst, str(m["symbol"]), mkt, inst.price_precision, inst.size_precision,
+                  inst.price_precision, f"{ex.id}:{mkt}")
 
 
 def ccxt_symbol(symbol: str, market: str) -> str:
@@ -274,8 +338,9 @@ def download_data(
     if d1 < d0:
         raise ValueError(f"end {d1} before start {d0}")
     mkt: ins.Market = "um" if market == "um" else "spot"
-    for s in symbols:
-        ins.get_spec(s, mkt)
+    if exchange is None and exchange_id in ("binance", "binanceusdm"):
+        for s in symbols:
+            ins.get_spec(s, mkt)  # fail before any request
     ins.interval_ns(timeframe)
     ins.interval_ns(mark_timeframe or timeframe)
     ex = exchange if exchange is not None else make_exchange(market, exchange_id=exchange_id, urls=urls,
@@ -287,18 +352,17 @@ def download_data(
     now = int(now_ms if now_ms is not None else ex.milliseconds())
     lo_ns, hi_ns = _day_ns(d0), _day_ns(d1 + dt.timedelta(days=1))  # [lo, hi) on open/settlement time
     try:
-        for symbol in (s.upper() for s in symbols):
-            spec = ins.get_spec(symbol, mkt)
-            write_instruments(root, [ins.build_instrument(symbol, mkt)], report, count_once=True)
-            sym = ccxt_symbol(symbol, market)
+        for symbol in symbols:
+            tgt = resolve_target(ex, symbol, market)
+            write_instruments(root, [tgt.instrument], report, count_once=True)
             if "ohlcv" in kinds:
-                _download_klines(root, ex, call, report, symbol, mkt, sym, timeframe, lo_ns, hi_ns, now, flush_rows,
+                _download_klines(root, ex, call, report, tgt, timeframe, lo_ns, hi_ns, now, flush_rows,
                                  progress, mark=False)
             if "mark" in kinds:
-                _download_klines(root, ex, call, report, symbol, mkt, sym, mark_timeframe or timeframe, lo_ns, hi_ns,
+                _download_klines(root, ex, call, report, tgt, mark_timeframe or timeframe, lo_ns, hi_ns,
                                  now, flush_rows, progress, mark=True)
             if "funding" in kinds:
-                _download_funding(root, call, report, symbol, spec, sym, lo_ns, min(hi_ns, now * MS), flush_rows, progress)
+                _download_funding(root, call, report, tgt, lo_ns, min(hi_ns, now * MS), flush_rows, progress)
     finally:
         report.seconds = time.perf_counter() - t0
     return report
@@ -315,15 +379,13 @@ class _Caller:
                                  on_retry=lambda m: self.report.warnings.append(f"{self.ex.id}: {m}"), **kwargs)
 
 
-def _download_klines(root: Path, ex: Any, call: _Caller, report: ImportReport, symbol: str, mkt: ins.Market,
-                     sym: str, timeframe: str, lo_ns: int, hi_ns: int, now_ms: int, flush_rows: int,
+def _download_klines(root: Path, ex: Any, call: _Caller, report: ImportReport, tgt: Target, timeframe: str, lo_ns: int, hi_ns: int, now_ms: int, flush_rows: int,
                      progress: bool, *, mark: bool) -> None:
     from catalog.validation import report_gaps
 
-    spec = ins.get_spec(symbol, mkt)
     iv_ns = ins.interval_ns(timeframe)
     iv_ms = iv_ns // MS
-    iid = ins.instrument_id(symbol, mkt)
+    iid, sym, symbol = tgt.iid, tgt.ccxt_symbol, tgt.label
     if mark:
         from nautilus_trader.model import NautilusDataType
 
@@ -331,7 +393,7 @@ def _download_klines(root: Path, ex: Any, call: _Caller, report: ImportReport, s
     else:
         from nautilus_trader.model import NautilusDataType
 
-        ident, dtype = str(ins.bar_type(symbol, mkt, timeframe)), NautilusDataType.Bar
+        ident, dtype = str(tgt.bar_type(timeframe)), NautilusDataType.Bar
     # stored intervals are on the close time; convert to open times
     covered = [(a - iv_ns, b - iv_ns) for a, b in existing_intervals(root, dtype, ident)]
     last_open = min(hi_ns - iv_ns, (now_ms * MS // iv_ns) * iv_ns - iv_ns)  # last CLOSED candle's open
@@ -353,32 +415,38 @@ def _download_klines(root: Path, ex: Any, call: _Caller, report: ImportReport, s
         open_ns = rows[:, 0].astype(np.int64) * MS
         ts = open_ns + iv_ns
         if mark:
-            cols = {c: floats_to_decimal(rows[:, i], spec.mark_price_precision, where, c, lines)
+            cols = {c: floats_to_decimal(rows[:, i], tgt.mark_price_precision, where, c, lines)
                     for i, c in enumerate(("open", "high", "low", "close"), start=1)}
             cols["volume"] = floats_to_decimal(np.zeros(len(rows)), 0, where, "volume", lines)
             t = bar_table(ts, cols)
-            validate_bars(t, where, lines, spec.mark_price_precision, 16)
-            report_gaps(report, ident, t["ts"].to_numpy(), iv_ns, market=mkt)
-            write_mark_prices(root, iid, spec.mark_price_precision, [pa.table({"ts": t["ts"], "value": t["close"]})],
+            validate_bars(t, where, lines, tgt.mark_price_precision, 16)
+            report_gaps(report, ident, t["ts"].to_numpy(), iv_ns, market=tgt.halt_market)
+            write_mark_prices(root, iid, tgt.mark_price_precision, [pa.table({"ts": t["ts"], "value": t["close"]})],
                               report, iv_ns)
         else:
-            cols = {c: floats_to_decimal(rows[:, i], spec.price_precision, where, c, lines)
+            cols = {c: floats_to_decimal(rows[:, i], tgt.price_precision, where, c, lines)
                     for i, c in enumerate(("open", "high", "low", "close"), start=1)}
-            cols["volume"] = floats_to_decimal(rows[:, 5], spec.size_precision, where, "volume", lines)
+            cols["volume"] = floats_to_decimal(rows[:, 5], tgt.size_precision, where, "volume", lines)
             t = bar_table(ts, cols)
-            validate_bars(t, where, lines, spec.price_precision, spec.size_precision)
-            report_gaps(report, ident, t["ts"].to_numpy(), iv_ns, market=mkt)
-            write_bars(root, ins.bar_type(symbol, mkt, timeframe), spec.price_precision, spec.size_precision, iv_ns,
+            validate_bars(t, where, lines, tgt.price_precision, tgt.size_precision)
+            report_gaps(report, ident, t["ts"].to_numpy(), iv_ns, market=tgt.halt_market)
+            write_bars(root, tgt.bar_type(timeframe), tgt.price_precision, tgt.size_precision, iv_ns,
                        [t], report)
 
     try:
         for a, b in ranges:
             since_ms, until_ms = a // MS, b // MS
             while since_ms <= until_ms:
-                page = call(ex.fetch_ohlcv, sym, timeframe, since_ms, PAGE_LIMIT, params | {"until": until_ms})
+                # window of at most one page: exchanges that answer the NEWEST rows of a longer
+                # window (Bybit) and those that answer the oldest (Binance) behave the same
+                page_until = min(until_ms, since_ms + (PAGE_LIMIT - 1) * iv_ms)
+                page = call(ex.fetch_ohlcv, sym, timeframe, since_ms, PAGE_LIMIT, params | {"until": page_until})
                 report.files_read.append(f"{sym} {timeframe} {what} since {since_ms}")
-                page = [r for r in page if since_ms <= int(r[0]) <= until_ms]
+                page = sorted((r for r in page if since_ms <= int(r[0]) <= page_until), key=lambda r: int(r[0]))
                 if not page:
+                    if page_until < until_ms:  # an empty window (a halt longer than a page): skip it
+                        since_ms = page_until + iv_ms
+                        continue
                     break
                 opens = [int(r[0]) for r in page]
                 if any(x % iv_ms for x in opens):
@@ -397,13 +465,12 @@ def _download_klines(root: Path, ex: Any, call: _Caller, report: ImportReport, s
             bar.close()
 
 
-def _download_funding(root: Path, call: _Caller, report: ImportReport, symbol: str, spec: ins.InstrumentSpec,
-                      sym: str, lo_ns: int, hi_ns: int, flush_rows: int, progress: bool) -> None:
+def _download_funding(root: Path, call: _Caller, report: ImportReport, tgt: Target, lo_ns: int, hi_ns: int, flush_rows: int, progress: bool) -> None:
     from nautilus_trader.model import NautilusDataType
 
     from catalog.validation import report_funding_intervals
 
-    iid = ins.instrument_id(symbol, "um")
+    iid, sym, symbol = tgt.iid, tgt.ccxt_symbol, tgt.label
     covered = existing_intervals(root, NautilusDataType.FundingRateUpdate, str(iid))
     # funding rows are at most every hour; re-request from one minute after the last stored one
     ranges = missing_ranges(covered, lo_ns, hi_ns - 1, 60_000_000_000)

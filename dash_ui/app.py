@@ -9,6 +9,7 @@ Start it with ``nautilus-app dash`` (or ``python scripts/run_dash.py``, ``make d
 | ``/run/<run_id>`` | run detail: equity vs buy and hold, drawdown, monthly returns, trade returns, candles with trades and indicators, trades, costs, metrics, config |
 | ``/compare?runs=a,b`` | normalised equity curves and metrics side by side |
 | ``/data`` | catalog inventory, gaps, candles for an instrument/timeframe/date range |
+| ``/research`` | research registry runs and sweeps, filtered by strategy type and metric thresholds |
 | ``/launch`` | launch a backtest of a registered strategy in the background, with progress |
 | ``/api/...`` | JSON API (:mod:`dash_ui.api`) |
 """
@@ -16,6 +17,7 @@ Start it with ``nautilus-app dash`` (or ``python scripts/run_dash.py``, ``make d
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +28,7 @@ import pandas as pd
 from dash import Input, Output, dcc, html
 from flask import abort, send_file
 
-from dash_ui.data import ResultsStore, valid_run_id
+from dash_ui.data import ResultsStore
 from dash_ui.jobs import JobRunner
 from nautilus_app import paths
 
@@ -41,6 +43,9 @@ class AppContext:
     store: ResultsStore
     catalog_root: Path
     jobs: JobRunner
+    warm_stop: threading.Event | None = None
+    registry_url: str = ""
+    _registry: object | None = field(default=None, repr=False)
     _inv: tuple | None = field(default=None, repr=False)
     _inv_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -69,7 +74,8 @@ class AppContext:
         return sorted(inv.loc[inv["kind"] == "bars", "identifier"].tolist())
 
 
-NAV = [("/", "Runs"), ("/compare", "Compare"), ("/data", "Data explorer"), ("/launch", "Launch backtest")]
+NAV = [("/", "Runs"), ("/compare", "Compare"), ("/research", "Research"), ("/data", "Data explorer"),
+       ("/launch", "Launch backtest")]
 
 CSS = """
 body { font-family: -apple-system, 'Segoe UI', Roboto, sans-serif; margin: 0; background: #f6f7f9; color: #222; }
@@ -97,26 +103,59 @@ label { font-size: 12px; color: #445; display: block; }
 """
 
 
+#: Partial plotly.js bundle (core + bar, heatmap, candlestick, waterfall; 1.2 MB instead of 4.8 MB),
+#: built by dash_ui/plotly_bundle/build.sh from the plotly.js version bundled with plotly.py.
+PLOTLY_PARTIAL = Path(__file__).resolve().parent / "static" / "plotly-app.min.js"
+
+
+def _plotly_early_loader(url: str) -> str:
+    """A ``<script>`` that starts loading plotly.js from ``url`` as soon as the page starts, instead of
+    when the first graph mounts (after the layout and page callbacks). ``window.Plotly`` is a promise
+    until the script has run; dcc.Graph waits on ``Promise.resolve(window.Plotly || <its own loader>)``,
+    so it adopts this promise and never adds its own (full, 4.8 MB) plotly.js. Chromium compiles async
+    scripts off the main thread, so the parse overlaps the page's callbacks (docs/dash.md)."""
+    return ("<script>(function(){if(window.Plotly){return;}var s=document.createElement('script');"
+            f"s.src='{url}';s.async=true;var p=new Promise(function(res,rej){{"
+            "s.onload=function(){if(window.Plotly===p){window.Plotly=undefined;rej(new Error('plotly.js failed'));}"
+            "else{res(window.Plotly);}};s.onerror=function(e){window.Plotly=undefined;rej(e);};});"
+            "window.Plotly=p;"
+            "document.head.appendChild(s);})();</script>")
+
+
 def create_app(results_root: Path | None = None, catalog_root: Path | None = None, *,
-               max_parallel_jobs: int = 1) -> dash.Dash:
+               max_parallel_jobs: int = 1, warm_runs: int = 3, registry_url: str | None = None,
+               full_plotly: bool = False) -> dash.Dash:
     """Build the Dash app (pages, callbacks, JSON API) over a results root and a catalog.
 
     Args:
         results_root: Default ``$RESULTS_DIR`` or ``results/``.
         catalog_root: Default ``$CATALOG_PATH`` or ``catalog/store``.
         max_parallel_jobs: Backtests run at the same time by the launcher.
+        warm_runs: How many of the newest runs get their detail-page overview precomputed and
+            persisted by a background thread (:mod:`dash_ui.sidecar`) at start and every 15 s; 0 = none
+            (the overview is then built and persisted at the first open of a run).
+        registry_url: Research registry read by the Research page (SQLAlchemy URL); default
+            ``$NAUTILUS_REGISTRY_URL``, else ``sqlite:///<results_root>/registry.sqlite``.
+        full_plotly: Load the full plotly.js bundled with plotly.py instead of the app's partial bundle
+            (:data:`PLOTLY_PARTIAL`), e.g. to draw trace types the app does not use.
     """
-    from dash_ui import api
-    from dash_ui.pages import compare, detail, explorer, launch, runs
+    from dash_ui import api, sidecar
+    from dash_ui.pages import compare, detail, explorer, launch, research, runs
 
     results_root = Path(results_root or paths.results_dir()).resolve()
     catalog_root = Path(catalog_root or paths.default_catalog_path()).resolve()
     results_root.mkdir(parents=True, exist_ok=True)
     ctx = AppContext(store=ResultsStore(results_root), catalog_root=catalog_root,
-                     jobs=JobRunner(results_root, catalog_root, max_parallel=max_parallel_jobs))
+                     jobs=JobRunner(results_root, catalog_root, max_parallel=max_parallel_jobs),
+                     registry_url=registry_url or os.environ.get("NAUTILUS_REGISTRY_URL")
+                     or f"sqlite:///{results_root / 'registry.sqlite'}")
     app = dash.Dash(__name__, title="nautilus-app results", suppress_callback_exceptions=True,
                     update_title=None)
-    app.index_string = app.index_string.replace("{%css%}", "{%css%}<style>" + CSS + "</style>")
+    prefix = app.config.requests_pathname_prefix
+    plotly_url = (f"{prefix}_app/plotly-app.min.js" if not full_plotly and PLOTLY_PARTIAL.exists()
+                  else f"{prefix}_dash-component-suites/plotly/package_data/plotly.min.js")
+    app.index_string = app.index_string.replace(
+        "{%css%}", "{%css%}<style>" + CSS + "</style>" + _plotly_early_loader(plotly_url))
     app.layout = html.Div([
         dcc.Location(id="url"),
         html.Div([html.Span("nautilus-app", className="brand")]
@@ -139,21 +178,29 @@ def create_app(results_root: Path | None = None, catalog_root: Path | None = Non
             return explorer.layout(ctx)
         if pathname == "/launch":
             return launch.layout(ctx)
+        if pathname == "/research":
+            return research.layout(ctx, query)
         return html.Div([html.H2("Not found"), html.P(f"No page at {pathname}.")])
 
-    for page in (runs, detail, compare, explorer, launch):
+    for page in (runs, detail, compare, explorer, launch, research):
         page.register(app, ctx)
     api.register_api(app.server, ctx)
 
-    @app.server.get("/files/<run_id>/tearsheet.html")
+    @app.server.get("/_app/plotly-app.min.js")
+    def plotly_partial():
+        return send_file(PLOTLY_PARTIAL, mimetype="text/javascript", max_age=86400)
+
+    @app.server.get("/files/<path:run_id>/tearsheet.html")
     def tearsheet(run_id: str):
-        if not valid_run_id(run_id) or not ctx.store.exists(run_id):
+        if not ctx.store.exists(run_id):
             abort(404)
         p = ctx.store.root / run_id / "tearsheet.html"
         if not p.exists():
             abort(404)
         return send_file(p)
 
+    if warm_runs > 0:
+        ctx.warm_stop = sidecar.start_warm_up(ctx, warm_runs)
     app.server.config["NAUTILUS_CTX"] = ctx
     app._nautilus_ctx = ctx  # type: ignore[attr-defined]
     return app
@@ -173,12 +220,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results-dir", type=Path, default=None, help="default $RESULTS_DIR or ./results")
     p.add_argument("--catalog", type=Path, default=None, help="default $CATALOG_PATH or catalog/store")
     p.add_argument("--jobs", type=int, default=1, help="backtests run in parallel by the launcher (default 1)")
+    p.add_argument("--registry", default=None,
+                   help="research registry URL (default $NAUTILUS_REGISTRY_URL or sqlite:///<results>/registry.sqlite)")
+    p.add_argument("--warm-runs", type=int, default=3,
+                   help="newest runs whose detail-page overview is precomputed in the background (default 3)")
     p.add_argument("--debug", action="store_true", help="Dash debug mode (reloader, dev tools)")
 
 
 def serve(args: argparse.Namespace) -> int:
     """Run the app with the arguments of :func:`add_arguments`."""
-    app = create_app(args.results_dir, args.catalog, max_parallel_jobs=args.jobs)
+    app = create_app(args.results_dir, args.catalog, max_parallel_jobs=args.jobs,
+                     warm_runs=getattr(args, "warm_runs", 3), registry_url=getattr(args, "registry", None))
     ctx = app._nautilus_ctx  # type: ignore[attr-defined]
     print(f"nautilus-app dash: http://{args.host}:{args.port}/  (results {ctx.store.root}, catalog {ctx.catalog_root})",
           flush=True)
@@ -187,4 +239,6 @@ def serve(args: argparse.Namespace) -> int:
                 dev_tools_disable_version_check=True)
     finally:
         ctx.jobs.shutdown()
+        if ctx.warm_stop is not None:
+            ctx.warm_stop.set()
     return 0

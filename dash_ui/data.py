@@ -55,6 +55,13 @@ def valid_run_id(run_id: str) -> bool:
     return bool(RUN_ID_RE.match(run_id or "")) and ".." not in run_id
 
 
+def valid_run_key(key: str) -> bool:
+    """True for a run id or a relative path of run-id-like parts (``research/<sweep>/<run_id>``: the
+    research registry keeps sweep runs in sub-folders of the results root)."""
+    parts = (key or "").split("/")
+    return 0 < len(parts) <= 4 and all(valid_run_id(p) for p in parts)
+
+
 def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
@@ -244,8 +251,9 @@ class ResultsStore:
         return [p.name for p in dirs]
 
     def exists(self, run_id: str) -> bool:
-        """True if ``results/<run_id>/metrics.json`` exists (a complete run)."""
-        return valid_run_id(run_id) and (self.root / run_id / "metrics.json").exists()
+        """True if ``results/<run_id>/metrics.json`` exists (a complete run). ``run_id`` may be a
+        relative path such as ``research/<sweep>/<run_id>`` (:func:`valid_run_key`)."""
+        return valid_run_key(run_id) and (self.root / run_id / "metrics.json").exists()
 
     def summary(self, run_id: str) -> dict:
         """One row of the runs list: id, name, strategies, instruments, period and :data:`LIST_METRICS`."""

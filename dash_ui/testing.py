@@ -37,7 +37,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_app(results_root: Path, catalog_root: Path) -> Iterator[tuple[str, object]]:
+def serve_app(results_root: Path, catalog_root: Path, warm_runs: int = 3) -> Iterator[tuple[str, object]]:
     """Run :func:`dash_ui.app.create_app` on a werkzeug server in a thread; yields (base URL, app)."""
     import logging
 
@@ -46,7 +46,7 @@ def serve_app(results_root: Path, catalog_root: Path) -> Iterator[tuple[str, obj
     from dash_ui.app import create_app
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    app = create_app(results_root, catalog_root)
+    app = create_app(results_root, catalog_root, warm_runs=warm_runs)
     port = free_port()
     server = make_server("127.0.0.1", port, app.server, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -55,6 +55,8 @@ def serve_app(results_root: Path, catalog_root: Path) -> Iterator[tuple[str, obj
         yield f"http://127.0.0.1:{port}", app
     finally:
         server.shutdown()
+        if app._nautilus_ctx.warm_stop is not None:  # type: ignore[attr-defined]
+            app._nautilus_ctx.warm_stop.set()  # type: ignore[attr-defined]
         app._nautilus_ctx.jobs.shutdown()  # type: ignore[attr-defined]
 
 

@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dd = sub.add_parser("download-data", help="download OHLCV / funding / mark prices through ccxt (resumable)")
     dd.add_argument("--catalog", type=Path, default=paths.default_catalog_path())
-    dd.add_argument("--exchange", default="binance", help="ccxt exchange id (Binance spot/USDT-M supported)")
+    dd.add_argument("--exchange", default="binance", help="ccxt exchange id (binance, bybit, okx ... any with fetchOHLCV)")
     dd.add_argument("--market", choices=["spot", "um"], default="spot", help="spot or USDT-M futures (um)")
     dd.add_argument("--symbols", nargs="+", default=["BTCUSDT"])
     dd.add_argument("--timeframe", default="1m")

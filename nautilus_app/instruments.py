@@ -1,7 +1,9 @@
 """The one place that defines the Binance instruments (spot and USDT-M perpetual) used by the platform.
 
 Importers, downloaders, the backtest runner and paper trading all build instruments through
-:func:`build_instrument`, so ids, precisions and limits cannot drift apart.
+:func:`build_instrument`, so ids, precisions and limits cannot drift apart. Other ccxt exchanges
+(``download-data --exchange bybit`` ...) get theirs from the ccxt market through
+:func:`from_ccxt_market` (venue ``BYBIT`` / ``BYBIT_PERP``, today's tick and step).
 
 Venues and ids
 --------------
@@ -230,3 +232,119 @@ def build_instrument(
 def all_instruments() -> list[CurrencyPair | CryptoPerpetual]:
     """Every instrument in :data:`SPECS` (spot and perps)."""
     return [build_instrument(sym, mkt) for (mkt, sym) in SPECS]
+
+
+# --------------------------------------------------------------------------- any ccxt exchange
+
+
+def ccxt_venue(exchange_id: str, market: Market) -> str:
+    """Nautilus venue of a non-Binance ccxt exchange: ``BYBIT`` (spot), ``BYBIT_PERP`` (linear
+    perpetuals; a separate venue like ``BINANCE_USDM`` so CASH and MARGIN accounts can coexist)."""
+    base = exchange_id.upper()
+    return base if market == "spot" else f"{base}_PERP"
+
+
+def _ccxt_step(value: object, precision_mode: int, what: str, where: str) -> Decimal:
+    """Tick/step of a ccxt ``market['precision'][...]`` entry as an exact ``Decimal``.
+
+    ccxt ``precisionMode`` 4 (TICK_SIZE): the value is the step (``0.01``); 2 (DECIMAL_PLACES):
+    the number of decimals (``2`` -> ``0.01``). SIGNIFICANT_DIGITS (3) has no fixed tick: refused.
+    """
+    if value is None:
+        raise ValueError(f"{where}: market has no precision[{what!r}]")
+    if precision_mode == 4:
+        step = Decimal(repr(float(value))) if isinstance(value, float) else Decimal(str(value))
+    elif precision_mode == 2:
+        step = Decimal(1).scaleb(-int(value))
+    else:
+        raise ValueError(f"{where}: ccxt precisionMode {precision_mode} (significant digits) has no fixed tick size")
+    if step <= 0:
+        raise ValueError(f"{where}: precision[{what!r}] = {value!r} is not a positive step")
+    return step.normalize()
+
+
+def _decimals(step: Decimal) -> int:
+    exp = step.as_tuple().exponent
+    return max(0, -int(exp))  # type: ignore[arg-type]
+
+
+def from_ccxt_market(
+    market: dict,
+    exchange_id: str,
+    *,
+    precision_mode: int = 4,
+    ts_init: int = 0,
+    maint_margin_rate: Decimal | str = "0",
+) -> CurrencyPair | CryptoPerpetual:
+    """Build a Nautilus instrument from a ccxt market structure (``exchange.markets[symbol]``).
+
+    * ``market['spot']`` -> ``CurrencyPair`` ``<id>.<EXCHANGE>`` (e.g. ``BTCUSDT.BYBIT``);
+      a linear perpetual swap (``swap`` and ``linear``) -> ``CryptoPerpetual``
+      ``<id>-PERP.<EXCHANGE>_PERP`` with ``multiplier = contractSize`` (sizes/volumes in contracts,
+      as the exchange reports them), ``margin_init = 1``, ``margin_maint = maint_margin_rate``
+      (fraction; ccxt has no generic maintenance rate - pass the exchange's first tier).
+      Anything else (inverse, futures with expiry, options) raises ``ValueError``.
+    * ``price_increment`` / ``size_increment`` (= ``lot_size``) from ``market['precision']``
+      interpreted with ``precision_mode`` (the exchange's ``precisionMode``: 4 tick size,
+      2 decimal places); ``price_precision`` / ``size_precision`` = their decimals. Data with
+      more decimals than today's tick is refused by the importers (never truncated).
+    * ``min_quantity`` = ``limits.amount.min`` (else one step), ``min_notional`` =
+      ``limits.cost.min`` in the quote currency (omitted when absent).
+
+    Raises ``ValueError`` naming the market and the missing/unsupported field.
+    """
+    where = f"{exchange_id} market {market.get('symbol')!r}"
+    spot = bool(market.get("spot"))
+    perp = bool(market.get("swap")) and bool(market.get("linear"))
+    if not (spot or perp):
+        raise ValueError(f"{where}: only spot and linear perpetual swap markets are supported "
+                         f"(type={market.get('type')!r}, linear={market.get('linear')!r})")
+    mkt: Market = "spot" if spot else "um"
+    tick = _ccxt_step((market.get("precision") or {}).get("price"), precision_mode, "price", where)
+    step = _ccxt_step((market.get("precision") or {}).get("amount"), precision_mode, "amount", where)
+    pp, sp = _decimals(tick), _decimals(step)
+    base = Currency.from_str(str(market["base"]))
+    quote = Currency.from_str(str(market["quote"]))
+    limits = market.get("limits") or {}
+    min_qty = (limits.get("amount") or {}).get("min")
+    min_cost = (limits.get("cost") or {}).get("min")
+    raw = str(market["id"])
+    venue = ccxt_venue(exchange_id, mkt)
+    iid = InstrumentId.from_str(f"{raw}.{venue}" if spot else f"{raw}-PERP.{venue}")
+    common: dict = dict(
+        instrument_id=iid,
+        raw_symbol=Symbol(raw),
+        base_currency=base,
+        quote_currency=quote,
+        price_precision=pp,
+        size_precision=sp,
+        price_increment=Price(tick, pp),
+        size_increment=Quantity(step, sp),
+        ts_event=ts_init,
+        ts_init=ts_init,
+        lot_size=Quantity(step, sp),
+        min_quantity=Quantity(Decimal(repr(float(min_qty))) if min_qty is not None else step, sp),
+    )
+    if min_cost is not None and float(min_cost) > 0:
+        common["min_notional"] = Money(Decimal(repr(float(min_cost))), quote)
+    if spot:
+        return CurrencyPair(**common)
+    contract = market.get("contractSize") or 1
+    settle = Currency.from_str(str(market.get("settle") or market["quote"]))
+    return CryptoPerpetual(
+        **common,
+        settlement_currency=settle,
+        is_inverse=False,
+        multiplier=Quantity.from_str(str(Decimal(repr(float(contract))).normalize())),
+        margin_init=Decimal("1"),
+        margin_maint=Decimal(str(maint_margin_rate)),
+        info={"source": f"ccxt {exchange_id} market {market.get('symbol')}"},
+    )
+
+
+def bar_type_for(instrument: InstrumentId | str, interval: str) -> BarType:
+    """External LAST bar type of any instrument id, e.g. ``BTCUSDT.BYBIT-1-MINUTE-LAST-EXTERNAL``."""
+    if interval not in INTERVALS:
+        interval_ns(interval)
+    step, agg, _ = INTERVALS[interval]
+    return BarType.from_str(f"{instrument}-{step}-{agg}-LAST-EXTERNAL")

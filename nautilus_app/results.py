@@ -359,6 +359,70 @@ def buy_and_hold(close: pd.Series, taker_fee: float) -> pd.Series:
     return bench
 
 
+RISK_COLUMNS = ["ts", "strategy_id", "instrument_id", "side", "action", "reason", "detail", "requested_qty",
+                "final_qty"]
+
+
+def build_risk_records(engine: Any) -> pd.DataFrame | None:
+    """Risk refusals, reductions and pause events of every strategy with a ``risk`` table (docs/risk.md).
+
+    Read from the engine's cache (``risk_records:<strategy id>``, JSON written by the strategy's
+    ``on_stop``). Returns None when no strategy has a risk table (then nothing about risk is written,
+    so runs without one keep their results and digests). ``ts`` is UTC (bar close of the decision).
+    """
+    rows: list[dict] = []
+    found = False
+    for sid in engine.cache.strategy_ids():
+        raw = engine.cache.get(f"risk_records:{sid.value}")
+        if raw is None:
+            continue
+        found = True
+        rows.extend(json.loads(bytes(raw)))
+    if not found:
+        return None
+    df = pd.DataFrame(rows, columns=RISK_COLUMNS)
+    df["ts"] = pd.to_datetime(df["ts"].astype("int64"), unit="ns", utc=True)
+    return df.astype({"requested_qty": "float64", "final_qty": "float64"})
+
+
+BORROW_COLUMNS = ["ts", "strategy_id", "instrument_id", "signed_qty", "price", "equity", "borrowed_usdt",
+                  "hourly_rate", "hours", "interest_usdt"]
+
+
+def build_borrowing(engine: Any) -> pd.DataFrame | None:
+    """Hourly borrowing-interest accruals of the strategies with a ``risk`` table (docs/risk.md).
+
+    Read from the cache (``risk_borrow:<strategy id>``). None when no strategy has a risk table.
+    Columns :data:`BORROW_COLUMNS` (USDT; ``ts`` UTC).
+    """
+    rows: list[dict] = []
+    found = False
+    for sid in engine.cache.strategy_ids():
+        raw = engine.cache.get(f"risk_borrow:{sid.value}")
+        if raw is None:
+            continue
+        found = True
+        rows.extend(json.loads(bytes(raw)))
+    if not found:
+        return None
+    df = pd.DataFrame(rows, columns=BORROW_COLUMNS)
+    df["ts"] = pd.to_datetime(df["ts"].astype("int64"), unit="ns", utc=True)
+    return df
+
+
+def risk_metrics(records: pd.DataFrame) -> dict[str, Any]:
+    """``risk_refusals`` / ``risk_reductions`` (count per reason) and ``risk_events`` (count per action)."""
+    refused = records[records["action"] == "refused"]
+    reduced = records[records["action"] == "reduced"]
+    events = records[~records["action"].isin(["refused", "reduced"])]
+    return {
+        "risk_refusals": {str(k): int(v) for k, v in refused["reason"].value_counts().sort_index().items()},
+        "risk_refusals_total": len(refused),
+        "risk_reductions": {str(k): int(v) for k, v in reduced["reason"].value_counts().sort_index().items()},
+        "risk_events": {str(k): int(v) for k, v in events["action"].value_counts().sort_index().items()},
+    }
+
+
 def _hash_frame(df: pd.DataFrame, cols: list[str]) -> str:
     present = [c for c in cols if c in df.columns]
     payload = df[present].astype(str).to_csv(index=False).encode()
@@ -425,6 +489,11 @@ def write_results(
         iid = str(BarType.from_str(bt).instrument_id)
         closes.setdefault(iid, read_bar_closes(cfg, bt))
     equity, start_equity = build_equity(cfg, fills, funding, closes)
+    borrowing = build_borrowing(engine)  # None unless a strategy has a risk table
+    if borrowing is not None and len(borrowing):
+        # not debited by Nautilus (docs/risk.md): deducted from the equity curve here
+        accrued = borrowing.groupby("ts")["interest_usdt"].sum().cumsum()
+        equity = equity - accrued.reindex(equity.index, method="ffill").fillna(0.0)
     trades = build_trades(positions, funding, fills)
     liquidations = build_liquidations(sims, fills)
 
@@ -439,6 +508,13 @@ def write_results(
         buy_and_hold_return=float(bench.iloc[-1] - 1.0), starting_equity=start_equity,
     )
     metrics.update(metrics_mod.execution_costs(fills, liquidations, funding_paid=funding_paid))
+    risk_records = build_risk_records(engine)  # None unless a strategy has a risk table
+    if risk_records is not None:
+        metrics.update(risk_metrics(risk_records))
+    if borrowing is not None:
+        borrow_total = float(borrowing["interest_usdt"].sum())
+        metrics["borrow_interest_usdt"] = borrow_total
+        metrics["total_costs_usdt"] = metrics["total_costs_usdt"] + borrow_total
     equity_frame = pd.DataFrame({"equity": equity, "benchmark_equity": bench * start_equity})
     equity_frame["drawdown"] = equity / equity.cummax() - 1.0
 
@@ -462,6 +538,10 @@ def write_results(
                                             "effective_ms", "ts_arrival", "spike"]).to_parquet(
             stage / "latency.parquet", index=False)
         funding.to_parquet(stage / "funding.parquet", index=False)
+        if risk_records is not None:
+            risk_records.to_parquet(stage / "risk_refusals.parquet", index=False)
+        if borrowing is not None:
+            borrowing.to_parquet(stage / "borrowing.parquet", index=False)
         equity_frame.reset_index().to_parquet(stage / "equity.parquet", index=False)
         (stage / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
         run_info = {

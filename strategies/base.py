@@ -38,6 +38,13 @@ simulated latency (nautilus_app/venue/latency.py) the order reaches the venue la
 by it count as pending (``latency_held``). Exits go through ``submit_order`` (reduce-only market
 orders) so that latency applies to them too.
 
+Risk (opt-in)
+-------------
+With a ``risk`` table in the params (docs/risk.md) a ``nautilus_app.risk.manager.RiskManager`` sizes
+entries and applies pre-trade limits in ``enter()``, places protective orders after entry fills, and
+runs its per-bar work (equity for limits, trailing stops, time stop, borrowing) from ``on_bar``.
+Without one, the only per-bar cost is a ``self.risk is not None`` check.
+
 Stop
 ----
 With ``close_positions_on_stop=True`` (default) ``on_stop`` cancels this strategy's open orders
@@ -64,6 +71,8 @@ from nautilus_trader.trading import Strategy, StrategyConfig
 from strategies.sizing import account_equity, entry_quantity
 
 _BASE_FIELDS_CACHE: dict[type, frozenset[str]] = {}
+RISK_RECORDS_KEY = "risk_records"  # Cache key prefix of a strategy's risk records (read by results.py)
+RISK_BORROW_KEY = "risk_borrow"  # ... and of its borrowing accruals
 _NO_BAR_YET = 2**62  # ns sentinel: "no previous bar" and "no gap limit"
 
 
@@ -114,6 +123,8 @@ class BarStrategyConfig(StrategyConfig):
     close_positions_on_stop: cancel open orders and close positions at market in ``on_stop``.
     fee_headroom: CASH accounts only: fraction of the order notional kept free in the quote
         balance for the fee and fill-price drift (default 0.002 = 0.2 %, Binance spot taker is 0.1 %).
+    risk: optional ``risk`` table (sizing / stops / limits; docs/risk.md, parsed by
+        ``nautilus_app.risk.parse_risk``). None (default): none of it, behaviour unchanged.
     **base: ``strategy_id`` (str or StrategyId), ``order_id_tag`` (str), ``oms_type`` ... passed
         to nautilus ``StrategyConfig``.
     """
@@ -139,6 +150,7 @@ class BarStrategyConfig(StrategyConfig):
         max_gap_bars: int = 60,
         close_positions_on_stop: bool = True,
         fee_headroom: float = 0.002,
+        risk: dict[str, Any] | None = None,
         **base: Any,
     ) -> None:
         super().__init__()
@@ -149,6 +161,10 @@ class BarStrategyConfig(StrategyConfig):
         self.max_gap_bars: int = int(max_gap_bars)
         self.close_positions_on_stop: bool = bool(close_positions_on_stop)
         self.fee_headroom: float = float(fee_headroom)
+        from nautilus_app.risk.config import parse_risk
+
+        self.risk: dict[str, Any] | None = risk
+        self.risk_config = parse_risk(risk)  # RiskConfigError (a ValueError) names the bad key
         iid = InstrumentId.from_str(self.instrument_id)
         bt = BarType.from_str(self.bar_type)
         if bt.instrument_id != iid:
@@ -207,6 +223,11 @@ class BarStrategy(Strategy):
         # gap threshold, ns; "never" when the rule is off (max_gap_bars=0 or non-time bars)
         self._max_gap_ns = self._interval_ns * config.max_gap_bars if config.max_gap_bars > 0 and self._interval_ns else _NO_BAR_YET
         self.gap_resets = 0
+        self.risk: Any = None  # nautilus_app.risk.manager.RiskManager when the config has a risk table
+        if config.risk_config is not None:
+            from nautilus_app.risk.manager import RiskManager
+
+            self.risk = RiskManager(config.risk_config)
 
     # ---- lifecycle -----------------------------------------------------------------------
     def on_start(self) -> None:
@@ -226,11 +247,18 @@ class BarStrategy(Strategy):
         if self.is_cash and self.allow_short:
             self.log.warning("allow_short=True ignored on a CASH account (long/flat only)")
             self.allow_short = False
+        if self.risk is not None:
+            self.risk.start(self)
+        if self.risk is not None and self.risk.atr is not None and self.risk.atr not in self.indicators:
+            self.indicators.append(self.risk.atr)  # updated by Nautilus, reset on gaps like the others
         for ind in self.indicators:
             self.register_indicator_for_bars(self.bar_type, ind)
         self.subscribe_bars(self.bar_type)
 
     def on_stop(self) -> None:
+        if self.risk is not None:  # for the results (risk_refusals.parquet); Cache.add takes bytes
+            self.cache.add(f"{RISK_RECORDS_KEY}:{self.strategy_id.value}", self.risk.records_bytes())
+            self.cache.add(f"{RISK_BORROW_KEY}:{self.strategy_id.value}", self.risk.borrow_bytes())
         if not self.config.close_positions_on_stop:
             return
         self.cancel_all_orders(self.instrument_id)
@@ -240,6 +268,14 @@ class BarStrategy(Strategy):
     def on_order_filled(self, event: Any) -> None:
         """Any fill of ours (including liquidations by the venue) changes the position."""
         self._state_dirty = True
+        if self.risk is not None:
+            self.risk.on_fill(self, event)
+
+    def on_position_closed(self, event: Any) -> None:
+        """Risk: trade return for Kelly sizing; cancel the remaining protective orders."""
+        if self.risk is not None:
+            self.risk.on_position_closed(self, event)
+            self._state_dirty = True
 
     def on_reset(self) -> None:
         for ind in self.indicators:
@@ -250,6 +286,12 @@ class BarStrategy(Strategy):
         self._last_ts = _NO_BAR_YET
         self.gap_resets = 0
         self._state_dirty = True
+        if self.risk is not None:
+            from nautilus_app.risk.manager import RiskManager
+
+            atr = self.risk.atr
+            self.risk = RiskManager(self.risk.cfg)
+            self.risk.atr = atr  # the registered indicator object (reset above)
         self.on_gap()
 
     # ---- bars ----------------------------------------------------------------------------
@@ -270,6 +312,8 @@ class BarStrategy(Strategy):
         self._last_ts = ts
         if self._state_dirty:
             self._refresh_state()
+        if self.risk is not None:
+            self.risk.on_bar(self, bar)
         self.on_signal_bar(bar, self._side)
 
     def _refresh_state(self) -> None:
@@ -292,6 +336,12 @@ class BarStrategy(Strategy):
     def has_pending_orders(self) -> bool:
         """True while an order of this strategy for the instrument is in flight or resting."""
         c = self.cache
+        if self.risk is not None:  # resting protective stops/take-profits do not block trading
+            return (
+                getattr(self, "latency_held", 0) > 0
+                or c.orders_inflight_count(instrument_id=self.instrument_id, strategy_id=self.strategy_id) > 0
+                or self.risk.has_open_non_protective(self)
+            )
         return (
             getattr(self, "latency_held", 0) > 0  # commands held by the simulated latency (nautilus_app/venue/latency.py)
             or c.orders_inflight_count(instrument_id=self.instrument_id, strategy_id=self.strategy_id) > 0
@@ -327,6 +377,16 @@ class BarStrategy(Strategy):
         if self.trading_blocked or (side == OrderSide.SELL and not self.allow_short):
             return False
         frac = self.position_fraction if fraction is None else fraction
+        if self.risk is not None:
+            qty = self.risk.entry_quantity(self, side, bar, frac)
+            if qty is None:
+                return False
+            order = self.order_factory.market(self.instrument_id, side, qty, time_in_force=TimeInForce.GTC)
+            self.risk.entry_submitted(order)
+            self.submit_order(order)
+            self._state_dirty = True
+            self.entry_bar_index = self.bar_index
+            return True
         equity, quote = account_equity(self.portfolio, self.venue, self.instrument, bar.close, self.is_cash)
         cash_cap = quote if (self.is_cash and side == OrderSide.BUY) else None
         res = entry_quantity(
@@ -352,6 +412,8 @@ class BarStrategy(Strategy):
         """Close this strategy's open position(s) in the instrument at market."""
         if self.trading_blocked:
             return
+        if self.risk is not None:
+            self.risk.cancel_protective(self)
         # a reduce-only market order per position through submit_order (what close_all_positions does,
         # but on the Python path, so a simulated latency applies to exits as well)
         for p in self.cache.positions_open(instrument_id=self.instrument_id, strategy_id=self.strategy_id):

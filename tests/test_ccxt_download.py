@@ -172,7 +172,63 @@ def test_perp_klines_mark_and_funding(tmp_path: Path) -> None:
 
 
 def test_rejects_unknown_exchange_and_kinds(tmp_path: Path) -> None:
-    with pytest.raises(DownloadError, match="not supported"):
-        download_data(tmp_path, exchange_id="kraken", start="2024-01-01", end="2024-01-02", progress=False)
+    with pytest.raises(DownloadError, match="unknown ccxt exchange id"):
+        download_data(tmp_path, exchange_id="no_such_exchange", start="2024-01-01", end="2024-01-02", progress=False)
     with pytest.raises(ValueError, match="only for market='um'"):
         download_data(tmp_path, market="spot", kinds=["funding"], start="2024-01-01", progress=False)
+
+
+def test_bybit_spot_and_linear_from_ccxt_markets(tmp_path: Path, march_2023: list[list[str]]) -> None:
+    """A non-Binance ccxt exchange end to end: ccxt's real ``bybit`` class against a local server in
+    Bybit's v5 format (newest rows first), instruments built from the ccxt markets."""
+    from nautilus_trader.model import CryptoPerpetual, CurrencyPair
+
+    from tests.fixtures.bybit_mock import BybitMock
+
+    kl = []
+    for d in days("2023-08-01", "2023-08-02"):
+        kl += read_zip_rows(BV / f"data/futures/um/daily/klines/BTCUSDT/1m/BTCUSDT-1m-{d}.zip")
+    spot_src = [r for r in march_2023 if "2023-03-23" <= pd.Timestamp(int(r[0]), unit="ms").strftime("%F") <= "2023-03-25"]
+    with BybitMock() as m:
+        m.add_klines("spot", "BTCUSDT", spot_src)
+        m.add_klines("linear", "BTCUSDT", kl)
+        download_data(tmp_path, exchange_id="bybit", market="spot", symbols=["BTC/USDT"], start="2023-03-23",
+                      end="2023-03-25", **fast(m))
+        download_data(tmp_path, exchange_id="bybit", market="um", symbols=["BTCUSDT"], start="2023-08-01",
+                      end="2023-08-02", **fast(m))
+        n_kline = m.count("/v5/market/kline")
+        # rerun: everything stored, no kline request
+        download_data(tmp_path, exchange_id="bybit", market="um", symbols=["BTCUSDT"], start="2023-08-01",
+                      end="2023-08-02", **fast(m))
+        assert m.count("/v5/market/kline") == n_kline
+    # 2023-03-24 has the ~100 min halt: rows are fewer than 3 x 1440 and still all present
+    assert len(spot_src) < 3 * 1440
+    assert stored(tmp_path, "bars", "BTCUSDT.BYBIT-1-MINUTE-LAST-EXTERNAL",
+                  ["open", "high", "low", "close", "volume"]) == expected_bars(spot_src)
+    assert stored(tmp_path, "bars", "BTCUSDT-PERP.BYBIT_PERP-1-MINUTE-LAST-EXTERNAL",
+                  ["open", "high", "low", "close", "volume"]) == expected_bars(kl)
+    from catalog.store import open_catalog
+
+    insts = {str(i.id): i for i in open_catalog(tmp_path).instruments()}
+    spot, perp = insts["BTCUSDT.BYBIT"], insts["BTCUSDT-PERP.BYBIT_PERP"]
+    assert isinstance(spot, CurrencyPair) and isinstance(perp, CryptoPerpetual)
+    # values of the mock's instruments-info (Bybit's own fields), independently of the builder
+    assert (str(spot.price_increment), str(spot.size_increment), str(spot.min_quantity)) == ("0.01", "0.000001", "0.000048")
+    assert spot.min_notional.as_decimal() == Decimal("1")
+    assert (str(perp.price_increment), str(perp.size_increment), perp.min_notional.as_decimal()) == ("0.1", "0.001", Decimal("5"))
+    assert str(perp.multiplier) == "1" and not perp.is_inverse
+
+
+def test_from_ccxt_market_refuses_what_it_cannot_map() -> None:
+    from nautilus_app.instruments import from_ccxt_market
+
+    base = {"id": "BTCUSD", "symbol": "BTC/USD:BTC", "base": "BTC", "quote": "USD", "spot": False, "swap": True,
+            "linear": False, "inverse": True, "precision": {"price": 0.5, "amount": 1.0}, "limits": {}}
+    with pytest.raises(ValueError, match="only spot and linear perpetual"):
+        from_ccxt_market(base, "bybit")
+    spot = base | {"symbol": "BTC/USDT", "quote": "USDT", "spot": True, "swap": False, "inverse": None}
+    with pytest.raises(ValueError, match="significant digits"):
+        from_ccxt_market(spot, "x", precision_mode=3)
+    # DECIMAL_PLACES mode: 2 -> tick 0.01; 4 -> step 0.0001
+    inst = from_ccxt_market(spot | {"precision": {"price": 2, "amount": 4}}, "x", precision_mode=2)
+    assert (str(inst.price_increment), str(inst.size_increment), str(inst.id)) == ("0.01", "0.0001", "BTCUSD.X")

@@ -10,7 +10,16 @@ import pandas as pd
 import pytest
 
 from catalog.binance_vision import import_binance_vision
-from catalog.compact import ROW_GROUP, compact_dir, convert_catalog_bars, load_bars, write_compact_arrays
+from catalog.compact import (
+    ROW_GROUP,
+    compact_dir,
+    convert_catalog_bars,
+    import_kline_zips,
+    load_bars,
+    read_arrays,
+    write_compact_arrays,
+)
+from catalog.errors import DataImportError
 from catalog.inventory import catalog_inventory
 from catalog.store import open_catalog
 from nautilus_app.paths import shared_data_dir
@@ -36,7 +45,8 @@ def cat(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_round_trip_identical_to_nautilus_catalog(cat: Path) -> None:
     ref = open_catalog(cat).query_bars([BT])
     got = load_bars(cat, BT, None, None)
-    assert len(got) == len(ref) > 2 * ROW_GROUP
+    assert len(got) == len(ref) > ROW_GROUP
+    assert len(list(compact_dir(cat, BT).glob("*.parquet"))) >= 4  # one file per calendar month
     assert got == ref  # Bar equality: type, o/h/l/c/v (value and precision), ts_event, ts_init
     assert [str(b) for b in got[:1000:97]] == [str(b) for b in ref[:1000:97]]
 
@@ -58,7 +68,7 @@ def test_footprint_and_inventory(cat: Path) -> None:
     n = len(open_catalog(cat).query_bars([BT]))
     nbytes = sum(p.stat().st_size for p in compact_dir(cat, BT).glob("*.parquet"))
     nautilus = sum(p.stat().st_size for p in (cat / "data/bars" / BT).glob("*.parquet"))
-    assert nbytes / n < 9.0 < 30.0 < nautilus / n  # measured ~8.3 vs ~33 bytes per bar
+    assert nbytes / n < 8.0 < 30.0 < nautilus / n  # measured ~7.5 vs ~33 bytes per bar on these months
     inv = catalog_inventory(cat)
     assert (inv.kind == "bars").sum() == 1  # compact copy of a stored bar type is not listed twice
 
@@ -70,3 +80,29 @@ def test_rejects_bad_input(tmp_path: Path) -> None:
         write_compact_arrays(tmp_path, BT, 2, 6, ts, p, p - 5, p, p, p)
     with pytest.raises(ValueError, match="increasing"):
         write_compact_arrays(tmp_path, BT, 2, 6, ts[::-1].copy(), p, p, p, p, p)
+
+
+def test_import_kline_zips_equals_raw_rows_and_refuses_bad_rows(tmp_path: Path) -> None:
+    import zipfile
+
+    zips = [BV / "data/spot/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2025-06.zip",  # µs, 5-dp volumes
+            *sorted((BV / "data/spot/daily/klines/BTCUSDT/1m").glob("BTCUSDT-1m-2019-10-1[6-9].zip"))]  # ms, 6 dp
+    n, _ = import_kline_zips(tmp_path, BT, zips, 2, 6, MIN_NS)
+    rows = [r for z in zips for r in read_zip_rows(z)]
+    exp = sorted((int(r[0]) * (1_000 if int(r[0]) >= 10**14 else 1_000_000) + MIN_NS,
+                  *(int(Decimal(x) * 100) for x in r[1:5]), int(Decimal(r[5]) * 10**6)) for r in rows)
+    arr, pp, sp = read_arrays(tmp_path, BT)
+    got = list(zip(*(arr[k].tolist() for k in ("ts", "open", "high", "low", "close", "volume")), strict=True))
+    assert n == len(rows) == len(got) and (pp, sp) == (2, 6)
+    assert got == exp
+    # a price with more decimals than the instrument precision: refused, naming the file and row
+    text = zipfile.ZipFile(zips[1]).read(zipfile.ZipFile(zips[1]).namelist()[0]).decode().splitlines()
+    cells = text[5].split(",")
+    cells[2] = cells[2][:-8] + "12345678"  # e.g. 8240.00000000 -> 8240.12345678
+    text[5] = ",".join(cells)
+    bad = tmp_path / "BTCUSDT-1m-2019-10-20.zip"
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("BTCUSDT-1m-2019-10-20.csv", "\n".join(text))
+    with pytest.raises(DataImportError, match=r"BTCUSDT-1m-2019-10-20.*row 6.*high.*8160.12345678.*more than 2 decimals"):
+        import_kline_zips(tmp_path / "other", BT, [bad], 2, 6, MIN_NS)
+    assert not (tmp_path / "other").exists() or not any((tmp_path / "other").rglob("*.parquet"))

@@ -268,3 +268,89 @@ def test_launch_backtest_from_ui(env: dict) -> None:
     page.evaluate(NAV, "/")
     page.wait_for_function("(id) => { const t = document.querySelector('#runs-table');"
                            " return !!t && t.innerText.includes(id); }", arg=run_id)
+
+
+def _registry_rows(results: Path, run_id: str) -> list[dict]:
+    """Three fake-but-consistent registry runs: two ema_cross trials of one sweep (one pointing at the
+    real run folder, one at a folder that does not exist) and one standalone mean_reversion run whose
+    folder is a nested copy of the real run (``research/t_sweep/<run_id>``, as sweeps store them)."""
+    return [
+        {"key": "a1" * 32, "type": "ema_cross", "params": {"fast_period": 10, "slow_period": 30}, "sweep": True,
+         "metrics": {"sharpe": 1.5, "max_drawdown": 0.10, "total_return": 0.20, "trades": 12},
+         "path": results / run_id, "link": run_id},
+        {"key": "b2" * 32, "type": "ema_cross", "params": {"fast_period": 20, "slow_period": 60}, "sweep": True,
+         "metrics": {"sharpe": 0.5, "max_drawdown": 0.30, "total_return": -0.05, "trades": 7},
+         "path": results / "gone-run", "link": None},
+        {"key": "c3" * 32, "type": "mean_reversion", "params": {"bb_period": 20}, "sweep": False,
+         "metrics": {"sharpe": 2.0, "max_drawdown": 0.05, "total_return": 0.30, "trades": 3},
+         "path": results / "research" / "t_sweep" / run_id, "link": f"research/t_sweep/{run_id}"},
+    ]
+
+
+def test_research_page_lists_registry_runs(env: dict) -> None:
+    import shutil
+
+    from dash_ui.pages.research import SHOWN
+    from nautilus_app.research.registry import Registry
+
+    page, results = env["page"], env["results"]
+    rows = _registry_rows(results, env["run_id"])
+    nested = results / "research"
+    shutil.copytree(results / env["run_id"], rows[2]["path"])
+    reg = Registry.open(f"sqlite:///{results / 'registry.sqlite'}")
+    try:
+        sweep_id = reg.ensure_sweep("t_sweep", kind="grid", spec={"grid": {"fast_period": [10, 20]}},
+                                    objective="sharpe", direction="maximize")
+        for i, r in enumerate(rows):
+            sid = reg.ensure_strategy(f"s_{r['type']}", r["type"])
+            pid, _ = reg.ensure_parameter_set(sid, r["params"])
+            reg.prepare_run(run_key=r["key"], kind="trial" if r["sweep"] else "standalone", config={"i": i},
+                            config_hash=f"h{i}", code_version="test", components=[(sid, pid, "0" * 64)],
+                            sweep_id=sweep_id if r["sweep"] else None, trial_number=i if r["sweep"] else None)
+            reg.claim_run(r["key"], "test:1")
+            reg.finish_run(r["key"], metrics=r["metrics"], objective=r["metrics"]["sharpe"], results_path=str(r["path"]),
+                           iterations=1, orders=1, engine_seconds=0.1, wall_seconds=0.2, peak_rss_mb=None)
+
+        def shown(url: str, expected: list[dict]) -> None:
+            page.goto(env["url"] + url)
+            page.wait_for_function("(n) => document.querySelector('#research-count')?.innerText === `Runs (${n})`",
+                                   arg=len(expected))
+            text = page.inner_text("#research-runs") if expected else ""
+            for r in rows:
+                assert (r["key"][:12] in text) == (r in expected), (url, r["key"])
+
+        shown("/research", rows)
+        assert "t_sweep" in page.inner_text("#research-sweeps")
+        shot(page, "research")
+        shown("/research?strategy_type=ema_cross", [r for r in rows if r["type"] == "ema_cross"])
+        shown("/research?strategy_type=ema_cross&metric=sharpe&min=1",
+              [r for r in rows if r["type"] == "ema_cross" and r["metrics"]["sharpe"] >= 1])
+        shown("/research?metric=max_drawdown&max=0.2&metric2=total_return&min2=0.25",
+              [r for r in rows if r["metrics"]["max_drawdown"] <= 0.2 and r["metrics"]["total_return"] >= 0.25])
+        # typing a threshold in the form filters too
+        page.goto(env["url"] + "/research?metric=sharpe")
+        page.wait_for_function("() => document.querySelector('#research-count')?.innerText === 'Runs (3)'")
+        page.fill("#research-min", "1.6")
+        page.press("#research-min", "Enter")
+        expected = [r for r in rows if r["metrics"]["sharpe"] >= 1.6]
+        page.wait_for_function("(n) => document.querySelector('#research-count')?.innerText === `Runs (${n})`",
+                               arg=len(expected))
+        # the shown metric values are the registry's; links exist only where the results folder does
+        shown("/research", rows)
+        for r in rows:
+            tr = page.locator("#research-runs tbody tr", has_text=r["key"][:12])
+            cells = tr.locator("td").all_inner_texts()
+            for m in ("sharpe", "max_drawdown", "total_return", "trades"):
+                assert float(cells[SHOWN.index(m)]) == pytest.approx(r["metrics"][m]), (r["key"], m, cells)
+            assert json.loads(cells[SHOWN.index("params")]) == r["params"]
+            links = tr.locator("a")
+            if r["link"] is None:
+                assert links.count() == 0 and "results folder not found" in tr.inner_text()
+            else:
+                assert links.first.get_attribute("href") == f"/run/{r['link']}"
+        page.locator("#research-runs tbody tr", has_text=rows[2]["key"][:12]).locator("a").first.click()
+        page.wait_for_function(DETAIL_READY)
+        assert page.inner_text("#detail-title").startswith(rows[2]["link"])
+    finally:
+        reg.close()
+        shutil.rmtree(nested, ignore_errors=True)

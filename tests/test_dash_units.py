@@ -130,3 +130,62 @@ def test_config_error_field_extraction() -> None:
     assert field_of("request: key venues[0].taker_fee = 0.5: expected ...") == "venues[0].taker_fee"
     assert field_of("request: key strategies[0].params.foo = 1: expected") == "strategies[0].params.foo"
     assert field_of("request: Object missing required field `venues`") == "venues"
+
+
+def test_overview_sidecar_is_persisted_exact_and_invalidated(tmp_path, monkeypatch) -> None:
+    """The persisted whole-run overview (dash_ui.sidecar) keeps the true extremes, the final equity and
+    the monthly returns of equity.parquet; a new server reads it without touching the full series; a
+    changed equity file gives a new key (rebuilt); the cache folder is never listed as a run."""
+    import os
+
+    from dash_ui import charts, sidecar, synthetic
+
+    folder = synthetic.make_synthetic_run(tmp_path / "results", tmp_path / "catalog", days=40, seed=5, fast=30,
+                                          slow=120, run_id="SYNTHETIC-sidecar")
+    eq = pd.read_parquet(folder / "equity.parquet")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    store = ResultsStore(tmp_path / "results")
+    run = store.get("SYNTHETIC-sidecar")
+    ov = charts.equity_overview(run)
+    files = sorted((tmp_path / "results" / ".cache" / "dash" / "SYNTHETIC-sidecar").glob("*.npz"))
+    assert [f.name.split("-")[0] for f in files] == ["equity"]
+    assert int(ov["raw"][0]) == len(eq) and len(ov["eq_x"]) < len(eq)
+    assert ov["eq_equity"].max() == eq["equity"].max() and ov["eq_equity"].min() == eq["equity"].min()
+    assert ov["eq_equity"][-1] == eq["equity"].iloc[-1]
+    assert -ov["dd_y"].min() == pytest.approx(metrics["max_drawdown"], rel=1e-12)
+    # monthly returns by hand with pandas (last sample of each month over the previous month's last)
+    month_end = eq.set_index("ts")["equity"].groupby(lambda t: (t.year, t.month)).last()
+    prev = month_end.shift(1).fillna(metrics["starting_equity"])
+    expected = (month_end / prev - 1).to_numpy()
+    assert ov["m_r"] == pytest.approx(expected, rel=1e-12)
+    cat = run.catalog_root(tmp_path / "catalog")
+    bt = run.bar_types()[0]
+    candles = charts.candles_overview(run, bt, cat)
+    assert len(list(files[0].parent.glob("candles-*.npz"))) == 1
+    # a fresh server process: the overview comes from the files, the full series are never read
+    market.BARS._data.clear()
+    store2 = ResultsStore(tmp_path / "results")
+    run2 = store2.get("SYNTHETIC-sidecar")
+    monkeypatch.setattr(run2, "equity_arrays", lambda: pytest.fail("full equity series read"))
+    monkeypatch.setattr(market.BARS, "get", lambda *a: pytest.fail("catalog bars read"))
+    ov2 = charts.equity_overview(run2)
+    for k in ov:
+        np.testing.assert_array_equal(ov2[k], ov[k])
+    c2 = charts.candles_overview(run2, bt, cat)
+    for k in candles:
+        np.testing.assert_array_equal(c2[k], candles[k])
+    fig, _tf = charts.candles_figure(run2, bt, cat)  # trades come from trades.parquet, exact
+    trades = pd.read_parquet(folder / "trades.parquet")
+    exits = [t for t in fig.data if t.name.startswith("Exit")]
+    assert sorted(y for t in exits for y in t.y) == pytest.approx(sorted(trades["exit_price"]))
+    monkeypatch.undo()
+    # a changed equity file -> new key -> rebuilt from the file, old file removed
+    st = (folder / "equity.parquet").stat()
+    os.utime(folder / "equity.parquet", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    run3 = ResultsStore(tmp_path / "results").get("SYNTHETIC-sidecar")
+    calls = []
+    real = run3.equity_arrays
+    monkeypatch.setattr(run3, "equity_arrays", lambda: calls.append(1) or real())
+    charts.equity_overview(run3)
+    assert calls and len(list(files[0].parent.glob("equity-*.npz"))) == 1
+    assert sidecar.CACHE_VERSION >= 1 and store.run_ids() == ["SYNTHETIC-sidecar"]

@@ -40,7 +40,8 @@ def param_controls(name: str) -> list:
 
 
 def typed_params(name: str, names: list[dict], values: list) -> dict:
-    """Form values -> typed params (int/float/bool from the defaults).
+    """Form values -> typed params (int/float/bool from the defaults; a blank optional parameter whose
+    default is None is left out; a JSON object typed for one is parsed, e.g. the ``risk`` table).
 
     Raises:
         SubmissionError: a value of the wrong type (field ``strategies[0].params.<name>``).
@@ -53,8 +54,18 @@ def typed_params(name: str, names: list[dict], values: list) -> dict:
         k = pid["name"]
         d = defaults.get(k)
         field = f"strategies[0].params.{k}"
+        if (v is None or v == "") and k in defaults and d is None:
+            continue  # optional parameter left blank: the strategy's default (None) applies
         if v is None or v == "":
             raise SubmissionError(f"key {field}: a value is required", field)
+        if d is None and isinstance(v, str) and v.strip().startswith("{"):
+            import json
+
+            try:  # an optional table parameter (e.g. ``risk``, docs/risk.md) typed as a JSON object
+                out[k] = json.loads(v)
+            except ValueError as exc:
+                raise SubmissionError(f"key {field} = {v!r}: expected a JSON object ({exc})", field) from None
+            continue
         if isinstance(d, bool):
             out[k] = v in (True, "true")
         elif isinstance(d, int):

@@ -92,17 +92,21 @@ class LatencyRouter:
         def delayed(name: str) -> Any:
             original = originals[name]
 
-            def call(order: Any, *args: Any, **kwargs: Any) -> None:
-                if order.instrument_id.venue.value != self.venue:
-                    original(order, *args, **kwargs)
+            def call(target: Any, *args: Any, **kwargs: Any) -> None:
+                # submit_order takes an order; Nautilus rc7's cancel_order/modify_order may take a
+                # ClientOrderId: resolve it through the cache to find the order's venue
+                order = target if hasattr(target, "instrument_id") else strategy.cache.order(target)
+                if order is None or order.instrument_id.venue.value != self.venue:
+                    original(target, *args, **kwargs)
                     return
-                self._hold(strategy, name, original, order, args, kwargs)
+                self._hold(strategy, name, original, target, order, args, kwargs)
             return call
 
         for name in originals:
             setattr(strategy, name, delayed(name))
 
-    def _hold(self, strategy: Any, name: str, original: Any, order: Any, args: tuple, kwargs: dict) -> None:
+    def _hold(self, strategy: Any, name: str, original: Any, target: Any, order: Any, args: tuple,
+              kwargs: dict) -> None:
         clock = strategy.clock
         now = clock.timestamp_ns()
         drawn, spike = self.draw_ms()
@@ -113,13 +117,13 @@ class LatencyRouter:
         self.records.append(LatencyRecord(sid, order.client_order_id.value, command, now, drawn,
                                           (arrival - now) / 1e6, arrival, spike))
         if arrival <= now:
-            original(order, *args, **kwargs)
+            original(target, *args, **kwargs)
             return
         strategy.latency_held += 1
         self._n += 1
 
         def release(_event: Any) -> None:
             strategy.latency_held -= 1
-            original(order, *args, **kwargs)
+            original(target, *args, **kwargs)
 
         clock.set_time_alert_ns(f"latency-{self._n}", arrival, release)

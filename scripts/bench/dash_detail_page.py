@@ -6,8 +6,13 @@ labelled SYNTHETIC; not market data), serves the app in this process, and drives
 (Playwright, headless). "Usable" = every graph on the page has its data drawn, the metrics table and
 the first trade rows are shown (``dash_ui.testing.DETAIL_READY``). Measured:
 
-* ``cold_ms``: fresh browser profile and a freshly started server (nothing cached: Parquet read,
-  catalog bars read, downsampling, plotly.js download and parse), navigation start -> usable;
+* ``cold_ms``: fresh browser profile and a freshly started server (no in-memory cache; plotly.js
+  downloaded and parsed by a browser with an empty cache), with the run's overview sidecar already
+  persisted (``results/.cache/dash/<run_id>/``, written at the first open of the run or by the
+  server's warm-up thread), navigation start -> usable, median of 3;
+* ``cold_unbuilt_ms``: the same with the sidecar deleted and the warm-up off, so the request reads the
+  2.6M equity rows and catalog bars and builds the sidecar (the very first open of a new run before
+  the warm-up reached it), median of 3;
 * ``warm_reload_ms``: the same page reloaded (browser and server caches warm), median of 3;
 * ``in_app_ms``: from the runs list to the detail page by client-side navigation, median of 3;
 * ``zoom_ms``: a zoom to one week on the equity chart until the re-downsampled trace (1-minute
@@ -20,16 +25,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
 
 from dash_ui import synthetic  # noqa: E402
-from dash_ui.testing import DETAIL_READY, browser, serve_app  # noqa: E402
+from dash_ui.testing import DETAIL_READY, browser, free_port, serve_app  # noqa: E402
 
 NAV = "(p) => { window.history.pushState({}, '', p); window.dispatchEvent(new PopStateEvent('popstate')); }"
 
@@ -45,12 +54,46 @@ def main() -> int:
     out: dict = {"bench": "dash_detail_page", "synthetic": True, "bars": info["bars"],
                  "trades": json.loads((run / "metrics.json").read_text())["trades"],
                  "generate_seconds": round(gen_s, 1)}
+    def cold_open(warm_runs: int, warm_wait_s: float = 0.0) -> float:
+        """A new server process + a fresh browser profile: navigation start -> usable (ms)."""
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, str(REPO / "scripts" / "run_dash.py"), "--port", str(port),
+                                 "--results-dir", str(results), "--catalog", str(catalog),
+                                 "--warm-runs", str(warm_runs)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            for _ in range(600):
+                try:
+                    urllib.request.urlopen(f"{url}/api/health", timeout=2).read()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            time.sleep(warm_wait_s)
+            with tempfile.TemporaryDirectory() as prof, browser(Path(prof)) as ctx:
+                page = ctx.new_page()
+                page.goto(f"{url}/run/{run.name}")
+                page.wait_for_function(DETAIL_READY, timeout=120_000, polling=20)
+                return page.evaluate("() => performance.now()")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+    cache = results / ".cache" / "dash" / run.name
+    unbuilt = []
+    for _ in range(3):  # overview sidecar absent: the first request reads 2.6M equity rows + catalog bars
+        shutil.rmtree(cache, ignore_errors=True)
+        unbuilt.append(cold_open(warm_runs=0))
+    out["cold_unbuilt_ms"] = round(statistics.median(unbuilt))
+    out["cold_unbuilt_all_ms"] = [round(x) for x in unbuilt]
+    colds = [cold_open(warm_runs=3) for _ in range(3)]  # sidecar persisted earlier
+    out["cold_ms"] = round(statistics.median(colds))
+    out["cold_all_ms"] = [round(x) for x in colds]
     with serve_app(results, catalog) as (url, _app), tempfile.TemporaryDirectory() as prof, \
             browser(Path(prof)) as ctx:
         page = ctx.new_page()
         page.goto(f"{url}/run/{run.name}")
         page.wait_for_function(DETAIL_READY, timeout=120_000, polling=20)
-        out["cold_ms"] = round(page.evaluate("() => performance.now()"))
         reloads, navs, zooms = [], [], []
         for _ in range(3):
             page.reload()
