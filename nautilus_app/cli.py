@@ -52,6 +52,8 @@ def format_summary(outcome) -> str:  # noqa: ANN001 - BacktestOutcome (lazy impo
         ("Profit factor", _fmt(m.get("profit_factor"))),
         ("Exposure", _fmt(m.get("exposure"), pct=True)),
         ("Fees / funding", f"{_fmt(m.get('fees_paid_usdt'))} / {_fmt(m.get('funding_paid_usdt'))} USDT"),
+        ("Slippage / liq. fees", f"{_fmt(m.get('slippage_cost_usdt'))} / {_fmt(m.get('liquidation_fees_usdt'))} USDT"
+                                 f" ({m.get('liquidations', 0)} liquidations)"),
         ("Results", str(outcome.results_path)),
     ]
     width = max(len(k) for k, _ in rows)
