@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from nautilus_app import paths
@@ -81,36 +82,39 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_import_binance_vision(args: argparse.Namespace) -> int:
-    from catalog.binance_vision import import_binance_vision
-    from catalog.errors import DataImportError
-
+def _run_data_command(action: Callable[[], object], *, failed: tuple[type[BaseException], ...] = (),
+                      bad_input: tuple[type[BaseException], ...] = ()) -> int:
+    """Run an import/download, print its report; exit 1 for ``failed`` errors, 2 for ``bad_input``."""
     try:
-        report = import_binance_vision(
-            args.catalog, base_url=args.base_url, market=args.market, symbols=tuple(args.symbols),
-            interval=args.interval, start=args.start, end=args.end, kinds=tuple(args.kinds),
-        )
-    except DataImportError as e:
+        report = action()
+    except failed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except bad_input as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(report)
     return 0
+
+
+def cmd_import_binance_vision(args: argparse.Namespace) -> int:
+    from catalog.binance_vision import import_binance_vision
+    from catalog.errors import DataImportError
+
+    return _run_data_command(lambda: import_binance_vision(
+        args.catalog, base_url=args.base_url, market=args.market, symbols=tuple(args.symbols),
+        interval=args.interval, start=args.start, end=args.end, kinds=tuple(args.kinds),
+    ), bad_input=(DataImportError,))
 
 
 def cmd_import_freqtrade(args: argparse.Namespace) -> int:
     from catalog.errors import DataImportError
     from catalog.freqtrade import import_freqtrade
 
-    try:
-        report = import_freqtrade(
-            args.catalog, data_dir=args.datadir, pairs=args.pairs, timeframes=args.timeframes,
-            trading_mode=args.trading_mode,
-        )
-    except DataImportError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(report)
-    return 0
+    return _run_data_command(lambda: import_freqtrade(
+        args.catalog, data_dir=args.datadir, pairs=args.pairs, timeframes=args.timeframes,
+        trading_mode=args.trading_mode,
+    ), bad_input=(DataImportError,))
 
 
 def cmd_paper(args: argparse.Namespace) -> int:
@@ -123,16 +127,10 @@ def cmd_import_ethereal(args: argparse.Namespace) -> int:
     from adapters.ethereal.history import import_ethereal_history
     from catalog.errors import DataImportError
 
-    try:
-        report = import_ethereal_history(
-            args.catalog, tickers=args.tickers, start=args.start, end=args.end, interval=args.interval,
-            kinds=tuple(args.kinds), network=args.network, rest_url=args.rest_url, tv_url=args.tv_url,
-        )
-    except DataImportError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(report)
-    return 0
+    return _run_data_command(lambda: import_ethereal_history(
+        args.catalog, tickers=args.tickers, start=args.start, end=args.end, interval=args.interval,
+        kinds=tuple(args.kinds), network=args.network, rest_url=args.rest_url, tv_url=args.tv_url,
+    ), bad_input=(DataImportError,))
 
 
 def cmd_list_strategies(args: argparse.Namespace) -> int:
@@ -150,41 +148,23 @@ def cmd_download_data(args: argparse.Namespace) -> int:
     from catalog.errors import DataImportError
 
     urls = dict(kv.split("=", 1) for kv in (args.api_url or []))
-    try:
-        report = download_data(
-            args.catalog, market=args.market, symbols=tuple(args.symbols), timeframe=args.timeframe,
-            start=args.start, end=args.end, kinds=tuple(args.kinds), mark_timeframe=args.mark_timeframe,
-            exchange_id=args.exchange, urls=urls or None, progress=not args.no_progress,
-        )
-    except (DownloadError, DataImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except (ValueError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(report)
-    return 0
+    return _run_data_command(lambda: download_data(
+        args.catalog, market=args.market, symbols=tuple(args.symbols), timeframe=args.timeframe,
+        start=args.start, end=args.end, kinds=tuple(args.kinds), mark_timeframe=args.mark_timeframe,
+        exchange_id=args.exchange, urls=urls or None, progress=not args.no_progress,
+    ), failed=(DownloadError, DataImportError), bad_input=(ValueError, KeyError))
 
 
 def cmd_download_binance_vision(args: argparse.Namespace) -> int:
     from catalog.errors import DataImportError
     from catalog.vision_download import download_binance_vision
 
-    try:
-        report = download_binance_vision(
-            args.catalog, base_url=args.base_url, market=args.market, symbols=tuple(args.symbols),
-            interval=args.interval, start=args.start, end=args.end, kinds=tuple(args.kinds),
-            mark_interval=args.mark_interval, cache_dir=args.cache_dir, workers=args.workers,
-            progress=not args.no_progress,
-        )
-    except DataImportError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except (ValueError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(report)
-    return 0
+    return _run_data_command(lambda: download_binance_vision(
+        args.catalog, base_url=args.base_url, market=args.market, symbols=tuple(args.symbols),
+        interval=args.interval, start=args.start, end=args.end, kinds=tuple(args.kinds),
+        mark_interval=args.mark_interval, cache_dir=args.cache_dir, workers=args.workers,
+        progress=not args.no_progress,
+    ), failed=(DataImportError,), bad_input=(ValueError, KeyError))
 
 
 def cmd_inventory(args: argparse.Namespace) -> int:
