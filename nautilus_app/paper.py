@@ -27,6 +27,12 @@ What the sandbox lacks, and what we add:
   see funding; results and status do.
 * stale-feed detection, status snapshots, results files, structured logs: the recorder.
 
+Ethereal (``data_source = "ethereal"``): our Ethereal data client and our paper execution client
+(:mod:`adapters.ethereal.paper_exec`, fills at the next quote, book in Redis ``ethpaper:<trader_id>:*``
+restored through Nautilus's reconciliation), no Nautilus cache database (rc7 refuses one with
+Python clients); config bar types ``...-LAST-EXTERNAL`` run as ``...-LAST-INTERNAL`` (aggregated from
+trades) and each strategy claims the reconciled orders/positions (``external_order_instrument_ids``).
+
 State across restarts: Nautilus's Redis cache database (orders, positions, accounts, strategy
 state; ``trader-<trader_id>:*``) with load/save state, plus :class:`~nautilus_app.paper_state.PaperState`
 (bars, fill-to-bar map, funding ledger). A restarted node with the same ``trader_id`` resumes
@@ -62,6 +68,7 @@ log = logging.getLogger("nautilus_app.paper")
 
 LIVE_VENUE = "BINANCE"
 PERP_VENUE = "BINANCE_USDM"
+ETHEREAL_VENUE_NAME = "ETHEREAL"
 
 
 class PaperConfigError(ValueError):
@@ -130,7 +137,7 @@ class PaperPlan:
     Attributes:
         settings: The ``[paper]`` table.
         venue: The config venue traded (its fees, balances, account type, leverage).
-        product: ``"um"`` (USDT-M perpetuals) or ``"spot"``.
+        product: ``"um"`` (Binance USDT-M perpetuals), ``"spot"`` or ``"ethereal"`` (Ethereal perpetuals).
         id_map: config instrument id -> live instrument id.
         bar_map: config bar type -> live bar type.
         interval_ns: Bar interval (ns) of the config's bar types (all equal).
@@ -148,6 +155,12 @@ class PaperPlan:
     leverage: Decimal
     perps: list[str] = field(default_factory=list)
     not_simulated: list[str] = field(default_factory=list)
+    live_venue: str = LIVE_VENUE
+
+    @property
+    def is_margin(self) -> bool:
+        """Perpetuals (equity = balance + unrealized PnL), not spot."""
+        return self.product in ("um", "ethereal")
 
     @property
     def reverse_ids(self) -> dict[str, str]:
@@ -166,16 +179,14 @@ def plan_paper(cfg: BacktestConfig, source: str = "<config>") -> PaperPlan:
     s = cfg.paper
     if s is None:
         raise PaperConfigError(f"{source}: key paper: missing; add a [paper] table (see docs/paper.md)")
-    if s.data_source == "ethereal":
-        raise PaperConfigError(
-            f"{source}: key paper.data_source = 'ethereal': the Ethereal adapter (adapters/ethereal, issue 12) "
-            "is not available to paper trading yet; use 'binance'")
     if len(cfg.venues) != 1:
         raise PaperConfigError(
             f"{source}: key venues = {[v.name for v in cfg.venues]!r}: expected exactly one venue per paper node "
             "(Nautilus's Binance client puts spot and USDT-M on the same venue BINANCE, and the sandbox keeps one "
             "account per venue); run one paper node per venue")
     venue = cfg.venues[0]
+    if s.data_source == "ethereal":
+        return _plan_ethereal(cfg, s, venue, source)
     if venue.name not in (LIVE_VENUE, PERP_VENUE):
         raise PaperConfigError(f"{source}: key venues[0].name = {venue.name!r}: expected 'BINANCE' (spot) or "
                                f"'BINANCE_USDM' (USDT-M) for data_source 'binance'")
@@ -185,6 +196,16 @@ def plan_paper(cfg: BacktestConfig, source: str = "<config>") -> PaperPlan:
         raise PaperConfigError(
             f"{source}: key venues[0].leverages = {dict(venue.leverages)!r}: the rc7 sandbox has only one "
             f"default_leverage ({venue.default_leverage}); set every per-instrument leverage to it")
+    interval_ns = _bar_interval_ns(cfg, source)
+    id_map = {iid: to_live_id(iid) for iid in cfg.instrument_ids()}
+    bar_map = {bt: to_live_bar_type(bt) for bt in cfg.bar_types}
+    stale = s.stale_after_seconds if s.stale_after_seconds is not None else 2 * interval_ns / 1e9
+    perps = [iid for iid in id_map if "-PERP" in iid]
+    return PaperPlan(s, venue, product, id_map, bar_map, interval_ns, stale,
+                     Decimal(str(venue.default_leverage)), perps, not_simulated_by_sandbox(venue))
+
+
+def _bar_interval_ns(cfg: BacktestConfig, source: str) -> int:
     intervals = set()
     for bt in cfg.bar_types:
         spec = BarType.from_str(bt).spec
@@ -193,13 +214,39 @@ def plan_paper(cfg: BacktestConfig, source: str = "<config>") -> PaperPlan:
         intervals.add(spec.get_interval_ns())
     if len(intervals) != 1:
         raise PaperConfigError(f"{source}: key bar_types = {cfg.bar_types!r}: expected one bar interval")
-    interval_ns = intervals.pop()
-    id_map = {iid: to_live_id(iid) for iid in cfg.instrument_ids()}
-    bar_map = {bt: to_live_bar_type(bt) for bt in cfg.bar_types}
+    return intervals.pop()
+
+
+def to_internal_bar_type(bt: str) -> str:
+    """``X-1-MINUTE-LAST-EXTERNAL`` -> ``X-1-MINUTE-LAST-INTERNAL`` (Ethereal has no candle stream:
+    Nautilus aggregates live bars from the trade stream). INTERNAL bar types are unchanged."""
+    return bt[: -len("-EXTERNAL")] + "-INTERNAL" if bt.endswith("-EXTERNAL") else bt
+
+
+def _plan_ethereal(cfg: BacktestConfig, s: PaperSettings, venue: Any, source: str) -> PaperPlan:
+    """Plan for ``data_source = "ethereal"``: our Ethereal data client + our Redis-backed paper execution."""
+    if venue.name != ETHEREAL_VENUE_NAME:
+        raise PaperConfigError(f"{source}: key venues[0].name = {venue.name!r}: expected 'ETHEREAL' for "
+                               "paper.data_source = 'ethereal'")
+    if venue.account_type != "MARGIN":
+        raise PaperConfigError(f"{source}: key venues[0].account_type = {venue.account_type!r}: expected 'MARGIN' "
+                               "(Ethereal trades perpetuals)")
+    if getattr(venue, "oms_type", "NETTING") != "NETTING":
+        raise PaperConfigError(f"{source}: key venues[0].oms_type = {venue.oms_type!r}: expected 'NETTING' "
+                               "(Ethereal nets positions per product)")
+    for bt in cfg.bar_types:
+        if BarType.from_str(bt).spec.price_type.name != "LAST":
+            raise PaperConfigError(f"{source}: key bar_types = {bt!r}: expected LAST bars (built from Ethereal trades)")
+    interval_ns = _bar_interval_ns(cfg, source)
+    id_map = {iid: iid for iid in cfg.instrument_ids()}
+    bar_map = {bt: to_internal_bar_type(bt) for bt in cfg.bar_types}
     stale = s.stale_after_seconds if s.stale_after_seconds is not None else 2 * interval_ns / 1e9
-    perps = [iid for iid in id_map if "-PERP" in iid]
-    return PaperPlan(s, venue, product, id_map, bar_map, interval_ns, stale,
-                     Decimal(str(venue.default_leverage)), perps, not_simulated_by_sandbox(venue))
+    not_sim = [x for x in not_simulated_by_sandbox(venue) if not x.startswith("fill_timing")]
+    not_sim.append("fill timing: market orders fill at the next Ethereal quote after submission (buy at the ask, "
+                   "sell at the bid), not at a bar price")
+    not_sim.append("margin: no margin check or liquidation in the Ethereal paper execution client")
+    return PaperPlan(s, venue, "ethereal", id_map, bar_map, interval_ns, stale,
+                     Decimal(str(venue.default_leverage)), list(id_map), not_sim, live_venue=ETHEREAL_VENUE_NAME)
 
 
 def not_simulated_by_sandbox(venue: Any) -> list[str]:
@@ -306,6 +353,9 @@ class PaperRecorder(DataActor):
             live = InstrumentId.from_str(self.plan.id_map[iid])
             self.subscribe_mark_prices(live)
             self.subscribe_funding_rates(live)
+        if self.plan.product == "ethereal":  # the paper execution client matches on cached quotes
+            for iid in self.plan.id_map.values():
+                self.subscribe_quotes(InstrumentId.from_str(iid))
         period = max(self.plan.stale_after_s / 4, 0.05)
         self.clock.set_timer("paper-stale-check", dt.timedelta(seconds=period), callback=self._check_stale)
         self.last_bar_wall = time.monotonic()
@@ -477,6 +527,8 @@ class PaperSession:
 
         s, v = self.plan.settings, self.plan.venue
         maker, taker = v.fees()
+        if self.plan.product == "ethereal":
+            return self._build_ethereal()
         data_cfg = BinanceDataClientConfig(
             product_type=BinanceProductType.USD_M if self.plan.product == "um" else BinanceProductType.SPOT,
             environment=getattr(BinanceEnvironment, s.environment),
@@ -521,6 +573,18 @@ class PaperSession:
             .add_simulated_exec_client(LIVE_VENUE, SandboxExecutionClientFactory(), sandbox_cfg)
             .build()
         )
+        return self._add_components()
+
+    def _logging_config(self) -> Any:
+        from nautilus_trader.common import FileWriterConfig, LoggerConfig, LogLevel
+
+        return LoggerConfig(
+            stdout_level=getattr(LogLevel, self.cfg.log_level), fileout_level=LogLevel.INFO, is_colored=False,
+            file_config=FileWriterConfig(directory=str(self.results_path / "logs"),
+                                         file_name=f"nautilus-{self.starts:03d}", file_format="json"),
+        )
+
+    def _add_components(self) -> Any:
         for strategy in self.make_strategies():
             guard_strategy(strategy, self.guard)
             clock_strategy(strategy, self)
@@ -530,6 +594,42 @@ class PaperSession:
         self.node.add_actor(self.recorder)
         self._handle = self.node.handle()
         return self.node
+
+    def _build_ethereal(self) -> Any:
+        """Node for ``data_source = "ethereal"``: :class:`adapters.ethereal.data.EtherealDataClient` and
+        :class:`adapters.ethereal.paper_exec.EtherealPaperExecutionClient` (book in Redis, restored at
+        start-up by Nautilus's reconciliation). No Nautilus cache database: rc7 refuses one on nodes
+        with Python clients (NAUTILUS_NOTES §8)."""
+        from nautilus_trader.common import Environment
+        from nautilus_trader.config import DataClientConfig, ExecutionClientConfig
+        from nautilus_trader.live import LiveNode
+        from nautilus_trader.model import TraderId
+
+        from adapters.ethereal.config import EtherealDataClientConfig
+        from adapters.ethereal.factories import EtherealDataClientFactory
+        from adapters.ethereal.paper_exec import EtherealPaperExecClientFactory
+
+        s, v = self.plan.settings, self.plan.venue
+        maker, taker = v.fees()
+        tickers = sorted({InstrumentId.from_str(i).symbol.value.removesuffix("-PERP") for i in self.plan.id_map})
+        dcfg = EtherealDataClientConfig(
+            network="testnet" if s.environment == "TESTNET" else "mainnet", rest_url=s.base_url_http,
+            ws_url=s.base_url_ws, tickers=tickers, instrument_refresh_mins=0,
+            ws_backoff_initial_s=s.reconnect_initial_ms / 1000, ws_backoff_max_s=s.reconnect_max_ms / 1000)
+        self.exec_factory = EtherealPaperExecClientFactory(
+            starting_balances=list(v.starting_balances), maker_fee=Decimal(str(maker)), taker_fee=Decimal(str(taker)),
+            redis_host=s.redis_host, redis_port=s.redis_port)
+        self.node = (
+            LiveNode.builder("PAPER", TraderId(s.trader_id), Environment.SANDBOX)
+            .with_logging(self._logging_config())
+            .with_timeout_connection(20).with_timeout_reconciliation(20)
+            .with_timeout_disconnection_secs(2)
+            .with_delay_post_stop_secs(0)
+            .add_data_client(ETHEREAL_VENUE_NAME, EtherealDataClientFactory(dcfg), DataClientConfig())
+            .add_exec_client(ETHEREAL_VENUE_NAME, self.exec_factory, ExecutionClientConfig())
+            .build()
+        )
+        return self._add_components()
 
     def make_strategies(self) -> list[Any]:
         """The config's strategies, instantiated with live instrument ids and the backtest's order-id tags."""
@@ -546,6 +646,9 @@ class PaperSession:
                 params["instrument_id"] = self.plan.id_map.get(params["instrument_id"], params["instrument_id"])
             if "bar_type" in params:
                 params["bar_type"] = self.plan.bar_map.get(params["bar_type"], params["bar_type"])
+            if self.plan.product == "ethereal" and "instrument_id" in params:
+                # reconciliation restores the Redis book as EXTERNAL orders/positions: let the strategy claim them
+                params.setdefault("external_order_instrument_ids", [InstrumentId.from_str(params["instrument_id"])])
             mod, _, cls = entry.strategy_path.partition(":")
             cmod, _, ccls = entry.config_path.partition(":")
             config = getattr(importlib.import_module(cmod), ccls)(**params)
@@ -625,7 +728,7 @@ class PaperSession:
                 "status": str(o.status),
             } for o in cache.orders_open()]
             balances = {}
-            acct = cache.account_for_venue(_venue(LIVE_VENUE))
+            acct = cache.account_for_venue(_venue(self.plan.live_venue))
             if acct is not None:
                 for ccy, bal in acct.balances().items():
                     balances[str(ccy)] = float(bal.total.as_double())
@@ -650,7 +753,7 @@ class PaperSession:
 
     def _equity(self, balances: dict[str, float], positions: list[dict], rec: PaperRecorder) -> float:
         eq = balances.get("USDT", 0.0)
-        if self.plan.product == "um":
+        if self.plan.is_margin:
             return eq + sum(p["unrealized_pnl"] for p in positions)
         for ccy, amount in balances.items():  # spot: value base balances at the last close
             if ccy == "USDT":
@@ -745,7 +848,7 @@ def write_paper_results(session: PaperSession, *, final: bool) -> Path:
                          dtype=np.int64)  # the opening/closing fill's market time
             positions[f"{col}_wall"] = t
             positions[col] = pd.to_datetime(m, utc=True).where(t.notna(), pd.NaT)
-    acct = cache.account_for_venue(_venue(LIVE_VENUE))
+    acct = cache.account_for_venue(_venue(plan.live_venue))
     account = pd.DataFrame()
     if acct is not None:
         a = ReportProvider.generate_account_report(acct)
@@ -781,9 +884,14 @@ def write_paper_results(session: PaperSession, *, final: bool) -> Path:
         "config_digest": cfg.digest(), "nautilus_trader": nautilus_trader.__version__,
         "trader_id": plan.settings.trader_id, "starts": session.starts, "bars_recorded": len(bars),
         "orders": len(orders_all), "data_source": plan.settings.data_source,
-        "data_base_url_http": plan.settings.base_url_http, "execution": "Nautilus sandbox (bar_execution)",
-        "funding": "recorder ledger from markPrice funding updates (not in the sandbox balance)",
-        "fill_timing": "same_close (Nautilus sandbox, bar_execution)", "not_simulated": plan.not_simulated,
+        "data_base_url_http": plan.settings.base_url_http,
+        **({"execution": "Ethereal paper execution client (book in Redis, ethpaper:<trader_id>:*)",
+            "funding": "recorder ledger from Ethereal Ticker funding updates (not in the paper balance)",
+            "fill_timing": "next quote after submission (ask for buys, bid for sells)"}
+           if plan.product == "ethereal" else
+           {"execution": "Nautilus sandbox (bar_execution)",
+            "funding": "recorder ledger from markPrice funding updates (not in the sandbox balance)",
+            "fill_timing": "same_close (Nautilus sandbox, bar_execution)"}), "not_simulated": plan.not_simulated,
         "updated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     if closes:

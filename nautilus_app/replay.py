@@ -1,4 +1,4 @@
-"""A local stand-in for Binance USDT-M market data: replays real klines at an accelerated clock.
+"""A local stand-in for Binance USDT-M (and spot) market data: replays real klines at an accelerated clock.
 
 Paper trading uses Nautilus's own (Rust) Binance data client. To test it offline, this server
 speaks the subset of Binance's REST and WebSocket API that client uses, and the node is pointed
@@ -23,8 +23,11 @@ only for closed klines anyway. With ``hold_when_unsubscribed=True`` (default) th
 while no client is subscribed to every expected kline stream, so a reconnecting or restarting
 node misses nothing; set it False to model a real exchange whose bars go by while you are away.
 
-Spot (``/api/v3``) is not served: Nautilus's spot client requests ``exchangeInfo`` as SBE binary
-(``Accept: application/sbe``, schema ``3:5``), which this server does not encode.
+Spot (``market="spot"``): ``GET /api/v3/exchangeInfo`` is answered in **SBE** (Binance spot schema
+3:5, :func:`sbe_exchange_info_spot`), because Nautilus's Rust spot client sends only
+``Accept: application/sbe`` + ``X-MBX-SBE: 3:5`` and does not accept a JSON body (verified: with a
+JSON answer its connect fails with "connection failed"); ``/api/v3/time``, ``/api/v3/ping`` and
+the same JSON kline streams as USDT-M are served too (the node uses ``spot_market_data_mode = Json``).
 
 Not a Binance emulator: no order endpoints, no depth/trades/bookTicker streams, no rate limits.
 """
@@ -36,11 +39,13 @@ import csv
 import io
 import json
 import logging
+import struct
 import threading
 import time
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from nautilus_app import paths
@@ -191,7 +196,10 @@ class BinanceReplayServer:
 
     def __init__(self, klines: dict[str, list[Kline]], *, interval: str = "1m", bar_seconds: float = 0.05,
                  funding: dict[str, list[FundingRow]] | None = None, hold_when_unsubscribed: bool = True,
-                 start_delay: float = 0.5, host: str = "127.0.0.1", port: int = 0) -> None:
+                 start_delay: float = 0.5, host: str = "127.0.0.1", port: int = 0, market: str = "um") -> None:
+        if market not in ("um", "spot"):
+            raise ValueError(f"market {market!r}: expected 'um' or 'spot'")
+        self.market = market
         if interval not in INTERVAL_MS:
             raise ValueError(f"interval {interval!r}: expected one of {sorted(INTERVAL_MS)}")
         if not klines:
@@ -306,6 +314,9 @@ class BinanceReplayServer:
         app.router.add_route("GET", "/fapi/v1/time", self._time)
         app.router.add_route("GET", "/fapi/v1/ping", self._ping)
         app.router.add_route("GET", "/fapi/v1/premiumIndex", self._premium_index)
+        app.router.add_route("GET", "/api/v3/exchangeInfo", self._exchange_info_spot)
+        app.router.add_route("GET", "/api/v3/time", self._time)
+        app.router.add_route("GET", "/api/v3/ping", self._ping)
         app.router.add_route("*", "/{tail:.*}", self._fallback)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -417,6 +428,17 @@ class BinanceReplayServer:
 
         self._log(request)
         return web.json_response(exchange_info_usdm(list(self.klines), self.replay_time_ms))
+
+    async def _exchange_info_spot(self, request):  # noqa: ANN001, ANN202
+        """Spot ``exchangeInfo``: Nautilus's Rust spot client asks for SBE only (``Accept: application/sbe``,
+        ``X-MBX-SBE: 3:5``) and cannot read JSON, so it is answered in SBE (schema 3 version 5)."""
+        from aiohttp import web
+
+        self._log(request)
+        if "application/sbe" in request.headers.get("Accept", ""):
+            return web.Response(body=sbe_exchange_info_spot(list(self.klines)), content_type="application/sbe")
+        return web.json_response({"code": -1100, "msg": "replay server: spot exchangeInfo is served as SBE only"},
+                                 status=406)
 
     async def _time(self, request):  # noqa: ANN001, ANN202
         from aiohttp import web
@@ -555,6 +577,68 @@ def exchange_info_usdm(symbols: Iterable[str], server_time_ms: int) -> dict:
     }
 
 
+# ---- SBE (Binance spot schema 3:5, github.com/binance/binance-spot-api-docs sbe/schemas/spot_3_5.xml) ----
+_SBE_SCHEMA_ID, _SBE_VERSION = 3, 5
+_SBE_EXP = -8  # one exponent for every price/quantity mantissa (int64: up to 9.2e10 at 1e-8)
+
+
+def _sbe_header(block_length: int, template_id: int) -> bytes:
+    return struct.pack("<HHHH", block_length, template_id, _SBE_SCHEMA_ID, _SBE_VERSION)
+
+
+def _sbe_group(block_length: int, count: int) -> bytes:  # groupSizeEncoding: uint16 blockLength, uint32 numInGroup
+    return struct.pack("<HI", block_length, count)
+
+
+def _sbe_var8(data: bytes | str) -> bytes:  # varString8 / messageData8: uint8 length + bytes
+    b = data.encode() if isinstance(data, str) else data
+    if len(b) > 255:
+        raise ValueError(f"SBE varData8 longer than 255 bytes: {len(b)}")
+    return struct.pack("<B", len(b)) + b
+
+
+def _mantissa(value: str) -> int:
+    return int(Decimal(value).scaleb(-_SBE_EXP).to_integral_exact())
+
+
+def sbe_exchange_info_spot(symbols: Iterable[str]) -> bytes:
+    """Binance spot ``GET /api/v3/exchangeInfo`` as SBE ``ExchangeInfoResponse`` (template 103, schema 3:5).
+
+    Per symbol (from :data:`nautilus_app.instruments.SPECS`): status TRADING, precisions 8, order
+    types MARKET+LIMIT, ``PriceFilter`` (template 1), ``LotSizeFilter`` (4) and ``NotionalFilter`` (6)
+    as embedded messages, permission set ``[SPOT]``; no rate limits, exchange filters or SORs.
+    Little-endian; field order and sizes as in the schema (symbols block 19 bytes).
+
+    Raises:
+        KeyError: a symbol has no spot spec.
+    """
+    from nautilus_app.instruments import get_spec
+
+    syms = [get_spec(s, "spot") for s in symbols]
+    out = bytearray(_sbe_header(0, 103))
+    out += _sbe_group(11, 0)  # rateLimits: rateLimitType u8, interval u8, intervalNum u8, rateLimit i64
+    out += _sbe_group(0, 0)  # exchangeFilters
+    out += _sbe_group(19, len(syms))
+    for spec in syms:
+        # status, base/quote/baseCommission/quoteCommission precisions, orderTypes (u16 set: MARKET|LIMIT),
+        # iceberg, oco, oto, quoteOrderQtyMarket, trailingStop, cancelReplace, amend, spot, margin,
+        # defaultSelfTradePreventionMode (EXPIRE_MAKER=3), allowed modes set (ExpireMaker bit 2), pegInstructions
+        out += struct.pack("<BBBBBH9BBBB", 0, 8, 8, 8, 8, 0b11, 1, 1, 1, 1, 1, 1, 1, 1, 0, 3, 1 << 2, 0)
+        filters = [
+            _sbe_header(25, 1) + struct.pack("<bqqq", _SBE_EXP, _mantissa(spec.tick_size), _mantissa("1000000"),
+                                              _mantissa(spec.tick_size)),
+            _sbe_header(25, 4) + struct.pack("<bqqq", _SBE_EXP, _mantissa(spec.min_quantity), _mantissa("9000"),
+                                              _mantissa(spec.step_size)),
+            _sbe_header(23, 6) + struct.pack("<bqBqBi", _SBE_EXP, _mantissa(spec.min_notional), 1,
+                                              _mantissa("9000000"), 0, 5),
+        ]
+        out += _sbe_group(0, len(filters)) + b"".join(_sbe_var8(f) for f in filters)
+        out += _sbe_group(0, 1) + _sbe_group(0, 1) + _sbe_var8("SPOT")  # permissionSets -> permissions
+        out += _sbe_var8(spec.symbol) + _sbe_var8(spec.base) + _sbe_var8(spec.quote)
+    out += _sbe_group(0, 0)  # sors
+    return bytes(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m nautilus_app.replay --symbols ETHUSDT --start 2023-08-01 --end 2023-08-02 --port 8765``:
     serve the replay until interrupted (then point ``[paper] base_url_http/ws`` at it)."""
@@ -567,11 +651,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interval", default="1m")
     p.add_argument("--bar-seconds", type=float, default=0.5, help="wall seconds per bar (0.5 = 120x for 1m)")
     p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--market", choices=["um", "spot"], default="um", help="um = USDT-M (/fapi), spot = /api/v3")
     args = p.parse_args(argv)
-    klines = {s: load_klines(s, args.start, args.end, interval=args.interval) for s in args.symbols}
-    funding = {s: load_funding(s, args.start, args.end) for s in args.symbols}
+    klines = {s: load_klines(s, args.start, args.end, interval=args.interval, market=args.market)
+              for s in args.symbols}
+    funding = {s: load_funding(s, args.start, args.end) for s in args.symbols} if args.market == "um" else {}
     srv = BinanceReplayServer(klines, interval=args.interval, bar_seconds=args.bar_seconds, funding=funding,
-                              port=args.port).start()
+                              port=args.port, market=args.market).start()
     print(f"replaying {sum(map(len, klines.values()))} klines: base_url_http={srv.base_url_http} "
           f"base_url_ws={srv.base_url_ws}", flush=True)
     try:

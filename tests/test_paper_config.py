@@ -49,9 +49,21 @@ def test_plan_lists_models_the_sandbox_lacks() -> None:
     assert "next_open" in items and "slippage" in items and "liquidation" in items
 
 
+def test_ethereal_plan_uses_internal_bars_and_its_own_execution() -> None:
+    raw = tomllib.loads((REPO_ROOT / "configs/paper_ethereal.toml").read_text())
+    plan = plan_paper(parse_config(raw))
+    assert plan.product == "ethereal" and plan.live_venue == "ETHEREAL" and plan.is_margin
+    assert plan.id_map == {"BTCUSD-PERP.ETHEREAL": "BTCUSD-PERP.ETHEREAL"}
+    assert plan.bar_map == {"BTCUSD-PERP.ETHEREAL-1-MINUTE-LAST-EXTERNAL": "BTCUSD-PERP.ETHEREAL-1-MINUTE-LAST-INTERNAL"}
+    assert any("next Ethereal quote" in x for x in plan.not_simulated)
+    raw["venues"][0]["oms_type"] = "HEDGING"
+    with pytest.raises(PaperConfigError, match="oms_type"):
+        plan_paper(parse_config(raw))
+
+
 @pytest.mark.parametrize("change, match", [
     (lambda r: r.pop("paper"), "paper: missing"),
-    (lambda r: r["paper"].update(data_source="ethereal"), "ethereal"),
+    (lambda r: r["paper"].update(data_source="ethereal"), "expected 'ETHEREAL' for paper.data_source = 'ethereal'"),
     (lambda r: r["venues"][0].update(leverages={"ETHUSDT-PERP.BINANCE_USDM": 3}), "default_leverage"),
 ])
 def test_plan_errors(change, match) -> None:  # noqa: ANN001
