@@ -370,19 +370,8 @@ def build_risk_records(engine: Any) -> pd.DataFrame | None:
     ``on_stop``). Returns None when no strategy has a risk table (then nothing about risk is written,
     so runs without one keep their results and digests). ``ts`` is UTC (bar close of the decision).
     """
-    rows: list[dict] = []
-    found = False
-    for sid in engine.cache.strategy_ids():
-        raw = engine.cache.get(f"risk_records:{sid.value}")
-        if raw is None:
-            continue
-        found = True
-        rows.extend(json.loads(bytes(raw)))
-    if not found:
-        return None
-    df = pd.DataFrame(rows, columns=RISK_COLUMNS)
-    df["ts"] = pd.to_datetime(df["ts"].astype("int64"), unit="ns", utc=True)
-    return df.astype({"requested_qty": "float64", "final_qty": "float64"})
+    df = _strategy_records(engine, "risk_records", RISK_COLUMNS)
+    return None if df is None else df.astype({"requested_qty": "float64", "final_qty": "float64"})
 
 
 BORROW_COLUMNS = ["ts", "strategy_id", "instrument_id", "signed_qty", "price", "equity", "borrowed_usdt",
@@ -395,17 +384,23 @@ def build_borrowing(engine: Any) -> pd.DataFrame | None:
     Read from the cache (``risk_borrow:<strategy id>``). None when no strategy has a risk table.
     Columns :data:`BORROW_COLUMNS` (USDT; ``ts`` UTC).
     """
+    return _strategy_records(engine, "risk_borrow", BORROW_COLUMNS)
+
+
+def _strategy_records(engine: Any, key: str, columns: list[str]) -> pd.DataFrame | None:
+    """Rows the strategies stored as JSON under ``<key>:<strategy id>`` in the engine's cache, with
+    ``ts`` (ns) as UTC timestamps; None when no strategy stored any."""
     rows: list[dict] = []
     found = False
     for sid in engine.cache.strategy_ids():
-        raw = engine.cache.get(f"risk_borrow:{sid.value}")
+        raw = engine.cache.get(f"{key}:{sid.value}")
         if raw is None:
             continue
         found = True
         rows.extend(json.loads(bytes(raw)))
     if not found:
         return None
-    df = pd.DataFrame(rows, columns=BORROW_COLUMNS)
+    df = pd.DataFrame(rows, columns=columns)
     df["ts"] = pd.to_datetime(df["ts"].astype("int64"), unit="ns", utc=True)
     return df
 
