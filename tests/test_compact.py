@@ -106,3 +106,69 @@ def test_import_kline_zips_equals_raw_rows_and_refuses_bad_rows(tmp_path: Path) 
     with pytest.raises(DataImportError, match=r"BTCUSDT-1m-2019-10-20.*row 6.*high.*8160.12345678.*more than 2 decimals"):
         import_kline_zips(tmp_path / "other", BT, [bad], 2, 6, MIN_NS)
     assert not (tmp_path / "other").exists() or not any((tmp_path / "other").rglob("*.parquet"))
+
+
+def test_ticks_to_decimal_is_exact_against_python_decimals() -> None:
+    from catalog.compact import ticks_to_decimal
+
+    rng = np.random.default_rng(3)
+    small = rng.integers(-(2**51), 2**51, 2_000)  # float64 high-word path
+    big = np.array([2**62, -(2**62), 2**63 - 1, -(2**63) + 1, 2**52, -(2**52), 0, 1, -1], dtype=np.int64)  # limb path
+    for precision in (0, 2, 6, 8, 16):
+        for ticks in (small, big):
+            if precision == 0 and ticks is big:
+                continue  # 2**63 * 10**16 needs 36 digits: fine for decimal128(38) but keep the case list short
+            got = ticks_to_decimal(ticks, precision).to_pylist()
+            exp = [Decimal(int(t)).scaleb(-precision) for t in ticks]
+            assert got == exp, precision
+    with pytest.raises(ValueError, match="precision"):
+        ticks_to_decimal(small, 17)
+
+
+def _zip_deflated(path: Path, name: str, text: str) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr(name, text)
+    return path
+
+
+def test_parse_kline_zip_exact_at_the_printed_scale(tmp_path: Path) -> None:
+    from catalog.compact import parse_kline_zip
+
+    row = "1699999980000,{o},{h},{lo},{c},{v},1700000039999,0,1,0,0,0"
+    ok = [row.format(o="37000.10000000", h="37001.00000000", lo="36999.99000000", c="37000.50000000",
+                     v="123456789012.12345600"),  # volume * 1e8 > int64: the checked Arrow cast path
+          row.replace("1699999980000", "1700000040000").format(o="37000.5", h="37000.5", lo="37000.5", c="37000.5",
+                                                                 v="0.000001")]  # fewer decimals than printed
+    arr = parse_kline_zip(_zip_deflated(tmp_path / "ok.zip", "ok.csv", "\n".join(ok) + "\n"), 2, 6, MIN_NS)
+    assert arr["open"].tolist() == [3700010, 3700050] and arr["low"].tolist() == [3699999, 3700050]
+    assert arr["volume"].tolist() == [123456789012123456, 1]
+    assert arr["ts"].tolist() == [1_700_000_040_000_000_000, 1_700_000_100_000_000_000]  # close = open + 1m
+    # a digit beyond the precision within the printed 8 decimals, and one beyond 8 decimals: refused with row/column
+    for bad_close, what in (("37000.50100000", "close"), ("37000.500000001", "close")):
+        text = row.format(o="37000.10000000", h="37001.00000000", lo="36999.99000000", c=bad_close, v="1.00000000")
+        with pytest.raises(DataImportError, match=rf"bad\.csv.*row 1.*{what}.*more than 2 decimals"):
+            parse_kline_zip(_zip_deflated(tmp_path / "bad.zip", "bad.csv", text + "\n"), 2, 6, MIN_NS)
+
+
+def test_read_zip_csv_refuses_corrupt_archives(tmp_path: Path) -> None:
+    import zipfile
+
+    from catalog.compact import read_zip_csv
+
+    text = "1700000000000,1,1,1,1,1,1700000059999,0,1,0,0,0\n" * 200
+    z = _zip_deflated(tmp_path / "a.zip", "a.csv", text)
+    assert read_zip_csv(z) == ("a.csv", text.encode())
+    raw = bytearray(z.read_bytes())
+    info = zipfile.ZipFile(z).infolist()[0]
+    start = info.header_offset + 30 + len(info.filename)
+    raw[start + info.compress_size // 2] ^= 0xFF  # flip a byte inside the deflate stream
+    (tmp_path / "corrupt.zip").write_bytes(bytes(raw))
+    with pytest.raises(DataImportError, match=r"corrupt\.zip.*(CRC|not a readable zip)"):
+        read_zip_csv(tmp_path / "corrupt.zip")
+    with zipfile.ZipFile(tmp_path / "two.zip", "w") as zz:
+        zz.writestr("a.csv", text)
+        zz.writestr("b.csv", text)
+    with pytest.raises(DataImportError, match=r"two\.zip.*exactly one CSV"):
+        read_zip_csv(tmp_path / "two.zip")
