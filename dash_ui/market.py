@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from catalog.inventory import bar_interval_ns
-from catalog.reader import data_folder, read_columns
+from catalog.reader import bar_files, read_columns
 
 #: Timeframes offered by the data explorer and the API, in nanoseconds.
 TIMEFRAMES: dict[str, int] = {
@@ -80,8 +80,7 @@ class BarCache:
 
         Empty arrays when the catalog has no such bars.
         """
-        folder = data_folder(Path(root), "bars", bar_type)
-        files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+        files = bar_files(Path(root), bar_type)
         key = (str(root), bar_type, tuple((f.name, f.stat().st_size) for f in files))
         with self._lock:
             if key in self._data:

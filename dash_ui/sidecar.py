@@ -115,10 +115,9 @@ def load_or_build(run, name: str, key_parts: object, build: Callable[[], dict[st
 
 def catalog_signature(catalog_root: Path, bar_type: str) -> list:
     """Names, sizes and mtimes of the Parquet files of ``bar_type`` in the catalog (cache key part)."""
-    from catalog.reader import data_folder
+    from catalog.reader import bar_files
 
-    folder = data_folder(Path(catalog_root), "bars", bar_type)
-    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    files = bar_files(Path(catalog_root), bar_type)
     return [str(catalog_root), bar_type, [_stat_key(f) for f in files]]
 
 

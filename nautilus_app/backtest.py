@@ -44,7 +44,8 @@ from nautilus_trader.model import (
 )
 from nautilus_trader.persistence import ParquetDataCatalog
 
-from catalog.reader import row_stats
+from catalog.compact import load_bars
+from catalog.reader import bar_store, row_stats
 from nautilus_app import results as results_mod
 from nautilus_app.config import BacktestConfig, VenueConfig
 from nautilus_app.progress import ProgressActor
@@ -94,6 +95,8 @@ class DataPlan:
         expected_iterations: Rows counted in the catalog (bars + funding + marks), before loading.
         first_ns / last_ns: First and last bar close time.
         funding_instruments / mark_instruments: Perpetuals with funding / mark prices.
+        bar_stores: bar type -> ``"nautilus"`` (Nautilus's catalog) or ``"compact"`` (the compact
+            store, :mod:`catalog.compact`), see :func:`catalog.reader.bar_store`.
     """
 
     bars: list[tuple[str, int | None, int | None]]
@@ -106,6 +109,7 @@ class DataPlan:
     funding_instruments: list[str]
     mark_instruments: list[str]
     funding_source: dict[str, str] = field(default_factory=dict)
+    bar_stores: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -192,7 +196,9 @@ def plan_data(cfg: BacktestConfig) -> DataPlan:
             marks.append((iid, *span))
             expected += n_m
             mark_iids.append(iid)
-    return DataPlan(bars, funding, marks, constant, expected, first_ns, last_ns, funding_iids, mark_iids, source)
+    stores = {bt: bar_store(root, bt) for bt, _, _ in bars}
+    return DataPlan(bars, funding, marks, constant, expected, first_ns, last_ns, funding_iids, mark_iids, source,
+                    stores)
 
 
 def check_funding_rows(rows: list[Any], iid: str) -> None:
@@ -221,9 +227,10 @@ def check_funding_rows(rows: list[Any], iid: str) -> None:
 def load_data(cfg: BacktestConfig, plan: DataPlan) -> list[Any]:
     """Load everything :func:`plan_data` planned as Nautilus objects (bars, funding, mark prices).
 
-    The only function that reads market data for the engine: a faster bar store can replace the
-    ``query_bars`` call here. Constant-rate funding rows are generated here (``next_funding_ns`` =
-    ``ts_event`` on the interval grid).
+    The only function that reads market data for the engine. Bars come from Nautilus's catalog
+    (``query_bars``) or, for bar types stored only in the compact store, straight from its
+    Parquet files into ``Bar`` objects (:func:`catalog.compact.load_bars`). Constant-rate funding
+    rows are generated here (``next_funding_ns`` = ``ts_event`` on the interval grid).
 
     Raises:
         BacktestFailed: malformed funding rows (:func:`check_funding_rows`).
@@ -231,8 +238,10 @@ def load_data(cfg: BacktestConfig, plan: DataPlan) -> list[Any]:
     catalog = ParquetDataCatalog(str(cfg.catalog_path()))
     data: list[Any] = []
     for bt, lo, hi in plan.bars:
-        # the catalog's start/end are inclusive
-        data.extend(catalog.query_bars([bt], start=lo, end=None if hi is None else hi - 1))
+        if plan.bar_stores.get(bt) == "compact":
+            data.extend(load_bars(cfg.catalog_path(), bt, lo, hi))  # half-open like the plan
+        else:  # the catalog's start/end are inclusive
+            data.extend(catalog.query_bars([bt], start=lo, end=None if hi is None else hi - 1))
     for iid, lo, hi in plan.funding:
         rows = catalog.query(NautilusDataType.FundingRateUpdate, identifiers=[iid], start=lo, end=hi - 1)
         check_funding_rows(rows, iid)

@@ -553,6 +553,7 @@ def write_results(
             "last_bar": str(pd.Timestamp(plan.last_ns, unit="ns", tz="UTC")),
             "funding_instruments": plan.funding_instruments,
             "funding_source": plan.funding_source,
+            "bar_stores": plan.bar_stores,
             "engine": "BacktestEngine (low level; Python venue fill model)",
             "venues": {name: venue_settings(sim) for name, sim in sims.items()},
             "funding_mark_price_source": {
