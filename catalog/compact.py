@@ -242,21 +242,23 @@ def write_compact_arrays(root: str | Path, bar_type: str, price_precision: int, 
     belongs to the previous month; a month of 1m bars is one row group) and per contiguous block (a new
     file after a gap > ``split_gap_ns``); ``zstd_level``: one level or per column (default
     :data:`ZSTD_LEVELS`); files are compressed on ``workers`` threads (default: CPU count).
-    Each file is written
-    to a temp name and renamed (atomic). An existing file with the same name is replaced; rows
-    inside the time range of another existing file raise ``ValueError`` (no overlaps).
+    Each file is written to a temp name and renamed (atomic).
+
+    Existing files whose time range meets the new rows' are merged: the union is written (same
+    timestamp twice must be the same bar, else ``ValueError`` naming it and nothing is written),
+    then the replaced files that got a new name are deleted. Rows already stored identically write
+    nothing (returns ``[]``). Raises ``ValueError`` for unsorted rows, high/low not enclosing
+    open/close, a bar conflicting with a stored one, or precisions differing from the stored files'.
     Returns the written paths."""
     ts = np.asarray(ts, dtype=np.int64)
     if ts.size > 1 and np.any(np.diff(ts) <= 0):
         raise ValueError("timestamps must be strictly increasing")
     d = compact_dir(root, bar_type)
     d.mkdir(parents=True, exist_ok=True)
-    existing = []
-    for p in d.glob("*.parquet"):
-        md = pq.read_metadata(p)
-        if md.num_rows:
-            st = [md.row_group(i).column(0).statistics for i in range(md.num_row_groups)]
-            existing.append((p.name, min(s.min for s in st), max(s.max for s in st)))
+    merged = _merge_existing(d, price_precision, size_precision, ts, o, h, lo, c, v)
+    if merged is None:
+        return []  # every row already stored, identical
+    ts, o, h, lo, c, v, replaced = merged
     month = (ts - 1).astype("datetime64[ns]").astype("datetime64[M]").astype(np.int64)
     brk = np.flatnonzero((np.diff(ts) > split_gap_ns) | (np.diff(month) != 0)) + 1
     levels = ZSTD_LEVELS if zstd_level is None else zstd_level
@@ -266,11 +268,7 @@ def write_compact_arrays(root: str | Path, bar_type: str, price_precision: int, 
     for a, b in zip(edges[:-1], edges[1:], strict=True):
         if b <= a:
             continue
-        name = _name(int(ts[a]), int(ts[b - 1]))
-        for ename, e0, e1 in existing:
-            if ename != name and not (ts[b - 1] < e0 or ts[a] > e1):
-                raise ValueError(f"{d / name}: rows overlap the existing file {ename}")
-        jobs.append((a, b, name))
+        jobs.append((a, b, _name(int(ts[a]), int(ts[b - 1]))))
 
     def write_one(job: tuple[int, int, str]) -> Path:
         a, b, name = job
@@ -286,7 +284,61 @@ def write_compact_arrays(root: str | Path, bar_type: str, price_precision: int, 
     _check_enclosed(o, h, lo, c)
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         out = list(pool.map(write_one, jobs))  # zstd releases the GIL
+    names = {p.name for p in out}
+    for p in replaced:
+        if p.name not in names:
+            p.unlink(missing_ok=True)  # its rows are in the new files
     return out
+
+
+def _merge_existing(d: Path, price_precision: int, size_precision: int, ts: np.ndarray, *cols: np.ndarray):
+    """New rows merged with the stored files of folder ``d`` that hold bars of the same calendar
+    months (so re-imports and later days of a month end up in one file per month).
+
+    Returns ``(ts, o, h, l, c, v, replaced files)``, or None when every new row is already
+    stored identically. Raises ``ValueError`` on a conflicting bar or different precisions."""
+    if ts.size == 0:
+        return None
+    # the calendar months of the new rows (close time - 1 ns), so a month stays one file
+    m0 = np.datetime64(int(ts[0]) - 1, "ns").astype("datetime64[M]")
+    m1 = np.datetime64(int(ts[-1]) - 1, "ns").astype("datetime64[M]") + np.timedelta64(1, "M")
+    lo_ns = int(m0.astype("datetime64[ns]").astype(np.int64)) + 1
+    hi_ns = int(m1.astype("datetime64[ns]").astype(np.int64))
+    touched = []
+    for p in sorted(d.glob("*.parquet")):
+        md = pq.read_metadata(p)
+        if not md.num_rows:
+            continue
+        st = [md.row_group(i).column(0).statistics for i in range(md.num_row_groups)]
+        if not (hi_ns < min(x.min for x in st) or lo_ns > max(x.max for x in st)):
+            touched.append(p)
+    if not touched:
+        return (ts, *cols, [])
+    keys = ("ts", "open", "high", "low", "close", "volume")
+    old = []
+    for p in touched:
+        arrs, pp, sp = _read_file_arrays(p, None, None)
+        if (pp, sp) != (price_precision, size_precision):
+            raise ValueError(f"{p}: stored with precisions ({pp}, {sp}), new rows have ({price_precision}, "
+                             f"{size_precision})")
+        old.append(arrs)
+    allc = {k: np.concatenate([a[k] for a in old] + [x]) for k, x in zip(keys, (ts, *cols), strict=True)}
+    n_old = sum(a["ts"].size for a in old)
+    order = np.argsort(allc["ts"], kind="stable")
+    allc = {k: a[order] for k, a in allc.items()}
+    dup = np.flatnonzero(np.diff(allc["ts"]) == 0)
+    if dup.size:
+        same = np.all([allc[k][dup] == allc[k][dup + 1] for k in keys[1:]], axis=0)
+        if not np.all(same):
+            i = int(dup[~same][0])
+            raise ValueError(f"{d}: bar at ts={int(allc['ts'][i])} ns differs from the stored one "
+                             f"(stored {[int(allc[k][i]) for k in keys[1:]]}, new {[int(allc[k][i + 1]) for k in keys[1:]]})")
+        keep = np.ones(allc["ts"].size, dtype=bool)
+        keep[dup + 1] = False
+        allc = {k: a[keep] for k, a in allc.items()}
+    if allc["ts"].size == n_old:
+        return None
+    return (*(allc[k] for k in keys), touched)
 
 
 def write_bars_compact(root: str | Path, bar_type: str, price_precision: int, size_precision: int,
@@ -495,14 +547,16 @@ def _ticks_of(arr: pa.ChunkedArray | pa.Array, precision: int) -> np.ndarray:
     return q
 
 
-def read_zip_csv(path: str | Path) -> tuple[str, bytes]:
-    """``(member name, bytes)`` of the single CSV in a zip archive.
+def read_zip_csv(source: str | Path | bytes, where: str | None = None) -> tuple[str, bytes]:
+    """``(member name, bytes)`` of the single CSV in a zip archive (a path, or the archive's bytes
+    with ``where`` naming it in errors).
 
     Deflated members are inflated with zlib-ng (about 1.6x faster than the standard library's
     zlib on Binance's archives) and checked against the member's CRC-32, like ``zipfile`` does.
     Raises :class:`catalog.errors.DataImportError` naming the file if the zip is unreadable,
     holds no or several CSVs, or its CRC does not match.
     """
+    import io
     import struct
     import zipfile
 
@@ -510,7 +564,8 @@ def read_zip_csv(path: str | Path) -> tuple[str, bytes]:
 
     from catalog.errors import DataImportError
 
-    where = str(path)
+    path = io.BytesIO(source) if isinstance(source, bytes) else source
+    where = where or str(source if not isinstance(source, bytes) else "<zip bytes>")
     try:
         with zipfile.ZipFile(path) as z:
             names = [i for i in z.infolist() if i.filename.lower().endswith(".csv")]
@@ -562,20 +617,30 @@ def parse_kline_zips(paths: list[str | Path], price_precision: int, size_precisi
     Raises :class:`catalog.errors.DataImportError` naming the zip, CSV member and row (a parse
     failure is located by the slow diagnostic parser of :mod:`catalog.binance_vision`).
     """
+    csvs = []
+    for p in paths:
+        member, data = read_zip_csv(p)
+        csvs.append((f"{p}!{member}", data))
+    return parse_kline_csvs(csvs, price_precision, size_precision, interval_ns)
+
+
+def parse_kline_csvs(csvs: list[tuple[str, bytes]], price_precision: int, size_precision: int,
+                     interval_ns: int) -> dict[str, np.ndarray]:
+    """:func:`parse_kline_zips` for already unzipped kline CSVs ``(where, bytes)`` (``where``
+    names the file in errors). Rows in the order given."""
     from catalog.binance_vision import _has_header
     from catalog.common import _MS_MIN, _US_MIN, epoch_to_ns
     from catalog.errors import DataImportError
 
     files = []  # (where, csv bytes as stored, csv bytes without header, number of its first data line)
-    for p in paths:
-        member, data = read_zip_csv(p)
+    for where, data in csvs:
         body, first = data, 1
         if _has_header(data):
             cut = data.find(b"\n")
             body, first = (data[cut + 1:] if cut >= 0 else b""), 2
         if body and not body.endswith(b"\n"):
             body += b"\n"
-        files.append((f"{p}!{member}", data, body, first))
+        files.append((where, data, body, first))
     try:
         out, open_ms = _parse_csv_bytes(b"".join(f[2] for f in files), price_precision, size_precision)
     except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as e:
@@ -656,6 +721,48 @@ def _diagnose(files: list[tuple[str, bytes, bytes, int]], price_precision: int, 
     raise DataImportError(where, f"cannot parse at the instrument precisions ({error})") from error
 
 
+def size_batches(items: list, sizes: list[int], limit: int | None = None) -> list[list]:
+    """Consecutive ``items`` grouped into batches of about ``limit`` bytes (default
+    :data:`_BATCH_ZIP_BYTES`) by their ``sizes``; each batch has at least one item."""
+    limit = _BATCH_ZIP_BYTES if limit is None else limit
+    batches: list[list] = []
+    size = limit
+    for item, n in zip(items, sizes, strict=True):
+        if size >= limit:
+            batches.append([])
+            size = 0
+        batches[-1].append(item)
+        size += n
+    return batches
+
+
+def combine_bar_parts(parts: list[dict[str, np.ndarray]], what: str) -> dict[str, np.ndarray]:
+    """Bars of several parsed files/batches as one sorted array set; a timestamp present in two
+    parts (a monthly and a daily archive) must hold the same bar (kept once), else
+    :class:`catalog.errors.DataImportError` naming ``what`` and the time."""
+    from catalog.errors import DataImportError
+
+    keys = ("ts", "open", "high", "low", "close", "volume")
+    parts = sorted((p for p in parts if p["ts"].size), key=lambda p: int(p["ts"][0]))  # usually no sort needed
+    if not parts:
+        e = np.array([], dtype=np.int64)
+        return {k: e for k in keys}
+    arr = {k: np.concatenate([p[k] for p in parts]) for k in keys}
+    if arr["ts"].size > 1 and np.any(np.diff(arr["ts"]) <= 0):
+        order = np.argsort(arr["ts"], kind="stable")
+        arr = {k: a[order] for k, a in arr.items()}
+        dup = np.flatnonzero(np.diff(arr["ts"]) == 0)
+        if dup.size:
+            same = np.all([arr[k][dup] == arr[k][dup + 1] for k in keys[1:]], axis=0)
+            if not np.all(same):
+                i = int(dup[~same][0])
+                raise DataImportError(what, f"two different bars at ts={int(arr['ts'][i])} ns in the archives")
+            keep = np.ones(arr["ts"].size, dtype=bool)
+            keep[dup + 1] = False
+            arr = {k: a[keep] for k, a in arr.items()}
+    return arr
+
+
 def import_kline_zips(root: str | Path, bar_type: str, paths: list[Path], price_precision: int,
                       size_precision: int, interval_ns: int, *, workers: int | None = None) -> tuple[int, list[Path]]:
     """Import Binance Vision kline zips straight into the compact store (no Nautilus catalog).
@@ -668,37 +775,14 @@ def import_kline_zips(root: str | Path, bar_type: str, paths: list[Path], price_
     before anything is written. Returns ``(bars, written paths)``; raises
     :class:`catalog.errors.DataImportError` (file, row, problem) or ``ValueError``.
     """
-    from catalog.errors import DataImportError
 
     nw = workers or os.cpu_count() or 1
-    batches: list[list[Path]] = []
-    size = _BATCH_ZIP_BYTES
-    for p in paths:
-        if size >= _BATCH_ZIP_BYTES:
-            batches.append([])
-            size = 0
-        batches[-1].append(p)
-        size += Path(p).stat().st_size
     with ThreadPoolExecutor(max_workers=nw) as pool:
-        parts = list(pool.map(lambda b: parse_kline_zips(b, price_precision, size_precision, interval_ns), batches))
-    keys = ("ts", "open", "high", "low", "close", "volume")
-    parts = [p for p in parts if p["ts"].size]
-    if not parts:
+        parts = list(pool.map(lambda b: parse_kline_zips(b, price_precision, size_precision, interval_ns),
+                              size_batches(paths, [Path(p).stat().st_size for p in paths])))
+    arr = combine_bar_parts(parts, str(bar_type))
+    if not arr["ts"].size:
         return 0, []
-    parts.sort(key=lambda p: int(p["ts"][0]))  # batches in time order: usually no global sort needed
-    arr = {k: np.concatenate([p[k] for p in parts]) for k in keys}
-    if arr["ts"].size > 1 and np.any(np.diff(arr["ts"]) <= 0):
-        order = np.argsort(arr["ts"], kind="stable")
-        arr = {k: a[order] for k, a in arr.items()}
-        dup = np.flatnonzero(np.diff(arr["ts"]) == 0)
-        if dup.size:
-            same = np.all([arr[k][dup] == arr[k][dup + 1] for k in keys[1:]], axis=0)
-            if not np.all(same):
-                i = int(dup[~same][0])
-                raise DataImportError(str(bar_type), f"two different bars at ts={int(arr['ts'][i])} ns in the zips")
-            keep = np.ones(arr["ts"].size, dtype=bool)
-            keep[dup + 1] = False
-            arr = {k: a[keep] for k, a in arr.items()}
     written = write_compact_arrays(root, bar_type, price_precision, size_precision, arr["ts"], arr["open"], arr["high"],
                                    arr["low"], arr["close"], arr["volume"], workers=nw)
     return int(arr["ts"].size), written

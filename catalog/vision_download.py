@@ -187,6 +187,7 @@ def download_binance_vision(
     max_retries: int = 4,
     backoff_s: float = 1.0,
     timeout_s: float = 60.0,
+    store: str = "nautilus",
 ) -> VisionDownloadReport:
     """Download Binance Vision archives over HTTP(S), verify them, cache them and import them.
 
@@ -194,6 +195,8 @@ def download_binance_vision(
     here; for a local mirror use :func:`catalog.binance_vision.import_binance_vision`). ``start``/
     ``end``: inclusive UTC days (``end`` default yesterday). ``kinds`` ⊆ {``klines``,
     ``fundingRate``, ``markPriceKlines``, ``aggTrades``}. ``today``: the clock (default: UTC today).
+    ``store``: where klines are imported, ``"nautilus"`` or ``"compact"`` (see
+    :func:`catalog.binance_vision.import_binance_vision`).
 
     Raises :class:`ChecksumError` (names every archive whose sha256 does not match its
     ``.CHECKSUM``; nothing imported), :class:`catalog.errors.DataImportError` for download or parse
@@ -293,6 +296,6 @@ def download_binance_vision(
         raise ChecksumError(sorted(bad))
     rep.imported = import_binance_vision(
         root, base_url=cache, market=market, symbols=tuple(symbols), interval=interval, start=d0, end=d1,
-        kinds=kinds, mark_interval=mark_interval,
+        kinds=kinds, mark_interval=mark_interval, store=store,
     )
     return rep

@@ -19,15 +19,17 @@ GOLDEN_DIR = paths.REPO_ROOT / "tests" / "golden"
 REFERENCE_CONFIGS = ("demo_spot", "demo_perp")
 
 
-def import_reference_data(catalog: Path) -> None:
-    """Import the demo data set (the same as ``make demo-data``) into ``catalog``."""
+def import_reference_data(catalog: Path, store: str = "nautilus") -> None:
+    """Import the demo data set (the same as ``make demo-data``) into ``catalog``; ``store``:
+    where the 1m klines go (``"nautilus"`` catalog or ``"compact"`` store)."""
     from catalog.binance_vision import import_binance_vision
 
     base = str(paths.shared_data_dir() / "binance-vision")
     import_binance_vision(catalog, base_url=base, market="spot", symbols=("BTCUSDT", "ETHUSDT"),
-                          interval="1m", start="2025-05-20", end="2025-08-17", kinds=("klines",))
+                          interval="1m", start="2025-05-20", end="2025-08-17", kinds=("klines",), store=store)
     import_binance_vision(catalog, base_url=base, market="um", symbols=("BTCUSDT", "ETHUSDT"),
-                          interval="1m", start="2023-07-01", end="2023-08-31", kinds=("klines", "fundingRate"))
+                          interval="1m", start="2023-07-01", end="2023-08-31", kinds=("klines", "fundingRate"),
+                          store=store)
     import_binance_vision(catalog, base_url=base, market="um", symbols=("BTCUSDT", "ETHUSDT"),
                           interval="1h", start="2023-07-01", end="2023-08-31", kinds=("markPriceKlines",))
 

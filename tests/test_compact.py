@@ -172,3 +172,29 @@ def test_read_zip_csv_refuses_corrupt_archives(tmp_path: Path) -> None:
         zz.writestr("b.csv", text)
     with pytest.raises(DataImportError, match=r"two\.zip.*exactly one CSV"):
         read_zip_csv(tmp_path / "two.zip")
+
+
+def test_writes_merge_with_stored_months_and_refuse_conflicts(tmp_path: Path) -> None:
+    zips = sorted((BV / "data/spot/daily/klines/BTCUSDT/1m").glob("BTCUSDT-1m-2019-10-1[6-9].zip"))
+    rows = sorted(r for z in zips for r in read_zip_rows(z))
+    ts = np.array([int(r[0]) * 1_000_000 + MIN_NS for r in rows], dtype=np.int64)
+    px = {k: np.array([int(Decimal(r[i]) * 100) for r in rows], dtype=np.int64) for i, k in enumerate("ohlc", 1)}
+    vol = np.array([int(Decimal(r[5]) * 10**6) for r in rows], dtype=np.int64)
+
+    def write(sl: slice, **kw: np.ndarray) -> list[Path]:
+        cols = {"o": px["o"], "h": px["h"], "l": px["l"], "c": px["c"], "v": vol} | kw
+        return write_compact_arrays(tmp_path, BT, 2, 6, ts[sl], cols["o"][sl], cols["h"][sl], cols["l"][sl],
+                                    cols["c"][sl], cols["v"][sl])
+
+    half = len(ts) // 2
+    write(slice(0, half + 100))  # first half and a bit
+    write(slice(half, None))  # overlapping second half: merged into the same month
+    files = list(compact_dir(tmp_path, BT).glob("*.parquet"))
+    arr, _, _ = read_arrays(tmp_path, BT)
+    assert len(files) == 1 and arr["ts"].tolist() == ts.tolist() and arr["volume"].tolist() == vol.tolist()
+    assert write(slice(10, 500)) == []  # already stored, identical: nothing written
+    changed = vol.copy()
+    changed[20] += 1
+    with pytest.raises(ValueError, match=f"ts={int(ts[20])} ns differs from the stored one"):
+        write(slice(0, 50), v=changed)
+    assert read_arrays(tmp_path, BT)[0]["volume"].tolist() == vol.tolist()  # untouched

@@ -21,7 +21,7 @@ NAV = "(p) => { window.history.pushState({}, '', p); window.dispatchEvent(new Po
 
 if not chromium_available():  # pragma: no cover - .ci/run installs it
     pytest.fail("Debian chromium is not installed (apt-get install chromium chromium-driver; see .ci/run)",
-                pytype=False)
+                pytrace=False)
 
 
 @pytest.fixture(scope="module")

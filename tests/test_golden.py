@@ -40,3 +40,30 @@ def test_reference_run_matches_golden(name: str, catalog: Path, tmp_path: Path) 
     if digest != golden["results_digest"]:
         moved = {k: (golden["metrics"].get(k), v) for k, v in metrics.items() if golden["metrics"].get(k) != v}
         pytest.fail(f"{name}: results changed (golden -> now): {json.dumps(moved, indent=1, default=str)}")
+
+
+@pytest.fixture(scope="module")
+def compact_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from nautilus_app.golden import import_reference_data
+
+    root = tmp_path_factory.mktemp("golden_compact")
+    import_reference_data(root, store="compact")
+    return root
+
+
+@pytest.mark.parametrize("name", REFERENCE_CONFIGS)
+def test_reference_run_on_the_compact_store_gives_the_same_results(name: str, compact_catalog: Path,
+                                                                   tmp_path: Path) -> None:
+    """Bars read from the compact store (no Nautilus bar files at all): same fills and metrics."""
+    from catalog.reader import data_folder
+
+    assert not any((compact_catalog / "data" / "bars").glob("*/*.parquet"))
+    assert any((compact_catalog / "compact" / "bars").glob("*/*.parquet"))
+    assert data_folder(compact_catalog, "funding", "ETHUSDT-PERP.BINANCE_USDM").is_dir()  # funding: catalog
+    golden = json.loads((GOLDEN_DIR / f"{name}.json").read_text())
+    digest, metrics = run_reference(name, compact_catalog, tmp_path)
+    run_info = json.loads((tmp_path / name / "run.json").read_text())
+    assert set(run_info["bar_stores"].values()) == {"compact"}
+    if digest != golden["results_digest"]:
+        moved = {k: (golden["metrics"].get(k), v) for k, v in metrics.items() if golden["metrics"].get(k) != v}
+        pytest.fail(f"{name} on the compact store: results differ (golden -> now): {json.dumps(moved, default=str)}")
