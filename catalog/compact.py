@@ -13,12 +13,12 @@ block; a month of 1m bars is one row group)::
 column     type    value                                         encoding              zstd level
 =========  ======  ============================================  ====================  =========
 ``ts``     int64   bar close time, UTC ns                        DELTA_BINARY_PACKED   3
-``cd``     int32*  zigzag(close - previous close) (ticks;        BYTE_STREAM_SPLIT     15
+``cd``     int32*  zigzag(close - previous close) (ticks;        BYTE_STREAM_SPLIT     3
                    absolute close in a row group's first row)
-``od``     int32*  zigzag(open - previous close) (ticks;         BYTE_STREAM_SPLIT     15
+``od``     int32*  zigzag(open - previous close) (ticks;         BYTE_STREAM_SPLIT     13
                    absolute in a row group's first row)
-``hd``     int32*  high - max(open, close) (>= 0)                BYTE_STREAM_SPLIT     15
-``ld``     int32*  min(open, close) - low (>= 0)                 BYTE_STREAM_SPLIT     15
+``hd``     int32*  high - max(open, close) (>= 0)                BYTE_STREAM_SPLIT     13
+``ld``     int32*  min(open, close) - low (>= 0)                 BYTE_STREAM_SPLIT     13
 ``v``      int32*  volume in lots / ``volume_unit``              BYTE_STREAM_SPLIT     12
 =========  ======  ============================================  ====================  =========
 
@@ -32,8 +32,10 @@ Row groups hold at most :data:`ROW_GROUP` rows and decode independently; ``ts`` 
 let a range read skip the others, and file names let it skip whole months.
 Choices measured on all 560,703 real BTCUSDT 1m bars (``scripts/bench/catalog_footprint.py``):
 format 1 (``c`` DELTA_BINARY_PACKED, two's-complement ``od`` PLAIN, zstd 9) 8.31 B/bar;
-zigzag + BYTE_STREAM_SPLIT + monthly files at zstd 9: 8.07; + these per-column levels 7.86 (zstd 19 everywhere: 7.80 at
-a quarter of the write speed). Format 1 files remain readable.
+zigzag + BYTE_STREAM_SPLIT + monthly files at zstd 9: 8.07; zstd 15 (``v`` 12): 7.86 at 0.62 CPU-s per
+560k bars; these levels 7.91 at 0.38 CPU-s (zstd 13 is where the zero-heavy ``od``/``hd``/``ld``
+streams gain, ``cd`` gains 0.03 B/bar from 3 to 13); zstd 3 everywhere 8.12. Format 1 files
+remain readable.
 
 Exactness: ticks are the exact decimal values at the instrument precision (no floats anywhere);
 :func:`write_bars_compact` refuses values with more decimals than the precision and
@@ -41,8 +43,11 @@ Exactness: ticks are the exact decimal values at the instrument precision (no fl
 
 Reading into the engine: :func:`load_bars` decodes the integer columns with numpy, builds
 decimal128 Arrow arrays from the integer buffers (no Python objects) and hands record batches
-to Nautilus's ``BarDataWrangler`` (Rust), i.e. Arrow straight into ``Bar`` objects.
-Importing Binance Vision zips directly: :func:`import_kline_zips`.
+to Nautilus's ``BarDataWrangler`` (Rust), i.e. Arrow straight into ``Bar`` objects. The
+backtest runner does this for every bar type stored only here (:func:`catalog.reader.bar_store`).
+Importing Binance Vision zips: ``import-binance-vision --store compact`` (through
+:func:`parse_kline_csvs`) or :func:`import_kline_zips` for a list of zip files; writes merge
+with the stored months (:func:`write_compact_arrays`).
 """
 
 from __future__ import annotations
