@@ -632,7 +632,8 @@ def parse_kline_zips(paths: list[str | Path], price_precision: int, size_precisi
     beyond the precision is refused, never rounded. Quoting is off (Binance's CSVs never quote; a
     quote character fails the parse).
     Checks per file: one CSV in the zip, open times on the ``interval_ns`` grid and strictly
-    increasing, OHLC enclosed, low > 0, volume >= 0.
+    increasing, close time = open time + interval - 1 ms (or 1 µs), OHLC enclosed, low > 0,
+    volume >= 0.
     Raises :class:`catalog.errors.DataImportError` naming the zip, CSV member and row (a parse
     failure is located by the slow diagnostic parser of :mod:`catalog.binance_vision`).
     """
@@ -674,13 +675,20 @@ def parse_kline_csvs(csvs: list[tuple[str, bytes]], price_precision: int, size_p
         j = int(np.searchsorted(starts, i, "right")) - 1
         return DataImportError(files[j][0], problem, i - int(starts[j]) + files[j][3])
 
-    if open_ms.size and (open_ms.min() < _MS_MIN or open_ms.max() >= _US_MIN):  # not all in ms: unit per value
-        bad = np.flatnonzero(open_ms < _MS_MIN)
-        if bad.size:
-            raise fail(int(bad[0]), f"timestamp {int(open_ms[bad[0]])} is not an epoch time in ms/µs/ns")
-        open_ns = epoch_to_ns(open_ms, "", np.zeros(0, dtype=np.int64))
-    else:
-        open_ns = open_ms * 1_000_000
+    def to_ns(raw: np.ndarray) -> np.ndarray:
+        if raw.size and (raw.min() < _MS_MIN or raw.max() >= _US_MIN):  # not all in ms: unit per value
+            bad = np.flatnonzero(raw < _MS_MIN)
+            if bad.size:
+                raise fail(int(bad[0]), f"timestamp {int(raw[bad[0]])} is not an epoch time in ms/µs/ns")
+            return epoch_to_ns(raw, "", np.zeros(0, dtype=np.int64))
+        return raw * 1_000_000
+
+    open_ns = to_ns(open_ms)
+    span = to_ns(out.pop("close_time")) - open_ns  # Binance: close_time = open_time + interval - 1 ms (or 1 µs)
+    bad = np.flatnonzero((span >= interval_ns) | (span < interval_ns - 1_000_000))
+    if bad.size:
+        raise fail(int(bad[0]), f"close_time - open_time = {int(span[bad[0]])} ns does not match the "
+                                f"{interval_ns} ns interval (wrong interval or corrupt row)")
     if interval_ns <= 86_400_000_000_000:
         bad = np.flatnonzero(open_ns % interval_ns)
         if bad.size:
@@ -701,14 +709,16 @@ def parse_kline_csvs(csvs: list[tuple[str, bytes]], price_precision: int, size_p
 
 
 def _parse_csv_bytes(data: bytes, price_precision: int, size_precision: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """(ticks/lots arrays, open_time int64 as printed) of headerless kline CSV bytes; raises
-    Arrow errors or ``ValueError`` (a digit beyond a precision, an empty value)."""
+    """(ticks/lots arrays + ``close_time`` int64 as printed, open_time int64 as printed) of
+    headerless kline CSV bytes; raises Arrow errors or ``ValueError`` (a digit beyond a
+    precision, an empty value)."""
     import io
 
     from catalog.binance_vision import KLINE_COLUMNS
 
     if not data:
-        return {k: np.array([], dtype=np.int64) for k in ("open", "high", "low", "close", "volume")}, np.array([], np.int64)
+        return ({k: np.array([], dtype=np.int64) for k in ("open", "high", "low", "close", "volume", "close_time")},
+                np.array([], np.int64))
     cols = list(KLINE_COLUMNS)
     dec = pa.decimal128(38, max(_PRINTED_DECIMALS, price_precision, size_precision))
     t = pacsv.read_csv(
@@ -716,13 +726,21 @@ def _parse_csv_bytes(data: bytes, price_precision: int, size_precision: int) -> 
         read_options=pacsv.ReadOptions(column_names=cols, use_threads=False, block_size=1 << 24),
         parse_options=_NO_QUOTES,
         convert_options=pacsv.ConvertOptions(
-            include_columns=cols[:6],
-            column_types={"open_time": pa.int64(), "open": dec, "high": dec, "low": dec, "close": dec, "volume": dec}),
+            include_columns=cols[:7],
+            column_types={"open_time": pa.int64(), "open": dec, "high": dec, "low": dec, "close": dec, "volume": dec,
+                          "close_time": pa.int64()}),
     )
     out = {k: _ticks_of(t[k], price_precision) for k in ("open", "high", "low", "close")}
     out["volume"] = _ticks_of(t["volume"], size_precision)
-    ot = t["open_time"]
-    return out, (ot.combine_chunks() if isinstance(ot, pa.ChunkedArray) else ot).to_numpy(zero_copy_only=False)
+    out["close_time"] = _int_column(t["close_time"])
+    return out, _int_column(t["open_time"])
+
+
+def _int_column(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    a = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if a.null_count:
+        raise ValueError("empty value")
+    return a.to_numpy(zero_copy_only=False)
 
 
 def _diagnose(files: list[tuple[str, bytes, bytes, int]], price_precision: int, size_precision: int,

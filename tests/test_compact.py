@@ -139,12 +139,16 @@ def test_parse_kline_zip_exact_at_the_printed_scale(tmp_path: Path) -> None:
     row = "1699999980000,{o},{h},{lo},{c},{v},1700000039999,0,1,0,0,0"
     ok = [row.format(o="37000.10000000", h="37001.00000000", lo="36999.99000000", c="37000.50000000",
                      v="123456789012.12345600"),  # volume * 1e8 > int64: the checked Arrow cast path
-          row.replace("1699999980000", "1700000040000").format(o="37000.5", h="37000.5", lo="37000.5", c="37000.5",
+          row.replace("1699999980000", "1700000040000").replace("1700000039999", "1700000099999").format(o="37000.5", h="37000.5", lo="37000.5", c="37000.5",
                                                                  v="0.000001")]  # fewer decimals than printed
     arr = parse_kline_zip(_zip_deflated(tmp_path / "ok.zip", "ok.csv", "\n".join(ok) + "\n"), 2, 6, MIN_NS)
     assert arr["open"].tolist() == [3700010, 3700050] and arr["low"].tolist() == [3699999, 3700050]
     assert arr["volume"].tolist() == [123456789012123456, 1]
     assert arr["ts"].tolist() == [1_700_000_040_000_000_000, 1_700_000_100_000_000_000]  # close = open + 1m
+    # a close time that does not match the interval (a 5m file imported as 1m): refused with file and row
+    five = ok[0] + "\n" + ok[1].replace("1700000099999", "1700000339999")
+    with pytest.raises(DataImportError, match=r"five\.csv, row 2.*close_time - open_time = 299999000000 ns"):
+        parse_kline_zip(_zip_deflated(tmp_path / "five.zip", "five.csv", five + "\n"), 2, 6, MIN_NS)
     # a digit beyond the precision within the printed 8 decimals, and one beyond 8 decimals: refused with row/column
     for bad_close, what in (("37000.50100000", "close"), ("37000.500000001", "close")):
         text = row.format(o="37000.10000000", h="37001.00000000", lo="36999.99000000", c=bad_close, v="1.00000000")
