@@ -329,18 +329,10 @@ def _merge_existing(d: Path, price_precision: int, size_precision: int, ts: np.n
         old.append(arrs)
     allc = {k: np.concatenate([a[k] for a in old] + [x]) for k, x in zip(keys, (ts, *cols), strict=True)}
     n_old = sum(a["ts"].size for a in old)
-    order = np.argsort(allc["ts"], kind="stable")
-    allc = {k: a[order] for k, a in allc.items()}
-    dup = np.flatnonzero(np.diff(allc["ts"]) == 0)
-    if dup.size:
-        same = np.all([allc[k][dup] == allc[k][dup + 1] for k in keys[1:]], axis=0)
-        if not np.all(same):
-            i = int(dup[~same][0])
-            raise ValueError(f"{d}: bar at ts={int(allc['ts'][i])} ns differs from the stored one "
-                             f"(stored {[int(allc[k][i]) for k in keys[1:]]}, new {[int(allc[k][i + 1]) for k in keys[1:]]})")
-        keep = np.ones(allc["ts"].size, dtype=bool)
-        keep[dup + 1] = False
-        allc = {k: a[keep] for k, a in allc.items()}
+    allc, i = _sort_unique(allc)
+    if i is not None:
+        raise ValueError(f"{d}: bar at ts={int(allc['ts'][i])} ns differs from the stored one "
+                         f"(stored {[int(allc[k][i]) for k in keys[1:]]}, new {[int(allc[k][i + 1]) for k in keys[1:]]})")
     if allc["ts"].size == n_old:
         return None
     return (*(allc[k] for k in keys), touched)
@@ -381,6 +373,16 @@ def convert_catalog_bars(root: str | Path, bar_type: str, price_precision: int |
 
 def _files(root: str | Path, bar_type: str) -> list[Path]:
     return sorted(compact_dir(root, bar_type).glob("*.parquet"))
+
+
+def _files_in_range(root: str | Path, bar_type: str, start_ns: int | None, end_ns: int | None) -> list[Path]:
+    """Compact files of ``bar_type`` whose name range meets ``[start_ns, end_ns)`` (None = open)."""
+    out = []
+    for f in _files(root, bar_type):
+        f0, f1 = _parse_name(f.stem)
+        if not ((start_ns is not None and f1 < start_ns) or (end_ns is not None and f0 >= end_ns)):
+            out.append(f)
+    return out
 
 
 def _parse_name(stem: str) -> tuple[int, int]:
@@ -427,10 +429,7 @@ def read_arrays(root: str | Path, bar_type: str, start_ns: int | None = None,
     are read and decoded (each row group decodes on its own)."""
     parts = []
     pp = sp = None
-    for f in _files(root, bar_type):
-        f0, f1 = _parse_name(f.stem)
-        if (start_ns is not None and f1 < start_ns) or (end_ns is not None and f0 >= end_ns):
-            continue
+    for f in _files_in_range(root, bar_type, start_ns, end_ns):
         dec, pp, sp = _read_file_arrays(f, start_ns, end_ns)
         if dec["ts"].size:
             parts.append(dec)
@@ -493,11 +492,7 @@ def load_bars(root: str | Path, bar_type: str, start_ns: int | None = None, end_
     """
     from nautilus_trader.persistence import BarDataWrangler
 
-    files = []
-    for f in _files(root, bar_type):
-        f0, f1 = _parse_name(f.stem)
-        if not ((start_ns is not None and f1 < start_ns) or (end_ns is not None and f0 >= end_ns)):
-            files.append(f)
+    files = _files_in_range(root, bar_type, start_ns, end_ns)
 
     def prepare(f: Path) -> tuple[bytes | None, int, int, int, int]:
         arrs, pp, sp = _read_file_arrays(f, start_ns, end_ns)
@@ -784,20 +779,30 @@ def combine_bar_parts(parts: list[dict[str, np.ndarray]], what: str) -> dict[str
     if not parts:
         e = np.array([], dtype=np.int64)
         return {k: e for k in keys}
-    arr = {k: np.concatenate([p[k] for p in parts]) for k in keys}
-    if arr["ts"].size > 1 and np.any(np.diff(arr["ts"]) <= 0):
-        order = np.argsort(arr["ts"], kind="stable")
-        arr = {k: a[order] for k, a in arr.items()}
-        dup = np.flatnonzero(np.diff(arr["ts"]) == 0)
-        if dup.size:
-            same = np.all([arr[k][dup] == arr[k][dup + 1] for k in keys[1:]], axis=0)
-            if not np.all(same):
-                i = int(dup[~same][0])
-                raise DataImportError(what, f"two different bars at ts={int(arr['ts'][i])} ns in the archives")
-            keep = np.ones(arr["ts"].size, dtype=bool)
-            keep[dup + 1] = False
-            arr = {k: a[keep] for k, a in arr.items()}
+    arr, i = _sort_unique({k: np.concatenate([p[k] for p in parts]) for k in keys})
+    if i is not None:
+        raise DataImportError(what, f"two different bars at ts={int(arr['ts'][i])} ns in the archives")
     return arr
+
+
+def _sort_unique(arr: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int | None]:
+    """Bar arrays sorted by ``ts`` (stable) with repeated identical bars kept once. If a
+    timestamp holds two different bars, returns the sorted arrays and the index of the first of
+    the pair (``i`` and ``i + 1``, in input order) instead of deduplicating."""
+    ts = arr["ts"]
+    if ts.size < 2 or not np.any(np.diff(ts) <= 0):
+        return arr, None
+    order = np.argsort(ts, kind="stable")
+    arr = {k: a[order] for k, a in arr.items()}
+    dup = np.flatnonzero(np.diff(arr["ts"]) == 0)
+    if not dup.size:
+        return arr, None
+    same = np.all([a[dup] == a[dup + 1] for k, a in arr.items() if k != "ts"], axis=0)
+    if not np.all(same):
+        return arr, int(dup[~same][0])
+    keep = np.ones(arr["ts"].size, dtype=bool)
+    keep[dup + 1] = False
+    return {k: a[keep] for k, a in arr.items()}, None
 
 
 def import_kline_zips(root: str | Path, bar_type: str, paths: list[Path], price_precision: int,
