@@ -11,8 +11,11 @@ Binance changes brackets from time to time, so tables are versioned by the date 
 apply (:data:`DEFAULT_BRACKETS`); :func:`brackets_for` picks the newest version effective at a
 run's start. The shipped table is Binance's ``GET /fapi/v1/leverageBracket`` answer as snapshotted
 in freqtrade 2023.7 (``freqtrade/exchange/binance_leverage_tiers.json``, released July 2023), i.e.
-the brackets in force for the July-August 2023 data in ``../shared/data``. Any other table can be
-given per instrument in the run config (``venues[].brackets``, docs/config.md).
+the brackets in force for the July-August 2023 data in ``../shared/data``, for **every one of its
+198 USDT-margined perpetuals** (:mod:`nautilus_app.venue.binance_brackets`). Any other table can be
+given per instrument in the run config (``venues[].brackets``, docs/config.md) or per symbol in the
+instruments.toml override file (``[um.SYMBOL] brackets = ...``, docs/data.md); a perpetual with no
+table anywhere is a :class:`MarginError` naming it.
 
 Liquidation price (Binance's published formula)
 -----------------------------------------------
@@ -93,27 +96,54 @@ _BTC_2023 = [(5e4, 0.004, 125), (2.5e5, 0.005, 100), (3e6, 0.01, 50), (1.5e7, 0.
 _ETH_2023 = [(1e5, 0.005, 100), (2.5e5, 0.0065, 75), (2e6, 0.01, 50), (1e7, 0.02, 20), (2.5e7, 0.05, 10),
              (5e7, 0.1, 5), (6e7, 0.125, 4), (8e7, 0.15, 3), (1.5e8, 0.25, 2), (3e8, 0.5, 1)]
 
+def _default_brackets() -> dict[str, list[tuple[str, tuple[Bracket, ...]]]]:
+    from nautilus_app.venue.binance_brackets import BRACKETS_2023_07
+
+    out = {sym: [("2023-01-01", make_brackets(rows, name=sym))] for sym, rows in BRACKETS_2023_07.items()}
+    # the hand-checked BTC/ETH tables (tests/test_venue_margin.py) are the same rows
+    out["BTCUSDT"] = [("2023-01-01", make_brackets(_BTC_2023, name="BTCUSDT"))]
+    out["ETHUSDT"] = [("2023-01-01", make_brackets(_ETH_2023, name="ETHUSDT"))]
+    return out
+
+
 #: Versioned default brackets: symbol -> [(effective from 'YYYY-MM-DD', brackets)], oldest first.
-DEFAULT_BRACKETS: dict[str, list[tuple[str, tuple[Bracket, ...]]]] = {
-    "BTCUSDT": [("2023-01-01", make_brackets(_BTC_2023, name="BTCUSDT"))],
-    "ETHUSDT": [("2023-01-01", make_brackets(_ETH_2023, name="ETHUSDT"))],
-}
+#: Every USDT-M perpetual of Binance's July 2023 table (198 symbols).
+DEFAULT_BRACKETS: dict[str, list[tuple[str, tuple[Bracket, ...]]]] = _default_brackets()
 
 
 def brackets_for(symbol: str, on_date: str | None = None,
-                 overrides: dict[str, list[tuple[str, tuple[Bracket, ...]]]] | None = None) -> tuple[Bracket, ...]:
+                 overrides: dict[str, list[tuple[str, tuple[Bracket, ...]]]] | None = None,
+                 *, instruments_file: str | object | None = None, catalog: str | object | None = None,
+                 ) -> tuple[Bracket, ...]:
     """The bracket table of ``symbol`` (e.g. ``"BTCUSDT"``) effective on ``on_date`` (ISO date; None = newest).
 
-    ``overrides`` (same shape as :data:`DEFAULT_BRACKETS`) take precedence per symbol. Versions that
-    start after ``on_date`` are skipped; if every version starts later, the oldest is used.
+    Lookup per symbol, first found wins: ``overrides`` (the run config's ``venues[].brackets``, same
+    shape as :data:`DEFAULT_BRACKETS`), then the ``brackets`` of ``[um.SYMBOL]`` in the instruments.toml
+    override file (``instruments_file``, else ``$NAUTILUS_INSTRUMENTS``, else
+    ``<catalog>/instruments.toml`` with ``catalog`` None = the default catalog), then
+    :data:`DEFAULT_BRACKETS`. Versions that start after ``on_date`` are skipped; if every version
+    starts later, the oldest is used.
 
     Raises:
-        MarginError: no table for the symbol (give one in the config's ``venues[].brackets``).
+        MarginError: no table for the symbol anywhere (the message names the symbol and where to
+            give one), or the override file is malformed.
     """
-    versions = (overrides or {}).get(symbol) or DEFAULT_BRACKETS.get(symbol)
+    versions = (overrides or {}).get(symbol)
+    toml_path = None
     if not versions:
-        raise MarginError(f"no maintenance-margin brackets for {symbol!r}: known {sorted(DEFAULT_BRACKETS)}; "
-                          "give them in the run config (venues[].brackets)")
+        from nautilus_app.instruments import InstrumentOverrideError, instruments_file_path, override_brackets
+
+        toml_path = instruments_file_path(catalog, instruments_file)  # type: ignore[arg-type]
+        try:
+            versions = override_brackets(symbol, toml_path)
+        except InstrumentOverrideError as e:
+            raise MarginError(str(e)) from e
+    versions = versions or DEFAULT_BRACKETS.get(symbol)
+    if not versions:
+        raise MarginError(f"no maintenance-margin brackets for {symbol!r}: not in the shipped Binance table "
+                          f"({len(DEFAULT_BRACKETS)} USDT-M perpetuals, nautilus_app/venue/binance_brackets.py); "
+                          f"give them in the run config (venues[].brackets) or as [um.{symbol}] brackets in "
+                          f"{toml_path} (instruments.toml, docs/data.md)")
     versions = sorted(versions, key=lambda v: v[0])
     if on_date is None:
         return versions[-1][1]
