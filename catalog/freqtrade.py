@@ -103,25 +103,45 @@ def _open_ns(df: pd.DataFrame, path: Path) -> np.ndarray:
     return idx.tz_convert("UTC").as_unit("ns").asi8.astype(np.int64)
 
 
-def read_ohlcv(path: Path, tf_ns: int, price_precision: int, size_precision: int) -> pa.Table:
-    """Read an OHLCV feather into a bar table (``ts`` = close time ns) validated at the given
-    precisions (see :mod:`catalog.common`)."""
+def read_ohlcv_frame(path: Path, tf_ns: int) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """Read an OHLCV feather: ``(open_ns, {column: float64 values}, lines)``; checks the columns,
+    the timestamps and the grid (:class:`DataImportError` naming file and row)."""
     df = _read(path)
     lines = np.arange(len(df), dtype=np.int64) + 1
-    where = str(path)
     open_ns = _open_ns(df, path)
     if tf_ns <= 86_400_000_000_000:
         bad = np.flatnonzero(open_ns % tf_ns != 0)
         if bad.size:
             i = int(bad[0])
-            raise DataImportError(where, f"candle time {df['date'].iloc[i]} is not on the {tf_ns} ns grid", i + 1)
+            raise DataImportError(str(path), f"candle time {df['date'].iloc[i]} is not on the {tf_ns} ns grid", i + 1)
+    return open_ns, {c: df[c].to_numpy(dtype=np.float64) for c in _OHLCV}, lines
+
+
+def frame_decimals(cols: dict[str, np.ndarray]) -> tuple[int, int]:
+    """``(price decimals, volume decimals)`` the values of a frame need (finest seen)."""
+    from catalog.instrument_meta import float_decimals
+
+    return max(float_decimals(cols[c]) for c in ("open", "high", "low", "close")), float_decimals(cols["volume"])
+
+
+def ohlcv_table(path: Path, tf_ns: int, frame: tuple[np.ndarray, dict[str, np.ndarray], np.ndarray],
+                price_precision: int, size_precision: int) -> pa.Table:
+    """A frame from :func:`read_ohlcv_frame` as a validated bar table (``ts`` = close time ns)."""
+    open_ns, raw, lines = frame
+    where = str(path)
     cols = {}
     for c in _OHLCV:
         prec = size_precision if c == "volume" else price_precision
-        cols[c] = floats_to_decimal(df[c].to_numpy(dtype=np.float64), prec, where, c, lines)
+        cols[c] = floats_to_decimal(raw[c], prec, where, c, lines)
     t = bar_table(open_ns + tf_ns, cols)
     validate_bars(t, where, lines, price_precision, size_precision)
     return t
+
+
+def read_ohlcv(path: Path, tf_ns: int, price_precision: int, size_precision: int) -> pa.Table:
+    """Read an OHLCV feather into a bar table (``ts`` = close time ns) validated at the given
+    precisions (see :mod:`catalog.common`)."""
+    return ohlcv_table(path, tf_ns, read_ohlcv_frame(path, tf_ns), price_precision, size_precision)
 
 
 def read_funding(path: Path) -> pa.Table:
@@ -163,32 +183,51 @@ def import_freqtrade(
     pairs: Sequence[str] | None = None,
     timeframes: Sequence[str] | None = None,
     trading_mode: str | None = None,
+    one_timeframe: bool = False,
+    instruments_file: str | Path | None = None,
+    metadata: str = "cache",
 ) -> ImportReport:
     """Import freqtrade feather files from ``data_dir`` into the catalog at ``catalog_path``.
 
-    ``pairs``: ``"BTC/USDT"`` (spot), ``"BTC/USDT:USDT"`` (perp) or ``"BTCUSDT"`` (both); default all.
-    ``timeframes``: OHLCV timeframes to import (``["1m"]``); funding and mark files are imported
-    for the selected pairs whatever their timeframe. ``trading_mode``: ``"spot"``, ``"futures"`` or
-    ``None`` (both). All files of one data type and instrument are validated before any of them
-    is written; rows already in the catalog are skipped. Returns an :class:`ImportReport`.
+    ``pairs``: any pairs, ``"SOL/USDT"`` (spot), ``"SOL/USDT:USDT"`` (perp) or ``"SOLUSDT"`` /
+    ``"SOL_USDT"`` (both); default every pair found in ``data_dir`` (and ``data_dir/futures``). A
+    requested pair with no file raises :class:`DataImportError` naming it before anything is written.
+    ``timeframes``: OHLCV timeframes to import (``["1m"]``); with ``one_timeframe`` only the first
+    of them that has a file, per pair (``["1m", "5m"]``: 1m where present, else 5m). Funding and
+    mark files are imported for the selected pairs whatever their timeframe (funding times snapped
+    to the hour: freqtrade keeps the exchange's 1-15 ms offsets). ``trading_mode``: ``"spot"``,
+    ``"futures"`` or ``None`` (both).
+
+    Instruments (:mod:`catalog.instrument_meta`): instruments.toml (``instruments_file``), the
+    built-in table, cached exchange metadata (``metadata``: ``"cache"``/``"fetch"``/``"offline"``),
+    else precisions inferred from the files (the finest decimals over all OHLCV files of the
+    instrument, so every value is stored exactly; reported in ``report.notes``). All files of one
+    instrument are read and validated before any of it is written; rows already in the catalog are
+    skipped. Returns an :class:`ImportReport`.
     """
+    from catalog.instrument_meta import InstrumentResolver
+
     t0 = time.perf_counter()
     if trading_mode not in (None, "spot", "futures"):
         raise ValueError(f"trading_mode must be 'spot', 'futures' or None, not {trading_mode!r}")
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise FileNotFoundError(f"freqtrade data_dir {data_dir} does not exist")
-    root = ensure_catalog_root(catalog_path)
-    report = ImportReport(source=str(data_dir))
     want = _pair_filter(pairs)
+    report = ImportReport(source=str(data_dir))
 
     groups: dict[tuple[str, ins.Market, str, str], list[Path]] = defaultdict(list)
+    names: dict[tuple[str, ins.Market], tuple[str, str]] = {}
+    found: set[tuple[str, ins.Market]] = set()
     for p in find_files(data_dir):
         parsed = parse_name(p.name)
         assert parsed is not None
         symbol, market, tf, ct = parsed
         if trading_mode == "spot" and market != "spot" or trading_mode == "futures" and market != "um":
             continue
+        found.add((symbol, market))
+        parts = p.name.split("-", 1)[0].upper().split("_")
+        names[(symbol, market)] = (parts[0], parts[1])
         if want is not None and not any(s == symbol and (m is None or m == market) for s, m in want):
             continue
         if ct in ("index", "premiumIndex"):
@@ -196,35 +235,80 @@ def import_freqtrade(
             continue
         if ct in ("spot", "futures") and timeframes is not None and tf not in timeframes:
             continue
-        if (market, symbol) not in ins.SPECS:
-            report.warnings.append(f"{p}: no instrument spec for {symbol} ({market}); skipped")
-            continue
         key = (symbol, market, ct, tf if ct in ("spot", "futures") else "")
         groups[key].append(p)
+    if want is not None:
+        missing = [p for p, (s, m) in zip(pairs or [], want, strict=True)
+                   if not any(fs == s and (m is None or fm == m) for fs, fm in found)]
+        if missing:
+            mode = f" ({trading_mode})" if trading_mode else ""
+            raise DataImportError(str(data_dir), f"no freqtrade file{mode} for pair(s) {missing} "
+                                  f"(looked in {data_dir} and {data_dir / 'futures'}; {len(found)} pairs found there); "
+                                  "nothing imported")
+    if one_timeframe and timeframes:
+        order = {tf: i for i, tf in enumerate(timeframes)}
+        best: dict[tuple[str, str, str], str] = {}
+        for s_, m_, ct, tf in groups:
+            if ct in ("spot", "futures") and (
+                    (s_, m_, ct) not in best or order[tf] < order[best[(s_, m_, ct)]]):
+                best[(s_, m_, ct)] = tf
+        groups = defaultdict(list, {k: v for k, v in groups.items()
+                                    if k[2] not in ("spot", "futures") or best[(k[0], k[1], k[2])] == k[3]})
 
+    root = ensure_catalog_root(catalog_path)
+    resolver = InstrumentResolver(root, instruments_file=instruments_file, metadata=metadata, report=report)
+    by_inst: dict[tuple[str, ins.Market], list[tuple[str, str, list[Path]]]] = defaultdict(list)
     for (symbol, market, ct, tf), paths in sorted(groups.items()):
-        spec = ins.get_spec(symbol, market)
+        by_inst[(symbol, market)].append((ct, tf, paths))
+
+    for (symbol, market), items in sorted(by_inst.items()):
         iid = ins.instrument_id(symbol, market)
-        report.files_read += [str(p) for p in paths]
-        inst = ins.build_instrument(symbol, market)
-        if ct in ("spot", "futures"):
-            step = ins.interval_ns(tf)
-            tables = [read_ohlcv(p, step, spec.price_precision, spec.size_precision) for p in paths]
-            write_instruments(root, [inst], report, count_once=True)
-            write_bars(root, ins.bar_type(symbol, market, tf), spec.price_precision, spec.size_precision, step,
-                       tables, report)
-        elif ct == "funding_rate":
-            tables = [read_funding(p) for p in paths]
-            write_instruments(root, [inst], report, count_once=True)
-            write_funding_rates(root, iid, tables, report)
-        else:  # mark
-            tabs = []
-            step = 0
+        # read everything of this instrument first (precision inference needs all OHLCV files)
+        ohlcv: list[tuple[str, int, Path, tuple]] = []
+        fundings: list[pa.Table] = []
+        marks: list[tuple[Path, int, tuple]] = []
+        for ct, tf, paths in items:
+            report.files_read += [str(p) for p in paths]
             for p in paths:
-                ptf = parse_name(p.name)[2]  # type: ignore[index]
-                step = max(step, ins.interval_ns(ptf))
-                tabs.append(read_mark(p, ins.interval_ns(ptf), spec.mark_price_precision))
-            write_instruments(root, [inst], report, count_once=True)
-            write_mark_prices(root, iid, spec.mark_price_precision, tabs, report, step)
+                if ct in ("spot", "futures"):
+                    step = ins.interval_ns(tf)
+                    ohlcv.append((tf, step, p, read_ohlcv_frame(p, step)))
+                elif ct == "funding_rate":
+                    fundings.append(read_funding(p))
+                else:
+                    ptf = parse_name(p.name)[2]  # type: ignore[index]
+                    step = ins.interval_ns(ptf)
+                    marks.append((p, step, read_ohlcv_frame(p, step)))
+        data_precision = None
+        if ohlcv:
+            decs = [frame_decimals(f[1]) for _, _, _, f in ohlcv]
+            data_precision = (max(d[0] for d in decs), max(d[1] for d in decs))
+        mark_dec = max((frame_decimals(f[1])[0] for _, _, f in marks), default=None)
+        if data_precision is None and not resolver.knows(symbol, market) and resolver.needs_data(symbol, market):
+            data_precision = (max(8, mark_dec or 0), 0)
+            report.notes.append(f"{iid}: no OHLCV file, price precision taken from the mark prices and size "
+                                "precision 0; set price_precision/size_precision in instruments.toml before "
+                                "importing bars with fractional volumes")
+        spec = resolver.spec(symbol, market, data_precision=data_precision, mark_decimals=mark_dec,
+                             base_quote=names.get((symbol, market)), where=str(data_dir))
+        inst = ins.build_instrument(symbol, market, spec=spec)
+        bar_tables: dict[str, list[pa.Table]] = defaultdict(list)
+        for tf, step, p, frame in ohlcv:
+            bar_tables[tf].append(ohlcv_table(p, step, frame, spec.price_precision, spec.size_precision))
+        mark_tabs = []
+        mark_step = 0
+        for p, step, frame in marks:
+            mark_step = max(mark_step, step)
+            t = ohlcv_table(p, step, frame, spec.mark_price_precision, 16)
+            mark_tabs.append(pa.table({"ts": t["ts"], "value": t["close"]}))
+        # everything of this instrument parsed and validated: write
+        write_instruments(root, [inst], report, count_once=True)
+        for tf, tables in sorted(bar_tables.items()):
+            write_bars(root, ins.bar_type(symbol, market, tf), spec.price_precision, spec.size_precision,
+                       ins.interval_ns(tf), tables, report)
+        if fundings:
+            write_funding_rates(root, iid, fundings, report)
+        if mark_tabs:
+            write_mark_prices(root, iid, spec.mark_price_precision, mark_tabs, report, mark_step)
     report.seconds = time.perf_counter() - t0
     return report

@@ -71,7 +71,8 @@ class ImportReport:
 
     ``stats`` is keyed ``"<kind>/<identifier>"`` with kind in ``bars``, ``funding_rates``,
     ``mark_prices``, ``instruments`` (identifier = bar type or instrument id); ``files_read`` lists
-    the source files or URLs; ``seconds`` is the wall time.
+    the source files or URLs; ``notes`` says where instruments not in the built-in table came from
+    (instruments.toml, exchange metadata, precision inferred from the data); ``seconds`` is the wall time.
     """
 
     source: str
@@ -79,6 +80,7 @@ class ImportReport:
     stats: dict[str, TypeStats] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
     def entry(self, kind: str, identifier: str) -> TypeStats:
         """The (created on demand) :class:`TypeStats` of ``kind``/``identifier``."""
@@ -111,6 +113,7 @@ class ImportReport:
                 f"  {key}: read {st.rows_read}, written {st.rows_written}, already present {st.rows_skipped}, "
                 f"duplicate in input {st.rows_duplicate}, files {len(st.files_written)}"
             )
+        lines += [f"  note: {n}" for n in self.notes]
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 

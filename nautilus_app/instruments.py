@@ -684,10 +684,10 @@ def resolve_spec(
         sources.append("built-in table")
     if ex:
         sources.append(exchange_source)
+    if not ex and builtin is None and not ov.keys() & {"tick_size", "step_size"}:
+        sources.append("offline (no exchange metadata)")
     if inferred:
         sources.append(f"{'/'.join(inferred)} precision inferred from the data")
-    if not ex and builtin is None and not ov.keys() & {"tick_size", "step_size"}:
-        sources.append("no exchange metadata")
     if "mark_price_precision" in ov:
         mark_pp = int(ov["mark_price_precision"])
     elif builtin is not None:
