@@ -410,35 +410,52 @@ def _date_filter(table: pa.Table, start: dt.date | None, end: dt.date | None, sh
     return table.filter(pa.array(_day_mask(table["ts"].to_numpy(), start, end, shift_ns)))
 
 
-def _import_klines_compact(root: Path, base: _Base, fetched: list[tuple[str, bytes]], symbol: str, mkt: ins.Market,
-                           interval: str, d0: dt.date | None, d1: dt.date | None, report: ImportReport) -> None:
-    """Klines of one symbol into the compact store: checksums, then zips unzipped and parsed in
-    batches on 2 threads, combined (monthly/daily overlaps must agree), filtered to the days,
-    gaps reported, instrument written, bars merged into the stored months."""
+def _parse_klines_compact(base: _Base, fetched: list[tuple[str, bytes]], precision: tuple[int, int], interval: str,
+                          d0: dt.date | None, d1: dt.date | None, bar_type: str, report: ImportReport,
+                          ) -> tuple[dict[str, np.ndarray], int]:
+    """Klines of one symbol for the compact store: checksums, then zips unzipped and parsed in
+    batches on 2 threads at ``precision`` (price, size decimals), combined (monthly/daily overlaps
+    must agree), filtered to the days. Returns ``(arrays, rows read)``."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from catalog.compact import combine_bar_parts, parse_kline_csvs, size_batches, write_compact_arrays
-    from catalog.validation import report_gaps
+    from catalog.compact import combine_bar_parts, parse_kline_csvs, size_batches
 
-    spec = ins.get_spec(symbol, mkt)
     step_ns = ins.interval_ns(interval)
-    bar_type = str(ins.bar_type(symbol, mkt, interval))
 
     def parse(batch: list[tuple[str, bytes]]) -> dict[str, np.ndarray]:
         csvs = [_read_csv_from_zip(base, rel, raw) for rel, raw in batch]
-        return parse_kline_csvs(csvs, spec.price_precision, spec.size_precision, step_ns)
+        return parse_kline_csvs(csvs, precision[0], precision[1], step_ns)
 
-    report.files_read += [base.where(rel) for rel, _ in fetched]
     with ThreadPoolExecutor(max_workers=2) as pool:
         parts = list(pool.map(parse, size_batches(fetched, [len(raw) for _, raw in fetched])))
     if d0 is not None or d1 is not None:
         parts = [{k: a[m] for k, a in p.items()} for p in parts for m in [_day_mask(p["ts"], d0, d1, step_ns)]]
+    n_read = sum(int(p["ts"].size) for p in parts)
+    return combine_bar_parts(parts, bar_type), n_read
+
+
+def _rescale_ticks(arr: dict[str, np.ndarray], frm: tuple[int, int], to: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Integer ticks/lots parsed at ``frm`` decimals re-expressed at ``to`` decimals (exact: only
+    called with ``to`` >= the decimals the values need)."""
+    out = dict(arr)
+    for cols, a, b in ((("open", "high", "low", "close"), frm[0], to[0]), (("volume",), frm[1], to[1])):
+        for c in cols:
+            out[c] = arr[c] // 10 ** (a - b) if a >= b else arr[c] * 10 ** (b - a)
+    return out
+
+
+def _write_klines_compact(root: Path, arr: dict[str, np.ndarray], n_read: int, spec: ins.InstrumentSpec,
+                          mkt: ins.Market, interval: str, report: ImportReport) -> None:
+    """Gaps reported, bars merged into the stored compact months (the instrument is written by the caller)."""
+    from catalog.compact import write_compact_arrays
+    from catalog.validation import report_gaps
+
+    step_ns = ins.interval_ns(interval)
+    bar_type = str(ins.bar_type(spec.symbol, mkt, interval))
     st = report.entry("bars", bar_type)
-    st.rows_read += sum(int(p["ts"].size) for p in parts)
-    arr = combine_bar_parts(parts, bar_type)
+    st.rows_read += n_read
     n = int(arr["ts"].size)
-    st.rows_duplicate += st.rows_read - n
-    write_instruments(root, [ins.build_instrument(symbol, mkt)], report, count_once=True)
+    st.rows_duplicate += n_read - n
     if not n:
         return
     report_gaps(report, bar_type, arr["ts"], step_ns, market=mkt)
@@ -451,6 +468,37 @@ def _import_klines_compact(root: Path, base: _Base, fetched: list[tuple[str, byt
         st.rows_skipped += n  # all stored already, identical
 
 
+def _kind_dirs(market: str, kind: str, interval: str) -> list[tuple[str, str]]:
+    """``[(folder holding one sub-folder per symbol, sub-path inside a symbol's folder)]`` of a kind."""
+    pre = _market_prefix(market)
+    if kind == "fundingRate":
+        return [(f"{pre}/monthly/fundingRate", "")]
+    if kind == "aggTrades":
+        return [(f"{pre}/monthly/aggTrades", ""), (f"{pre}/daily/aggTrades", "")]
+    return [(f"{pre}/monthly/{kind}", interval), (f"{pre}/daily/{kind}", interval)]
+
+
+def list_symbols(base_url: str | Path, market: str, kinds: Sequence[str] = ("klines",), interval: str = "1m",
+                 mark_interval: str | None = None) -> list[str]:
+    """Every symbol of a LOCAL Binance Vision folder with at least one ``.zip`` of one of ``kinds``
+    (klines at ``interval``, markPriceKlines at ``mark_interval``), sorted. ``--symbols ALL``."""
+    base = _Base(base_url)
+    if base.is_http:
+        raise ValueError("listing symbols (--symbols ALL) needs a local folder; an HTTP base cannot be listed")
+    out: set[str] = set()
+    for kind in kinds:
+        iv = (mark_interval or interval) if kind == "markPriceKlines" else interval
+        for folder, sub in _kind_dirs(market, kind, iv):
+            d = Path(base.base) / folder
+            if not d.is_dir():
+                continue
+            for sym_dir in d.iterdir():
+                z = sym_dir / sub if sub else sym_dir
+                if sym_dir.is_dir() and z.is_dir() and any(p.suffix == ".zip" for p in z.iterdir()):
+                    out.add(sym_dir.name.upper())
+    return sorted(out)
+
+
 # --------------------------------------------------------------------------- public API
 
 
@@ -459,32 +507,44 @@ def import_binance_vision(
     *,
     base_url: str | Path | None = None,
     market: str = "spot",
-    symbols: Sequence[str] = ("BTCUSDT",),
+    symbols: Sequence[str] | str = ("BTCUSDT",),
     interval: str = "1m",
     start: DateLike = None,
     end: DateLike = None,
     kinds: Sequence[str] = ("klines",),
     mark_interval: str | None = None,
     store: str = "nautilus",
+    instruments_file: str | Path | None = None,
+    metadata: str = "cache",
+    require_files: bool = True,
 ) -> ImportReport:
     """Import Binance Vision archives into the catalog at ``catalog_path``.
 
     ``base_url``: HTTP(S) base (default ``$BINANCE_VISION_URL`` or https://data.binance.vision)
     or a local folder with the same layout. ``market``: ``"spot"`` or ``"um"`` (USDT-M futures).
+    ``symbols``: any Binance symbols (``"SOLUSDT"``), or ``"ALL"`` = every symbol with archives of
+    ``kinds`` in a local folder (:func:`list_symbols`). With a local folder and ``require_files``
+    (default), a symbol without any archive of ``kinds`` raises :class:`DataImportError` naming it
+    before anything is written.
     ``interval``: kline interval (``"1m"``, ``"1h"`` ...). ``start``/``end``: inclusive UTC dates
     (``date`` or ``"YYYY-MM-DD"``); required ``start`` for HTTP. ``kinds`` ⊆ {``"klines"``,
-    ``"fundingRate"``, ``"markPriceKlines"``} (the last two only for ``"um"``).
+    ``"fundingRate"``, ``"markPriceKlines"``, ``"aggTrades"``} (funding and marks only for ``"um"``).
     ``mark_interval``: candle interval of markPriceKlines (default: ``interval``).
     ``store``: where klines go - ``"nautilus"`` (Nautilus's catalog, validated by
     :func:`catalog.common.validate_bars`) or ``"compact"`` (the compact store, ~4x smaller and
     ~5x faster to import: :func:`catalog.compact.parse_kline_csvs` on 2 threads, then
     :func:`catalog.compact.write_compact_arrays`, which merges with stored months); instruments,
     funding and mark prices always go to Nautilus's catalog. Backtests read either store.
+    ``instruments_file`` / ``metadata``: where instruments come from (:mod:`catalog.instrument_meta`:
+    instruments.toml, built-in table, cached exchangeInfo, else precisions inferred from the
+    archives - the finest decimals in them - and said so in ``report.notes``).
 
-    Every archive of one (kind, symbol) is parsed and validated before anything of it is written;
-    a corrupt archive raises :class:`catalog.errors.DataImportError` (file, row, problem) and
-    leaves the catalog as it was for that kind and symbol. Returns an :class:`ImportReport`.
+    Every archive of one symbol (all kinds) is parsed and validated before anything of it is
+    written; a corrupt archive raises :class:`catalog.errors.DataImportError` (file, row, problem)
+    and leaves the catalog as it was for that symbol. Returns an :class:`ImportReport`.
     """
+    from catalog.instrument_meta import InstrumentResolver, decimal_decimals, tick_decimals
+
     t_start = time.perf_counter()
     kinds = tuple(kinds)
     unknown = set(kinds) - set(KINDS)
@@ -494,7 +554,7 @@ def import_binance_vision(
         raise ValueError(f"unknown store {store!r}; expected 'nautilus' or 'compact'")
     if market != "um" and set(kinds) & {"fundingRate", "markPriceKlines"}:
         raise ValueError("fundingRate and markPriceKlines exist only for market='um'")
-    _market_prefix(market)
+    pre = _market_prefix(market)
     step_ns = ins.interval_ns(interval)
     mark_iv = mark_interval or interval
     mark_ns = ins.interval_ns(mark_iv)
@@ -502,66 +562,129 @@ def import_binance_vision(
     d0, d1 = _to_date(start), _to_date(end)
     if d0 and d1 and d1 < d0:
         raise ValueError(f"end {d1} before start {d0}")
+    mkt: ins.Market = "um" if market == "um" else "spot"
+    syms = [s.strip().upper() for s in ([symbols] if isinstance(symbols, str) else symbols)]
+    if syms == ["ALL"]:
+        syms = list_symbols(base.base, market, kinds, interval, mark_iv)
+        if not syms:
+            raise DataImportError(base.where(pre), f"no {market} symbol has {list(kinds)} archives here")
+    bad = [s for s in syms if not re.fullmatch(r"[A-Z0-9]+", s)]
+    if bad or not syms:
+        raise ValueError(f"symbols must be Binance symbols like SOLUSDT (or ALL), got {bad or syms}")
+    if not base.is_http and require_files:
+        missing = [s for s in syms if not any(_select(base, k, market, s, mark_iv if k == "markPriceKlines" else interval,
+                                                      None, None) for k in kinds)]
+        if missing:
+            have = list_symbols(base.base, market, kinds, interval, mark_iv)
+            raise DataImportError(base.where(pre), f"symbol(s) {missing} not in the source: no {list(kinds)} archives "
+                                  f"for them ({len(have)} symbols have some: {', '.join(have[:20])}"
+                                  f"{' ...' if len(have) > 20 else ''}); nothing imported")
     root = ensure_catalog_root(catalog_path)
     report = ImportReport(source=base.base)
-    mkt: ins.Market = "um" if market == "um" else "spot"
-    for s in symbols:
-        ins.get_spec(s, mkt)  # fail early on an unknown symbol
+    resolver = InstrumentResolver(root, instruments_file=instruments_file, metadata=metadata, report=report)
 
-    for symbol in (s.upper() for s in symbols):
-        spec = ins.get_spec(symbol, mkt)
+    for symbol in syms:
         iid = ins.instrument_id(symbol, mkt)
+        infer = resolver.needs_data(symbol, mkt)
+        fetched: dict[str, list[tuple[str, bytes]]] = {}
         for kind in kinds:
             iv = mark_iv if kind == "markPriceKlines" else interval
-            fetched: list[tuple[str, bytes]] = []
+            got: list[tuple[str, bytes]] = []
             for rel, fallback in _select(base, kind, market, symbol, iv, d0, d1):
                 raw = base.get(rel)
                 if raw is not None:
-                    fetched.append((rel, raw))
+                    got.append((rel, raw))
                     continue
                 for frel in fallback:  # monthly archive absent (HTTP 404): use the daily ones
                     fraw = base.get(frel)
                     if fraw is not None:  # 404 = absent
-                        fetched.append((frel, fraw))
+                        got.append((frel, fraw))
+            fetched[kind] = got
+        # 1. parse every archive of this symbol (no precision checks yet)
+        parsed: dict[str, list[tuple[str, pa.Table, np.ndarray]]] = {k: [] for k in kinds}
+        compact_arr = None
+        price_dec, size_dec, mark_dec = [], [], []
+        for kind in kinds:
             if kind == "klines" and store == "compact":
-                _import_klines_compact(root, base, fetched, symbol, mkt, interval, d0, d1, report)
+                report.files_read += [base.where(rel) for rel, _ in fetched[kind]]
+                scale = (8, 8) if infer else None
+                if scale is not None:
+                    compact_arr = _parse_klines_compact(base, fetched[kind], scale, interval, d0, d1,
+                                                        str(ins.bar_type(symbol, mkt, interval)), report)
+                    arr = compact_arr[0]
+                    if arr["ts"].size:
+                        price_dec.append(max(tick_decimals(arr[c], 8) for c in ("open", "high", "low", "close")))
+                        size_dec.append(tick_decimals(arr["volume"], 8))
                 continue
-            tables: list[pa.Table] = []
-            for rel, raw in fetched:
+            for rel, raw in fetched[kind]:
                 where, data = _read_csv_from_zip(base, rel, raw)
                 report.files_read.append(base.where(rel))
                 if kind == "fundingRate":
-                    t, _ = parse_funding_csv(data, where)
-                    tables.append(_date_filter(t, d0, d1, 0))
+                    t, lines = parse_funding_csv(data, where)
                 elif kind == "aggTrades":
                     t, lines = parse_aggtrades_csv(data, where)
+                    if infer:
+                        price_dec.append(decimal_decimals(t["price"]))
+                        size_dec.append(decimal_decimals(t["size"]))
+                else:
+                    t, lines = parse_kline_csv(data, where, step_ns if kind == "klines" else mark_ns)
+                    if kind == "klines" and infer:
+                        price_dec.append(max(decimal_decimals(t[c]) for c in ("open", "high", "low", "close")))
+                        size_dec.append(decimal_decimals(t["volume"]))
+                    elif kind == "markPriceKlines":
+                        mark_dec.append(max(decimal_decimals(t[c]) for c in ("open", "high", "low", "close")))
+                parsed[kind].append((where, t, lines))
+        # 2. the instrument (built-in, instruments.toml, exchange metadata or inferred from step 1)
+        data_precision = (max(price_dec), max(size_dec)) if price_dec else None
+        if infer and data_precision is None and not resolver.knows(symbol, mkt):
+            raise DataImportError(base.where(pre), f"{symbol} ({market}): no klines/aggTrades archives to infer the "
+                                  "instrument's precision from and no metadata for it; import klines too, fetch "
+                                  "exchangeInfo (nautilus-app fetch-instruments) or set it in instruments.toml")
+        spec = resolver.spec(symbol, mkt, data_precision=data_precision, mark_decimals=max(mark_dec, default=None),
+                             where=base.base)
+        if store == "compact" and "klines" in kinds:
+            if compact_arr is None:
+                compact_arr = _parse_klines_compact(base, fetched["klines"], (spec.price_precision, spec.size_precision),
+                                                    interval, d0, d1, str(ins.bar_type(symbol, mkt, interval)), report)
+            else:
+                compact_arr = (_rescale_ticks(compact_arr[0], (8, 8), (spec.price_precision, spec.size_precision)),
+                               compact_arr[1])
+        # 3. validate at the instrument's precisions, filter to the days
+        tables: dict[str, list[pa.Table]] = {k: [] for k in kinds}
+        for kind in kinds:
+            for where, t, lines in parsed[kind]:
+                if kind == "fundingRate":
+                    tables[kind].append(_date_filter(t, d0, d1, 0))
+                elif kind == "aggTrades":
                     check_precision(t["price"].combine_chunks(), spec.price_precision, where, "price", lines)
                     check_precision(t["size"].combine_chunks(), spec.size_precision, where, "quantity", lines)
-                    tables.append(_date_filter(t, d0, d1, 0))
+                    tables[kind].append(_date_filter(t, d0, d1, 0))
                 elif kind == "klines":
-                    t, lines = parse_kline_csv(data, where, step_ns)
                     validate_bars(t, where, lines, spec.price_precision, spec.size_precision)
-                    tables.append(_date_filter(t, d0, d1, step_ns))
+                    tables[kind].append(_date_filter(t, d0, d1, step_ns))
                 else:
-                    t, lines = parse_kline_csv(data, where, mark_ns)
                     validate_bars(t, where, lines, spec.mark_price_precision, 16)
                     t = _date_filter(t, d0, d1, mark_ns)
-                    tables.append(pa.table({"ts": t["ts"], "value": t["close"]}))
-            # instrument first (idempotent), only once this symbol's files parsed cleanly
-            write_instruments(root, [ins.build_instrument(symbol, mkt)], report, count_once=True)
-            if kind == "klines" and tables:
-                from catalog.validation import report_gaps  # gaps are reported on every write
+                    tables[kind].append(pa.table({"ts": t["ts"], "value": t["close"]}))
+        # 4. write: instrument first (idempotent), then every kind
+        write_instruments(root, [ins.build_instrument(symbol, mkt, spec=spec)], report, count_once=True)
+        for kind in kinds:
+            if kind == "klines" and store == "compact":
+                assert compact_arr is not None
+                _write_klines_compact(root, compact_arr[0], compact_arr[1], spec, mkt, interval, report)
+            elif kind == "klines":
+                if tables[kind]:
+                    from catalog.validation import report_gaps  # gaps are reported on every write
 
-                ts_all = np.unique(np.concatenate([t["ts"].to_numpy() for t in tables]))
-                report_gaps(report, str(ins.bar_type(symbol, mkt, interval)), ts_all, step_ns, market=mkt)
-            if kind == "klines":
+                    ts_all = np.unique(np.concatenate([t["ts"].to_numpy() for t in tables[kind]]))
+                    report_gaps(report, str(ins.bar_type(symbol, mkt, interval)), ts_all, step_ns, market=mkt)
                 write_bars(root, ins.bar_type(symbol, mkt, interval), spec.price_precision,
-                           spec.size_precision, step_ns, tables, report)
+                           spec.size_precision, step_ns, tables[kind], report)
             elif kind == "fundingRate":
-                write_funding_rates(root, iid, tables, report)
+                write_funding_rates(root, iid, tables[kind], report)
             elif kind == "aggTrades":
-                write_trades(root, iid, spec.price_precision, spec.size_precision, tables, report)
+                write_trades(root, iid, spec.price_precision, spec.size_precision, tables[kind], report)
             else:
-                write_mark_prices(root, iid, spec.mark_price_precision, tables, report, mark_ns)
+                write_mark_prices(root, iid, spec.mark_price_precision, tables[kind], report, mark_ns)
     report.seconds = time.perf_counter() - t_start
     return report

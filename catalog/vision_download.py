@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -41,7 +42,6 @@ from catalog.binance_vision import KINDS, _market_prefix, import_binance_vision
 from catalog.errors import DataImportError
 from catalog.store import ensure_catalog_root
 from catalog.writer import ImportReport
-from nautilus_app import instruments as ins
 from nautilus_app.paths import binance_vision_url
 
 
@@ -188,6 +188,8 @@ def download_binance_vision(
     backoff_s: float = 1.0,
     timeout_s: float = 60.0,
     store: str = "nautilus",
+    instruments_file: str | Path | None = None,
+    metadata: str = "cache",
 ) -> VisionDownloadReport:
     """Download Binance Vision archives over HTTP(S), verify them, cache them and import them.
 
@@ -195,7 +197,9 @@ def download_binance_vision(
     here; for a local mirror use :func:`catalog.binance_vision.import_binance_vision`). ``start``/
     ``end``: inclusive UTC days (``end`` default yesterday). ``kinds`` ⊆ {``klines``,
     ``fundingRate``, ``markPriceKlines``, ``aggTrades``}. ``today``: the clock (default: UTC today).
-    ``store``: where klines are imported, ``"nautilus"`` or ``"compact"`` (see
+    Any symbol: instruments as for :func:`catalog.binance_vision.import_binance_vision`
+    (``instruments_file``, ``metadata``; precisions inferred from the archives when nothing else
+    gives them). ``store``: where klines are imported, ``"nautilus"`` or ``"compact"`` (see
     :func:`catalog.binance_vision.import_binance_vision`).
 
     Raises :class:`ChecksumError` (names every archive whose sha256 does not match its
@@ -212,9 +216,9 @@ def download_binance_vision(
         raise ValueError(f"unknown kinds {sorted(bad_kinds)}; expected a subset of {KINDS}")
     if market != "um" and set(kinds) & {"fundingRate", "markPriceKlines"}:
         raise ValueError("fundingRate and markPriceKlines exist only for market='um'")
-    mkt: ins.Market = "um" if market == "um" else "spot"
-    for s in symbols:
-        ins.get_spec(s, mkt)
+    bad_syms = [s for s in symbols if not re.fullmatch(r"[A-Za-z0-9]+", s)] or ([] if symbols else ["(none)"])
+    if bad_syms:
+        raise ValueError(f"symbols must be Binance symbols like SOLUSDT, got {bad_syms}")
     today = today or dt.datetime.now(dt.UTC).date()
     d0 = start if isinstance(start, dt.date) else dt.date.fromisoformat(str(start))
     d1 = (end if isinstance(end, dt.date) else dt.date.fromisoformat(str(end))) if end else today - dt.timedelta(days=1)
@@ -296,6 +300,7 @@ def download_binance_vision(
         raise ChecksumError(sorted(bad))
     rep.imported = import_binance_vision(
         root, base_url=cache, market=market, symbols=tuple(symbols), interval=interval, start=d0, end=d1,
-        kinds=kinds, mark_interval=mark_interval, store=store,
+        kinds=kinds, mark_interval=mark_interval, store=store, instruments_file=instruments_file,
+        metadata=metadata, require_files=False,
     )
     return rep
