@@ -209,10 +209,17 @@ def register_api(server: Flask, ctx: AppContext) -> None:
 
     @bp.get("/strategies")
     def strategies():
-        from nautilus_app.config import strategy_parameters
-        from strategies import REGISTRY
+        from nautilus_app.strategy_loader import REQUIRED, StrategyLoadError, discover_strategies
 
-        return jsonify({n: {"parameters": strategy_parameters(n)} for n in sorted(REGISTRY)})
+        try:
+            cat = discover_strategies()
+        except StrategyLoadError as e:
+            raise ApiError(500, str(e), "strategies") from e
+        return jsonify({n: {"origin": ref.origin, "strategy_path": ref.strategy_path, "doc": ref.doc(),
+                            "parameters": {k: None if f.default is REQUIRED else f.default
+                                           for k, f in ref.parameters().items()},
+                            "types": {k: f.type_name() for k, f in ref.parameters().items()}}
+                        for n, ref in cat.strategies.items()})
 
     @bp.post("/backtests")
     def submit():

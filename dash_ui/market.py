@@ -253,7 +253,7 @@ def strategy_overlays(name: str, params: dict, bars: dict[str, np.ndarray], bar_
 
     try:
         p = {**strategy_parameters(name), **(params or {})}
-    except KeyError:
+    except (KeyError, ValueError):  # not a strategy on disk any more (StrategyLoadError is a ValueError)
         return {}
     close = bars["close"]
     seg = _segments(bars["ts"], bar_ns, int(p.get("max_gap_bars") or 0))

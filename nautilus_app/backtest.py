@@ -19,7 +19,6 @@ iteration count with the number of data points it was given. Fewer iterations or
 
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -155,7 +154,7 @@ def plan_data(cfg: BacktestConfig) -> DataPlan:
         if n == 0:
             raise BacktestFailed(
                 f"catalog {root} has no bars for {bt} between {cfg.start or 'the start'} and {cfg.end or 'the end'}: "
-                "import them first (see `nautilus-app import --help`)"
+                "import them first (`nautilus-app import-binance-vision --help`, `import-freqtrade`, `download-data`)"
             )
         expected += n
         firsts.append(first)  # type: ignore[arg-type]
@@ -283,21 +282,23 @@ def load_instruments(cfg: BacktestConfig) -> list[Any]:
     return out
 
 
-def _import(path: str) -> Any:
-    module, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
 def build_strategies(cfg: BacktestConfig) -> list[Any]:
-    """One strategy object per ``[[strategies]]`` entry, with a unique order-id tag each."""
-    from strategies import REGISTRY
+    """One strategy object per ``[[strategies]]`` entry, with a unique order-id tag each.
+
+    Strategies come from :mod:`nautilus_app.strategy_loader` (built-ins, the user strategy folder,
+    ``strategy_path``); their params were validated when the config was loaded.
+
+    Raises:
+        BacktestFailed: a strategy or its config raised while being built.
+    """
+    from nautilus_app.strategy_loader import StrategyLoadError
 
     out = []
     for i, spec in enumerate(cfg.strategies):
-        entry = REGISTRY[spec.name]
-        params = dict(spec.params)
-        params.setdefault("order_id_tag", f"{i:03d}")
-        out.append(_import(entry.strategy_path)(_import(entry.config_path)(**params)))
+        try:
+            out.append(spec.resolve().make_strategy(spec.params, order_id_tag=f"{i:03d}"))
+        except StrategyLoadError as e:
+            raise BacktestFailed(f"strategies[{i}] ({spec.label()}): {e}") from e
     return out
 
 

@@ -9,7 +9,8 @@ Commands (FreqTrade-style, one verb each):
 * ``inventory``: what the catalog holds (ranges, rows, files, bytes, gaps); ``validate``: data checks.
 * ``backtest CONFIG``: run a TOML-configured backtest, print a summary and the results path.
 * ``import-ethereal``: Ethereal funding history, price-history bars and oracle marks into the catalog.
-* ``list-strategies``: registered strategies and their parameters with defaults.
+* ``list-strategies``: built-in and user strategies with their parameters, types and defaults.
+* ``new-strategy NAME``: a template strategy + run config + test in the user folder (docs/strategies.md).
 * ``paper CONFIG``: paper trading on a sandbox LiveNode with Redis state (docs/paper.md).
 * ``registry``, ``sweep``, ``walk-forward``, ``portfolio``: research at scale (docs/research.md).
 
@@ -36,8 +37,15 @@ def _fmt(value: object, pct: bool = False) -> str:
 
 
 def format_summary(outcome) -> str:  # noqa: ANN001 - BacktestOutcome (lazy import)
-    """One screen of the key numbers of a finished run."""
+    """One screen of the key numbers of a finished run: totals, then results per strategy and per
+    instrument (docs/metrics.md ``by_strategy`` / ``by_instrument``), and a warning line when
+    positions were still open at the end."""
     m = outcome.metrics
+    bh_by = m.get("buy_and_hold_by_instrument") or {}
+    bh = _fmt(m.get("buy_and_hold_return"), pct=True)
+    if len(bh_by) > 1:
+        bh += " (equal-weight basket: " + ", ".join(f"{k} {_fmt(v, pct=True)}" for k, v in bh_by.items()) + ")"
+    open_n = int(m.get("open_trades") or 0)
     rows = [
         ("Run", outcome.run_id),
         ("Period", f"{m.get('start')} -> {m.get('end')}"),
@@ -45,11 +53,12 @@ def format_summary(outcome) -> str:  # noqa: ANN001 - BacktestOutcome (lazy impo
                           f"({outcome.iterations / max(outcome.engine_seconds, 1e-9):,.0f} per s in the engine)"),
         ("Equity", f"{_fmt(m.get('starting_equity'))} -> {_fmt(m.get('final_equity'))} USDT"),
         ("Total return", _fmt(m.get("total_return"), pct=True)),
-        ("Buy and hold", _fmt(m.get("buy_and_hold_return"), pct=True)),
+        ("Buy and hold", bh),
         ("CAGR", _fmt(m.get("cagr"), pct=True)),
         ("Sharpe / Sortino", f"{_fmt(m.get('sharpe'))} / {_fmt(m.get('sortino'))}"),
         ("Max drawdown", _fmt(m.get("max_drawdown"), pct=True)),
-        ("Trades / win rate", f"{m.get('trades')} / {_fmt(m.get('win_rate'), pct=True)}"),
+        ("Trades / win rate", f"{m.get('trades')} / {_fmt(m.get('win_rate'), pct=True)}"
+                              + (f" ({open_n} open at the end)" if open_n else "")),
         ("Profit factor", _fmt(m.get("profit_factor"))),
         ("Exposure", _fmt(m.get("exposure"), pct=True)),
         ("Fees / funding", f"{_fmt(m.get('fees_paid_usdt'))} / {_fmt(m.get('funding_paid_usdt'))} USDT"),
@@ -58,23 +67,66 @@ def format_summary(outcome) -> str:  # noqa: ANN001 - BacktestOutcome (lazy impo
         ("Results", str(outcome.results_path)),
     ]
     width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+    lines = [f"{k:<{width}}  {v}" for k, v in rows]
+    for title, key, records in (("By strategy", "strategy_id", m.get("by_strategy")),
+                                ("By instrument", "instrument_id", m.get("by_instrument"))):
+        if records:
+            lines += ["", *_breakdown_lines(title, key, records)]
+    if open_n:
+        noun = "position" if open_n == 1 else "positions"
+        lines += ["", f"WARNING: {open_n} {noun} still open at the end (marked to market, not closed): "
+                      f"unrealized PnL {_fmt(m.get('unrealized_pnl_usdt'))} USDT, no exit fees"]
+    return "\n".join(lines)
+
+
+def _breakdown_lines(title: str, key: str, records: list[dict]) -> list[str]:
+    """A fixed-width table of ``by_strategy`` / ``by_instrument`` records (USDT, fractions as %)."""
+    def num(v: object) -> str:
+        return "n/a" if v is None else f"{v:,.2f}"
+
+    def pct(v: object) -> str:
+        return "n/a" if v is None else f"{v * 100:,.2f} %"
+
+    head = [title, "trades", "win rate", "PF", "net PnL", "before costs", "fees", "funding", "slippage",
+            "exposure", "return contr."]
+    body = [[str(r.get(key)), f"{r.get('trades', 0):,}" + (f" ({r['open_trades']} open)" if r.get("open_trades") else ""),
+             pct(r.get("win_rate")), "n/a" if r.get("profit_factor") is None else f"{r['profit_factor']:.3f}",
+             num(r.get("net_pnl_usdt")), num(r.get("pnl_before_costs_usdt")), num(r.get("fees_paid_usdt")),
+             num(r.get("funding_paid_usdt")), num(r.get("slippage_cost_usdt")), pct(r.get("exposure")),
+             pct(r.get("return_contribution"))] for r in records]
+    if key == "instrument_id":  # each instrument's own buy and hold beside it
+        head.append("buy and hold")
+        for row, r in zip(body, records, strict=True):
+            row.append(pct(r.get("buy_and_hold_return")))
+    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+    return ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+            for row in [head, *body]]
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from nautilus_app.backtest import BacktestFailed, run_backtest
-    from nautilus_app.config import ConfigError, load_config
+    from nautilus_app.config import ConfigError, load_config, parse_override
 
     try:
-        cfg = load_config(args.config)
+        overrides = dict(parse_override(text) for text in args.set or [])
+        overrides.update({k: v for k, v in (("start", args.start), ("end", args.end)) if v is not None})
+        cfg = load_config(args.config, overrides=overrides)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    text = Path(args.config).read_text()
+    if overrides:  # the snapshot records what ran: the file's text plus the command-line overrides
+        import tomllib
+
+        import tomli_w
+
+        from nautilus_app.config import apply_overrides
+
+        applied = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+        text = (f"# {args.config} with command-line overrides: {applied}\n"
+                + tomli_w.dumps(apply_overrides(tomllib.loads(text), overrides)))
     try:
-        outcome = run_backtest(
-            cfg, results_root=args.results_dir, progress=not args.no_progress,
-            config_text=Path(args.config).read_text(),
-        )
+        outcome = run_backtest(cfg, results_root=args.results_dir, progress=not args.no_progress, config_text=text)
     except BacktestFailed as e:
         print(f"error: backtest failed: {e}", file=sys.stderr)
         return 1
@@ -134,12 +186,37 @@ def cmd_import_ethereal(args: argparse.Namespace) -> int:
 
 
 def cmd_list_strategies(args: argparse.Namespace) -> int:
-    from nautilus_app.config import strategy_parameters
-    from strategies import REGISTRY
+    from nautilus_app.strategy_loader import REQUIRED, StrategyLoadError, discover_strategies
 
-    for name in sorted(REGISTRY):
-        params = ", ".join(f"{k}={v!r}" for k, v in strategy_parameters(name).items())
-        print(f"{name}: {params}")
+    try:
+        cat = discover_strategies()
+    except StrategyLoadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"strategies (built-in, and user classes from {cat.strategy_dir}):")
+    for name, ref in cat.strategies.items():
+        print(f"\n{name}  [{ref.origin}: {ref.strategy_path}, {ref.source}]")
+        if ref.doc():
+            print(f"    {ref.doc()}")
+        for f in ref.parameters().values():
+            default = "required" if f.default is REQUIRED else f"default {f.default!r}"
+            print(f"    {f.name}: {f.type_name()} ({default})")
+    for path, msg in cat.errors:
+        print(f"\nerror: {path} was skipped: {msg}", file=sys.stderr)
+    return 2 if cat.errors else 0
+
+
+def cmd_new_strategy(args: argparse.Namespace) -> int:
+    from nautilus_app.strategy_template import TemplateError, write_strategy_template
+
+    try:
+        written = write_strategy_template(args.name, folder=args.folder, force=args.force)
+    except TemplateError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    print(f"next: pytest {written[-1]}   then   nautilus-app backtest {written[1]}")
     return 0
 
 
@@ -206,12 +283,20 @@ def cmd_dash(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of all commands."""
     p = argparse.ArgumentParser(prog="nautilus-app", description=__doc__.split("\n\n")[0])
+    p.add_argument("--strategy-dir", type=Path, default=None,
+                   help="user strategy folder (default $NAUTILUS_STRATEGY_DIR or ./user_strategies); every Strategy "
+                        "class in its *.py files is runnable by class name")
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("backtest", help="run a TOML-configured backtest")
     b.add_argument("config", help="path to a run config (see configs/)")
     b.add_argument("--results-dir", type=Path, default=None, help="default $RESULTS_DIR or ./results")
     b.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    b.add_argument("--start", default=None, help="override the config's start (UTC date/datetime, inclusive)")
+    b.add_argument("--end", default=None, help="override the config's end (UTC date/datetime, exclusive)")
+    b.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override any config key (TOML value), e.g. strategies.0.params.fast_period=20 or "
+                        "venues.0.taker_fee=0.0004; repeatable; recorded in the results' config.toml")
     b.set_defaults(func=cmd_backtest)
 
     bv = sub.add_parser("import-binance-vision", help="import Binance Vision archives into the catalog")
@@ -294,8 +379,14 @@ def build_parser() -> argparse.ArgumentParser:
     et.add_argument("--kinds", nargs="+", default=["bars", "funding", "mark"], choices=["bars", "funding", "mark"])
     et.set_defaults(func=cmd_import_ethereal)
 
-    ls = sub.add_parser("list-strategies", help="registered strategies and their parameters")
+    ls = sub.add_parser("list-strategies", help="built-in and user strategies with their parameters")
     ls.set_defaults(func=cmd_list_strategies)
+
+    ns = sub.add_parser("new-strategy", help="write a template strategy, run config and test into the user folder")
+    ns.add_argument("name", help="class name, e.g. MyBreakout")
+    ns.add_argument("--folder", type=Path, default=None, help="default: the user strategy folder")
+    ns.add_argument("--force", action="store_true", help="overwrite existing files")
+    ns.set_defaults(func=cmd_new_strategy)
 
     from dash_ui.app import add_arguments as add_dash_arguments
 
@@ -313,12 +404,20 @@ def build_parser() -> argparse.ArgumentParser:
     from nautilus_app.research.cli import add_commands as add_research_commands
 
     add_research_commands(sub)
+    for sp in sub.choices.values():  # accepted after the command too: `nautilus-app backtest X --strategy-dir D`
+        sp.add_argument("--strategy-dir", dest="strategy_dir_cmd", type=Path, default=None,
+                        help="user strategy folder (default $NAUTILUS_STRATEGY_DIR or ./user_strategies)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
+    import os
+
     args = build_parser().parse_args(argv)
+    strategy_dir = args.strategy_dir_cmd or args.strategy_dir
+    if strategy_dir is not None:  # an env var, so worker processes (sweeps, Ray, the Dash launcher) see it too
+        os.environ["NAUTILUS_STRATEGY_DIR"] = str(Path(strategy_dir).resolve())
     return int(args.func(args))
 
 

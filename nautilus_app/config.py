@@ -12,7 +12,6 @@ multiple (``20`` = 20x); times are ISO-8601 UTC dates or datetimes; balances are
 from __future__ import annotations
 
 import hashlib
-import inspect
 import tomllib
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -166,16 +165,39 @@ class VenueConfig(_Frozen, kw_only=True):
 
 
 class StrategySpec(_Frozen, kw_only=True):
-    """One strategy instance.
+    """One strategy instance: which strategy (``name`` or ``strategy_path``) and its parameters.
 
     Attributes:
-        name: Registered strategy name (see ``strategies.REGISTRY``), e.g. ``"ema_cross"``.
-        params: Keyword arguments of the strategy's config class (``instrument_id``, ``bar_type``,
-            periods, ``position_fraction`` ...). Unknown keys are an error.
+        name: A built-in strategy (``"ema_cross"``, see ``strategies.REGISTRY``) or the class name of a
+            strategy in the user strategy folder (``user_strategies/``, ``--strategy-dir``).
+        strategy_path: Instead of ``name``: ``"module.path:ClassName"`` or ``"path/to/file.py:ClassName"``
+            (Nautilus's ``ImportableStrategyConfig`` form). Relative modules and files resolve against
+            the config file's folder (and are stored as absolute files), then the user strategy folder,
+            then installed packages.
+        config_path: The config class in the same form; default: the strategy ``__init__``'s ``config``
+            annotation, else ``<ClassName>Config`` beside the class.
+        params: Fields of the strategy's config class (``instrument_id``, ``bar_type``, periods ...),
+            checked against their types; unknown keys are an error (docs/strategies.md).
     """
 
-    name: str
+    name: str | None = None
+    strategy_path: str | None = None
+    config_path: str | None = None
     params: dict[str, Any] = {}
+
+    def label(self) -> str:
+        """``name`` or ``strategy_path`` (for messages and summaries)."""
+        return self.name or self.strategy_path or "?"
+
+    def resolve(self) -> Any:
+        """The :class:`nautilus_app.strategy_loader.StrategyRef` this entry names.
+
+        Raises:
+            nautilus_app.strategy_loader.StrategyLoadError: unknown name, path that cannot be imported.
+        """
+        from nautilus_app.strategy_loader import resolve_strategy
+
+        return resolve_strategy(self.name, self.strategy_path, self.config_path)
 
 
 class BacktestConfig(_Frozen, kw_only=True):
@@ -193,7 +215,6 @@ class BacktestConfig(_Frozen, kw_only=True):
             of 06-30 23:59, which closes at 07-01 00:00); default the last bar.
         catalog: Catalog root; default ``$CATALOG_PATH`` or ``catalog/store``.
         log_level: Nautilus stdout log level; ``WARNING`` by default (``INFO`` costs ~40 % speed).
-        close_positions_on_end: Close open positions at the last bar so results count every trade.
     """
 
     name: str
@@ -240,8 +261,13 @@ class BacktestConfig(_Frozen, kw_only=True):
         return list(dict.fromkeys(str(BarType.from_str(bt).instrument_id) for bt in self.bar_types))
 
 
-def load_config(path: str | Path) -> BacktestConfig:
+def load_config(path: str | Path, *, overrides: dict[str, Any] | None = None) -> BacktestConfig:
     """Read and validate a TOML run config.
+
+    Args:
+        path: The TOML file. Relative ``strategy_path``/``config_path`` entries resolve against its folder.
+        overrides: Dotted key paths to replace before validation (:func:`apply_overrides`), e.g.
+            ``{"start": "2025-06-01", "strategies.0.params.fast_period": 20}``.
 
     Raises:
         ConfigError: unreadable file, TOML syntax error, unknown key, wrong type, value out of range,
@@ -257,11 +283,73 @@ def load_config(path: str | Path) -> BacktestConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from e
-    return parse_config(raw, source=str(path))
+    if overrides:
+        raw = apply_overrides(raw, overrides, source=str(path))
+    return parse_config(raw, source=str(path), base_dir=path.resolve().parent)
 
 
-def parse_config(raw: dict[str, Any], *, source: str = "<config>") -> BacktestConfig:
-    """Validate an already-parsed mapping (same rules and errors as :func:`load_config`)."""
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any], *, source: str = "<config>") -> dict[str, Any]:
+    """A copy of ``raw`` with each dotted key path set (list items by index: ``strategies.0.params.x``).
+
+    Raises:
+        ConfigError: a path through a missing list item or a non-table value, naming the key.
+    """
+    import copy
+
+    out = copy.deepcopy(raw)
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        node: Any = out
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            where = ".".join(parts[: i + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"{source}: --set {dotted}: {where}: expected an index below {len(node)}")
+                if last:
+                    node[int(part)] = value
+                else:
+                    node = node[int(part)]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    node = node.setdefault(part, {})
+            else:
+                raise ConfigError(f"{source}: --set {dotted}: {'.'.join(parts[:i])} is {node!r}, not a table or list")
+    return out
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"a.b=VALUE"`` -> ``("a.b", value)``; VALUE is read as a TOML value (``20``, ``0.0004``, ``true``,
+    ``"x"``, ``[1, 2]``), else kept as a plain string (``--set venues.0.fill_timing=same_close``).
+
+    Raises:
+        ConfigError: no ``=`` or an empty key.
+    """
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. strategies.0.params.fast_period=20")
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    return key.strip(), parsed
+
+
+def parse_config(raw: dict[str, Any], *, source: str = "<config>", base_dir: Path | None = None) -> BacktestConfig:
+    """Validate an already-parsed mapping (same rules and errors as :func:`load_config`).
+
+    ``base_dir``: folder that relative ``strategy_path``/``config_path`` entries resolve against; they
+    are stored as absolute files in the returned config (worker processes get the config, not the file).
+    """
+    if base_dir is not None and isinstance(raw.get("strategies"), list):
+        from nautilus_app.strategy_loader import absolute_strategy_path
+
+        raw = {**raw, "strategies": [
+            {**s, **{k: absolute_strategy_path(s[k], base_dir) for k in ("strategy_path", "config_path")
+                     if isinstance(s.get(k), str)}} if isinstance(s, dict) else s
+            for s in raw["strategies"]]}
     try:
         cfg = msgspec.convert(raw, BacktestConfig)
     except msgspec.ValidationError as e:
@@ -373,26 +461,38 @@ def _check(cfg: BacktestConfig, source: str) -> None:
                 fail(f"venues[{i}].leverages.{iid}", v.leverage_for(iid),
                      f"at most the instrument's maximum leverage {first.max_leverage:g} (first bracket)")
 
-    from strategies import REGISTRY
+    from nautilus_app.strategy_loader import StrategyLoadError
 
     for i, s in enumerate(cfg.strategies):
-        if s.name not in REGISTRY:
-            fail(f"strategies[{i}].name", s.name, f"one of the registered strategies {sorted(REGISTRY)}")
-        allowed = strategy_parameters(s.name)
-        for key in s.params:
-            if key not in allowed:
-                fail(f"strategies[{i}].params.{key}", s.params[key],
-                     f"a parameter of {s.name!r}: {sorted(allowed)}")
-        for key in ("instrument_id", "bar_type"):
-            if key in allowed and key not in s.params:
-                fail(f"strategies[{i}].params.{key}", None, "a value (required)")
-        if s.params.get("instrument_id") and s.params["instrument_id"] not in instrument_ids:
+        if (s.name is None) == (s.strategy_path is None):
+            fail(f"strategies[{i}]", s.label(), "exactly one of `name` (a built-in or user strategy) or "
+                 "`strategy_path = 'module:Class'`")
+        if s.config_path is not None and s.strategy_path is None:
+            fail(f"strategies[{i}].config_path", s.config_path, "config_path only together with strategy_path")
+        try:
+            ref = s.resolve()
+            ref.check_params(s.params)  # unknown keys, types, required fields
+        except StrategyLoadError as e:
+            raise _strategy_error(source, i, s, e) from e
+        if s.params.get("instrument_id") and str(s.params["instrument_id"]) not in instrument_ids:
             fail(f"strategies[{i}].params.instrument_id", s.params["instrument_id"],
                  f"an instrument of the run's bar types {sorted(instrument_ids)}")
-        if s.params.get("bar_type") and not _bar_type_available(s.params["bar_type"], cfg.bar_types):
+        if s.params.get("bar_type") and not _bar_type_available(str(s.params["bar_type"]), cfg.bar_types):
             fail(f"strategies[{i}].params.bar_type", s.params["bar_type"],
                  f"one of bar_types {cfg.bar_types}, or a bar type Nautilus aggregates from one of them, "
                  "e.g. 'BTCUSDT.BINANCE-15-MINUTE-LAST-INTERNAL@1-MINUTE-EXTERNAL'")
+        try:
+            ref.make_config(s.params, order_id_tag=f"{i:03d}")  # the config class's own checks
+        except StrategyLoadError as e:
+            raise _strategy_error(source, i, s, e) from e
+
+
+def _strategy_error(source: str, i: int, spec: StrategySpec, e: Exception) -> ConfigError:
+    """A loader error as a ConfigError naming ``strategies[i].params.<key>`` or the strategy reference."""
+    msg, key = str(e), f"strategies[{i}]"
+    if msg.startswith("key params."):  # "key params.x = ..." -> "key strategies[i].params.x = ..."
+        return ConfigError(f"{source}: key {key}.{msg.removeprefix('key ')}")
+    return ConfigError(f"{source}: key {key}.{'name' if spec.name else 'strategy_path'} = {spec.label()!r}: {msg}")
 
 
 def _bar_type_available(bar_type: str, loaded: list[str]) -> bool:
@@ -413,31 +513,17 @@ def _bar_type_available(bar_type: str, loaded: list[str]) -> bool:
 
 
 def strategy_parameters(name: str) -> dict[str, Any]:
-    """Parameter names and defaults of a registered strategy's config class.
+    """Parameter names and defaults (``None`` if required) of a strategy runnable by ``name``.
 
-    Collected from the ``__init__`` signatures of the config class and its Python bases (shared
-    fields such as ``instrument_id`` live in ``strategies.base.BarStrategyConfig``), stopping at
-    Nautilus's own ``StrategyConfig``.
+    ``name``: a built-in, a class in the user strategy folder, or a ``module:Class`` strategy path.
+    Fields come from the config class in both Nautilus styles (class attributes and ``__init__``
+    arguments), stopping at Nautilus's own ``StrategyConfig``; see
+    :func:`nautilus_app.strategy_loader.config_fields`.
+
+    Raises:
+        nautilus_app.strategy_loader.StrategyLoadError: unknown strategy.
     """
-    from strategies import REGISTRY
+    from nautilus_app.strategy_loader import REQUIRED, resolve_strategy
 
-    config_cls = _import(REGISTRY[name].config_path)
-    params: dict[str, Any] = {}
-    for klass in config_cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if klass.__module__.startswith(("nautilus_trader", "builtins")):
-            break
-        if init is None:
-            continue
-        for p in inspect.signature(init).parameters.values():
-            if p.name == "self" or p.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL):
-                continue
-            params.setdefault(p.name, None if p.default is inspect.Parameter.empty else p.default)
-    return params
-
-
-def _import(path: str) -> Any:
-    import importlib
-
-    module, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    ref = resolve_strategy(strategy_path=name) if ":" in name else resolve_strategy(name)
+    return {k: (None if f.default is REQUIRED else f.default) for k, f in ref.parameters().items()}

@@ -633,15 +633,9 @@ class PaperSession:
 
     def make_strategies(self) -> list[Any]:
         """The config's strategies, instantiated with live instrument ids and the backtest's order-id tags."""
-        import importlib
-
-        from strategies import REGISTRY
-
         out = []
         for i, spec in enumerate(self.cfg.strategies):
-            entry = REGISTRY[spec.name]
             params = dict(spec.params)
-            params.setdefault("order_id_tag", f"{i:03d}")
             if "instrument_id" in params:
                 params["instrument_id"] = self.plan.id_map.get(params["instrument_id"], params["instrument_id"])
             if "bar_type" in params:
@@ -649,10 +643,7 @@ class PaperSession:
             if self.plan.product == "ethereal" and "instrument_id" in params:
                 # reconciliation restores the Redis book as EXTERNAL orders/positions: let the strategy claim them
                 params.setdefault("external_order_instrument_ids", [InstrumentId.from_str(params["instrument_id"])])
-            mod, _, cls = entry.strategy_path.partition(":")
-            cmod, _, ccls = entry.config_path.partition(":")
-            config = getattr(importlib.import_module(cmod), ccls)(**params)
-            out.append(getattr(importlib.import_module(mod), cls)(config))
+            out.append(spec.resolve().make_strategy(params, order_id_tag=f"{i:03d}"))
         return out
 
     # -- run / stop

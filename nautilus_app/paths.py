@@ -6,6 +6,7 @@
 | ``BINANCE_VISION_URL`` | ``https://data.binance.vision`` | HTTP base URL or local folder with the Binance Vision layout |
 | ``CATALOG_PATH`` | ``<repo>/catalog/store`` | the Nautilus ``ParquetDataCatalog`` root (never committed) |
 | ``RESULTS_DIR`` | ``<repo>/results`` | one folder per backtest run |
+| ``NAUTILUS_STRATEGY_DIR`` | ``<repo>/user_strategies`` | the user's own strategy files (``--strategy-dir``) |
 """
 
 from __future__ import annotations
@@ -34,3 +35,12 @@ def default_catalog_path() -> Path:
 def results_dir() -> Path:
     """Folder holding ``<run_id>/`` result folders (``$RESULTS_DIR``, default ``results``)."""
     return Path(os.environ.get("RESULTS_DIR", REPO_ROOT / "results")).resolve()
+
+
+def user_strategy_dir() -> Path:
+    """Folder of the user's own strategy files (``$NAUTILUS_STRATEGY_DIR``, default ``user_strategies``).
+
+    Every Nautilus ``Strategy`` class in a ``*.py`` file there is runnable by its class name
+    (:mod:`nautilus_app.strategy_loader`, docs/strategies.md).
+    """
+    return Path(os.environ.get("NAUTILUS_STRATEGY_DIR", REPO_ROOT / "user_strategies")).resolve()

@@ -1,8 +1,9 @@
 """Launch a backtest: a registered strategy with a parameter form built from its config class,
 instruments, dates and venue settings; runs in the background with visible progress.
 
-Only registered strategies (``strategies.REGISTRY``) can be chosen; nothing typed here is executed as
-code. The form builds a config mapping (docs/config.md schema) that goes through the same validation
+Only strategies on disk can be chosen: the built-ins (``strategies.REGISTRY``) and the classes in the
+user strategy folder (:func:`nautilus_app.strategy_loader.discover_strategies`); nothing typed here is
+executed as code. The form builds a config mapping (docs/config.md schema) that goes through the same validation
 as a TOML file (:func:`nautilus_app.config.parse_config`); errors name the key.
 """
 
@@ -116,13 +117,20 @@ def build_config(*, name, strategy, bar_types, strategy_bar, start, end, balance
 
 
 def layout(ctx) -> html.Div:
-    from strategies import REGISTRY
+    from nautilus_app.strategy_loader import StrategyLoadError, discover_strategies
 
     bar_types = ctx.bar_types()
-    names = sorted(REGISTRY)
+    try:  # built-ins and the user strategy folder's classes: picked from disk, never typed in as code
+        names = list(discover_strategies().strategies)
+    except StrategyLoadError as e:  # two classes with one name: shown, built-ins still offered
+        from strategies import REGISTRY
+
+        names = sorted(REGISTRY)
+        dash.get_app().logger.warning("user strategies not offered: %s", e)
     return html.Div([
         html.H2("Launch a backtest"),
-        html.P("Registered strategies only. The run appears in the Runs list when done.", className="muted"),
+        html.P("Built-in strategies and those in the user strategy folder. The run appears in the Runs list "
+               "when done.", className="muted"),
         html.Div([
             html.Div([
                 html.Div([html.Label("Run name"), dcc.Input(id="launch-name", type="text", value="ui_run")]),

@@ -119,9 +119,7 @@ def layout(ctx, query_args: dict | None = None) -> html.Div:
         error = None
     except Exception as exc:  # noqa: BLE001 - shown to the user
         reg, error = None, f"cannot open the registry {ctx.registry_url}: {exc}"
-    from strategies import REGISTRY
-
-    types = sorted(REGISTRY)
+    types = sorted(reg.strategies_frame()["strategy_type"].unique()) if reg is not None else []
     sweeps = reg.sweeps_frame() if reg is not None else pd.DataFrame()
     sweep_names = sweeps["name"].tolist() if len(sweeps) else []
     metric_opts = [{"label": m, "value": m} for m in METRICS]

@@ -73,7 +73,7 @@ class PortfolioResult:
 
 def strategy_labels(cfg: BacktestConfig) -> list[str]:
     """``<index>:<type>@<instrument>`` per ``[[strategies]]`` entry (unique, readable)."""
-    return [f"{i}:{s.name}@{s.params.get('instrument_id')}" for i, s in enumerate(cfg.strategies)]
+    return [f"{i}:{s.label()}@{s.params.get('instrument_id')}" for i, s in enumerate(cfg.strategies)]
 
 
 def _tags(cfg: BacktestConfig) -> list[str]:

@@ -163,10 +163,13 @@ class Registry:
     # ---- writing ---------------------------------------------------------------------------------
     def ensure_strategy(self, name: str, strategy_type: str, *, description: str | None = None) -> int:
         """Id of strategy ``name`` (created on first use). Raises RegistryError if it exists with another type."""
-        from strategies import REGISTRY
+        from nautilus_app.strategy_loader import StrategyLoadError, resolve_strategy
 
-        if strategy_type not in REGISTRY:
-            raise RegistryError(f"strategy type {strategy_type!r}: expected one of {sorted(REGISTRY)}")
+        try:
+            ref = (resolve_strategy(strategy_path=strategy_type) if ":" in strategy_type
+                   else resolve_strategy(strategy_type))
+        except StrategyLoadError as e:
+            raise RegistryError(f"strategy type {strategy_type!r}: {e}") from e
         with self.session() as s, s.begin():
             row = s.scalar(sa.select(Strategy).where(Strategy.name == name))
             if row is not None:
@@ -174,9 +177,8 @@ class Registry:
                     raise RegistryError(f"strategy {name!r} is registered with type {row.strategy_type!r}, "
                                         f"not {strategy_type!r}")
                 return row.id
-            entry = REGISTRY[strategy_type]
-            row = Strategy(name=name, strategy_type=strategy_type, strategy_path=entry.strategy_path,
-                           config_path=entry.config_path, description=description)
+            row = Strategy(name=name, strategy_type=strategy_type, strategy_path=ref.strategy_path,
+                           config_path=ref.config_path, description=description)
             s.add(row)
             s.flush()
             return row.id

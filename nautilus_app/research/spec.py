@@ -168,8 +168,8 @@ class Sweep(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def strategy_type(self) -> str:
-        """Registered type of the swept strategy."""
-        return self.base.strategies[self.spec.strategy].name
+        """Type of the swept strategy: its name (built-in or user) or its ``strategy_path``."""
+        return self.base.strategies[self.spec.strategy].label()
 
     @property
     def strategy_name(self) -> str:
@@ -239,7 +239,7 @@ def parse_sweep(raw: dict[str, Any], *, source: str = "<sweep>", base_dir: Path 
         fail("name", spec.name, "a non-empty name of letters, digits and _ . - / (no '..', no leading '/')")
     if not 0 <= spec.strategy < len(base.strategies):
         fail("strategy", spec.strategy, f"an index of the base config's [[strategies]] (0..{len(base.strategies) - 1})")
-    stype = base.strategies[spec.strategy].name
+    stype = base.strategies[spec.strategy].label()
     allowed = strategy_parameters(stype)
     if not spec.params:
         fail("params", {}, "at least one [params.<name>] table")

@@ -19,7 +19,6 @@ source file, data range, catalog path and bar types.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import itertools
 import json
 import math
@@ -59,14 +58,11 @@ def code_version() -> str:
 
 
 def strategy_file_sha256(strategy_type: str) -> str:
-    """sha256 of the source file of a registered strategy's class (e.g. ``strategies/ema_cross.py``)."""
-    from strategies import REGISTRY
+    """sha256 of the source file of a strategy's class (built-in or user name, or ``module:Class`` path)."""
+    from nautilus_app.strategy_loader import resolve_strategy
 
-    module = REGISTRY[strategy_type].strategy_path.partition(":")[0]
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError(f"strategy {strategy_type!r}: module {module} not found")
-    return hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()
+    ref = resolve_strategy(strategy_path=strategy_type) if ":" in strategy_type else resolve_strategy(strategy_type)
+    return ref.file_sha256()
 
 
 def config_hash(cfg: BacktestConfig) -> str:
@@ -117,12 +113,12 @@ class Study:
         ``strategy_names``: registry name per ``[[strategies]]`` entry (default: the types).
         """
         raw = msgspec.to_builtins(cfg)
-        shas = [self.strategy_sha(s.name) for s in cfg.strategies]
+        shas = [self.strategy_sha(s.label()) for s in cfg.strategies]
         key = sha256_json({"study": self.name, "kind": kind, "config": raw, "strategy_sha256": shas})
-        names = strategy_names or [s.name for s in cfg.strategies]
+        names = strategy_names or [s.label() for s in cfg.strategies]
         components = []
         for nm, s, sha in zip(names, cfg.strategies, shas, strict=True):
-            sid = self.strategy_id(nm, s.name)
+            sid = self.strategy_id(nm, s.label())
             pid, _ = self.registry.ensure_parameter_set(
                 sid, {k: v for k, v in s.params.items() if k not in INSTANCE_KEYS})
             components.append((sid, pid, sha))
@@ -164,7 +160,7 @@ def single_strategy_config(base: BacktestConfig, index: int, params: dict[str, A
     for v in venues:
         v["leverages"] = {k: x for k, x in v.get("leverages", {}).items() if k == iid}
     raw.update(name=_slug(name or base.name), bar_types=[bar_type], venues=venues,
-               strategies=[{"name": spec.name, "params": p}], catalog=str(base.catalog_path()))
+               strategies=[{**msgspec.to_builtins(spec), "params": p}], catalog=str(base.catalog_path()))
     if start is not None:
         raw["start"] = start
     if end is not None:
