@@ -10,9 +10,10 @@ How it works
   ``binanceusdm`` (USDT-M perpetuals, ``/fapi/v1/exchangeInfo``), created with
   ``enableRateLimit=True`` so ccxt's own token-bucket throttle spaces the calls by the endpoint
   weights Binance publishes. ``urls`` replaces entries of ``exchange.urls['api']`` (tests point
-  them at a local server). Instruments, ids and precisions come from
-  :mod:`nautilus_app.instruments`, exactly as for the importers; other ccxt exchanges are not
-  supported yet because the platform has no instrument definitions for them (clear error).
+  them at a local server). Any Binance symbol: instruments, ids and precisions come from
+  :mod:`catalog.instrument_meta` exactly as for the importers (instruments.toml, the built-in
+  table, the exchangeInfo just loaded - which also refreshes the catalog's metadata cache);
+  other ccxt exchanges get theirs from the ccxt market (``from_ccxt_market``).
 * **What is missing.** For each (kind, symbol) the requested ``[start, end]`` window is compared
   with the catalog's file intervals; only uncovered ranges are fetched. A rerun after an
   interruption therefore resumes from the last stored timestamp, a rerun after success fetches
@@ -153,19 +154,48 @@ class Target:
         return ins.bar_type_for(self.iid, timeframe)
 
 
-def resolve_target(ex: Any, symbol: str, market: str) -> Target:
+def _binance_market(ex: Any, symbol: str, mkt: ins.Market) -> dict | None:
+    """The loaded ccxt market of Binance ``symbol`` (``SOLUSDT``): spot, or the linear perpetual."""
+    for m in ex.markets.values():
+        if str(m.get("id", "")).upper() != symbol:
+            continue
+        if mkt == "spot" and m.get("spot") or mkt == "um" and m.get("swap") and m.get("linear"):
+            return m
+    return None
+
+
+def resolve_target(ex: Any, symbol: str, market: str, resolver: Any = None) -> Target:
     """The :class:`Target` of ``symbol`` on the (markets-loaded) exchange ``ex``.
 
-    Binance (``binance``/``binanceusdm``): ``symbol`` is a Binance symbol from
-    :data:`nautilus_app.instruments.SPECS` (historical precisions). Other exchanges: the
-    exchange's own id (``BTCUSDT``, ``BTC-USDT-SWAP``) or a ccxt symbol (``BTC/USDT``,
-    ``BTC/USDT:USDT``); the instrument comes from the ccxt market
+    Binance (``binance``/``binanceusdm``): ANY Binance symbol (``SOLUSDT``, ``SOL/USDT``,
+    ``SOL/USDT:USDT``). The spec comes from ``resolver`` (a
+    :class:`catalog.instrument_meta.InstrumentResolver`: instruments.toml, the built-in
+    :data:`nautilus_app.instruments.SPECS` with historical precisions, the exchangeInfo just
+    loaded, the precision of an instrument already stored), or without one from SPECS / the loaded
+    market. Precision of a non-built-in symbol = decimals of today's tick/step (older data printed
+    with finer ticks is refused, never truncated: set ``price_precision`` in instruments.toml).
+    Other exchanges: the exchange's own id (``BTCUSDT``, ``BTC-USDT-SWAP``) or a ccxt symbol
+    (``BTC/USDT``, ``BTC/USDT:USDT``); the instrument comes from the ccxt market
     (:func:`nautilus_app.instruments.from_ccxt_market`). Raises ``KeyError`` for an unknown symbol.
     """
     mkt: ins.Market = "um" if market == "um" else "spot"
     if ex.id in ("binance", "binanceusdm"):
-        spec = ins.get_spec(symbol.replace("/", "").split(":")[0], mkt)
-        return Target(spec.symbol, ins.build_instrument(spec.symbol, mkt), ccxt_symbol(spec.symbol, market), mkt,
+        sym = symbol.replace("/", "").split(":")[0].upper()
+        m = _binance_market(ex, sym, mkt)
+        overridden = resolver is not None and (mkt, sym) in resolver.overrides
+        if m is None and (mkt, sym) not in ins.SPECS and not overridden:
+            kind = "spot" if mkt == "spot" else "USDT-M perpetual"
+            raise KeyError(f"{ex.id}: no {kind} market {sym!r} in the exchange's exchangeInfo "
+                           f"({len(ex.markets)} markets loaded)")
+        if resolver is not None:
+            spec = resolver.spec(sym, mkt, where=f"ccxt {ex.id}")
+        elif (mkt, sym) in ins.SPECS:
+            spec = ins.get_spec(sym, mkt)
+        else:
+            spec = ins.resolve_spec(sym, mkt, exchange=ins.market_record(m), exchange_source=f"ccxt {ex.id} markets")
+        sym_ccxt = str(m["symbol"]) if m is not None else f"{spec.base}/{spec.quote}" + (
+            f":{spec.quote}" if mkt == "um" else "")
+        return Target(spec.symbol, ins.build_instrument(spec.symbol, mkt, spec=spec), sym_ccxt, mkt,
                       spec.price_precision, spec.size_precision, spec.mark_price_precision, mkt)
     want = (lambda m: bool(m.get("spot"))) if mkt == "spot" else (lambda m: bool(m.get("swap")) and bool(m.get("linear")))
     cands = [m for m in ex.markets.values() if want(m) and (m.get("symbol") == symbol or m.get("id") == symbol)]
@@ -180,9 +210,12 @@ def resolve_target(ex: Any, symbol: str, market: str) -> Target:
 
 
 def ccxt_symbol(symbol: str, market: str) -> str:
-    """Unified ccxt symbol of a Binance symbol: ``BTC/USDT`` (spot) or ``BTC/USDT:USDT`` (um)."""
-    spec = ins.get_spec(symbol.replace("/", "").split(":")[0], "um" if market == "um" else "spot")
-    return f"{spec.base}/{spec.quote}" + (f":{spec.quote}" if market == "um" else "")
+    """Unified ccxt symbol of a Binance symbol: ``BTC/USDT`` (spot) or ``BTC/USDT:USDT`` (um); base
+    and quote from the built-in table, else split at a known quote asset."""
+    sym = symbol.replace("/", "").split(":")[0].upper()
+    spec = ins.SPECS.get(("um" if market == "um" else "spot", sym))
+    base, quote = (spec.base, spec.quote) if spec is not None else ins.split_symbol(sym)
+    return f"{base}/{quote}" + (f":{quote}" if market == "um" else "")
 
 
 _HTTP_CODE = re.compile(r"\s(\d{3})\s")
@@ -306,6 +339,7 @@ def download_data(
     flush_rows: int = 200_000,
     progress: bool = True,
     now_ms: int | None = None,
+    instruments_file: str | Path | None = None,
 ) -> ImportReport:
     """Download ``kinds`` (⊆ {``"ohlcv"``, ``"funding"``, ``"mark"``}; funding/mark only for
     ``market="um"``) for ``symbols`` over the UTC days ``start..end`` (inclusive; ``end`` default
@@ -315,7 +349,9 @@ def download_data(
     ``mark_timeframe``: interval of the mark-price klines (default ``timeframe``). ``exchange``: a
     ready ccxt exchange (else :func:`make_exchange` with ``exchange_id``/``urls``/``rate_limit_ms``).
     ``flush_rows``: rows buffered before a write (a checkpoint). ``now_ms``: the clock (ms) for
-    the closed-candle cut-off (default: the exchange's clock).
+    the closed-candle cut-off (default: the exchange's clock). ``symbols``: any symbol of the
+    exchange; on Binance the markets loaded are also stored as the catalog's exchangeInfo cache
+    (:mod:`catalog.instrument_meta`) and ``instruments_file`` (instruments.toml) overrides them.
 
     Returns an :class:`catalog.writer.ImportReport` (``files_read`` = requests made). Raises
     :class:`DownloadError` when the exchange keeps failing (data fetched so far is kept),
@@ -338,9 +374,6 @@ def download_data(
     if d1 < d0:
         raise ValueError(f"end {d1} before start {d0}")
     mkt: ins.Market = "um" if market == "um" else "spot"
-    if exchange is None and exchange_id in ("binance", "binanceusdm"):
-        for s in symbols:
-            ins.get_spec(s, mkt)  # fail before any request
     ins.interval_ns(timeframe)
     ins.interval_ns(mark_timeframe or timeframe)
     ex = exchange if exchange is not None else make_exchange(market, exchange_id=exchange_id, urls=urls,
@@ -349,11 +382,19 @@ def download_data(
     report = ImportReport(source=f"ccxt:{ex.id}")
     call = _Caller(ex, report, max_retries, backoff_s)
     call(ex.load_markets)
+    resolver = None
+    if ex.id in ("binance", "binanceusdm"):
+        from catalog.instrument_meta import InstrumentResolver, records_from_exchange, save_metadata
+
+        records = records_from_exchange(ex, mkt)
+        if records:  # the exchangeInfo just loaded refreshes the catalog's metadata cache
+            save_metadata(root, mkt, records, f"ccxt {ex.id} load_markets (download-data)")
+        resolver = InstrumentResolver(root, instruments_file=instruments_file, metadata="cache", report=report)
+    targets = [resolve_target(ex, s, market, resolver) for s in symbols]  # unknown symbol: before any kline request
     now = int(now_ms if now_ms is not None else ex.milliseconds())
     lo_ns, hi_ns = _day_ns(d0), _day_ns(d1 + dt.timedelta(days=1))  # [lo, hi) on open/settlement time
     try:
-        for symbol in symbols:
-            tgt = resolve_target(ex, symbol, market)
+        for tgt in targets:
             write_instruments(root, [tgt.instrument], report, count_once=True)
             if "ohlcv" in kinds:
                 _download_klines(root, ex, call, report, tgt, timeframe, lo_ns, hi_ns, now, flush_rows,
