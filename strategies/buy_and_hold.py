@@ -12,8 +12,9 @@ If that size is below the instrument minimums, or the order is denied, it does n
 The position is only closed by ``on_stop`` (``close_positions_on_stop=True``, default), which in
 a backtest fills at the last bar's close. ``allow_short`` and ``max_gap_bars`` have no effect.
 
-Fill: the buy decided on the first bar fills at that bar's close, timestamp = that bar's close
-time (nautilus default bar execution, no latency model).
+Fill: the buy decided on the first bar fills at the second bar's open by default (venue
+``fill_timing = "next_open"``), stamped at the first bar's close; at the first bar's close with
+``fill_timing = "same_close"``.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ No trade happens at warm-up merely because fast > slow; only crossings trade. Ga
 consecutive bars are more than ``max_gap_bars`` bar intervals apart, both EMAs and ``d_prev`` are
 reset before the new bar is processed (positions are kept; see ``strategies.base``).
 
-Fill: a market order decided on bar N fills at bar N's close, timestamp = bar N's close time
-(nautilus default bar execution, no latency model). Entry size: ``position_fraction`` x equity /
+Fill: a market order decided on bar N fills at bar N+1's open by default (venue ``fill_timing = "next_open"``), stamped at bar N's close
+time; at bar N's close with ``fill_timing = "same_close"`` (Nautilus's own bar execution). Entry size: ``position_fraction`` x equity /
 close, rounded down to the size increment (``strategies.sizing``).
 """
 

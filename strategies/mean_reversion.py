@@ -31,7 +31,8 @@ Rules on bar t (all indicators initialized):
 
 Max hold: the exit is submitted on bar entry_bar + max_hold_bars (position held exactly that many
 bar intervals). Gap rule and fill timing as in ``strategies.base``: a market order decided on bar N
-fills at bar N's close, timestamp = bar N's close time (default bar execution, no latency).
+fills at bar N+1's open by default (venue ``fill_timing = "next_open"``), stamped at bar N's close
+time; at bar N's close with ``fill_timing = "same_close"`` (Nautilus's own bar execution).
 """
 
 from __future__ import annotations

@@ -99,7 +99,8 @@ def entry_quantity(
         ``max_quantity``, ``min_notional``, ``multiplier`` are used).
     equity: account equity in quote/settlement currency (e.g. USDT).
     fraction: fraction of equity to commit as notional (0 < fraction, e.g. 0.2 = 20%).
-    price: expected fill price (quote per base unit) - the signal bar's close.
+    price: expected fill price (quote per base unit): the signal bar's close (the actual fill is at the
+        next bar's open by default, so ``fee_headroom`` also covers that drift).
     quote_available: if given (CASH accounts), cap the notional at
         ``quote_available / (1 + fee_headroom)``.
     fee_headroom: fraction of notional reserved for fee and fill-price drift (e.g. 0.002).

@@ -32,7 +32,8 @@ Exits (checked first; no new entry on the bar of an exit):
 
 Gap rule: see ``strategies.base`` (all indicators including ``atr_mean`` reset when consecutive
 bars are more than ``max_gap_bars`` intervals apart). Fill: a market order decided on bar N
-fills at bar N's close, timestamp = bar N's close time (default bar execution, no latency).
+fills at bar N+1's open by default (venue ``fill_timing = "next_open"``), stamped at bar N's close
+time; at bar N's close with ``fill_timing = "same_close"`` (Nautilus's own bar execution); a latency model delays it further.
 """
 
 from __future__ import annotations

@@ -336,3 +336,40 @@ def test_new_strategy_template_runs_and_its_test_passes(tmp_path: Path, capsys: 
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "1 passed" in proc.stdout
+
+
+def test_sweep_over_a_user_strategy_kept_outside_the_repo(outside: Path, catalog: Path, tmp_path: Path) -> None:
+    """The sweep's worker processes get the strategy through the config (absolute file), not the folder."""
+    from nautilus_app.research.registry import Registry
+    from nautilus_app.research.spec import load_sweep
+    from nautilus_app.research.sweep import run_sweep
+
+    write(outside, "plain_ema.py", STRATEGY_CLASS_ATTRS)
+    write(outside, "base.toml", run_config('strategy_path = "plain_ema:PlainEMACross"'), catalog)
+    sweep_file = write(outside, "sweep.toml", textwrap.dedent(f'''
+        name = "user-ema-sweep"
+        base_config = "base.toml"
+        strategy = 0
+        method = "grid"
+        objective = "total_return"
+        executor = "process"
+        workers = 2
+        results_root = "{tmp_path / 'sweeps'}"
+        registry = "sqlite:///{tmp_path / 'registry.sqlite'}"
+        [params.fast_ema_period]
+        values = [5, 10]
+        '''))
+    sweep = load_sweep(sweep_file)
+    reg = Registry.open(f"sqlite:///{tmp_path / 'registry.sqlite'}")
+    try:
+        res = run_sweep(sweep, registry=reg, progress=False)
+        assert (res.runs, res.executed, res.failed) == (2, 2, 0)
+        runs = reg.query_runs(sweep="user-ema-sweep")
+        assert runs["strategy_sha256"].tolist() == [
+            __import__("hashlib").sha256((outside / "plain_ema.py").read_bytes()).hexdigest()] * 2
+        for _, r in runs.iterrows():  # each trial is the pandas run of its own fast period
+            _, equity = expected_run(r["params"]["fast_ema_period"], 20)
+            m = json.loads((Path(r["results_path"]) / "metrics.json").read_text())
+            assert m["final_equity"] == pytest.approx(equity, abs=1e-6)
+    finally:
+        reg.close()
