@@ -104,7 +104,8 @@ def equity_figure(run: Run, x0: int | None = None, x1: int | None = None) -> go.
                              mode="lines", line=dict(color="#1f77b4", width=1.5)))
     if "benchmark_equity" in out:
         fig.add_trace(go.Scatter(x=_dt(x), y=out["benchmark_equity"], mode="lines",
-                                 name=_ds_name("Buy and hold (first instrument, taker fee in and out)", x.size, raw),
+                                 name=_ds_name("Buy and hold (equal-weight basket of the traded instruments, taker "
+                                              "fee in and out)", x.size, raw),
                                  line=dict(color="#999", width=1)))
     fig.update_layout(title="Equity vs buy and hold (USDT)", yaxis_title="USDT", uirevision="equity", **LAYOUT)
     if x0 is not None and x1 is not None:
@@ -286,6 +287,8 @@ def candles_figure(run: Run, bar_type: str, catalog_root, x0: int | None = None,
                 fig.add_trace(go.Scatter(x=_dt(entry_ns[mask]), y=t["entry_price"].to_numpy()[mask], mode="markers",
                                          name=f"{name} ({int(mask.sum()):,})",
                                          marker=dict(symbol=sym, size=9, color=color, line=dict(width=0.5, color="#000"))))
+        still_open = t["is_open"].astype(bool).to_numpy() if "is_open" in t.columns else np.zeros(len(t), bool)
+        in_x &= ~still_open  # a position open at the end has no exit (its exit_price is the last close)
         normal = in_x & ~liq
         if normal.any():
             fig.add_trace(go.Scatter(x=_dt(exit_ns[normal]), y=t["exit_price"].to_numpy()[normal], mode="markers",

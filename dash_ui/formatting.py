@@ -6,12 +6,12 @@ import math
 
 #: Keys holding fractions, shown as percent with two decimals.
 PERCENT_KEYS = {"total_return", "cagr", "annual_volatility", "max_drawdown", "win_rate", "expectancy_return",
-                "exposure", "buy_and_hold_return"}
+                "exposure", "buy_and_hold_return", "return_contribution"}
 #: Keys holding ratios, shown with three decimals.
 RATIO_KEYS = {"sharpe", "sortino", "calmar", "profit_factor"}
 #: Keys holding counts.
 COUNT_KEYS = {"trades", "wins", "losses", "longest_win_streak", "longest_loss_streak", "liquidations",
-              "liquidation_count", "liquidations_count"}
+              "liquidation_count", "liquidations_count", "open_trades"}
 
 LABELS = {
     "start": "Start (UTC)", "end": "End (UTC)", "span_days": "Span (days)", "starting_equity": "Starting equity",
@@ -27,6 +27,8 @@ LABELS = {
     "longest_win_streak": "Longest win streak", "longest_loss_streak": "Longest loss streak",
     "exposure": "Exposure", "fees_paid_usdt": "Fees paid", "funding_paid_usdt": "Funding paid (net)",
     "buy_and_hold_return": "Buy and hold return",
+    "buy_and_hold_by_instrument": "Buy and hold per instrument", "open_trades": "Open at the end",
+    "unrealized_pnl_usdt": "Unrealized PnL (open at the end)",
 }
 
 
@@ -53,6 +55,11 @@ def fmt(key: str, value: object) -> str:
         return "yes" if value else "no"
     if isinstance(value, str):
         return value.replace("T", " ").replace("+00:00", "")
+    if isinstance(value, dict):  # e.g. buy_and_hold_by_instrument: {instrument id: fraction}
+        inner = "buy_and_hold_return" if key == "buy_and_hold_by_instrument" else key
+        return ", ".join(f"{k}: {fmt(inner, v)}" for k, v in value.items()) or "none"
+    if isinstance(value, list):  # by_strategy / by_instrument records: tables of their own on the detail page
+        return f"{len(value)} rows"
     v = float(value)  # type: ignore[arg-type]
     if key in PERCENT_KEYS:
         return f"{v * 100:,.2f} %"

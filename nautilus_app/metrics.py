@@ -59,8 +59,10 @@ __all__ = [
     "daily_returns",
     "drawdown_series",
     "exposure",
+    "group_breakdown",
     "json_safe",
     "max_drawdown",
+    "open_trades_summary",
     "sharpe_ratio",
     "sortino_ratio",
     "total_return",
@@ -729,3 +731,107 @@ def execution_costs(fills: pd.DataFrame, liquidations: pd.DataFrame, *, funding_
         "liquidations": int(len(liquidations)),
         "liquidation_loss_usdt": total(liquidations, "loss"),
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# attribution: per strategy and per instrument
+# --------------------------------------------------------------------------------------------------
+
+#: Keys of one :func:`group_breakdown` record (after the group key ``strategy_id`` / ``instrument_id``).
+BREAKDOWN_KEYS = ("trades", "open_trades", "wins", "losses", "win_rate", "profit_factor", "net_pnl_usdt",
+                  "unrealized_pnl_usdt", "pnl_before_costs_usdt", "fees_paid_usdt", "liquidation_fees_usdt",
+                  "funding_paid_usdt", "slippage_cost_usdt", "borrow_interest_usdt", "total_costs_usdt", "exposure",
+                  "return_contribution")
+
+
+def _col(frame: pd.DataFrame, name: str, default: float | bool = 0.0) -> pd.Series:
+    if name in frame.columns:
+        return frame[name]
+    return pd.Series(default, index=frame.index)
+
+
+def group_breakdown(
+    trades: pd.DataFrame | None,
+    key: str,
+    *,
+    starting_equity: float,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    borrowing: pd.DataFrame | None = None,
+    groups: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Results per ``key`` (``"strategy_id"`` or ``"instrument_id"``): one JSON-safe record per group.
+
+    Inputs: ``trades`` as written to ``trades.parquet`` (``pnl``, ``return_frac``, ``entry_time``,
+    ``exit_time``, ``fees``, ``liquidation_fee``, ``funding`` (cash flow, paid < 0), ``slippage_cost``,
+    optional ``is_open`` / ``unrealized_pnl``, and the ``key`` column); ``starting_equity`` (USDT);
+    ``start`` / ``end`` (the equity curve's first and last sample, the span exposure is measured on);
+    ``borrowing`` (optional, ``borrowing.parquet`` rows with ``interest_usdt`` and the ``key`` column);
+    ``groups``: groups to report even without trades (e.g. every strategy of the run), in that order;
+    groups found only in the trades follow, sorted.
+
+    Per group ``g`` (sums over its trades; USDT unless said otherwise; costs paid > 0):
+
+    * ``trades`` (open ones included), ``open_trades``, ``wins``, ``losses``, ``win_rate``,
+      ``profit_factor``: as :func:`trade_stats` on the group's trades (``profit_factor`` ``None`` when
+      infinite or undefined).
+    * ``net_pnl_usdt = sum(pnl) - borrow_interest_usdt``; ``unrealized_pnl_usdt = sum(unrealized_pnl)``.
+    * ``fees_paid_usdt = sum(fees)``, ``liquidation_fees_usdt = sum(liquidation_fee)``,
+      ``funding_paid_usdt = -sum(funding)``, ``slippage_cost_usdt = sum(slippage_cost)``,
+      ``borrow_interest_usdt = sum(interest_usdt)``, ``total_costs_usdt`` = the five added up.
+    * ``pnl_before_costs_usdt = net_pnl_usdt + total_costs_usdt``.
+    * ``exposure``: :func:`exposure` of the group's trades over ``[start, end]``.
+    * ``return_contribution = net_pnl_usdt / starting_equity`` (fraction).
+
+    Summed over all groups, ``net_pnl_usdt``, the costs and ``trades`` give the account's totals
+    (every trade belongs to exactly one group).
+    """
+    s0 = _validate_number(starting_equity, "starting_equity", positive=True)
+    t = trades if trades is not None else pd.DataFrame(columns=[key])
+    if len(t) and key not in t.columns:
+        raise ValueError(f"trades: missing column {key!r}")
+    found = sorted(str(g) for g in t[key].astype(str).unique()) if len(t) else []
+    order = list(dict.fromkeys([*(groups or []), *found]))
+    borrow_by = (borrowing.groupby(borrowing[key].astype(str))["interest_usdt"].sum()
+                 if borrowing is not None and len(borrowing) else pd.Series(dtype=float))
+    out = []
+    for g in order:
+        gt = t[t[key].astype(str) == g] if len(t) else t.iloc[0:0]
+        ts = trade_stats(gt if len(gt) else None)
+        borrow = float(borrow_by.get(g, 0.0))
+        costs = {
+            "fees_paid_usdt": float(_col(gt, "fees").sum()),
+            "liquidation_fees_usdt": float(_col(gt, "liquidation_fee").sum()),
+            "funding_paid_usdt": -float(_col(gt, "funding").sum()) + 0.0,
+            "slippage_cost_usdt": float(_col(gt, "slippage_cost").sum()),
+            "borrow_interest_usdt": borrow,
+        }
+        net = float(_col(gt, "pnl").sum()) - borrow
+        total_costs = sum(costs.values())
+        raw = {
+            key: g,
+            "trades": ts.trades,
+            "open_trades": int(_col(gt, "is_open", False).astype(bool).sum()),
+            "wins": ts.wins,
+            "losses": ts.losses,
+            "win_rate": ts.win_rate,
+            "profit_factor": ts.profit_factor,
+            "net_pnl_usdt": net,
+            "unrealized_pnl_usdt": float(_col(gt, "unrealized_pnl").sum()),
+            "pnl_before_costs_usdt": net + total_costs,
+            **costs,
+            "total_costs_usdt": total_costs,
+            "exposure": exposure(gt if len(gt) else None, start, end),
+            "return_contribution": net / s0,
+        }
+        out.append({k: json_safe(v) for k, v in raw.items()})
+    return out
+
+
+def open_trades_summary(trades: pd.DataFrame | None) -> dict[str, float | int]:
+    """``open_trades``: trades still open at the end (``is_open``), ``unrealized_pnl_usdt``: their
+    mark-to-market PnL at the last close (sum of ``unrealized_pnl``, USDT). Zero without such trades."""
+    if trades is None or len(trades) == 0:
+        return {"open_trades": 0, "unrealized_pnl_usdt": 0.0}
+    return {"open_trades": int(_col(trades, "is_open", False).astype(bool).sum()),
+            "unrealized_pnl_usdt": float(_col(trades, "unrealized_pnl").sum())}

@@ -9,11 +9,12 @@ Folder contents:
 |---|---|
 | ``config.toml`` / ``config.json`` | the config as given, and as validated (all defaults filled in) |
 | ``orders.parquet``, ``fills.parquet``, ``positions.parquet``, ``account.parquet`` | Nautilus's reports, numbers as float64, ``Money`` split into amount and ``*_currency``; fills also carry ``reference_price``, ``slippage_cost``, ``trading_fee``, ``liquidation_fee``, ``is_liquidation`` (:func:`add_fill_costs`) |
-| ``trades.parquet`` | closed round trips (one row per closed position cycle), net PnL incl. fees and funding, with the cost breakdown (fees, liquidation fee, funding, slippage cost) and a ``liquidated`` flag |
+| ``trades.parquet`` | round trips (one row per position cycle), net PnL incl. fees and funding, with the cost breakdown (fees, liquidation fee, funding, slippage cost), a ``liquidated`` flag, and ``is_open`` / ``unrealized_pnl`` for positions still open at the end (marked to market at the last close) |
+| ``by_strategy.parquet``, ``by_instrument.parquet`` | results per strategy id and per instrument (:func:`nautilus_app.metrics.group_breakdown`; the same records as ``metrics.json`` ``by_strategy`` / ``by_instrument``) |
 | ``latency.parquet`` | every delayed command: strategy, order, command, send time (ns), drawn and effective latency (ms), arrival time, spike flag |
 | ``liquidations.parquet`` | every liquidation: time, position, side, size, entry and liquidation price, margin mode, loss and clearance fee |
 | ``funding.parquet`` | every funding settlement: time, instrument, position id, amount in USDT (paid < 0) |
-| ``equity.parquet`` | equity (balance + unrealized PnL, USDT) at every bar close, with the buy-and-hold benchmark |
+| ``equity.parquet`` | equity (balance + unrealized PnL, USDT) at every bar close, with the buy-and-hold benchmark (an equal-weight basket of the traded instruments, :func:`buy_and_hold_basket`) |
 | ``metrics.json`` | :func:`nautilus_app.metrics.compute_metrics` output (formulas in ``docs/metrics.md``) |
 | ``run.json`` | run id, timings, data loaded, Nautilus version, a sha256 of fills and metrics |
 | ``tearsheet.html`` | Nautilus's plotly tearsheet fed with the equity-curve returns |
@@ -187,51 +188,85 @@ def add_fill_costs(fills: pd.DataFrame, orders: pd.DataFrame, sims: dict[str, Ve
     return out
 
 
-def build_trades(positions: pd.DataFrame, funding: pd.DataFrame, fills: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Closed round trips from the normalised positions report (one row per closed position cycle).
+def build_trades(positions: pd.DataFrame, funding: pd.DataFrame, fills: pd.DataFrame | None = None,
+                 marks: dict[str, tuple[pd.Timestamp, float]] | None = None) -> pd.DataFrame:
+    """Round trips from the normalised positions report (one row per position cycle).
 
     Columns as :mod:`nautilus_app.metrics` expects: ``instrument_id``, ``strategy_id``, ``side``
     (LONG/SHORT), ``entry_time``, ``exit_time``, ``quantity`` (peak, base units), ``entry_price``,
     ``exit_price``, ``pnl`` (USDT, net of commissions and funding, as Nautilus's realized PnL),
     ``return_frac`` (pnl / entry notional), and the cost breakdown (USDT): ``fees`` (maker/taker
     commissions, paid > 0), ``liquidation_fee`` (clearance fee, paid > 0), ``funding`` (cash flow,
-    paid < 0), ``slippage_cost`` (paid > 0), plus ``liquidated`` (closed by a liquidation). The
-    fills of a cycle are found through the cycle's ``trade_ids``; without ``fills`` the fill-based
-    columns are 0 and ``fees`` is the cycle's total commission.
+    paid < 0), ``slippage_cost`` (paid > 0), plus ``liquidated`` (closed by a liquidation),
+    ``is_open`` and ``unrealized_pnl``. The fills of a cycle are found through the cycle's
+    ``trade_ids``; without ``fills`` the fill-based columns are 0 and ``fees`` is the cycle's total
+    commission.
+
+    ``marks`` (instrument id -> (time, price) of its last bar close): positions still open at the end
+    (a strategy with ``close_positions_on_stop = false``) are kept as trades with ``is_open = True``,
+    marked to market at that close: ``exit_time``/``exit_price`` are the mark, ``unrealized_pnl =
+    side x open quantity x (mark - avg open price)`` and ``pnl`` = realized so far (entry commissions,
+    funding, partial closes) + ``unrealized_pnl`` (no exit fee: nothing was sold). Without ``marks``
+    only closed cycles are returned (``is_open`` all False).
     """
     cols = ["instrument_id", "strategy_id", "side", "entry_time", "exit_time", "quantity", "entry_price",
-            "exit_price", "pnl", "return_frac", "fees", "funding", "liquidation_fee", "slippage_cost", "liquidated"]
-    closed = positions[positions["ts_closed"].notna()] if "ts_closed" in positions.columns else positions.iloc[0:0]
-    if closed.empty:
-        return pd.DataFrame(columns=cols)
-    fees = closed["commissions"].map(lambda v: sum(_amount(m) for m in json.loads(v)) if v else 0.0)
+            "exit_price", "pnl", "return_frac", "fees", "funding", "liquidation_fee", "slippage_cost", "liquidated",
+            "is_open", "unrealized_pnl"]
+    if "ts_closed" in positions.columns:
+        is_closed = positions["ts_closed"].notna()
+        is_open = (~is_closed & (positions["quantity"].astype(float) > 0)
+                   & positions["instrument_id"].astype(str).isin(list(marks or {})))
+        rows = positions[is_closed | is_open]
+        open_flag = is_open[is_closed | is_open].to_numpy()
+    else:
+        rows, open_flag = positions.iloc[0:0], np.zeros(0, dtype=bool)
+    if rows.empty:
+        out = pd.DataFrame(columns=cols)
+        return out.astype({"is_open": bool, "liquidated": bool, "unrealized_pnl": float})
+    fees = rows["commissions"].map(lambda v: sum(_amount(m) for m in json.loads(v)) if v else 0.0)
     funding_by_pos = funding.groupby("position_id")["amount"].sum() if not funding.empty else pd.Series(dtype=float)
+    iids = rows["instrument_id"].astype(str)
+    side_sign = np.where(rows["entry"].astype(str) == "BUY", 1.0, -1.0)
+    exit_time = pd.to_datetime(rows["ts_closed"], utc=True)
+    exit_price = rows["avg_px_close"].astype(float)
+    unrealized = np.zeros(len(rows))
+    if open_flag.any():
+        assert marks is not None  # open rows exist only for instruments in marks
+        mark_ts = pd.to_datetime(iids.map(lambda i: marks[i][0] if i in marks else pd.NaT), utc=True)
+        mark_px = iids.map(lambda i: marks[i][1] if i in marks else np.nan).astype(float)
+        opened = pd.to_datetime(rows["ts_opened"], utc=True)
+        exit_time = exit_time.where(~open_flag, mark_ts.where(mark_ts >= opened, opened))
+        exit_price = exit_price.where(~open_flag, mark_px)
+        unrealized = np.where(open_flag, side_sign * rows["quantity"].astype(float).to_numpy()
+                              * (mark_px.to_numpy() - rows["avg_px_open"].astype(float).to_numpy()), 0.0)
     trades = pd.DataFrame({
-        "instrument_id": closed["instrument_id"].astype(str),
-        "strategy_id": closed["strategy_id"].astype(str),
-        "side": np.where(closed["entry"].astype(str) == "BUY", "LONG", "SHORT"),
-        "entry_time": pd.to_datetime(closed["ts_opened"], utc=True),
-        "exit_time": pd.to_datetime(closed["ts_closed"], utc=True),
-        "quantity": closed["peak_qty"].astype(float),
-        "entry_price": closed["avg_px_open"].astype(float),
-        "exit_price": closed["avg_px_close"].astype(float),
-        "pnl": closed["realized_pnl"].astype(float),
+        "instrument_id": iids,
+        "strategy_id": rows["strategy_id"].astype(str),
+        "side": np.where(side_sign > 0, "LONG", "SHORT"),
+        "entry_time": pd.to_datetime(rows["ts_opened"], utc=True),
+        "exit_time": exit_time,
+        "quantity": rows["peak_qty"].astype(float),
+        "entry_price": rows["avg_px_open"].astype(float),
+        "exit_price": exit_price,
+        "pnl": rows["realized_pnl"].astype(float) + unrealized,
         "fees": fees.astype(float),
-        "funding": closed["position_id"].map(funding_by_pos).fillna(0.0).astype(float),
+        "funding": rows["position_id"].map(funding_by_pos).fillna(0.0).astype(float),
     })
     trades["liquidation_fee"] = 0.0
     trades["slippage_cost"] = 0.0
     trades["liquidated"] = False
-    if fills is not None and not fills.empty and "trade_ids" in closed.columns:
+    trades["is_open"] = open_flag
+    trades["unrealized_pnl"] = unrealized
+    if fills is not None and not fills.empty and "trade_ids" in rows.columns:
         by_trade = fills.groupby(fills["trade_id"].astype(str)).agg(
             slip=("slippage_cost", "sum"), liq_fee=("liquidation_fee", "sum"), liq=("is_liquidation", "any"))
         pairs = pd.DataFrame({
-            "row": np.arange(len(closed)),
-            "tid": [[str(t) for t in (json.loads(v) if isinstance(v, str) else (v or []))] for v in closed["trade_ids"]],
+            "row": np.arange(len(rows)),
+            "tid": [[str(t) for t in (json.loads(v) if isinstance(v, str) else (v or []))] for v in rows["trade_ids"]],
         }).explode("tid").dropna()
         joined = pairs.join(by_trade, on="tid", how="inner")
         per_row = joined.groupby("row").agg(slip=("slip", "sum"), liq_fee=("liq_fee", "sum"), liq=("liq", "any"))
-        per_row = per_row.reindex(np.arange(len(closed)))
+        per_row = per_row.reindex(np.arange(len(rows)))
         trades["liquidation_fee"] = per_row["liq_fee"].fillna(0.0).to_numpy()
         trades["slippage_cost"] = per_row["slip"].fillna(0.0).to_numpy()
         trades["liquidated"] = per_row["liq"].fillna(False).astype(bool).to_numpy()
@@ -357,6 +392,38 @@ def buy_and_hold(close: pd.Series, taker_fee: float) -> pd.Series:
     bench = (1.0 - taker_fee) * close / close.iloc[0]
     bench.iloc[-1] *= 1.0 - taker_fee
     return bench
+
+
+def buy_and_hold_basket(
+    closes: dict[str, pd.Series], taker_fees: dict[str, float], index: pd.DatetimeIndex
+) -> tuple[pd.Series, dict[str, float]]:
+    """Equal-weight buy-and-hold basket of several instruments, as a multiple of the start.
+
+    The starting equity is split equally over the ``N`` instruments of ``closes``; each sleeve is
+    :func:`buy_and_hold` of its instrument with that instrument's taker fee (bought at its first close,
+    sold at its last), held as cash (1.0) before its first bar and carried forward after its last;
+    nothing is rebalanced. ``basket(t) = mean_i sleeve_i(t)``, so the basket return is the mean of
+    the instruments' own buy-and-hold returns. With one instrument it is that instrument's benchmark.
+
+    Returns:
+        (basket on ``index``, ``{instrument id: own buy-and-hold return (fraction)}``).
+    """
+    sleeves = {}
+    returns = {}
+    for iid, close in closes.items():
+        own = buy_and_hold(close, taker_fees[iid])
+        returns[iid] = float(own.iloc[-1] - 1.0)
+        sleeves[iid] = own.reindex(index, method="ffill").fillna(1.0).to_numpy()
+    basket = np.mean(np.vstack(list(sleeves.values())), axis=0)
+    return pd.Series(basket, index=index, name="benchmark"), returns
+
+
+def traded_instruments(cfg: BacktestConfig, closes: dict[str, pd.Series]) -> list[str]:
+    """Instruments the run's strategies trade (their ``instrument_id`` params) that have bars in the
+    run, in bar-type order; all instruments with bars if no strategy names one."""
+    named = {str(s.params.get("instrument_id")) for s in cfg.strategies if s.params.get("instrument_id")}
+    traded = [iid for iid in closes if iid in named]
+    return traded or list(closes)
 
 
 RISK_COLUMNS = ["ts", "strategy_id", "instrument_id", "side", "action", "reason", "detail", "requested_qty",
@@ -489,13 +556,15 @@ def write_results(
         # not debited by Nautilus (docs/risk.md): deducted from the equity curve here
         accrued = borrowing.groupby("ts")["interest_usdt"].sum().cumsum()
         equity = equity - accrued.reindex(equity.index, method="ffill").fillna(0.0)
-    trades = build_trades(positions, funding, fills)
+    # positions a strategy left open (close_positions_on_stop = false) are marked at their last close
+    marks = {iid: (c.index[-1], float(c.iloc[-1])) for iid, c in closes.items() if len(c)}
+    trades = build_trades(positions, funding, fills, marks=marks)
     liquidations = build_liquidations(sims, fills)
 
-    first_iid = str(BarType.from_str(cfg.bar_types[0]).instrument_id)
-    venue_cfg = next(v for v in cfg.venues if first_iid.endswith("." + v.name))
-    # before the benchmark instrument's first bar (another instrument starts earlier) it holds cash: 1.0
-    bench = buy_and_hold(closes[first_iid], venue_cfg.fees()[1]).reindex(equity.index, method="ffill").fillna(1.0)
+    # equal-weight basket of the traded instruments; a sleeve holds cash (1.0) before its first bar
+    bench_iids = traded_instruments(cfg, closes)
+    taker = {iid: next(v for v in cfg.venues if iid.endswith("." + v.name)).fees()[1] for iid in bench_iids}
+    bench, bench_by_iid = buy_and_hold_basket({iid: closes[iid] for iid in bench_iids}, taker, equity.index)
     fees_paid = float(fills["trading_fee"].sum()) if not fills.empty else 0.0
     funding_paid = -float(funding["amount"].sum()) if not funding.empty else 0.0  # paid > 0
     metrics = metrics_mod.compute_metrics(
@@ -510,6 +579,10 @@ def write_results(
         borrow_total = float(borrowing["interest_usdt"].sum())
         metrics["borrow_interest_usdt"] = borrow_total
         metrics["total_costs_usdt"] = metrics["total_costs_usdt"] + borrow_total
+    metrics["buy_and_hold_by_instrument"] = {iid: metrics_mod.json_safe(r) for iid, r in bench_by_iid.items()}
+    metrics.update(metrics_mod.open_trades_summary(trades))
+    metrics["by_strategy"], metrics["by_instrument"] = attribution(engine, cfg, trades, borrowing, metrics,
+                                                                   bench_by_iid)
     equity_frame = pd.DataFrame({"equity": equity, "benchmark_equity": bench * start_equity})
     equity_frame["drawdown"] = equity / equity.cummax() - 1.0
 
@@ -526,6 +599,9 @@ def write_results(
         positions.to_parquet(stage / "positions.parquet", index=False)
         account.to_parquet(stage / "account.parquet", index=False)
         trades.to_parquet(stage / "trades.parquet", index=False)
+        breakdown_frame(metrics["by_strategy"], "strategy_id").to_parquet(stage / "by_strategy.parquet", index=False)
+        breakdown_frame(metrics["by_instrument"], "instrument_id").to_parquet(stage / "by_instrument.parquet",
+                                                                             index=False)
         liquidations.to_parquet(stage / "liquidations.parquet", index=False)
         latency_rows = [vars(r) | {"venue": name} for name, sim in sims.items() if sim.latency is not None
                         for r in sim.latency.records]
@@ -569,6 +645,40 @@ def write_results(
         shutil.rmtree(stage, ignore_errors=True)
         raise
     return final, metrics
+
+
+def attribution(engine: Any, cfg: BacktestConfig, trades: pd.DataFrame, borrowing: pd.DataFrame | None,
+                metrics: dict, bench_by_iid: dict[str, float]) -> tuple[list[dict], list[dict]]:
+    """Per-strategy and per-instrument results (:func:`nautilus_app.metrics.group_breakdown`): the
+    ``by_strategy`` / ``by_instrument`` records of ``metrics.json`` (also written as Parquet).
+
+    Every strategy of the engine and every instrument with bars in the run gets a record, with or
+    without trades; ``by_instrument`` records also carry the instrument's own ``buy_and_hold_return``
+    (``None`` for an instrument outside the benchmark basket).
+    """
+    from nautilus_trader.model import BarType
+
+    common = dict(starting_equity=metrics["starting_equity"], start=pd.Timestamp(metrics["start"]),
+                  end=pd.Timestamp(metrics["end"]), borrowing=borrowing)
+    strategies = sorted(sid.value for sid in engine.cache.strategy_ids())
+    instruments = list(dict.fromkeys(str(BarType.from_str(bt).instrument_id) for bt in cfg.bar_types))
+    by_strategy = metrics_mod.group_breakdown(trades, "strategy_id", groups=strategies, **common)
+    by_instrument = metrics_mod.group_breakdown(trades, "instrument_id", groups=instruments, **common)
+    for rec in by_instrument:
+        rec["buy_and_hold_return"] = metrics_mod.json_safe(bench_by_iid.get(rec["instrument_id"]))
+    return by_strategy, by_instrument
+
+
+def breakdown_frame(records: list[dict], key: str) -> pd.DataFrame:
+    """``by_strategy`` / ``by_instrument`` records as a frame for Parquet (``None`` -> NaN in float columns)."""
+    cols = [key, *metrics_mod.BREAKDOWN_KEYS] + (["buy_and_hold_return"] if key == "instrument_id" else [])
+    frame = pd.DataFrame(records, columns=cols)
+    for c in cols[1:]:
+        if c in ("trades", "open_trades", "wins", "losses"):
+            frame[c] = frame[c].astype("int64")
+        else:
+            frame[c] = frame[c].astype("float64")
+    return frame
 
 
 def venue_settings(sim: VenueSim) -> dict[str, Any]:

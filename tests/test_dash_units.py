@@ -189,3 +189,43 @@ def test_overview_sidecar_is_persisted_exact_and_invalidated(tmp_path, monkeypat
     charts.equity_overview(run3)
     assert calls and len(list(files[0].parent.glob("equity-*.npz"))) == 1
     assert sidecar.CACHE_VERSION >= 1 and store.run_ids() == ["SYNTHETIC-sidecar"]
+
+
+def test_detail_page_breakdown_tables_and_nested_metrics() -> None:
+    """Per-strategy / per-instrument tables (with a sum row), the scalar-only metrics table, and how
+    dict / list metrics are shown (compare page)."""
+    from dash_ui.formatting import fmt
+    from dash_ui.pages.detail import breakdown_table, metrics_table
+
+    recs = [{"instrument_id": "BTCUSDT.BINANCE", "trades": 3, "open_trades": 1, "win_rate": 0.5, "profit_factor": None,
+             "net_pnl_usdt": -10.0, "pnl_before_costs_usdt": 2.0, "fees_paid_usdt": 12.0, "funding_paid_usdt": 0.0,
+             "slippage_cost_usdt": 0.0, "exposure": 0.25, "return_contribution": -0.0001, "buy_and_hold_return": 0.11},
+            {"instrument_id": "ETHUSDT.BINANCE", "trades": 2, "open_trades": 0, "win_rate": 1.0, "profit_factor": 2.0,
+             "net_pnl_usdt": 30.0, "pnl_before_costs_usdt": 31.0, "fees_paid_usdt": 1.0, "funding_paid_usdt": 0.0,
+             "slippage_cost_usdt": 0.0, "exposure": 0.5, "return_contribution": 0.0003, "buy_and_hold_return": 0.765}]
+
+    def cells(component) -> dict[str, str]:
+        out = {}
+
+        def walk(c) -> None:
+            if getattr(c, "id", None) and isinstance(getattr(c, "children", None), str):
+                out[c.id] = c.children
+            kids = getattr(c, "children", None)
+            for k in kids if isinstance(kids, list) else [kids] if kids is not None else []:
+                if hasattr(k, "children"):
+                    walk(k)
+        walk(component)
+        return out
+
+    table = breakdown_table(recs, "instrument_id", "Instrument", "bi")
+    c = cells(table)
+    assert c["bi-0-net_pnl_usdt"] == "-10.00 USDT" and c["bi-1-buy_and_hold_return"] == "76.50 %"
+    assert c["bi-0-profit_factor"] == "n/a" and c["bi-0-return_contribution"] == "-0.01 %"
+    sum_row = table.children[1].children[-1]
+    net_cell = next(td for td in sum_row.children if getattr(td, "id", None) == "bi-total-net_pnl_usdt")
+    assert net_cell.children.children == "20.00 USDT"
+    m = {"trades": 5, "by_strategy": [{"strategy_id": "A"}], "buy_and_hold_by_instrument": {"X": 0.1, "Y": -0.2}}
+    keys = set(cells(metrics_table(m)))
+    assert "metric-trades" in keys and "metric-by_strategy" not in keys
+    assert fmt("buy_and_hold_by_instrument", {"X": 0.1, "Y": -0.2}) == "X: 10.00 %, Y: -20.00 %"
+    assert fmt("by_strategy", [{}, {}]) == "2 rows"

@@ -20,3 +20,86 @@ def test_wiped_out_account_gives_minus_100_percent_then_flat() -> None:
     assert returns.iloc[2] == pytest.approx(closes[2] / closes[1] - 1)
     assert returns.iloc[3] == -1.0 and returns.iloc[4] == 0.0
     assert (1 + returns).prod() - 1 == pytest.approx(-1.0)
+
+
+def _positions(rows: list[dict]) -> pd.DataFrame:
+    base = {"commissions": '["1.0 USDT"]', "trade_ids": "[]", "avg_px_close": np.nan, "ts_closed": None}
+    return pd.DataFrame([base | r for r in rows])
+
+
+def test_build_trades_marks_open_positions_at_the_last_close() -> None:
+    from nautilus_app.results import build_trades
+
+    t0 = pd.Timestamp("2025-01-01 00:00", tz="UTC")
+    positions = _positions([
+        # a closed long: +10 after fees
+        {"position_id": "P1", "instrument_id": "BTCUSDT.BINANCE", "strategy_id": "A", "entry": "BUY", "quantity": 0.0,
+         "peak_qty": 1.0, "avg_px_open": 100.0, "avg_px_close": 112.0, "realized_pnl": 10.0, "ts_opened": t0,
+         "ts_closed": t0 + pd.Timedelta(hours=1), "commissions": '["2.0 USDT"]'},
+        # an open short of 2 at 50 (entry commission 1): marked at 45 -> unrealized +10
+        {"position_id": "P2", "instrument_id": "ETHUSDT.BINANCE", "strategy_id": "B", "entry": "SELL", "quantity": 2.0,
+         "peak_qty": 2.0, "avg_px_open": 50.0, "realized_pnl": -1.0, "ts_opened": t0 + pd.Timedelta(hours=2)},
+        # flat and never closed (no quantity): not a trade
+        {"position_id": "P3", "instrument_id": "ETHUSDT.BINANCE", "strategy_id": "C", "entry": "BUY", "quantity": 0.0,
+         "peak_qty": 0.0, "avg_px_open": 50.0, "realized_pnl": 0.0, "ts_opened": t0},
+    ])
+    funding = pd.DataFrame(columns=["ts", "instrument_id", "position_id", "amount"])
+    closed_only = build_trades(positions, funding)
+    assert len(closed_only) == 1 and not closed_only["is_open"].any()
+    end = t0 + pd.Timedelta(hours=5)
+    marks = {"BTCUSDT.BINANCE": (end, 120.0), "ETHUSDT.BINANCE": (end, 45.0)}
+    t = build_trades(positions, funding, marks=marks)
+    assert len(t) == 2
+    op = t[t["is_open"]].iloc[0]
+    assert op["side"] == "SHORT" and op["exit_time"] == end and op["exit_price"] == 45.0
+    assert op["unrealized_pnl"] == pytest.approx(2.0 * (50.0 - 45.0))
+    assert op["pnl"] == pytest.approx(-1.0 + 10.0)
+    assert op["return_frac"] == pytest.approx(9.0 / (2.0 * 50.0))
+    cl = t[~t["is_open"]].iloc[0]
+    assert cl["unrealized_pnl"] == 0.0 and cl["pnl"] == 10.0 and cl["exit_price"] == 112.0
+
+
+def test_buy_and_hold_basket_by_hand_with_a_late_instrument() -> None:
+    from nautilus_app.results import buy_and_hold_basket
+
+    idx = pd.date_range("2025-01-01", periods=4, freq="1min", tz="UTC")
+    a = pd.Series([100.0, 110.0, 120.0, 150.0], index=idx)
+    b = pd.Series([10.0, 5.0], index=idx[2:])  # starts two bars later
+    basket, own = buy_and_hold_basket({"A": a, "B": b}, {"A": 0.01, "B": 0.0}, idx)
+    assert own == {"A": pytest.approx(0.99 * 0.99 * 1.5 - 1), "B": pytest.approx(-0.5)}
+    # sleeve A: 0.99 x close / 100 (exit fee on the last point); sleeve B: cash (1.0) until its first bar
+    expected = [(0.99 * 1.0 + 1.0) / 2, (0.99 * 1.1 + 1.0) / 2, (0.99 * 1.2 + 1.0) / 2, (0.99 * 0.99 * 1.5 + 0.5) / 2]
+    assert basket.to_numpy() == pytest.approx(expected)
+    assert basket.iloc[-1] - 1 == pytest.approx((own["A"] + own["B"]) / 2)
+    single, _ = buy_and_hold_basket({"A": a}, {"A": 0.01}, idx)
+    assert single.to_numpy() == pytest.approx([0.99, 0.99 * 1.1, 0.99 * 1.2, 0.99 * 0.99 * 1.5])
+
+
+def test_group_breakdown_by_hand() -> None:
+    from nautilus_app.metrics import group_breakdown
+
+    t0 = pd.Timestamp("2025-01-01", tz="UTC")
+    h = pd.Timedelta(hours=1)
+    trades = pd.DataFrame({
+        "strategy_id": ["A", "A", "B"],
+        "entry_time": [t0, t0 + 2 * h, t0 + 1 * h],
+        "exit_time": [t0 + 1 * h, t0 + 4 * h, t0 + 10 * h],
+        "pnl": [30.0, -10.0, 5.0], "return_frac": [0.03, -0.01, 0.005],
+        "fees": [2.0, 1.0, 0.5], "liquidation_fee": [0.0, 0.0, 0.0], "funding": [-1.0, 0.5, 0.0],
+        "slippage_cost": [0.25, 0.0, 0.0], "is_open": [False, False, True], "unrealized_pnl": [0.0, 0.0, 4.0],
+    })
+    borrowing = pd.DataFrame({"strategy_id": ["B"], "interest_usdt": [0.5]})
+    recs = group_breakdown(trades, "strategy_id", starting_equity=1000.0, start=t0, end=t0 + 10 * h,
+                           borrowing=borrowing, groups=["C", "A"])
+    assert [r["strategy_id"] for r in recs] == ["C", "A", "B"]
+    c, a, b = recs
+    assert c["trades"] == 0 and c["net_pnl_usdt"] == 0.0 and c["win_rate"] is None and c["exposure"] == 0.0
+    assert a["trades"] == 2 and a["wins"] == 1 and a["losses"] == 1 and a["win_rate"] == 0.5
+    assert a["profit_factor"] == pytest.approx(3.0)
+    assert a["net_pnl_usdt"] == 20.0 and a["fees_paid_usdt"] == 3.0 and a["funding_paid_usdt"] == 0.5
+    assert a["slippage_cost_usdt"] == 0.25 and a["total_costs_usdt"] == pytest.approx(3.75)
+    assert a["pnl_before_costs_usdt"] == pytest.approx(23.75)
+    assert a["exposure"] == pytest.approx(3 / 10) and a["return_contribution"] == pytest.approx(0.02)
+    assert b["open_trades"] == 1 and b["unrealized_pnl_usdt"] == 4.0 and b["profit_factor"] is None
+    assert b["net_pnl_usdt"] == pytest.approx(4.5) and b["borrow_interest_usdt"] == 0.5
+    assert b["pnl_before_costs_usdt"] == pytest.approx(5.5) and b["exposure"] == pytest.approx(0.9)

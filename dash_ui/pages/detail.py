@@ -27,9 +27,10 @@ def _graph(id_: str, height: int = 380) -> dcc.Loading:
 
 
 def metrics_table(metrics: dict) -> html.Table:
-    """Every metrics.json key with its label and formatted value (cell id ``metric-<key>``)."""
+    """Every scalar metrics.json key with its label and formatted value (cell id ``metric-<key>``);
+    the per-strategy / per-instrument lists have their own tables (:func:`breakdown_table`)."""
     rows = [html.Tr([html.Td(label(k)), html.Td(fmt(k, v), id=f"metric-{k}", className="num"),
-                     html.Td(k, className="muted")]) for k, v in metrics.items()]
+                     html.Td(k, className="muted")]) for k, v in metrics.items() if not isinstance(v, list)]
     return html.Table([html.Thead(html.Tr([html.Th("Metric"), html.Th("Value"), html.Th("key")])), html.Tbody(rows)],
                       className="kv", id="metrics-table")
 
@@ -52,6 +53,50 @@ def cost_table(run) -> html.Table:
                                  className="muted")]))
     return html.Table([html.Thead(html.Tr([html.Th("Cost (positive = paid)"), html.Th("USDT"), html.Th("source")])),
                        html.Tbody(rows)], className="kv", id="cost-table")
+
+
+#: Columns of the per-strategy / per-instrument tables: (metrics key, header, formatting key).
+BREAKDOWN_COLUMNS = [("trades", "Trades", "trades"), ("open_trades", "Open at end", "trades"),
+                     ("win_rate", "Win rate", "win_rate"), ("profit_factor", "Profit factor", "profit_factor"),
+                     ("net_pnl_usdt", "Net PnL", "net_pnl_usdt"),
+                     ("pnl_before_costs_usdt", "PnL before costs", "pnl_before_costs_usdt"),
+                     ("fees_paid_usdt", "Fees", "fees_paid_usdt"), ("funding_paid_usdt", "Funding (paid > 0)",
+                                                                   "funding_paid_usdt"),
+                     ("slippage_cost_usdt", "Slippage", "slippage_cost_usdt"), ("exposure", "Exposure", "exposure"),
+                     ("return_contribution", "Return contribution", "total_return")]
+
+
+def breakdowns(run) -> tuple[list[dict], list[dict]]:
+    """``by_strategy`` and ``by_instrument`` records of ``metrics.json`` (docs/metrics.md); for results
+    written before they existed, recomputed from ``trades.parquet`` (without borrowing interest)."""
+    m = run.metrics
+    if "by_strategy" in m or "by_instrument" in m:
+        return list(m.get("by_strategy") or []), list(m.get("by_instrument") or [])
+    t = run.trades()
+    if t.empty or not m.get("starting_equity") or not m.get("start") or not m.get("end"):
+        return [], []
+    from nautilus_app.metrics import group_breakdown
+
+    kw = dict(starting_equity=float(m["starting_equity"]), start=pd.Timestamp(m["start"]), end=pd.Timestamp(m["end"]))
+    return group_breakdown(t, "strategy_id", **kw), group_breakdown(t, "instrument_id", **kw)
+
+
+def breakdown_table(records: list[dict], key: str, title: str, id_: str) -> html.Table:
+    """One row per strategy (``key="strategy_id"``) or instrument, a total row that adds the groups up
+    (cell ids ``<id_>-<row>-<metrics key>``, the total row ``<id_>-total-<key>``)."""
+    cols = list(BREAKDOWN_COLUMNS)
+    if key == "instrument_id":
+        cols.append(("buy_and_hold_return", "Buy and hold", "buy_and_hold_return"))
+    head = html.Thead(html.Tr([html.Th(title)] + [html.Th(h) for _, h, _ in cols]))
+    rows = [html.Tr([html.Td(str(r.get(key)))] + [html.Td(fmt(f, r.get(k)), id=f"{id_}-{i}-{k}", className="num")
+                                                  for k, _, f in cols]) for i, r in enumerate(records)]
+    summable = {"trades", "open_trades", "net_pnl_usdt", "pnl_before_costs_usdt", "fees_paid_usdt",
+                "funding_paid_usdt", "slippage_cost_usdt", "return_contribution"}
+    if len(records) > 1:
+        rows.append(html.Tr([html.Td(html.B("Sum"))] + [
+            html.Td(html.B(fmt(f, sum(float(r.get(k) or 0.0) for r in records))) if k in summable else "",
+                    id=f"{id_}-total-{k}", className="num") for k, _, f in cols]))
+    return html.Table([head, html.Tbody(rows)], className="kv", id=id_)
 
 
 TRADE_COLUMNS = ["instrument_id", "strategy_id", "side", "entry_time", "exit_time", "quantity", "entry_price",
@@ -150,11 +195,17 @@ def layout(ctx, run_id: str) -> html.Div:
                                html.Div(fmt(k, m.get(k)), className="value", id=f"kpi-{k}")], className="kpi")
                      for k in KPIS], className="kpis")
     trades = run.trades()
+    by_strategy, by_instrument = breakdowns(run)
+    n_open = int(m.get("open_trades") or (trades["is_open"].sum() if "is_open" in trades.columns else 0))
+    open_note = html.P(f"{n_open} position{'s' if n_open != 1 else ''} still open at the end (marked to market at "
+                       "the last close, not closed: no exit fee); they are counted in trades and exposure and "
+                       "flagged is_open in the trade table.", className="error", id="detail-open-warning") \
+        if n_open else None
     page_size = 20
     first_rows, pages = trades_page(run, 0, page_size, None, None)
     return html.Div([
         dcc.Store(id="detail-run", data=run_id), dcc.Store(id="detail-zoom"), dcc.Store(id="detail-candles-zoom"),
-        header, kpis,
+        header, kpis, open_note,
         html.Div([_graph("detail-equity"), _graph("detail-drawdown", 240)], className="card"),
         html.Div([html.Div(_graph("detail-monthly", 340), className="card"),
                   html.Div(_graph("detail-hist", 340), className="card")],
@@ -166,6 +217,15 @@ def layout(ctx, run_id: str) -> html.Div:
             html.Div("", id="detail-tf", className="muted"),
             _graph("detail-candles", 520),
         ], className="card"),
+        html.Div([
+            html.H3("Results per strategy and per instrument"),
+            html.P("USDT; costs paid > 0; return contribution = net PnL / starting equity. Definitions: "
+                   "docs/metrics.md (by_strategy, by_instrument).", className="muted"),
+            breakdown_table(by_strategy, "strategy_id", "Strategy", "detail-by-strategy") if by_strategy else
+            html.P("no per-strategy results in this run", className="muted"),
+            breakdown_table(by_instrument, "instrument_id", "Instrument", "detail-by-instrument") if by_instrument
+            else html.P("no per-instrument results in this run", className="muted"),
+        ], className="card", style={"overflowX": "auto"}),
         html.Div([
             html.H3(f"Trades ({len(trades):,})", id="detail-trades-title"),
             dash_table.DataTable(
