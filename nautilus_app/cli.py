@@ -4,6 +4,8 @@ Commands (FreqTrade-style, one verb each):
 
 * ``import-binance-vision``: Binance Vision kline / fundingRate / markPriceKlines archives into the catalog.
 * ``import-freqtrade``: freqtrade feather files (OHLCV, funding_rate, mark) into the catalog.
+* ``import-csv``: the user's own OHLCV CSV files (column mapping, time unit/zone, open/close stamps).
+* ``fetch-instruments``: cache Binance exchangeInfo (any symbol's tick/step/min notional) in the catalog.
 * ``download-data``: OHLCV, funding-rate history, mark-price klines through ccxt (resumable).
 * ``download-binance-vision``: Binance Vision archives over HTTP, checksum-verified, then imported.
 * ``inventory``: what the catalog holds (ranges, rows, files, bytes, gaps); ``validate``: data checks.
@@ -152,21 +154,61 @@ def _run_data_command(action: Callable[[], object], *, failed: tuple[type[BaseEx
 def cmd_import_binance_vision(args: argparse.Namespace) -> int:
     from catalog.binance_vision import import_binance_vision
     from catalog.errors import DataImportError
+    from nautilus_app.instruments import InstrumentOverrideError
 
     return _run_data_command(lambda: import_binance_vision(
         args.catalog, base_url=args.base_url, market=args.market, symbols=tuple(args.symbols),
         interval=args.interval, start=args.start, end=args.end, kinds=tuple(args.kinds), store=args.store,
-    ), bad_input=(DataImportError,))
+        instruments_file=args.instruments, metadata=args.metadata,
+    ), bad_input=(DataImportError, InstrumentOverrideError, ValueError))
 
 
 def cmd_import_freqtrade(args: argparse.Namespace) -> int:
     from catalog.errors import DataImportError
     from catalog.freqtrade import import_freqtrade
+    from nautilus_app.instruments import InstrumentOverrideError
 
     return _run_data_command(lambda: import_freqtrade(
         args.catalog, data_dir=args.datadir, pairs=args.pairs, timeframes=args.timeframes,
-        trading_mode=args.trading_mode,
-    ), bad_input=(DataImportError,))
+        trading_mode=args.trading_mode, one_timeframe=args.one_timeframe, instruments_file=args.instruments,
+        metadata=args.metadata,
+    ), bad_input=(DataImportError, InstrumentOverrideError, ValueError, FileNotFoundError))
+
+
+def cmd_import_csv(args: argparse.Namespace) -> int:
+    from catalog.csv_import import import_csv
+    from catalog.errors import DataImportError
+    from nautilus_app.instruments import InstrumentOverrideError
+
+    def columns() -> dict[str, str]:
+        out = {}
+        for kv in args.columns or []:
+            key, sep, val = kv.partition("=")
+            if not sep:
+                raise ValueError(f"--columns takes FIELD=COLUMN pairs, got {kv!r}")
+            out[key.strip()] = val.strip()
+        return out
+
+    return _run_data_command(lambda: import_csv(
+        args.catalog, files=args.files, symbol=args.symbol, market=args.market, interval=args.interval,
+        columns=columns(), time_unit=args.time_unit, timezone=args.timezone, timestamp_is=args.timestamp_is,
+        delimiter=args.delimiter, header=not args.no_header, instruments_file=args.instruments,
+        metadata=args.metadata,
+    ), bad_input=(DataImportError, InstrumentOverrideError, ValueError))
+
+
+def cmd_fetch_instruments(args: argparse.Namespace) -> int:
+    from catalog.ccxt_download import DownloadError
+    from catalog.instrument_meta import fetch_exchange_info, metadata_path
+
+    urls = dict(kv.split("=", 1) for kv in (args.api_url or []))
+    try:
+        counts = fetch_exchange_info(args.catalog, tuple(args.markets), urls=urls or None)
+    except DownloadError as e:
+        print(f"error: exchange metadata unreachable: {e}", file=sys.stderr)
+        return 1
+    print(f"cached {counts} symbols in {metadata_path(args.catalog)}")
+    return 0
 
 
 def cmd_paper(args: argparse.Namespace) -> int:
@@ -229,6 +271,7 @@ def cmd_download_data(args: argparse.Namespace) -> int:
         args.catalog, market=args.market, symbols=tuple(args.symbols), timeframe=args.timeframe,
         start=args.start, end=args.end, kinds=tuple(args.kinds), mark_timeframe=args.mark_timeframe,
         exchange_id=args.exchange, urls=urls or None, progress=not args.no_progress,
+        instruments_file=args.instruments,
     ), failed=(DownloadError, DataImportError), bad_input=(ValueError, KeyError))
 
 
@@ -240,7 +283,7 @@ def cmd_download_binance_vision(args: argparse.Namespace) -> int:
         args.catalog, base_url=args.base_url, market=args.market, symbols=tuple(args.symbols),
         interval=args.interval, start=args.start, end=args.end, kinds=tuple(args.kinds),
         mark_interval=args.mark_interval, cache_dir=args.cache_dir, workers=args.workers,
-        progress=not args.no_progress, store=args.store,
+        progress=not args.no_progress, store=args.store, instruments_file=args.instruments, metadata=args.metadata,
     ), failed=(DataImportError,), bad_input=(ValueError, KeyError))
 
 
@@ -280,6 +323,15 @@ def cmd_dash(args: argparse.Namespace) -> int:
     return serve(args)
 
 
+def _instrument_arguments(p: argparse.ArgumentParser) -> None:
+    """``--instruments`` / ``--metadata`` of the import commands (docs/data.md, any symbol)."""
+    p.add_argument("--instruments", type=Path, default=None,
+                   help="instruments.toml overrides (default $NAUTILUS_INSTRUMENTS or <catalog>/instruments.toml)")
+    p.add_argument("--metadata", choices=["cache", "fetch", "offline"], default="cache",
+                   help="exchange metadata: cache = the catalog's cached exchangeInfo if any (default, no network); "
+                        "fetch = refresh it through ccxt first; offline = infer precisions from the data")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of all commands."""
     p = argparse.ArgumentParser(prog="nautilus-app", description=__doc__.split("\n\n")[0])
@@ -303,7 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     bv.add_argument("--catalog", type=Path, default=paths.default_catalog_path())
     bv.add_argument("--base-url", default=None, help="URL or local folder; default $BINANCE_VISION_URL")
     bv.add_argument("--market", choices=["spot", "um"], default="spot", help="spot or USDT-M futures (um)")
-    bv.add_argument("--symbols", nargs="+", default=["BTCUSDT"])
+    bv.add_argument("--symbols", nargs="+", default=["BTCUSDT"],
+                    help="any Binance symbols, or ALL = every symbol with archives in the (local) source folder")
     bv.add_argument("--interval", default="1m")
     bv.add_argument("--start", default=None, help="first day, YYYY-MM-DD (inclusive)")
     bv.add_argument("--end", default=None, help="last day, YYYY-MM-DD (inclusive)")
@@ -311,15 +364,46 @@ def build_parser() -> argparse.ArgumentParser:
     bv.add_argument("--store", choices=["nautilus", "compact"], default="nautilus",
                     help="klines into Nautilus's catalog (default) or the compact store (~8 bytes/bar, fastest "
                          "import; backtests read both; funding/mark prices always go to the catalog)")
+    _instrument_arguments(bv)
     bv.set_defaults(func=cmd_import_binance_vision)
 
     ft = sub.add_parser("import-freqtrade", help="import freqtrade feather files into the catalog")
     ft.add_argument("--catalog", type=Path, default=paths.default_catalog_path())
     ft.add_argument("--datadir", type=Path, default=paths.shared_data_dir() / "freqtrade" / "binance")
-    ft.add_argument("--pairs", nargs="+", default=None, help="e.g. BTC/USDT ETH/USDT:USDT")
+    ft.add_argument("--pairs", nargs="+", default=None,
+                    help="any pairs, e.g. SOL/USDT (spot) SOL/USDT:USDT (perp) SOLUSDT (both); default all in --datadir")
     ft.add_argument("--timeframes", nargs="+", default=None, help="e.g. 1m 5m 1h")
+    ft.add_argument("--one-timeframe", action="store_true",
+                    help="per pair only the first of --timeframes that has a file (--timeframes 1m 5m: 1m, else 5m)")
     ft.add_argument("--trading-mode", choices=["spot", "futures"], default=None)
+    _instrument_arguments(ft)
     ft.set_defaults(func=cmd_import_freqtrade)
+
+    cv = sub.add_parser("import-csv", help="import your own OHLCV CSV files (one symbol) into the catalog")
+    cv.add_argument("files", nargs="+", type=Path, help="CSV files (header timestamp,open,high,low,close,volume)")
+    cv.add_argument("--catalog", type=Path, default=paths.default_catalog_path())
+    cv.add_argument("--symbol", required=True, help="Binance symbol, e.g. SOLUSDT")
+    cv.add_argument("--market", choices=["spot", "um"], default="spot", help="spot or USDT-M perpetual (um)")
+    cv.add_argument("--interval", default="1m", help="bar interval: 1m 5m 15m 1h 4h 1d ...")
+    cv.add_argument("--columns", nargs="+", metavar="FIELD=COLUMN", default=None,
+                    help="map fields to your columns, e.g. timestamp=Date volume=Vol (without a header: 1-based numbers)")
+    cv.add_argument("--time-unit", choices=["s", "ms", "us", "ns", "iso"], default="ms",
+                    help="epoch unit of the timestamps (UTC), or iso for date/time strings (default ms)")
+    cv.add_argument("--timezone", default="UTC", help="time zone of ISO times without an offset (default UTC)")
+    cv.add_argument("--timestamp-is", choices=["open", "close"], default="open",
+                    help="whether a row's timestamp is the bar's open (default) or close time")
+    cv.add_argument("--delimiter", default=",")
+    cv.add_argument("--no-header", action="store_true", help="the files have no header row")
+    _instrument_arguments(cv)
+    cv.set_defaults(func=cmd_import_csv)
+
+    fi = sub.add_parser("fetch-instruments",
+                        help="cache Binance exchangeInfo (tick, step, min notional ...) in the catalog through ccxt")
+    fi.add_argument("--catalog", type=Path, default=paths.default_catalog_path())
+    fi.add_argument("--markets", nargs="+", choices=["spot", "um"], default=["spot", "um"])
+    fi.add_argument("--api-url", action="append", metavar="KEY=URL",
+                    help="override exchange.urls['api'][KEY], e.g. fapiPublic=http://127.0.0.1:8080/fapi/v1")
+    fi.set_defaults(func=cmd_fetch_instruments)
 
     dd = sub.add_parser("download-data", help="download OHLCV / funding / mark prices through ccxt (resumable)")
     dd.add_argument("--catalog", type=Path, default=paths.default_catalog_path())
@@ -334,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     dd.add_argument("--api-url", action="append", metavar="KEY=URL",
                     help="override exchange.urls['api'][KEY], e.g. public=http://127.0.0.1:8080/api/v3")
     dd.add_argument("--no-progress", action="store_true")
+    dd.add_argument("--instruments", type=Path, default=None,
+                    help="instruments.toml overrides (default $NAUTILUS_INSTRUMENTS or <catalog>/instruments.toml)")
     dd.set_defaults(func=cmd_download_data)
 
     dv = sub.add_parser("download-binance-vision", help="download + verify Binance Vision archives over HTTP")
@@ -353,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     dv.add_argument("--store", choices=["nautilus", "compact"], default="nautilus",
                     help="klines into Nautilus's catalog (default) or the compact store (~8 bytes/bar, fastest "
                          "import; backtests read both; funding/mark prices always go to the catalog)")
+    _instrument_arguments(dv)
     dv.set_defaults(func=cmd_download_binance_vision)
 
     inv = sub.add_parser("inventory", help="what the catalog holds: ranges, rows, files, bytes, gaps")
