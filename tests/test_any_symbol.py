@@ -414,3 +414,26 @@ def test_import_csv_more_decimals_than_the_stored_instrument(tmp_path: Path) -> 
     q.write_text("\n".join(rows) + "\n")
     with pytest.raises(DataImportError, match=r"more.csv, row 101: column 'close'.*more than 4 decimals"):
         import_csv(tmp_path / "cat", files=[q], symbol="ADAUSDT", market="um")
+
+
+def test_cli_import_csv_and_fetch_instruments(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from nautilus_app.cli import main
+
+    p, df, _ = _user_csv(tmp_path, "default")
+    cat = tmp_path / "cat"
+    with BinanceMock() as mock:
+        mock.add_symbol("fapi", "ADAUSDT", "ADA", tick_size="0.00010", step_size="1", min_qty="1", min_notional="5")
+        urls = mock.ccxt_urls()
+        assert main(["fetch-instruments", "--catalog", str(cat), "--api-url", f"public={urls['public']}",
+                     "--api-url", f"fapiPublic={urls['fapiPublic']}"]) == 0
+    assert main(["import-csv", str(p), "--catalog", str(cat), "--symbol", "ADAUSDT", "--market", "um"]) == 0
+    out = capsys.readouterr().out
+    assert "cached {'spot': 2, 'um': 3} symbols" in out and f"read {len(df)}, written {len(df)}" in out
+    assert "Binance exchangeInfo fetched" in out
+    rows = p.read_text().splitlines()
+    rows[3] = _set(rows[3], 2, "x")
+    p.write_text("\n".join(rows) + "\n")
+    assert main(["import-csv", str(p), "--catalog", str(cat), "--symbol", "ADAUSDT", "--market", "um"]) == 2
+    assert "row 4: column 'high': non-numeric value 'x'" in capsys.readouterr().err
+    assert main(["import-freqtrade", "--catalog", str(cat), "--datadir", str(WIN), "--pairs", "NOPE/USDT:USDT"]) == 2
+    assert "NOPE/USDT:USDT" in capsys.readouterr().err
