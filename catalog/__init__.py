@@ -9,9 +9,12 @@ Public API (used by the CLI):
 
 Decisions (details in the module docstrings):
 
-* Instruments come only from :mod:`nautilus_app.instruments`; bars are written at exactly the
-  instrument's price/size precision because rc7's matching engine skips bars of any other
-  precision. Values needing more decimals raise ``DataImportError``; nothing is truncated.
+* Instruments are built only by :mod:`nautilus_app.instruments`, for any symbol, from
+  instruments.toml, the built-in table, cached Binance exchangeInfo or the data's own decimals
+  (:mod:`catalog.instrument_meta`); bars are written at exactly the instrument's price/size
+  precision because rc7's matching engine skips bars of any other precision. Values needing more
+  decimals than a fixed precision raise ``DataImportError``; nothing is truncated.
+* :func:`catalog.csv_import.import_csv` - the user's own OHLCV CSV files.
 * Bars are stamped at the close (``ts_event = ts_init = open + interval``); mark prices are the
   candle close at the close time; funding rows are snapped to the hour with
   ``ts_event = ts_init = next_funding_ns`` and ``interval`` in minutes from the gaps.

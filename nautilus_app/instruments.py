@@ -1,7 +1,11 @@
 """The one place that defines the Binance instruments (spot and USDT-M perpetual) used by the platform.
 
 Importers, downloaders, the backtest runner and paper trading all build instruments through
-:func:`build_instrument`, so ids, precisions and limits cannot drift apart. Other ccxt exchanges
+:func:`build_instrument`, so ids, precisions and limits cannot drift apart. ANY Binance symbol is
+supported: :func:`resolve_spec` builds its :class:`InstrumentSpec` from (first wins) the
+instruments.toml override file, the built-in :data:`SPECS` (BTCUSDT/ETHUSDT), Binance exchangeInfo
+records (:func:`market_record`, cached by :mod:`catalog.instrument_meta`), or the precision the
+imported data needs (see the "any Binance symbol" section below). Other ccxt exchanges
 (``download-data --exchange bybit`` ...) get theirs from the ccxt market through
 :func:`from_ccxt_market` (venue ``BYBIT`` / ``BYBIT_PERP``, today's tick and step).
 
