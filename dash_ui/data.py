@@ -265,7 +265,7 @@ class ResultsStore:
         metrics = _read_json(path / "metrics.json")
         info = _read_json(path / "run.json")
         config = _read_json(path / "config.json")
-        strategies = sorted({s.get("name", "?") for s in config.get("strategies", [])})
+        strategies = sorted({s.get("name") or s.get("strategy_path") or "?" for s in config.get("strategies", [])})
         instruments = sorted({_instrument_of(bt) for bt in config.get("bar_types", [])})
         row = {
             "run_id": run_id,

@@ -251,6 +251,8 @@ def strategy_overlays(name: str, params: dict, bars: dict[str, np.ndarray], bar_
     """
     from nautilus_app.config import strategy_parameters
 
+    if not name:  # a strategy given by strategy_path: no known overlays
+        return {}
     try:
         p = {**strategy_parameters(name), **(params or {})}
     except (KeyError, ValueError):  # not a strategy on disk any more (StrategyLoadError is a ValueError)

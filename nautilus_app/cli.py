@@ -45,11 +45,14 @@ def format_summary(outcome) -> str:  # noqa: ANN001 - BacktestOutcome (lazy impo
     m = outcome.metrics
     bh_by = m.get("buy_and_hold_by_instrument") or {}
     bh = _fmt(m.get("buy_and_hold_return"), pct=True)
-    if len(bh_by) > 1:
+    if 1 < len(bh_by) <= 4:
         bh += " (equal-weight basket: " + ", ".join(f"{k} {_fmt(v, pct=True)}" for k, v in bh_by.items()) + ")"
+    elif len(bh_by) > 4:
+        bh += f" (equal-weight basket of {len(bh_by)} instruments; each in the table below)"
     open_n = int(m.get("open_trades") or 0)
     rows = [
-        ("Run", outcome.run_id),
+        ("Run", outcome.run_id + (f"  (universe: {len(outcome.symbols)} symbols, {outcome.mode})"
+                                  if hasattr(outcome, "symbols") else "")),
         ("Period", f"{m.get('start')} -> {m.get('end')}"),
         ("Bars / orders", f"{outcome.iterations:,} data points, {outcome.orders:,} orders "
                           f"({outcome.iterations / max(outcome.engine_seconds, 1e-9):,.0f} per s in the engine)"),
@@ -128,7 +131,17 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         text = (f"# {args.config} with command-line overrides: {applied}\n"
                 + tomli_w.dumps(apply_overrides(tomllib.loads(text), overrides)))
     try:
-        outcome = run_backtest(cfg, results_root=args.results_dir, progress=not args.no_progress, config_text=text)
+        if cfg.universe is not None:  # strategy templates x symbols, shared or per_symbol (nautilus_app/universe.py)
+            from nautilus_app.universe import run_universe
+
+            outcome = run_universe(cfg, results_root=args.results_dir, progress=not args.no_progress,
+                                   config_text=text, source=str(args.config))
+        else:
+            outcome = run_backtest(cfg, results_root=args.results_dir, progress=not args.no_progress,
+                                   config_text=text)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except BacktestFailed as e:
         print(f"error: backtest failed: {e}", file=sys.stderr)
         return 1

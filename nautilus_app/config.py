@@ -200,6 +200,40 @@ class StrategySpec(_Frozen, kw_only=True):
         return resolve_strategy(self.name, self.strategy_path, self.config_path)
 
 
+class UniverseConfig(_Frozen, kw_only=True):
+    """Run every ``[[strategies]]`` template on each symbol of a universe (``[universe]`` table).
+
+    Attributes:
+        market: ``"um"`` (USDT-M perpetuals, venue ``BINANCE_USDM``) or ``"spot"`` (venue ``BINANCE``).
+        symbols: Binance symbols (``["SOLUSDT", "XRPUSDT"]``) or ``"*"``: every symbol with bars of
+            ``interval`` in the catalog for that market.
+        interval: Stored bar interval the run loads, e.g. ``"1m"``.
+        min_coverage: With ``"*"``: keep symbols whose bars cover at least this fraction (0..1) of the
+            run's ``[start, end)`` (default 0: any bars in the range).
+        mode: ``"shared"`` (one engine, one account per venue for all symbols: portfolio effects, cross
+            margin) or ``"per_symbol"`` (one engine per symbol, each with the full starting balance, run in
+            parallel by the sweeps' process pool or Ray; combined as one account: starting balance plus
+            the sum of the symbols' PnL).
+        executor / workers / ray_address: How ``per_symbol`` runs in parallel (``"process"`` pool or
+            ``"ray"``; ``ray_address = "auto"`` joins a running cluster).
+        registry: Research registry URL recording the per-symbol runs (default
+            ``$NAUTILUS_REGISTRY_URL`` or ``results/registry.sqlite``).
+
+    Each template's params may omit ``instrument_id`` and ``bar_type`` (filled per symbol) or use the
+    placeholders ``{symbol}``, ``{instrument_id}`` and ``{bar_type}`` in string values.
+    """
+
+    market: Literal["spot", "um"]
+    symbols: list[str] | Literal["*"]
+    interval: str = "1m"
+    min_coverage: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.0
+    mode: Literal["shared", "per_symbol"] = "shared"
+    executor: Literal["process", "ray"] = "process"
+    workers: Annotated[int, msgspec.Meta(ge=1, le=512)] = 2
+    ray_address: str | None = None
+    registry: str | None = None
+
+
 class BacktestConfig(_Frozen, kw_only=True):
     """A whole backtest run.
 
@@ -215,6 +249,8 @@ class BacktestConfig(_Frozen, kw_only=True):
             of 06-30 23:59, which closes at 07-01 00:00); default the last bar.
         catalog: Catalog root; default ``$CATALOG_PATH`` or ``catalog/store``.
         log_level: Nautilus stdout log level; ``WARNING`` by default (``INFO`` costs ~40 % speed).
+        universe: Optional :class:`UniverseConfig`: the strategies are templates applied to each of its
+            symbols (:func:`nautilus_app.universe.expand_universe`); ``bar_types`` may then be empty.
     """
 
     name: str
@@ -226,6 +262,7 @@ class BacktestConfig(_Frozen, kw_only=True):
     catalog: str | None = None
     log_level: Literal["ERROR", "WARNING", "INFO", "DEBUG"] = "WARNING"
     paper: PaperSettings | None = None  # [paper] table: see nautilus_app/paper_config.py
+    universe: UniverseConfig | None = None  # [universe] table: nautilus_app/universe.py expands it
 
     def catalog_path(self) -> Path:
         """Absolute catalog root (relative paths are taken from the repository root)."""
@@ -372,6 +409,9 @@ def _check(cfg: BacktestConfig, source: str) -> None:
     def fail(key: str, value: Any, expected: str) -> None:
         raise ConfigError(f"{source}: key {key} = {value!r}: expected {expected}")
 
+    if cfg.universe is not None:
+        _check_universe(cfg, source)
+        return
     if not cfg.bar_types:
         fail("bar_types", cfg.bar_types, "at least one bar type")
     if not cfg.venues:
@@ -485,6 +525,32 @@ def _check(cfg: BacktestConfig, source: str) -> None:
             ref.make_config(s.params, order_id_tag=f"{i:03d}")  # the config class's own checks
         except StrategyLoadError as e:
             raise _strategy_error(source, i, s, e) from e
+
+
+def _check_universe(cfg: BacktestConfig, source: str) -> None:
+    """Checks of a universe config before expansion (the expanded config gets every other check)."""
+    from nautilus_app.instruments import INTERVALS, venue_for
+
+    u = cfg.universe
+    assert u is not None
+    if u.interval not in INTERVALS:
+        raise ConfigError(f"{source}: key universe.interval = {u.interval!r}: expected one of {sorted(INTERVALS)}")
+    if isinstance(u.symbols, list) and (not u.symbols or len(set(u.symbols)) != len(u.symbols)):
+        raise ConfigError(f"{source}: key universe.symbols = {u.symbols!r}: expected a non-empty list of distinct "
+                          "symbols or \"*\"")
+    venue = venue_for(u.market)
+    if venue not in [v.name for v in cfg.venues]:
+        raise ConfigError(f"{source}: key venues: expected a [[venues]] table named {venue!r} for universe.market = "
+                          f"{u.market!r}")
+    if not cfg.strategies:
+        raise ConfigError(f"{source}: key strategies: expected at least one [[strategies]] template")
+    for i, s in enumerate(cfg.strategies):
+        if (s.name is None) == (s.strategy_path is None):
+            raise ConfigError(f"{source}: key strategies[{i}] = {s.label()!r}: expected exactly one of `name` or "
+                              "`strategy_path`")
+    if u.mode == "per_symbol" and len(cfg.venues) > 1:
+        raise ConfigError(f"{source}: key universe.mode = 'per_symbol': expected one [[venues]] table (each symbol "
+                          "runs alone on it)")
 
 
 def _strategy_error(source: str, i: int, spec: StrategySpec, e: Exception) -> ConfigError:
