@@ -26,6 +26,15 @@ demo-data: install
 	$(PY) -m nautilus_app import-binance-vision --market um --symbols BTCUSDT ETHUSDT --interval 1h \
 		--start 2023-07-01 --end 2023-08-31 --kinds markPriceKlines
 
+# The 61 real USDT-M perpetuals of July-August 2023 (18 with 1m bars) from the freqtrade files: configs/universe_perps.toml
+universe-data: install
+	$(PY) -m nautilus_app import-freqtrade --datadir $(SHARED_DATA)/freqtrade/binance/futures/window-2023-07 \
+		--trading-mode futures --timeframes 1m
+
+.PHONY: universe-data universe
+universe: universe-data
+	$(PY) -m nautilus_app backtest configs/universe_perps.toml
+
 demo: demo-data
 	$(PY) -m nautilus_app backtest configs/demo_spot.toml
 	$(PY) -m nautilus_app backtest configs/demo_perp.toml

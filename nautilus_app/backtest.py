@@ -347,7 +347,8 @@ def build_engine(cfg: BacktestConfig, plan: DataPlan, data: list[Any]) -> tuple[
             sim.liquidation = LiquidationActor(
                 venue=v.name, margin_mode=v.margin_mode, bar_types=[bar_type_of[i] for i in perps],
                 series={i: series[i] for i in perps},
-                brackets={i: brackets_for(i.split(".")[0].removesuffix("-PERP"), start_date, overrides) for i in perps},
+                brackets={i: brackets_for(i.split(".")[0].removesuffix("-PERP"), start_date, overrides,
+                                                catalog=root) for i in perps},
                 leverages={i: v.leverage_for(i) for i in perps}, strategies=strategies,
                 actor_id=f"LIQUIDATION-{len(sims):03d}", fee_model=fee_model, fill_model=fill_model,
             )

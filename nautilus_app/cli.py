@@ -84,6 +84,10 @@ def format_summary(outcome) -> str:  # noqa: ANN001 - BacktestOutcome (lazy impo
     return "\n".join(lines)
 
 
+#: Rows of each per-strategy / per-instrument table in the summary (more: the extremes, then a count).
+SUMMARY_ROWS = 20
+
+
 def _breakdown_lines(title: str, key: str, records: list[dict]) -> list[str]:
     """A fixed-width table of ``by_strategy`` / ``by_instrument`` records (USDT, fractions as %)."""
     def num(v: object) -> str:
@@ -103,9 +107,17 @@ def _breakdown_lines(title: str, key: str, records: list[dict]) -> list[str]:
         head.append("buy and hold")
         for row, r in zip(body, records, strict=True):
             row.append(pct(r.get("buy_and_hold_return")))
-    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+    more = len(body) - SUMMARY_ROWS
+    if more > 0:  # universes: the worst and best by net PnL; every row is in by_*.parquet
+        order = sorted(range(len(records)), key=lambda i: records[i].get("net_pnl_usdt") or 0.0)
+        keep = sorted(order[: SUMMARY_ROWS // 2] + order[-(SUMMARY_ROWS - SUMMARY_ROWS // 2):])
+        body = [body[i] for i in keep] + [[f"... {more} more (lowest and highest net PnL shown; all in "
+                                          f"{'by_strategy' if key == 'strategy_id' else 'by_instrument'}.parquet)"]
+                                          + [""] * (len(head) - 1)]
+    sized = body[:-1] if more > 0 else body
+    widths = [max(len(row[i]) for row in [head, *sized]) for i in range(len(head))]
     return ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
-            for row in [head, *body]]
+            .rstrip() for row in [head, *body]]
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:

@@ -492,7 +492,8 @@ def _check(cfg: BacktestConfig, source: str) -> None:
             if not iid.endswith("." + v.name):
                 continue
             try:
-                first = brackets_for(iid.split(".")[0].removesuffix("-PERP"), cfg.start, v.bracket_overrides())[0]
+                first = brackets_for(iid.split(".")[0].removesuffix("-PERP"), cfg.start, v.bracket_overrides(),
+                                     catalog=cfg.catalog_path())[0]
             except MarginError as e:
                 if v.liquidation:
                     fail(f"venues[{i}].brackets", iid, str(e))
