@@ -1,4 +1,7 @@
-"""Indicators nautilus 2.0.0rc7 does not ship: ADX (Wilder's Average Directional Index).
+"""Indicators nautilus 2.0.0rc7 does not ship: ADX, sample-std Bollinger bands and band width,
+rolling z-score, realised volatility (all streaming, registerable with Nautilus).
+
+ADX (Wilder's Average Directional Index):
 
 ``AverageDirectionalIndex`` is a plain Python object with the duck-typed indicator interface
 (``handle_bar``, ``reset``, ``initialized``, ``value``). ``Strategy.register_indicator_for_bars``
@@ -130,3 +133,158 @@ class AverageDirectionalIndex:
             self.initialized = True
         else:
             self.value = (self.value * (n - 1) + self.dx) / n
+
+
+# ---------------------------------------------------------------------------------------------
+# Rolling-window indicators on closes (trading-bot-plan.md, "Mean Reversion" and "Volatility"
+# indicators). Same duck-typed interface as the ADX above (``handle_bar``, ``update_raw``, ``reset``,
+# ``initialized``, ``value``), so ``Strategy.register_indicator_for_bars`` accepts them. Every
+# standard deviation is the **sample** one (ddof = 1, pandas' default), computed from the window's
+# values each bar (two-pass: mean first, then squared deviations), so the values agree with
+# ``Series.rolling(n).std()`` to float rounding.
+# ---------------------------------------------------------------------------------------------
+def _mean_std(window: Any) -> tuple[float, float]:
+    """(mean, sample standard deviation) of a sequence of >= 2 floats (two-pass)."""
+    n = len(window)
+    mean = sum(window) / n
+    var = sum((x - mean) * (x - mean) for x in window) / (n - 1)
+    return mean, var**0.5
+
+
+class _RollingCloses:
+    """Base: keeps the last ``period`` closes (prices via ``_px``)."""
+
+    name = "_RollingCloses"
+
+    def __init__(self, period: int) -> None:
+        if int(period) < 2:
+            raise ValueError(f"period must be >= 2 (a sample standard deviation needs 2 values), was {period}")
+        self.period: int = int(period)
+        self.reset()
+
+    def reset(self) -> None:
+        from collections import deque
+
+        self._win: deque[float] = deque(maxlen=self.period)
+        self.count: int = 0
+        self.initialized: bool = False
+        self.value: float = 0.0
+
+    @property
+    def has_inputs(self) -> bool:
+        return self.count > 0
+
+    def handle_bar(self, bar: Any) -> None:
+        """Update from a nautilus ``Bar`` (its close, rounded to the price precision)."""
+        self.update_raw(_px(bar.close))
+
+    def update_raw(self, close: float) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class SampleBollingerBands(_RollingCloses):
+    """Bollinger bands with the **sample** standard deviation (trading-bot-plan.md ``BollingerBands``).
+
+    ``middle = mean(last n closes)``, ``std = sample std (ddof=1) of the same closes``,
+    ``upper/lower = middle +/- k x std``, ``width = (upper - lower) / middle`` (the plan's
+    "Bollinger Band Width"); ``value`` = ``middle``. Initialized after ``n`` closes.
+    (Nautilus's ``BollingerBands`` uses the population standard deviation, ddof = 0: bands
+    narrower by the factor ``sqrt((n-1)/n)``, 2.5 % for n = 20.)
+    """
+
+    name = "SampleBollingerBands"
+
+    def __init__(self, period: int = 20, k: float = 2.0) -> None:
+        self.k: float = float(k)
+        super().__init__(period)
+
+    def __repr__(self) -> str:
+        return f"SampleBollingerBands({self.period}, {self.k})"
+
+    def reset(self) -> None:
+        super().reset()
+        self.middle = self.upper = self.lower = self.std = self.width = 0.0
+
+    def update_raw(self, close: float) -> None:
+        self._win.append(close)
+        self.count += 1
+        if len(self._win) < self.period:
+            return
+        self.middle, self.std = _mean_std(self._win)
+        self.upper = self.middle + self.k * self.std
+        self.lower = self.middle - self.k * self.std
+        self.width = (self.upper - self.lower) / self.middle if self.middle != 0.0 else 0.0
+        self.value = self.middle
+        self.initialized = True
+
+
+class BollingerBandWidth(SampleBollingerBands):
+    """Bollinger band width ``(upper - lower) / middle`` (= ``2 k std / middle``) as ``value``."""
+
+    name = "BollingerBandWidth"
+
+    def __repr__(self) -> str:
+        return f"BollingerBandWidth({self.period}, {self.k})"
+
+    def update_raw(self, close: float) -> None:
+        super().update_raw(close)
+        if self.initialized:
+            self.value = self.width
+
+
+class RollingZScore(_RollingCloses):
+    """Z-score of the close against its last ``n`` closes: ``(close - mean) / std`` (sample std,
+    the current close included in the window, as ``(c - c.rolling(n).mean()) / c.rolling(n).std()``).
+    0.0 when the window is flat (std = 0; pandas gives NaN there). Initialized after ``n`` closes."""
+
+    name = "RollingZScore"
+
+    def __init__(self, period: int = 20) -> None:
+        super().__init__(period)
+
+    def __repr__(self) -> str:
+        return f"RollingZScore({self.period})"
+
+    def update_raw(self, close: float) -> None:
+        self._win.append(close)
+        self.count += 1
+        if len(self._win) < self.period:
+            return
+        mean, std = _mean_std(self._win)
+        self.value = (close - mean) / std if std > 0.0 else 0.0
+        self.initialized = True
+
+
+class RealizedVolatility(_RollingCloses):
+    """Annualised realised volatility: sample std of the last ``n`` log returns ``ln(c_t / c_{t-1})``
+    times ``sqrt(periods_per_year)`` (trading-bot-plan.md: ``np.log(close/close.shift(1)).std() *
+    np.sqrt(periods_per_year)``, over a rolling window of ``n`` returns). ``periods_per_year`` is the
+    number of bars per year (1m bars on a 24/7 market: 525,600; 1h: 8,760). Initialized after
+    ``n + 1`` closes."""
+
+    name = "RealizedVolatility"
+
+    def __init__(self, period: int = 20, periods_per_year: float = 525_600.0) -> None:
+        self.periods_per_year: float = float(periods_per_year)
+        super().__init__(period)
+
+    def __repr__(self) -> str:
+        return f"RealizedVolatility({self.period}, {self.periods_per_year:g})"
+
+    def reset(self) -> None:
+        super().reset()
+        self._prev: float | None = None
+
+    def update_raw(self, close: float) -> None:
+        import math
+
+        self.count += 1
+        prev, self._prev = self._prev, close
+        if prev is None or prev <= 0.0 or close <= 0.0:
+            return
+        self._win.append(math.log(close / prev))
+        if len(self._win) < self.period:
+            return
+        _, std = _mean_std(self._win)
+        self.value = std * math.sqrt(self.periods_per_year)
+        self.initialized = True

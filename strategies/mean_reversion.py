@@ -1,4 +1,4 @@
-"""Mean reversion: fade RSI + Bollinger-band extremes unless the trend is strongly against it.
+"""Mean reversion (trading-bot-plan.md section 3.3): fade RSI + Bollinger extremes unless the trend is strongly against it.
 
 Import paths for ``ImportableStrategyConfig``::
 
@@ -11,23 +11,31 @@ Indicators (closes of closed bars, updated before the decision):
   classic Wilder RSI, average gain/loss seeded with the simple mean of the first n close-to-close
   changes, then ``avg = (avg*(n-1) + x)/n``; initialized after n + 1 closes, 0.0 before).
   ``rsi_lower`` / ``rsi_upper`` / ``rsi_exit`` are therefore on the 0..100 scale.
-* ``bb`` = nautilus ``BollingerBands(bb_period, bb_k)``: middle = SMA(n) of closes,
-  upper/lower = middle +/- k x **population** standard deviation (ddof=0) of the last n closes.
+* ``bb`` = :class:`strategies.indicators.SampleBollingerBands` ``(bb_period, bb_k)``: middle = SMA(n)
+  of closes, upper/lower = middle +/- k x **sample** standard deviation (ddof=1, pandas' default, as
+  trading-bot-plan.md's ``BollingerBands``) of the last n closes (Nautilus's ``BollingerBands`` uses
+  the population one: bands 2.5 % narrower for n = 20).
 * ``trend`` = nautilus ``SimpleMovingAverage(trend_ma_period)`` of closes (default 50).
 
-Rules on bar t (all indicators initialized):
+Rules on bar t (trading-bot-plan.md section 3.3 and its reference ``MeanReversionStrategy``; ``close``
+= the bar's decimal close; ``dev = (close - trend) / trend``):
 
-* long entry (flat, cooldown over): ``rsi < rsi_lower`` and ``close < bb.lower`` and NOT a strong
-  downtrend, i.e. NOT ``close < trend x (1 - trend_threshold)``;
-* short entry (``allow_short`` only; never on CASH accounts): ``rsi > rsi_upper`` and
-  ``close > bb.upper`` and NOT ``close > trend x (1 + trend_threshold)``;
-* long exit: ``close >= bb.middle``, or RSI crosses ``rsi_exit`` upward
-  (``rsi_prev < rsi_exit <= rsi``), or ``max_hold_bars`` bars after the entry bar;
-* short exit: ``close <= bb.middle``, or ``rsi_prev > rsi_exit >= rsi``, or max hold.
-  (``rsi_prev`` = RSI on the previous bar, only when it was initialized and no gap reset
-  happened in between.)
-* cooldown: after an exit submitted on bar j no entry is taken on bars j .. j + cooldown_bars;
-  the first possible new entry is bar j + cooldown_bars + 1. Bars = bars received.
+* not ready (``rsi``, ``bb`` or ``trend`` not initialized): nothing;
+* in a position: exit after ``max_hold_bars`` bars (tag ``MAX_HOLD``); else a long exits when
+  ``close >= bb.middle`` or ``rsi >= rsi_exit`` (default 50), a short when ``close <= bb.middle`` or
+  ``rsi <= rsi_exit`` (tag ``MEAN_REVERTED``; a level test, not a cross: nothing is missed after a
+  gap reset); else hold;
+* flat, cooldown over: long entry when ``rsi < rsi_lower`` and ``close < bb.lower`` and NOT a strong
+  downtrend (``dev < -trend_threshold``); short entry (``allow_short`` only; never on CASH accounts)
+  when ``rsi > rsi_upper`` and ``close > bb.upper`` and NOT a strong uptrend (``dev > trend_threshold``).
+* cooldown, counted as the plan counts it (``bars_since_exit`` is 0 on the exit bar and +1 on every
+  later bar; entries need ``bars_since_exit >= cooldown_bars``): after an exit submitted on bar j the
+  first possible new entry is bar ``j + cooldown_bars``. Bars = bars received.
+
+Exit reasons in ``trades.parquet``: ``MAX_HOLD`` -> ``time``, ``MEAN_REVERTED`` -> ``signal``.
+Difference to the plan's reference code: its trend filter falls back to the band middle (its indicator
+manager never computes ``sma_trend``); here it is the 50-bar SMA its parameters (``trend_filter_ma: 50``)
+and logic specification ("using 50 MA on same timeframe") name.
 
 Max hold: the exit is submitted on bar entry_bar + max_hold_bars (position held exactly that many
 bar intervals). Gap rule and fill timing as in ``strategies.base``: a market order decided on bar N
@@ -39,10 +47,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from nautilus_trader.indicators import BollingerBands, RelativeStrengthIndex, SimpleMovingAverage
+from nautilus_trader.indicators import RelativeStrengthIndex, SimpleMovingAverage
 from nautilus_trader.model import OrderSide, PositionSide
 
 from strategies.base import BarStrategy, BarStrategyConfig
+from strategies.indicators import SampleBollingerBands, _px
 
 
 class MeanReversionConfig(BarStrategyConfig):
@@ -51,12 +60,12 @@ class MeanReversionConfig(BarStrategyConfig):
     Parameters (bars unless stated)
     -------------------------------
     rsi_period: RSI length, default 14. rsi_lower / rsi_upper: entry levels on the 0..100 scale
-        (default 30 / 70). rsi_exit: exit-cross level (0..100), default 50.
+        (default 30 / 70). rsi_exit: exit level (0..100), default 50: longs exit at RSI >= it, shorts at RSI <= it.
     bb_period: Bollinger length, default 20. bb_k: band width in standard deviations, default 2.0.
     trend_ma_period: trend SMA length, default 50. trend_threshold: strong-trend distance from the
         trend SMA as a fraction (0.02 = 2 %).
     max_hold_bars: forced exit after this many bars, default 50.
-    cooldown_bars: bars without entries after an exit, default 10.
+    cooldown_bars: the first new entry is possible this many bars after an exit, default 10.
     """
 
     def __init__(
@@ -95,54 +104,35 @@ class MeanReversionConfig(BarStrategyConfig):
 
 
 class MeanReversion(BarStrategy):
-    """RSI + Bollinger mean reversion with a trend veto, max hold and cooldown."""
+    """RSI + Bollinger (sample std) mean reversion with a trend veto, max hold and cooldown."""
 
     def __init__(self, config: MeanReversionConfig) -> None:
         super().__init__(config)
         self.rsi = RelativeStrengthIndex(config.rsi_period)
-        self.bb = BollingerBands(config.bb_period, config.bb_k)
+        self.bb = SampleBollingerBands(config.bb_period, config.bb_k)
         self.trend = SimpleMovingAverage(config.trend_ma_period)
         self.indicators = [self.rsi, self.bb, self.trend]
-        self.prev_rsi: float | None = None
-
-    def on_gap(self) -> None:
-        self.prev_rsi = None
 
     def on_signal_bar(self, bar: Any, side: PositionSide) -> None:
         cfg = self.config
-        close = bar.close.as_double()
-        rsi = self.rsi.value if self.rsi.initialized else None
-        prev_rsi = self.prev_rsi
-        self.prev_rsi = rsi
-
+        if not (self.rsi.initialized and self.bb.initialized and self.trend.initialized):
+            return
+        close = _px(bar.close)
+        rsi = self.rsi.value
+        bb = self.bb
         if side != PositionSide.FLAT:
             if self.entry_bar_index is not None and self.bars_held() >= cfg.max_hold_bars:
                 self.exit_position("MAX_HOLD")
-                return
-            if not self.bb.initialized:
-                return
-            crossed_up = prev_rsi is not None and rsi is not None and prev_rsi < cfg.rsi_exit <= rsi
-            crossed_dn = prev_rsi is not None and rsi is not None and prev_rsi > cfg.rsi_exit >= rsi
-            if side == PositionSide.LONG and (close >= self.bb.middle or crossed_up):
+            elif side == PositionSide.LONG and (close >= bb.middle or rsi >= cfg.rsi_exit):
                 self.exit_position("MEAN_REVERTED")
-            elif side == PositionSide.SHORT and (close <= self.bb.middle or crossed_dn):
+            elif side == PositionSide.SHORT and (close <= bb.middle or rsi <= cfg.rsi_exit):
                 self.exit_position("MEAN_REVERTED")
             return
-
-        if (
-            self.last_exit_bar_index is not None
-            and self.bar_index - self.last_exit_bar_index <= cfg.cooldown_bars
-        ):
-            return
-        if rsi is None or not (self.bb.initialized and self.trend.initialized):
+        if self.last_exit_bar_index is not None and self.bar_index - self.last_exit_bar_index < cfg.cooldown_bars:
             return
         trend = self.trend.value
-        if rsi < cfg.rsi_lower and close < self.bb.lower and not close < trend * (1.0 - cfg.trend_threshold):
+        dev = (close - trend) / trend
+        if rsi < cfg.rsi_lower and close < bb.lower and not dev < -cfg.trend_threshold:
             self.enter(OrderSide.BUY, bar)
-        elif (
-            self.allow_short
-            and rsi > cfg.rsi_upper
-            and close > self.bb.upper
-            and not close > trend * (1.0 + cfg.trend_threshold)
-        ):
+        elif self.allow_short and rsi > cfg.rsi_upper and close > bb.upper and not dev > cfg.trend_threshold:
             self.enter(OrderSide.SELL, bar)

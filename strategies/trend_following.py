@@ -1,4 +1,4 @@
-"""Trend following: MA alignment + ADX strength, with an ATR volatility veto and a max hold.
+"""Trend following (trading-bot-plan.md section 3.2): SMA alignment + ADX strength, ATR volatility guard, max hold.
 
 Import paths for ``ImportableStrategyConfig``::
 
@@ -16,19 +16,28 @@ Indicators (all on closed bars, updated in this order before the decision):
 * ``atr_mean`` = nautilus ``SimpleMovingAverage(atr_mean_period)`` (default 20) fed with the ATR
   value of every bar on which the ATR is initialized (so it includes the current bar's ATR).
 
-Rules on bar t (all indicators initialized, this strategy flat):
+Rules on bar t, in the order of trading-bot-plan.md's reference ``TrendFollowingStrategy.on_new_candle``
+(the first rule that applies decides the bar; no entry on the bar of an exit):
 
-* long entry:  ``fast > slow`` and ``close > fast`` and ``close > slow`` and
-  ``adx > adx_threshold`` and ``atr <= atr_critical_mult x atr_mean``;
-* short entry (only if ``allow_short``; never on CASH accounts): ``fast < slow`` and
-  ``close < fast`` and ``close < slow`` and the same ADX and ATR conditions.
+1. not ready (``fast``, ``slow``, ``adx`` or ``atr_mean`` not initialized): nothing (an open position
+   is kept: this only happens after a data-gap reset, see below);
+2. **extreme volatility**: ``atr > atr_critical_mult x atr_mean`` -> flat: an open position exits
+   (tag ``EXTREME_VOLATILITY``), no entry;
+3. **weak trend**: ``adx < adx_threshold`` -> an open position exits (tag ``WEAK_TREND``), no entry;
+4. in a position: exit after ``max_hold_bars`` bars (tag ``MAX_HOLD``: the exit is submitted on bar
+   entry bar + ``max_hold_bars``, bars received); else a long exits when ``fast < slow`` and a short
+   when ``fast > slow`` (tag ``MA_CROSS_BACK``, the plan's "trend reversal"); else hold;
+5. flat: long entry when ``fast > slow`` and ``close > fast`` and ``close > slow``; short entry (only
+   if ``allow_short``; never on CASH accounts) when ``fast < slow`` and ``close < fast`` and
+   ``close < slow``.
 
-Exits (checked first; no new entry on the bar of an exit):
-
-* long exits when ``fast < slow`` (MA cross back) or after ``max_hold_bars`` bars,
-* short exits when ``fast > slow`` or after ``max_hold_bars`` bars;
-  "after k bars" = the exit order is submitted on the bar whose index is entry bar + k, i.e. the
-  position is held exactly ``max_hold_bars`` bar intervals (bars received, gaps not counted).
+So an entry needs ``adx >= adx_threshold`` and ``atr <= atr_critical_mult x atr_mean`` (steps 2-3).
+Moving averages are simple ones (the plan's ``sma_fast`` / ``sma_slow``). Exit reasons in
+``trades.parquet``: ``MAX_HOLD`` -> ``time``, the others -> ``signal`` (the tag is kept as ``exit_tag``).
+Differences to the plan's reference code, on purpose: its "extreme volatility" branch returns a zero
+target without resetting its own position state (so it would re-enter on the next calm bar without
+an entry signal): here the exit is a real exit; and the close is compared as the decimal price (no
+1-ulp float noise).
 
 Gap rule: see ``strategies.base`` (all indicators including ``atr_mean`` reset when consecutive
 bars are more than ``max_gap_bars`` intervals apart). Fill: a market order decided on bar N
@@ -44,7 +53,7 @@ from nautilus_trader.indicators import AverageTrueRange, SimpleMovingAverage
 from nautilus_trader.model import OrderSide, PositionSide
 
 from strategies.base import BarStrategy, BarStrategyConfig
-from strategies.indicators import AverageDirectionalIndex
+from strategies.indicators import AverageDirectionalIndex, _px
 
 
 class TrendFollowingConfig(BarStrategyConfig):
@@ -55,7 +64,7 @@ class TrendFollowingConfig(BarStrategyConfig):
     ma_fast / ma_slow: SMA lengths (ma_fast < ma_slow), default 20 / 50.
     adx_period: ADX length, default 14. adx_threshold: minimum ADX (0..100 scale), default 25.
     atr_period: ATR length, default 14. atr_mean_period: length of the ATR average, default 20.
-    atr_critical_mult: no entry when ATR > this multiple of its average, default 3.0.
+    atr_critical_mult: flat (exit, no entry) when ATR > this multiple of its average, default 3.0.
     max_hold_bars: forced exit after this many bars, default 200.
     """
 
@@ -90,7 +99,7 @@ class TrendFollowingConfig(BarStrategyConfig):
 
 
 class TrendFollowing(BarStrategy):
-    """SMA alignment + ADX filter + ATR spike veto; exits on MA cross back or max hold."""
+    """SMA alignment + ADX filter + ATR spike guard; exits on extreme volatility, weak trend, max hold or MA cross back."""
 
     def __init__(self, config: TrendFollowingConfig) -> None:
         super().__init__(config)
@@ -106,28 +115,29 @@ class TrendFollowing(BarStrategy):
 
     def on_signal_bar(self, bar: Any, side: PositionSide) -> None:
         cfg = self.config
-        if self.atr.initialized:
-            self.atr_mean.update_raw(self.atr.value)
-        ma_ready = self.fast.initialized and self.slow.initialized
+        atr = self.atr
+        if atr.initialized:
+            self.atr_mean.update_raw(atr.value)
+        if not (self.fast.initialized and self.slow.initialized and self.adx.initialized
+                and self.atr_mean.initialized):
+            return
         fast, slow = self.fast.value, self.slow.value
-
-        if side != PositionSide.FLAT:
-            held = self.bars_held() if self.entry_bar_index is not None else 0
-            if self.entry_bar_index is not None and held >= cfg.max_hold_bars:
+        in_position = side != PositionSide.FLAT
+        if atr.value > cfg.atr_critical_mult * self.atr_mean.value:
+            if in_position:
+                self.exit_position("EXTREME_VOLATILITY")
+            return
+        if self.adx.value < cfg.adx_threshold:
+            if in_position:
+                self.exit_position("WEAK_TREND")
+            return
+        if in_position:
+            if self.entry_bar_index is not None and self.bars_held() >= cfg.max_hold_bars:
                 self.exit_position("MAX_HOLD")
-            elif ma_ready and side == PositionSide.LONG and fast < slow:
-                self.exit_position("MA_CROSS_BACK")
-            elif ma_ready and side == PositionSide.SHORT and fast > slow:
+            elif (side == PositionSide.LONG and fast < slow) or (side == PositionSide.SHORT and fast > slow):
                 self.exit_position("MA_CROSS_BACK")
             return
-
-        if not (ma_ready and self.adx.initialized and self.atr_mean.initialized):
-            return
-        if self.adx.value <= cfg.adx_threshold:
-            return
-        if self.atr.value > cfg.atr_critical_mult * self.atr_mean.value:
-            return
-        close = bar.close.as_double()
+        close = _px(bar.close)
         if fast > slow and close > fast and close > slow:
             self.enter(OrderSide.BUY, bar)
         elif self.allow_short and fast < slow and close < fast and close < slow:

@@ -451,15 +451,18 @@ def test_ema_cross_perp_long_short_flips(klines: pd.DataFrame) -> None:
 # trend following
 # ---------------------------------------------------------------------------------------------
 def _trend_frame(df: pd.DataFrame, p: dict[str, Any]) -> pd.DataFrame:
+    """Indicators and conditions of trading-bot-plan.md's trend-following rules (pandas)."""
     c = df["close"]
     f = pd.DataFrame({"ts": df["ts"], "close": c})
-    f["fast"] = c.rolling(p["ma_fast"]).mean()
+    f["fast"] = c.rolling(p["ma_fast"]).mean()  # the plan's sma_fast / sma_slow
     f["slow"] = c.rolling(p["ma_slow"]).mean()
     f["adx"] = _adx(df, p["adx_period"])
     f["atr"] = _atr(df, p["atr_period"])
-    f["atr_mean"] = f["atr"].rolling(p["atr_mean_period"]).mean()
-    ready = f[["fast", "slow", "adx", "atr_mean"]].notna().all(axis=1)
-    base = ready & (f["adx"] > p["adx_threshold"]) & (f["atr"] <= p["atr_critical_mult"] * f["atr_mean"])
+    f["atr_mean"] = f["atr"].rolling(p["atr_mean_period"]).mean()  # the plan's 20-bar ATR baseline
+    f["ready"] = f[["fast", "slow", "adx", "atr_mean"]].notna().all(axis=1)
+    f["extreme_vol"] = f["atr"] > p["atr_critical_mult"] * f["atr_mean"]
+    f["weak"] = f["adx"] < p["adx_threshold"]
+    base = f["ready"] & ~f["extreme_vol"] & ~f["weak"]
     f["long_ok"] = base & (f["fast"] > f["slow"]) & (c > f["fast"]) & (c > f["slow"])
     f["short_ok"] = base & (f["fast"] < f["slow"]) & (c < f["fast"]) & (c < f["slow"])
     return f
@@ -468,18 +471,27 @@ def _trend_frame(df: pd.DataFrame, p: dict[str, Any]) -> pd.DataFrame:
 def _expected_trend_actions(
     f: pd.DataFrame, p: dict[str, Any], allow_short: bool
 ) -> list[tuple[int, str, str]]:
+    """The plan's reference on_new_candle, bar by bar: volatility guard, weak trend, max hold, reversal, entry."""
     out: list[tuple[int, str, str]] = []
     pos, entry_i = 0, -1
+
+    def exit_(ts: int, reason: str) -> None:
+        nonlocal pos
+        out.append((ts, "SELL" if pos > 0 else "BUY", reason))
+        pos = 0
+
     for i, r in enumerate(f.itertuples()):
+        if not r.ready:
+            continue
+        if r.extreme_vol or r.weak:
+            if pos:
+                exit_(r.ts, "EXTREME_VOLATILITY" if r.extreme_vol else "WEAK_TREND")
+            continue
         if pos:
             if i - entry_i >= p["max_hold_bars"]:
-                reason = "MAX_HOLD"
+                exit_(r.ts, "MAX_HOLD")
             elif (pos > 0 and r.fast < r.slow) or (pos < 0 and r.fast > r.slow):
-                reason = "MA_CROSS_BACK"
-            else:
-                continue
-            out.append((r.ts, "SELL" if pos > 0 else "BUY", reason))
-            pos = 0
+                exit_(r.ts, "MA_CROSS_BACK")
             continue
         if r.long_ok:
             out.append((r.ts, "BUY", "ENTRY"))
@@ -488,7 +500,7 @@ def _expected_trend_actions(
             out.append((r.ts, "SELL", "ENTRY"))
             pos, entry_i = -1, i
     if pos:
-        out.append((int(f["ts"].iloc[-1]), "SELL" if pos > 0 else "BUY", "STOP"))
+        out.append((int(f["ts"].iloc[-1]), "SELL" if pos > 0 else "BUY", "END_OF_RUN"))
     return out
 
 
@@ -533,15 +545,19 @@ def test_trend_following_trades_only_when_conditions_hold(
         assert bool(f.loc[ts, "long_ok" if side == "BUY" else "short_ok"]), ts
     # 3) the full sequence of orders equals the independent state machine
     assert _actual_actions(orders) == [(ts, side) for ts, side, _ in expected]
+    # 4) every exit carries the reason the plan's rules give for it (order tag)
+    reasons = [r for _, _, r in expected]
+    for k, r in enumerate(reasons):
+        if r not in ("ENTRY", "END_OF_RUN"):
+            assert r in str(orders.iloc[k]["tags"]), (k, r, orders.iloc[k]["tags"])
+    assert {"WEAK_TREND", "MA_CROSS_BACK"} <= set(reasons), set(reasons)
     if overrides.get("max_hold_bars"):
         # max-hold exits happen exactly max_hold_bars bars (minutes) after the entry fill
-        reasons = [r for _, _, r in expected]
         assert "MAX_HOLD" in reasons
         acts = _actual_actions(orders)
         for k, r in enumerate(reasons):
             if r == "MAX_HOLD":
                 assert acts[k][0] - acts[k - 1][0] == p["max_hold_bars"] * MINUTE_NS
-                assert "MAX_HOLD" in str(orders.iloc[k]["tags"])
     if allow_short:
         assert "SELL" in entries["side"].tolist()
     _assert_fills_at_signal_close(orders, df)
@@ -562,45 +578,38 @@ def _mr_frame(df: pd.DataFrame, p: dict[str, Any]) -> pd.DataFrame:
     f = pd.DataFrame({"ts": df["ts"], "close": c})
     f["rsi"] = _rsi(c, p["rsi_period"])
     f["mid"] = c.rolling(p["bb_period"]).mean()
-    sd = c.rolling(p["bb_period"]).std(ddof=0)
+    sd = c.rolling(p["bb_period"]).std()  # sample std (ddof=1), as the plan's BollingerBands
     f["upper"], f["lower"] = f["mid"] + p["bb_k"] * sd, f["mid"] - p["bb_k"] * sd
     f["trend"] = c.rolling(p["trend_ma_period"]).mean()
-    ready = f[["rsi", "mid", "trend"]].notna().all(axis=1)
-    f["long_ok"] = (
-        ready
-        & (f["rsi"] < p["rsi_lower"])
-        & (c < f["lower"])
-        & ~(c < f["trend"] * (1 - p["trend_threshold"]))
-    )
-    f["short_ok"] = (
-        ready
-        & (f["rsi"] > p["rsi_upper"])
-        & (c > f["upper"])
-        & ~(c > f["trend"] * (1 + p["trend_threshold"]))
-    )
-    prev = f["rsi"].shift(1)
-    f["x_up"] = (prev < p["rsi_exit"]) & (f["rsi"] >= p["rsi_exit"])
-    f["x_dn"] = (prev > p["rsi_exit"]) & (f["rsi"] <= p["rsi_exit"])
+    f["ready"] = ready = f[["rsi", "mid", "trend"]].notna().all(axis=1)
+    dev = (c - f["trend"]) / f["trend"]  # the plan's trend_deviation
+    f["long_ok"] = ready & (f["rsi"] < p["rsi_lower"]) & (c < f["lower"]) & ~(dev < -p["trend_threshold"])
+    f["short_ok"] = ready & (f["rsi"] > p["rsi_upper"]) & (c > f["upper"]) & ~(dev > p["trend_threshold"])
     return f
 
 
 def _expected_mr_actions(f: pd.DataFrame, p: dict[str, Any], allow_short: bool) -> list[tuple[int, str, str]]:
+    """The plan's reference MeanReversionStrategy.on_new_candle, bar by bar (bars_since_exit counting)."""
     out: list[tuple[int, str, str]] = []
-    pos, entry_i, exit_i = 0, -1, None
+    pos, entry_i, since_exit = 0, -1, 999  # the plan starts bars_since_exit at 999 (no cooldown)
     for i, r in enumerate(f.itertuples()):
+        if not r.ready:
+            continue
+        if not pos:
+            since_exit += 1
         if pos:
             if i - entry_i >= p["max_hold_bars"]:
                 reason = "MAX_HOLD"
-            elif pos > 0 and (r.close >= r.mid or r.x_up):
+            elif pos > 0 and (r.close >= r.mid or r.rsi >= p["rsi_exit"]):
                 reason = "MEAN_REVERTED"
-            elif pos < 0 and (r.close <= r.mid or r.x_dn):
+            elif pos < 0 and (r.close <= r.mid or r.rsi <= p["rsi_exit"]):
                 reason = "MEAN_REVERTED"
             else:
                 continue
             out.append((r.ts, "SELL" if pos > 0 else "BUY", reason))
-            pos, exit_i = 0, i
+            pos, since_exit = 0, 0
             continue
-        if exit_i is not None and i - exit_i <= p["cooldown_bars"]:
+        if since_exit < p["cooldown_bars"]:
             continue
         if r.long_ok:
             out.append((r.ts, "BUY", "ENTRY"))
@@ -609,7 +618,7 @@ def _expected_mr_actions(f: pd.DataFrame, p: dict[str, Any], allow_short: bool) 
             out.append((r.ts, "SELL", "ENTRY"))
             pos, entry_i = -1, i
     if pos:
-        out.append((int(f["ts"].iloc[-1]), "SELL" if pos > 0 else "BUY", "STOP"))
+        out.append((int(f["ts"].iloc[-1]), "SELL" if pos > 0 else "BUY", "END_OF_RUN"))
     return out
 
 
@@ -653,6 +662,12 @@ def test_mean_reversion_trades_only_when_conditions_hold(
     for k, r in enumerate(reasons):
         if r == "MAX_HOLD":
             assert acts[k][0] - acts[k - 1][0] == p["max_hold_bars"] * MINUTE_NS
+        if r not in ("ENTRY", "END_OF_RUN"):
+            assert r in str(orders.iloc[k]["tags"]), (k, r)
+    # the cooldown is counted as the plan counts it: some entry comes exactly cooldown_bars after an exit
+    gaps = [(acts[k + 1][0] - acts[k][0]) // MINUTE_NS for k, r in enumerate(reasons[:-1])
+            if r != "ENTRY" and reasons[k + 1] == "ENTRY"]
+    assert min(gaps) == p["cooldown_bars"], gaps
     if overrides:
         assert "MAX_HOLD" in reasons
         # the trend veto removed candidate entries on both sides, so the comparison tests it
