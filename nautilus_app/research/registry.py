@@ -400,8 +400,8 @@ class Registry:
             limit: at most this many rows.
 
         Returns:
-            DataFrame with ``run_id, run_key, kind, status, sweep, trial_number, shard, strategy, strategy_type,
-            param_version, params, objective`` + :data:`HEADLINE_METRICS` + ``data_start, data_end, catalog,
+            DataFrame with ``run_id, run_key, kind, status, sweep, trial_number, shard, label, bar_types, strategy,
+            strategy_type, param_version, params, objective`` + :data:`HEADLINE_METRICS` + ``data_start, data_end, catalog,
             code_version, strategy_sha256, config_hash, results_path, attempts, wall_seconds, engine_seconds,
             iterations, peak_rss_mb, error, metrics``.
         """
@@ -453,6 +453,7 @@ class Registry:
                 rows.append({
                     "run_id": run.id, "run_key": run.run_key, "kind": run.kind, "status": run.status,
                     "sweep": sweep_name, "trial_number": run.trial_number, "shard": run.shard, "label": run.label,
+                    "bar_types": list(run.bar_types or []),
                     "component": c.position, "strategy": strat.name, "strategy_type": strat.strategy_type,
                     "param_version": p.version, "params": p.params, "objective": run.objective,
                     **{k: metrics.get(k) for k in HEADLINE_METRICS},

@@ -117,8 +117,11 @@ class SweepSpec(_Frozen, kw_only=True):
         constraints: ``"fast_period < slow_period"`` style conditions (parameter or number on the right);
             points violating one are never run.
         shards: Bar types to run every point on (one run per point and shard; the objective is the
-            mean over shards); default the swept strategy's own bar type. Each shard runs with only
-            its own bar type loaded and ``instrument_id`` / ``bar_type`` of the strategy replaced.
+            mean over shards); default the swept strategy's own bar type, or, when the base config has a
+            ``[universe]`` table, the bar types of the universe's symbols (resolved against the catalog,
+            so ``symbols = "*"`` works). Each shard runs with only its own bar type loaded and
+            ``instrument_id`` / ``bar_type`` of the strategy replaced (universe templates: filled in as
+            :func:`nautilus_app.universe.expand_universe` does).
         start / end: Override the base config's date range (ISO dates, ``end`` exclusive).
         executor: ``process`` (local process pool, one process per run) or ``ray``.
         workers: Parallel runs (process pool size; Ray: concurrent tasks and local ``num_cpus``).
@@ -160,11 +163,16 @@ class SweepSpec(_Frozen, kw_only=True):
 
 
 class Sweep(msgspec.Struct, frozen=True, kw_only=True):
-    """A loaded sweep: its spec, the validated base run config and where it came from."""
+    """A loaded sweep: its spec, the validated base run config and where it came from.
+
+    ``universe_shards``: with a ``[universe]`` base config and no explicit ``shards``, the bar types of
+    the universe's symbols (:func:`universe_shards`), resolved when the sweep is loaded.
+    """
 
     spec: SweepSpec
     base: BacktestConfig
     source: str
+    universe_shards: list[str] | None = None
 
     @property
     def strategy_type(self) -> str:
@@ -180,12 +188,45 @@ class Sweep(msgspec.Struct, frozen=True, kw_only=True):
         """Bar types the points run on."""
         if self.spec.shards:
             return list(self.spec.shards)
+        if self.universe_shards is not None:
+            return list(self.universe_shards)
         return [str(self.base.strategies[self.spec.strategy].params["bar_type"])]
+
+    def with_universe_range(self, start: str | None, end: str | None) -> Sweep:
+        """This sweep with the universe's symbols resolved again over ``[start, end)`` (walk-forward
+        resolves them over its whole study period); unchanged without a universe or with explicit shards.
+
+        Raises:
+            ConfigError: the universe matches no symbol in that range (naming ``universe.symbols``).
+        """
+        if self.base.universe is None or self.spec.shards:
+            return self
+        base = msgspec.structs.replace(self.base, start=start or self.base.start, end=end or self.base.end)
+        return msgspec.structs.replace(self, universe_shards=universe_shards(base, source=self._base_source()))
+
+    def _base_source(self) -> str:
+        return f"{self.source}: base_config {self.spec.base_config}"
 
     def satisfies(self, point: dict[str, Any]) -> bool:
         """True if ``point`` (merged over the base params) meets every constraint."""
         merged = {**self.base.strategies[self.spec.strategy].params, **point}
         return all(_check_constraint(c, merged) for c in self.spec.constraints)
+
+
+def universe_shards(base: BacktestConfig, *, source: str = "<config>") -> list[str]:
+    """Bar types of a universe config's symbols in its date range, in symbol order
+    (:func:`nautilus_app.universe.resolve_symbols`: ``"*"`` = every catalog symbol of the market and interval
+    with bars in the range, ``min_coverage`` applied).
+
+    Raises:
+        ConfigError: a listed symbol without bars, or a universe matching nothing (naming ``universe.symbols``).
+    """
+    from nautilus_app.instruments import bar_type
+    from nautilus_app.universe import resolve_symbols
+
+    u = base.universe
+    assert u is not None
+    return [str(bar_type(sym, u.market, u.interval)) for sym in resolve_symbols(base, source=source)]
 
 
 def _check_constraint(text: str, values: dict[str, Any]) -> bool:
@@ -317,7 +358,8 @@ def parse_sweep(raw: dict[str, Any], *, source: str = "<sweep>", base_dir: Path 
     if spec.start or spec.end:
         base = msgspec.structs.replace(base, start=spec.start or base.start, end=spec.end or base.end)
     sweep = Sweep(spec=spec, base=base, source=source)
-    # every point must fit the strategy's own validation: check the grid / space corners now
+    if base.universe is not None and not spec.shards:
+        sweep = msgspec.structs.replace(sweep, universe_shards=universe_shards(base, source=sweep._base_source()))
     return sweep
 
 

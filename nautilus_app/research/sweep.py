@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from nautilus_app import paths
-from nautilus_app.config import BacktestConfig, parse_config
+from nautilus_app.config import BacktestConfig, ConfigError, parse_config
 from nautilus_app.research.execution import Dispatcher, Job, make_executor
 from nautilus_app.research.registry import Registry, sha256_json
 from nautilus_app.research.spec import ParamSpec, Sweep
@@ -143,19 +143,36 @@ def single_strategy_config(base: BacktestConfig, index: int, params: dict[str, A
     The run loads only the shard's bar type, keeps only the venue it trades on (leverages filtered to
     its instrument), and keeps ``start``/``end`` (overridden when given). Validated by ``parse_config``.
 
+    With a ``[universe]`` base config, ``base.strategies[index]`` is a template: the result is the
+    single-symbol run of that template on the shard's symbol, filled in as
+    :func:`nautilus_app.universe.expand_universe` does (``{symbol}``, ``{instrument_id}``, ``{bar_type}``
+    placeholders replaced, ``instrument_id`` / ``bar_type`` set to the shard's), without the
+    ``[universe]`` table (an ordinary config).
+
     Raises:
         ConfigError: the resulting config is invalid (e.g. a parameter value the strategy rejects is *not*
-            caught here; the strategy raises at run time and the run is recorded as failed).
+            caught here; the strategy raises at run time and the run is recorded as failed), or a universe
+            base without a shard.
     """
     from nautilus_trader.model import BarType
 
     spec = base.strategies[index]
-    p = {**spec.params, **params}
+    template = dict(spec.params)
+    if base.universe is not None:
+        if shard is None:
+            raise ConfigError(f"{base.name}: key shards: a [universe] base config needs a shard (bar type) per run")
+        from nautilus_app.universe import _fill
+
+        inst = BarType.from_str(shard).instrument_id
+        symbol = str(inst.symbol).removesuffix("-PERP")
+        template = _fill(template, {"symbol": symbol, "instrument_id": str(inst), "bar_type": shard})
+    p = {**template, **params}
     bar_type = shard or str(p["bar_type"])
     iid = str(BarType.from_str(bar_type).instrument_id)
     p["instrument_id"], p["bar_type"] = iid, bar_type
     venue = iid.rsplit(".", 1)[1]
     raw = msgspec.to_builtins(base)
+    raw.pop("universe", None)
     venues = [v for v in raw["venues"] if v["name"] == venue]
     for v in venues:
         v["leverages"] = {k: x for k, x in v.get("leverages", {}).items() if k == iid}

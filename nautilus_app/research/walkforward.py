@@ -132,7 +132,11 @@ def run_walk_forward(sweep: Sweep, *, registry: Registry | None = None, executor
                      progress: bool = True) -> WalkForwardResult:
     """Run (or resume) the walk-forward study of ``sweep`` (needs its ``[walk_forward]`` table).
 
+    With a ``[universe]`` base config (and no explicit ``shards``) the shards are the bar types of the
+    universe's symbols resolved over the study period ``[start, end)``; every window runs every symbol.
+
     Raises:
+        ConfigError: the universe matches no symbol in the study period (naming ``universe.symbols``).
         ValueError: no ``[walk_forward]`` table, no date range, or no window fits.
         RuntimeError: no window produced a chosen parameter set (every IS point failed).
     """
@@ -147,6 +151,8 @@ def run_walk_forward(sweep: Sweep, *, registry: Registry | None = None, executor
                          "base config's start/end)")
     windows, holdout = walk_forward_windows(start, end, train_days=wf.train_days, test_days=wf.test_days,
                                             step_days=wf.step_days, anchored=wf.anchored, holdout_days=wf.holdout_days)
+    # a [universe] base: the symbols are resolved over the whole study period (every window uses the same)
+    sweep = sweep.with_universe_range(start, end)
     reg = registry or Registry.open(sweep.spec.registry)
     own_exec = executor is None
     ex = executor or make_executor(sweep.spec.executor, sweep.spec.workers, sweep.spec.ray_address)
