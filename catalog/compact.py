@@ -53,7 +53,6 @@ with the stored months (:func:`write_compact_arrays`).
 from __future__ import annotations
 
 import os
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -247,53 +246,57 @@ def write_compact_arrays(root: str | Path, bar_type: str, price_precision: int, 
     belongs to the previous month; a month of 1m bars is one row group) and per contiguous block (a new
     file after a gap > ``split_gap_ns``); ``zstd_level``: one level or per column (default
     :data:`ZSTD_LEVELS`); files are compressed on ``workers`` threads (default: CPU count).
-    Each file is written to a temp name and renamed (atomic).
 
     Existing files whose time range meets the new rows' are merged: the union is written (same
-    timestamp twice must be the same bar, else ``ValueError`` naming it and nothing is written),
-    then the replaced files that got a new name are deleted. Rows already stored identically write
+    timestamp twice must be the same bar, else ``ValueError`` naming it and nothing is written).
+    All or nothing: the new files are written into a staging folder, the untouched stored files
+    hard-linked beside them, and the folder is swapped with the live one in one atomic step
+    (:mod:`catalog.atomic`), so the replaced files vanish in the same step the merged ones appear. Rows already stored identically write
     nothing (returns ``[]``). Raises ``ValueError`` for unsorted rows, high/low not enclosing
     open/close, a bar conflicting with a stored one, or precisions differing from the stored files'.
     Returns the written paths."""
     ts = np.asarray(ts, dtype=np.int64)
     if ts.size > 1 and np.any(np.diff(ts) <= 0):
         raise ValueError("timestamps must be strictly increasing")
+    from catalog.atomic import Staging, import_lock
+
     d = compact_dir(root, bar_type)
-    d.mkdir(parents=True, exist_ok=True)
-    merged = _merge_existing(d, price_precision, size_precision, ts, o, h, lo, c, v)
-    if merged is None:
-        return []  # every row already stored, identical
-    ts, o, h, lo, c, v, replaced = merged
-    month = (ts - 1).astype("datetime64[ns]").astype("datetime64[M]").astype(np.int64)
-    brk = np.flatnonzero((np.diff(ts) > split_gap_ns) | (np.diff(month) != 0)) + 1
-    levels = ZSTD_LEVELS if zstd_level is None else zstd_level
-    edges = [0, *brk.tolist(), int(ts.size)]
-    meta = {"bar_type": str(bar_type), "price_precision": str(price_precision), "size_precision": str(size_precision)}
-    jobs = []
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
-        if b <= a:
-            continue
-        jobs.append((a, b, _name(int(ts[a]), int(ts[b - 1]))))
+    _check_enclosed(o, h, lo, c)  # a bad row raises before anything is written
+    with import_lock(root):
+        merged = _merge_existing(d, price_precision, size_precision, ts, o, h, lo, c, v) if d.is_dir() else \
+            (ts, o, h, lo, c, v, [])
+        if merged is None:
+            return []  # every row already stored, identical
+        ts, o, h, lo, c, v, replaced = merged
+        month = (ts - 1).astype("datetime64[ns]").astype("datetime64[M]").astype(np.int64)
+        brk = np.flatnonzero((np.diff(ts) > split_gap_ns) | (np.diff(month) != 0)) + 1
+        levels = ZSTD_LEVELS if zstd_level is None else zstd_level
+        edges = [0, *brk.tolist(), int(ts.size)]
+        meta = {"bar_type": str(bar_type), "price_precision": str(price_precision),
+                "size_precision": str(size_precision)}
+        jobs = []
+        for a, b in zip(edges[:-1], edges[1:], strict=True):
+            if b <= a:
+                continue
+            jobs.append((a, b, _name(int(ts[a]), int(ts[b - 1]))))
+        rel = d.relative_to(Path(root))
+        with Staging(root) as staging:
+            sd = staging.dir(rel)
 
-    def write_one(job: tuple[int, int, str]) -> Path:
-        a, b, name = job
-        t = encode(ts[a:b], o[a:b], h[a:b], lo[a:b], c[a:b], v[a:b], meta)
-        tmp = d / f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-        pq.write_table(t, tmp, compression="zstd", compression_level=levels, use_dictionary=False,
-                       column_encoding=ENCODINGS, row_group_size=ROW_GROUP, write_statistics=["ts"],
-                       data_page_size=1 << 20)
-        os.replace(tmp, d / name)
-        return d / name
+            def write_one(job: tuple[int, int, str]) -> str:
+                a, b, name = job
+                t = encode(ts[a:b], o[a:b], h[a:b], lo[a:b], c[a:b], v[a:b], meta)
+                pq.write_table(t, sd / name, compression="zstd", compression_level=levels, use_dictionary=False,
+                               column_encoding=ENCODINGS, row_group_size=ROW_GROUP, write_statistics=["ts"],
+                               data_page_size=1 << 20)
+                return name
 
-    # encode all first (a bad row raises before anything is written), then compress in threads
-    _check_enclosed(o, h, lo, c)
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        out = list(pool.map(write_one, jobs))  # zstd releases the GIL
-    names = {p.name for p in out}
-    for p in replaced:
-        if p.name not in names:
-            p.unlink(missing_ok=True)  # its rows are in the new files
-    return out
+            with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+                names = list(pool.map(write_one, jobs))  # zstd releases the GIL
+            # one atomic swap: the new month files + the untouched stored ones; the replaced files
+            # (their rows are in the new files) are not carried over
+            staging.commit_dir(rel, remove={p.name for p in replaced})
+    return [d / n for n in names]
 
 
 def _merge_existing(d: Path, price_precision: int, size_precision: int, ts: np.ndarray, *cols: np.ndarray):

@@ -16,20 +16,20 @@ Rules implemented here:
 * **Blocks.** The remaining rows are split into contiguous blocks (a new block starts after a gap
   longer than ``max(1 day, 2 intervals)`` or where an existing file lies in between), and each
   block becomes one Parquet file, so a month of daily zips is one file, not 30.
-* **Atomic.** Bars, mark prices and instruments are written by Nautilus's own writers into a
-  private staging catalog under ``<root>/.staging/<pid>-<uuid>/`` (same filesystem), then each
-  finished file is moved to its final name with ``os.replace`` (atomic on POSIX). Funding files
-  (rc7 has no Python writer) are written with pyarrow into the same staging area. An interrupted
-  import therefore leaves only complete files in ``data/``; stale staging dirs are removed by
-  :func:`cleanup_stale_staging`. ParquetDataCatalog itself has no atomic-write option in rc7.
+* **All or nothing per kind and identifier.** Bars, mark prices and trades are written by
+  Nautilus's own writers into a private staging catalog under ``<root>/.staging/<owner>/`` (same
+  filesystem; funding files, which rc7 has no Python writer for, with pyarrow); the files already
+  stored are hard-linked beside them and the whole folder (``data/bars/<bar type>/`` ...) is swapped
+  with the live one in one atomic ``renameat2(RENAME_EXCHANGE)`` (:mod:`catalog.atomic`), under the
+  catalog's write lock. A kill at any moment leaves the old or the new folder, never some blocks of
+  an import. Instruments (one file each) are replaced with ``os.replace``. Stale staging folders of
+  killed writers are removed by :func:`cleanup_stale_staging` (every command that opens the catalog).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,9 +40,10 @@ from nautilus_trader.model import BarType, FundingRateUpdate, InstrumentId, Naut
 from nautilus_trader.persistence import BarDataWrangler, ParquetDataCatalog
 from nautilus_trader.serialization import get_arrow_schema_bytes
 
+from catalog.atomic import STAGING_DIR, Staging, import_lock  # noqa: F401 - STAGING_DIR re-exported
+from catalog.atomic import cleanup_stale_staging as _cleanup
 from catalog.common import DEC
 
-STAGING_DIR = ".staging"
 DAY_NS = 86_400_000_000_000
 
 
@@ -122,60 +123,24 @@ class ImportReport:
 
 
 def cleanup_stale_staging(root: Path) -> None:
-    """Remove staging dirs left by dead processes (interrupted imports)."""
-    base = Path(root) / STAGING_DIR
-    if not base.is_dir():
-        return
-    for d in base.iterdir():
-        pid_s = d.name.split("-", 1)[0]
-        if not pid_s.isdigit():
-            alive = False
-        elif int(pid_s) == os.getpid():
-            alive = d.name in _LIVE_STAGING
-        else:
-            try:
-                os.kill(int(pid_s), 0)
-                alive = True
-            except ProcessLookupError:
-                alive = False
-            except PermissionError:
-                alive = True
-        if not alive:
-            shutil.rmtree(d, ignore_errors=True)
+    """Remove staging dirs and temp files left by dead processes (see :mod:`catalog.atomic`)."""
+    _cleanup(root)
 
 
-_LIVE_STAGING: set[str] = set()
-
-
-class _Staging:
-    """A private staging catalog under ``<root>/.staging``; files are promoted with os.replace."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        name = f"{os.getpid()}-{uuid.uuid4().hex}"
-        self.path = self.root / STAGING_DIR / name
-        self.path.mkdir(parents=True)
-        _LIVE_STAGING.add(name)
-        self.name = name
+class _Staging(Staging):
+    """A private staging catalog under ``<root>/.staging``: each data folder is committed whole
+    (:meth:`catalog.atomic.Staging.commit_dir`); single instrument files are promoted with os.replace."""
 
     def catalog(self) -> ParquetDataCatalog:
         return ParquetDataCatalog(str(self.path))
 
     def promote(self, rel: str) -> str:
-        """Move ``rel`` (relative to the staging root) to the same place in the real catalog."""
+        """Move one file ``rel`` (relative to the staging root) to the same place in the real catalog."""
         src = self.path / rel
         dst = self.root / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, dst)
         return rel
-
-    def close(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
-        _LIVE_STAGING.discard(self.name)
-        try:
-            (self.root / STAGING_DIR).rmdir()
-        except OSError:
-            pass
 
 
 # --------------------------------------------------------------------------- planning
@@ -257,6 +222,15 @@ def _ipc_bytes(batch: pa.RecordBatch) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+def _check_complete(table: pa.Table, ident: str) -> None:
+    """Refuse empty (null) prices/volumes before anything is written (a last line of defence:
+    the importers name file and row earlier)."""
+    for k in ("open", "high", "low", "close", "volume"):
+        if table[k].null_count:
+            i = int(np.flatnonzero(table[k].is_null().to_numpy(zero_copy_only=False))[0])
+            raise ValueError(f"{ident}: empty {k} at ts={int(table['ts'][i].as_py())} ns; nothing written")
+
+
 def write_bars(
     root: Path,
     bar_type: BarType,
@@ -281,27 +255,34 @@ def write_bars(
     table, dups = merge_sources(tables)
     st.rows_duplicate += dups
     ts = table["ts"].to_numpy()
-    new_index, blocks = plan_blocks(ts, existing_intervals(root, NautilusDataType.Bar, ident), _split_gap(interval_ns))
-    st.rows_skipped += int(ts.size - new_index.size)
-    if not blocks:
-        return
+    _check_complete(table, ident)
     wrangler = BarDataWrangler(ident, price_precision, size_precision)
-    staging = _Staging(root)
-    try:
-        cat = staging.catalog()
-        for i0, i1 in blocks:
-            sel = table.take(pa.array(new_index[i0:i1]))
-            tsu = pa.array(sel["ts"].to_numpy().astype(np.uint64), pa.uint64())
-            batch = pa.record_batch(
-                {k: sel[k].combine_chunks().cast(DEC) for k in ("open", "high", "low", "close", "volume")}
-                | {"ts_event": tsu, "ts_init": tsu}
-            )
-            bars = wrangler.process_record_batch_bytes(_ipc_bytes(batch))
-            rel = cat.write_bars(bars)
-            st.files_written.append(staging.promote(rel))
-            st.rows_written += len(bars)
-    finally:
-        staging.close()
+    with import_lock(root):
+        new_index, blocks = plan_blocks(ts, existing_intervals(root, NautilusDataType.Bar, ident),
+                                        _split_gap(interval_ns))
+        st.rows_skipped += int(ts.size - new_index.size)
+        if not blocks:
+            return
+        # every block is built and staged first; then the folder is swapped in one step
+        with _Staging(root) as staging:
+            cat = staging.catalog()
+            files, n = [], 0
+            for i0, i1 in blocks:
+                sel = table.take(pa.array(new_index[i0:i1]))
+                tsu = pa.array(sel["ts"].to_numpy().astype(np.uint64), pa.uint64())
+                batch = pa.record_batch(
+                    {k: sel[k].combine_chunks().cast(DEC) for k in ("open", "high", "low", "close", "volume")}
+                    | {"ts_event": tsu, "ts_init": tsu}
+                )
+                bars = wrangler.process_record_batch_bytes(_ipc_bytes(batch))
+                if len(bars) != i1 - i0:
+                    raise ValueError(f"{ident}: Nautilus built {len(bars)} bars from {i1 - i0} rows (precision "
+                                     f"{price_precision}/{size_precision}?); nothing written")
+                files.append(str(cat.write_bars(bars)))
+                n += len(bars)
+            staging.commit_dir(f"data/bars/{ident}")
+    st.files_written += files
+    st.rows_written += n
 
 
 def write_mark_prices(
@@ -325,28 +306,29 @@ def write_mark_prices(
     table, dups = merge_sources(tables)
     st.rows_duplicate += dups
     ts = table["ts"].to_numpy()
-    new_index, blocks = plan_blocks(
-        ts, existing_intervals(root, NautilusDataType.MarkPriceUpdate, ident), _split_gap(interval_ns)
-    )
-    st.rows_skipped += int(ts.size - new_index.size)
-    if not blocks:
-        return
+    if table["value"].null_count:
+        raise ValueError(f"{ident}: a mark price is empty; nothing written")
     # Exact: decimal -> scaled int -> Price.from_raw would need FIXED_SCALAR handling; the
     # string route is exact and fast enough for mark prices (one per hour).
     values = table["value"].combine_chunks().cast(pa.decimal128(38, precision)).cast(pa.string()).to_pylist()
-    staging = _Staging(root)
-    try:
-        cat = staging.catalog()
-        for i0, i1 in blocks:
-            idx = new_index[i0:i1]
-            ups = [
-                MarkPriceUpdate(instrument_id, Price.from_str(values[i]), int(ts[i]), int(ts[i])) for i in idx.tolist()
-            ]
-            rel = cat.write_mark_price_updates(ups)
-            st.files_written.append(staging.promote(rel))
-            st.rows_written += len(ups)
-    finally:
-        staging.close()
+    with import_lock(root):
+        new_index, blocks = plan_blocks(
+            ts, existing_intervals(root, NautilusDataType.MarkPriceUpdate, ident), _split_gap(interval_ns))
+        st.rows_skipped += int(ts.size - new_index.size)
+        if not blocks:
+            return
+        with _Staging(root) as staging:
+            cat = staging.catalog()
+            files, n = [], 0
+            for i0, i1 in blocks:
+                idx = new_index[i0:i1]
+                ups = [MarkPriceUpdate(instrument_id, Price.from_str(values[i]), int(ts[i]), int(ts[i]))
+                       for i in idx.tolist()]
+                files.append(str(cat.write_mark_price_updates(ups)))
+                n += len(ups)
+            staging.commit_dir(f"data/mark_prices/{ident}")
+    st.files_written += files
+    st.rows_written += n
 
 
 def funding_schema(instrument_id: InstrumentId) -> pa.Schema:
@@ -392,35 +374,40 @@ def write_funding_rates(
     ts = table["ts"].to_numpy()
     minutes, warns = funding_intervals(ts, table["hint_minutes"].to_numpy())
     report.warnings += [f"{ident}: {w}" for w in warns]
-    new_index, blocks = plan_blocks(ts, existing_intervals(root, NautilusDataType.FundingRateUpdate, ident), DAY_NS)
-    st.rows_skipped += int(ts.size - new_index.size)
-    if not blocks:
-        return
     schema = funding_schema(instrument_id)
     rates = table["rate"].combine_chunks()
-    staging = _Staging(root)
-    try:
-        for i0, i1 in blocks:
-            idx = new_index[i0:i1]
-            tsa = pa.array(ts[idx], pa.timestamp("ns", tz="UTC"))
-            out = pa.table(
-                {
-                    "rate": rates.take(pa.array(idx)),
-                    "interval": pa.array(minutes[idx], pa.uint64()),
-                    "next_funding_ns": tsa,
-                    "ts_event": tsa,
-                    "ts_init": tsa,
-                },
-                schema=schema,
-            )
-            rel = f"data/funding_rates/{ident}/{ts_file_part(ts[idx[0]])}_{ts_file_part(ts[idx[-1]])}.parquet"
-            tmp = staging.path / rel
-            tmp.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(out, tmp, compression="zstd")
-            st.files_written.append(staging.promote(rel))
-            st.rows_written += int(idx.size)
-    finally:
-        staging.close()
+    if rates.null_count:
+        raise ValueError(f"{ident}: a funding rate is empty; nothing written")
+    with import_lock(root):
+        new_index, blocks = plan_blocks(ts, existing_intervals(root, NautilusDataType.FundingRateUpdate, ident),
+                                        DAY_NS)
+        st.rows_skipped += int(ts.size - new_index.size)
+        if not blocks:
+            return
+        with _Staging(root) as staging:
+            files, n = [], 0
+            for i0, i1 in blocks:
+                idx = new_index[i0:i1]
+                tsa = pa.array(ts[idx], pa.timestamp("ns", tz="UTC"))
+                out = pa.table(
+                    {
+                        "rate": rates.take(pa.array(idx)),
+                        "interval": pa.array(minutes[idx], pa.uint64()),
+                        "next_funding_ns": tsa,
+                        "ts_event": tsa,
+                        "ts_init": tsa,
+                    },
+                    schema=schema,
+                )
+                rel = f"data/funding_rates/{ident}/{ts_file_part(ts[idx[0]])}_{ts_file_part(ts[idx[-1]])}.parquet"
+                tmp = staging.path / rel
+                tmp.parent.mkdir(parents=True, exist_ok=True)
+                pq.write_table(out, tmp, compression="zstd")
+                files.append(rel)
+                n += int(idx.size)
+            staging.commit_dir(f"data/funding_rates/{ident}")
+    st.files_written += files
+    st.rows_written += n
 
 
 def write_instruments(root: Path, instruments: list, report: ImportReport, count_once: bool = False) -> None:
@@ -431,8 +418,7 @@ def write_instruments(root: Path, instruments: list, report: ImportReport, count
         instruments = [i for i in instruments if f"instruments/{i.id}" not in report.stats]
     if not instruments:
         return
-    staging = _Staging(root)
-    try:
+    with import_lock(root), _Staging(root) as staging:
         cat = staging.catalog()
         for inst in instruments:
             st = report.entry("instruments", str(inst.id))
@@ -451,8 +437,6 @@ def write_instruments(root: Path, instruments: list, report: ImportReport, count
                     report.warnings.append(f"{inst.id}: instrument definition changed; replaced {rel}")
                 st.files_written.append(staging.promote(rel))
                 st.rows_written += 1
-    finally:
-        staging.close()
 
 
 def _same_rows(a: Path, b: Path) -> bool:
@@ -500,33 +484,34 @@ def write_trades(
     st.rows_duplicate += int(t.num_rows - idx.size)
     t = t.take(pa.array(idx))
     ts = t["ts"].to_numpy()
-    existing = existing_intervals_kind(root, "trades", ident)
-    new_index, blocks = plan_blocks(ts, existing, DAY_NS)  # works for non-decreasing ts too
-    st.rows_skipped += int(ts.size - new_index.size)
-    if not blocks:
-        return
     wrangler = TradeTickDataWrangler(ident, price_precision, size_precision)
-    staging = _Staging(root)
-    try:
-        cat = staging.catalog()
-        for i0, i1 in blocks:
-            sel = t.take(pa.array(new_index[i0:i1]))
-            tsu = pa.array(sel["ts"].to_numpy().astype(np.uint64), pa.uint64())
-            side = np.where(sel["buyer_maker"].to_numpy(zero_copy_only=False), "SELLER", "BUYER")
-            batch = pa.record_batch({
-                "price": sel["price"].combine_chunks().cast(DEC),
-                "size": sel["size"].combine_chunks().cast(DEC),
-                "aggressor_side": pa.array(side.tolist(), pa.string()),
-                "trade_id": pc_cast_str(sel["trade_id"]),
-                "ts_event": tsu,
-                "ts_init": tsu,
-            })
-            ticks = wrangler.process_record_batch_bytes(_ipc_bytes(batch))
-            rel = cat.write_trade_ticks(ticks)
-            st.files_written.append(staging.promote(rel))
-            st.rows_written += len(ticks)
-    finally:
-        staging.close()
+    with import_lock(root):
+        existing = existing_intervals_kind(root, "trades", ident)
+        new_index, blocks = plan_blocks(ts, existing, DAY_NS)  # works for non-decreasing ts too
+        st.rows_skipped += int(ts.size - new_index.size)
+        if not blocks:
+            return
+        with _Staging(root) as staging:
+            cat = staging.catalog()
+            files, n = [], 0
+            for i0, i1 in blocks:
+                sel = t.take(pa.array(new_index[i0:i1]))
+                tsu = pa.array(sel["ts"].to_numpy().astype(np.uint64), pa.uint64())
+                side = np.where(sel["buyer_maker"].to_numpy(zero_copy_only=False), "SELLER", "BUYER")
+                batch = pa.record_batch({
+                    "price": sel["price"].combine_chunks().cast(DEC),
+                    "size": sel["size"].combine_chunks().cast(DEC),
+                    "aggressor_side": pa.array(side.tolist(), pa.string()),
+                    "trade_id": pc_cast_str(sel["trade_id"]),
+                    "ts_event": tsu,
+                    "ts_init": tsu,
+                })
+                ticks = wrangler.process_record_batch_bytes(_ipc_bytes(batch))
+                files.append(str(cat.write_trade_ticks(ticks)))
+                n += len(ticks)
+            staging.commit_dir(f"data/trades/{ident}")
+    st.files_written += files
+    st.rows_written += n
 
 
 def pc_cast_str(arr: pa.ChunkedArray | pa.Array) -> pa.Array:

@@ -365,34 +365,33 @@ def test_default_base_is_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 
 
 def test_interrupted_import_leaves_catalog_consistent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """2019-11-10..13 and 2019-11-16..20 (11-14/15 are missing) are two blocks; a crash after the
-    first is promoted leaves one complete, readable file, and the next run adds only the rest."""
-    import catalog.writer as w
+    """2019-11-10..13 and 2019-11-16..20 (11-14/15 are missing) are two blocks of one import; a
+    crash after both are staged but before the folder swap leaves nothing (all or nothing, issue
+    20), stale staging is removed by the next command, which writes both blocks."""
+    import catalog.atomic as atomic
 
     kw = dict(base_url=BV, symbols=["BTCUSDT"], start="2019-11-10", end="2019-11-20")
     d = BV / "data/spot/daily/klines/BTCUSDT/1m"
     first = sum(len(raw_csv(d / f"BTCUSDT-1m-2019-11-{x}.zip")) for x in (10, 11, 12, 13))
     second = sum(len(raw_csv(d / f"BTCUSDT-1m-2019-11-{x}.zip")) for x in range(16, 21))
-    real = w._Staging.promote
-    calls = {"n": 0}
+    real = atomic.Staging.commit_dir
 
-    def crash_on_second(self: w._Staging, rel: str) -> str:
-        if "/bars/" in rel:
-            calls["n"] += 1
-            if calls["n"] == 2:
-                raise KeyboardInterrupt("simulated crash")
-        return real(self, rel)
+    def crash(self: atomic.Staging, rel, remove=frozenset()) -> None:
+        if "/bars/" in str(rel):
+            assert len(list((self.path / rel).glob("*.parquet"))) == 2  # both blocks staged
+            raise KeyboardInterrupt("simulated crash")
+        return real(self, rel, remove)
 
-    monkeypatch.setattr(w._Staging, "promote", crash_on_second)
+    monkeypatch.setattr(atomic.Staging, "commit_dir", crash)
     with pytest.raises(KeyboardInterrupt):
         import_binance_vision(tmp_path, **kw)
-    monkeypatch.setattr(w._Staging, "promote", real)
-    assert len(list((tmp_path / "data/bars").rglob("*.parquet"))) == 1
-    assert len(open_catalog(tmp_path).query_bars()) == first  # the first window, complete
+    monkeypatch.setattr(atomic.Staging, "commit_dir", real)
+    assert not list((tmp_path / "data/bars").rglob("*.parquet")) if (tmp_path / "data/bars").exists() else True
     stale = tmp_path / ".staging" / "999999999-dead"  # as left by a killed process
     stale.mkdir(parents=True)
     (stale / "half.parquet").write_bytes(b"partial")
     rep = import_binance_vision(tmp_path, **kw)
     assert not stale.exists()
-    assert rep.total("bars").rows_skipped == first and rep.total("bars").rows_written == second
+    assert rep.total("bars").rows_skipped == 0 and rep.total("bars").rows_written == first + second
+    assert len(list((tmp_path / "data/bars").rglob("*.parquet"))) == 2
     assert len(open_catalog(tmp_path).query_bars()) == first + second
