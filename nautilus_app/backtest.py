@@ -25,6 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from nautilus_trader.backtest import BacktestEngine, BacktestEngineConfig
 from nautilus_trader.common import LoggerConfig, LogLevel
@@ -44,9 +45,11 @@ from nautilus_trader.model import (
 from nautilus_trader.persistence import ParquetDataCatalog
 
 from catalog.compact import load_bars
-from catalog.reader import bar_store, row_stats
+from catalog.inventory import bar_interval_ns
+from catalog.reader import bar_store, read_columns, row_stats
 from nautilus_app import results as results_mod
 from nautilus_app.config import BacktestConfig, VenueConfig
+from nautilus_app.coverage import CoverageError, bar_coverage, check_coverage
 from nautilus_app.progress import ProgressActor
 from nautilus_app.venue.fees import make_fee_model
 from nautilus_app.venue.fill_timing import BarSeries, VenueFillModel, load_bar_series
@@ -71,6 +74,7 @@ class BacktestOutcome:
         orders: Orders submitted.
         engine_seconds: Wall seconds to load the data and run the engine.
         total_seconds: Wall seconds for the whole call, results included.
+        coverage: Expected vs loaded bars per bar type (:mod:`nautilus_app.coverage`), also in run.json.
     """
 
     run_id: str
@@ -80,6 +84,7 @@ class BacktestOutcome:
     orders: int
     engine_seconds: float
     total_seconds: float
+    coverage: list[dict] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,7 @@ class DataPlan:
         expected_iterations: Rows counted in the catalog (bars + funding + marks), before loading.
         first_ns / last_ns: First and last bar close time.
         funding_instruments / mark_instruments: Perpetuals with funding / mark prices.
+        coverage: per bar type, expected vs loaded bars and missing spans (:mod:`nautilus_app.coverage`).
         bar_stores: bar type -> ``"nautilus"`` (Nautilus's catalog) or ``"compact"`` (the compact
             store, :mod:`catalog.compact`), see :func:`catalog.reader.bar_store`.
     """
@@ -109,6 +115,7 @@ class DataPlan:
     mark_instruments: list[str]
     funding_source: dict[str, str] = field(default_factory=dict)
     bar_stores: dict[str, str] = field(default_factory=dict)
+    coverage: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -139,7 +146,9 @@ def plan_data(cfg: BacktestConfig) -> DataPlan:
     ``MarkPriceUpdate`` rows when the catalog has them.
 
     Raises:
-        BacktestFailed: the catalog has no bars for a bar type in the date range, or no funding
+        CoverageError: (exit 2) no bars for a bar type in the range, or bars missing beyond known exchange
+            halts without ``allow_gaps`` (:mod:`nautilus_app.coverage`).
+        BacktestFailed: no funding
             rates for a perpetual without a configured constant rate (a silent zero funding would
             flatter every perp backtest).
     """
@@ -149,13 +158,20 @@ def plan_data(cfg: BacktestConfig) -> DataPlan:
     expected = 0
     firsts: list[int] = []
     lasts: list[int] = []
+    coverages = []
     for bt in cfg.bar_types:
-        n, first, last = row_stats(root, "bars", bt, start, end)
+        ts = np.sort(read_columns(root, "bars", bt, ["ts_init"], start, end).column("ts_init").to_numpy()
+                     .astype(np.int64))
+        n = int(ts.size)
         if n == 0:
-            raise BacktestFailed(
+            raise CoverageError(
                 f"catalog {root} has no bars for {bt} between {cfg.start or 'the start'} and {cfg.end or 'the end'}: "
                 "import them first (`nautilus-app import-binance-vision --help`, `import-freqtrade`, `download-data`)"
             )
+        first, last = int(ts[0]), int(ts[-1])
+        step = bar_interval_ns(bt)
+        if step:
+            coverages.append(bar_coverage(bt, ts, step, cfg.start_ns(), cfg.end_ns()))
         expected += n
         firsts.append(first)  # type: ignore[arg-type]
         lasts.append(last)  # type: ignore[arg-type]
@@ -196,8 +212,9 @@ def plan_data(cfg: BacktestConfig) -> DataPlan:
             expected += n_m
             mark_iids.append(iid)
     stores = {bt: bar_store(root, bt) for bt, _, _ in bars}
+    check_coverage(coverages, allow_gaps=cfg.allow_gaps, source=cfg.name)
     return DataPlan(bars, funding, marks, constant, expected, first_ns, last_ns, funding_iids, mark_iids, source,
-                    stores)
+                    stores, [c.to_json() for c in coverages])
 
 
 def check_funding_rows(rows: list[Any], iid: str) -> None:
@@ -426,4 +443,5 @@ def run_backtest(
     return BacktestOutcome(
         run_id=run_id, results_path=path, metrics=metrics, iterations=result.iterations,
         orders=result.total_orders, engine_seconds=engine_seconds, total_seconds=time.perf_counter() - t0,
+        coverage=plan.coverage,
     )

@@ -42,6 +42,8 @@ def format_summary(outcome) -> str:  # noqa: ANN001 - BacktestOutcome (lazy impo
     """One screen of the key numbers of a finished run: totals, then results per strategy and per
     instrument (docs/metrics.md ``by_strategy`` / ``by_instrument``), and a warning line when
     positions were still open at the end."""
+    from nautilus_app.coverage import coverage_line
+
     m = outcome.metrics
     bh_by = m.get("buy_and_hold_by_instrument") or {}
     bh = _fmt(m.get("buy_and_hold_return"), pct=True)
@@ -54,6 +56,7 @@ def format_summary(outcome) -> str:  # noqa: ANN001 - BacktestOutcome (lazy impo
         ("Run", outcome.run_id + (f"  (universe: {len(outcome.symbols)} symbols, {outcome.mode})"
                                   if hasattr(outcome, "symbols") else "")),
         ("Period", f"{m.get('start')} -> {m.get('end')}"),
+        ("Data coverage", coverage_line(getattr(outcome, "coverage", None) or [])),
         ("Bars / orders", f"{outcome.iterations:,} data points, {outcome.orders:,} orders "
                           f"({outcome.iterations / max(outcome.engine_seconds, 1e-9):,.0f} per s in the engine)"),
         ("Equity", f"{_fmt(m.get('starting_equity'))} -> {_fmt(m.get('final_equity'))} USDT"),

@@ -12,6 +12,7 @@ multiple (``20`` = 20x); times are ISO-8601 UTC dates or datetimes; balances are
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -31,11 +32,18 @@ DEFAULT_FEES: dict[str, tuple[float, float]] = {
     "BINANCE_USDM": (0.0002, 0.0005),
 }
 
+#: Largest starting balance Nautilus's ``Money`` holds (its 128-bit bound is about 1.7e13 at 16 decimals).
+MAX_BALANCE = Decimal("1e13")
+
 #: Highest leverage Binance offers on any USDT-M symbol; per-instrument caps live with the instrument.
 MAX_LEVERAGE = 125.0
 
 Fraction = Annotated[float, msgspec.Meta(ge=0.0, le=0.1, description="fraction of notional, 0.001 = 0.10%")]
 Leverage = Annotated[float, msgspec.Meta(ge=1.0, le=MAX_LEVERAGE)]
+
+
+#: Run names (they name the results folder): no path separators, no leading dot.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,79}")
 
 
 class ConfigError(ValueError):
@@ -78,6 +86,17 @@ class BracketVersion(_Frozen, kw_only=True):
     tiers: list[tuple[float, float, float]]
 
 
+#: ``costs = "realistic"`` slippage: (kind, base bps, impact bps). Base: framework-prd.md's
+#: ``base_slippage_bps = 1``; impact: its ``0.1 x sqrt(order / average daily volume)`` (a fraction) on our
+#: model's bar volume, with the daily volume = 1,440 one-minute bars: ``0.1 x 10,000 / sqrt(1,440)`` =
+#: 26.35 bps x sqrt(qty / 1m bar volume). trading-bot-plan.md's flat 10 bps is ``slippage = "fixed"``,
+#: ``slippage_bps = 10`` (docs/simulation.md explains the choice).
+DEFAULT_SLIPPAGE: tuple[str, float, float] = ("volume", 1.0, 26.35)
+#: ``costs = "realistic"`` latency: framework-prd.md's latency simulation defaults (seed 0).
+DEFAULT_LATENCY: dict[str, float] = {"mean_ms": 5.0, "std_ms": 2.0, "min_ms": 0.5, "spike_probability": 0.01,
+                                     "spike_multiplier": 10.0}
+
+
 class VenueConfig(_Frozen, kw_only=True):
     """One simulated venue (exchange account).
 
@@ -96,13 +115,24 @@ class VenueConfig(_Frozen, kw_only=True):
             bracket caps it too.
         fill_timing: ``"next_open"`` (default: market orders fill at the next bar's open) or
             ``"same_close"`` (at the signal bar's close, Nautilus's default).
-        slippage: ``"none"`` (default), ``"fixed"`` (``slippage_bps``) or ``"volume"``
-            (``slippage_bps + slippage_impact_bps x sqrt(qty / bar volume)``, at most ``slippage_max_bps``).
+        costs: Which execution costs are simulated by default (docs/simulation.md, "Costs"):
+            ``"realistic"`` (default): the specifications' assumptions: maker/taker fees, the volume
+            slippage model (``DEFAULT_SLIPPAGE``: 1 bp + 26.35 bps x sqrt(qty / 1m bar volume)) and
+            framework-prd.md's latency (``DEFAULT_LATENCY``: 5 ms mean, 2 ms std, 0.5 ms minimum, 1 %
+            spikes of 10x); ``"fees_only"``: fees, no slippage, no latency (this platform's defaults
+            before issue 21); ``"frictionless"``: no fees, no slippage, no latency (the idealised run
+            for comparisons; funding and liquidation still apply: they are market mechanics). Keys set
+            explicitly override the ``costs`` defaults, except that ``"frictionless"`` refuses
+            explicit slippage, latency or fees.
+        slippage: ``"none"``, ``"fixed"`` (``slippage_bps``) or ``"volume"``
+            (``slippage_bps + slippage_impact_bps x sqrt(qty / bar volume)``, at most ``slippage_max_bps``);
+            default by ``costs``.
         margin_mode: ``"cross"`` (default, Binance's default) or ``"isolated"`` (MARGIN only).
         liquidation: Liquidate positions at Binance's liquidation price (MARGIN only; default true).
         liquidation_fee: Clearance fee on liquidated notional, fraction (default 0.0125 = 1.25 %).
         brackets: Maintenance brackets per instrument id, overriding the shipped Binance tables.
-        latency: Seeded random latency of order commands (:class:`LatencyConfig`); none by default.
+        latency: Seeded random latency of order commands (:class:`LatencyConfig`); default by ``costs``
+            (``true``: ``DEFAULT_LATENCY``; ``false``: none).
         funding_rate: A constant funding rate (fraction per interval, e.g. 0.0001) used *instead of*
             the catalog's funding rows for every perpetual of the venue. Unset: catalog rows, required.
         funding_interval_hours: Interval of the constant funding rate (default 8).
@@ -119,17 +149,45 @@ class VenueConfig(_Frozen, kw_only=True):
     leverages: dict[str, Leverage] = {}
     max_leverage: Leverage = 20.0
     fill_timing: Literal["next_open", "same_close"] = "next_open"
-    slippage: Literal["none", "fixed", "volume"] = "none"
-    slippage_bps: Bps = 0.0
-    slippage_impact_bps: Bps = 0.0
+    costs: Literal["realistic", "fees_only", "frictionless"] = "realistic"
+    slippage: Literal["none", "fixed", "volume"] | None = None  # resolved by costs in __post_init__
+    slippage_bps: Bps | None = None
+    slippage_impact_bps: Bps | None = None
     slippage_max_bps: Bps = 100.0
     margin_mode: Literal["cross", "isolated"] = "cross"
     liquidation: bool = True
     liquidation_fee: Fraction = 0.0125
     brackets: dict[str, list[BracketVersion]] = {}
-    latency: LatencyConfig | None = None
+    latency: LatencyConfig | bool | None = None  # resolved by costs in __post_init__ (LatencyConfig or None)
     funding_rate: Annotated[float, msgspec.Meta(ge=-0.05, le=0.05)] | None = None
     funding_interval_hours: Annotated[int, msgspec.Meta(ge=1, le=24)] = 8
+
+    def __post_init__(self) -> None:
+        """Resolve the ``costs`` defaults: afterwards ``slippage*`` are concrete and ``latency`` is a
+        :class:`LatencyConfig` or None (what run.json and the summary report)."""
+        put = msgspec.structs.force_setattr
+        if self.costs == "frictionless":
+            explicit = [k for k, v in (("slippage", self.slippage not in (None, "none")),
+                                       ("slippage_bps", bool(self.slippage_bps)),
+                                       ("slippage_impact_bps", bool(self.slippage_impact_bps)),
+                                       ("latency", self.latency not in (None, False)),
+                                       ("maker_fee", bool(self.maker_fee)), ("taker_fee", bool(self.taker_fee)),
+                                       ("fee_tier", self.fee_tier is not None)) if v]
+            if explicit:
+                raise ValueError(f'costs = "frictionless" has no fees, slippage or latency; remove {explicit}')
+            put(self, "maker_fee", 0.0)
+            put(self, "taker_fee", 0.0)
+        kind, base, impact = DEFAULT_SLIPPAGE if self.costs == "realistic" else ("none", 0.0, 0.0)
+        if self.slippage is None:
+            put(self, "slippage", kind)
+        if self.slippage_bps is None:
+            put(self, "slippage_bps", base if self.slippage == kind else 0.0)
+        if self.slippage_impact_bps is None:
+            put(self, "slippage_impact_bps", impact if self.slippage == kind == "volume" else 0.0)
+        if self.latency is True or (self.latency is None and self.costs == "realistic"):
+            put(self, "latency", LatencyConfig(**DEFAULT_LATENCY))
+        elif self.latency is None or self.latency is False:
+            put(self, "latency", None)
 
     def fees(self) -> tuple[float, float]:
         """(maker, taker) fee fractions: explicit values first, then ``fee_tier``'s, then Binance's VIP 0."""
@@ -249,6 +307,8 @@ class BacktestConfig(_Frozen, kw_only=True):
             of 06-30 23:59, which closes at 07-01 00:00); default the last bar.
         catalog: Catalog root; default ``$CATALOG_PATH`` or ``catalog/store``.
         log_level: Nautilus stdout log level; ``WARNING`` by default (``INFO`` costs ~40 % speed).
+        allow_gaps: Run even if bars are missing in ``[start, end)`` beyond known exchange halts (default
+            false: such a run fails naming the bar type and the missing span; nautilus_app/coverage.py).
         universe: Optional :class:`UniverseConfig`: the strategies are templates applied to each of its
             symbols (:func:`nautilus_app.universe.expand_universe`); ``bar_types`` may then be empty.
     """
@@ -263,6 +323,7 @@ class BacktestConfig(_Frozen, kw_only=True):
     log_level: Literal["ERROR", "WARNING", "INFO", "DEBUG"] = "WARNING"
     paper: PaperSettings | None = None  # [paper] table: see nautilus_app/paper_config.py
     universe: UniverseConfig | None = None  # [universe] table: nautilus_app/universe.py expands it
+    allow_gaps: bool = False
 
     def catalog_path(self) -> Path:
         """Absolute catalog root (relative paths are taken from the repository root)."""
@@ -409,6 +470,9 @@ def _check(cfg: BacktestConfig, source: str) -> None:
     def fail(key: str, value: Any, expected: str) -> None:
         raise ConfigError(f"{source}: key {key} = {value!r}: expected {expected}")
 
+    if not _SAFE_NAME.fullmatch(cfg.name):
+        fail("name", cfg.name, "1-80 letters, digits, '_', '-' or '.', not starting with '.' (it names the results "
+             "folder)")
     if cfg.universe is not None:
         _check_universe(cfg, source)
         return
@@ -421,8 +485,10 @@ def _check(cfg: BacktestConfig, source: str) -> None:
     for key, value in (("start", cfg.start), ("end", cfg.end)):
         if value is not None:
             try:
-                pd.Timestamp(value, tz="UTC")
-            except (ValueError, TypeError):
+                ok = not pd.isna(pd.Timestamp(value, tz="UTC"))
+            except (ValueError, TypeError, OverflowError):
+                ok = False
+            if not ok:
                 fail(key, value, "an ISO-8601 date or datetime in UTC, e.g. 2025-06-01")
     if cfg.start and cfg.end and cfg.start_ns() >= cfg.end_ns():  # type: ignore[operator]
         fail("end", cfg.end, f"a time after start {cfg.start!r}")
@@ -436,11 +502,13 @@ def _check(cfg: BacktestConfig, source: str) -> None:
         for j, bal in enumerate(v.starting_balances):
             parts = bal.split()
             try:
-                ok = len(parts) == 2 and Decimal(parts[0]) > 0 and parts[1].isalnum()
+                ok = (len(parts) == 2 and Decimal(parts[0]).is_finite() and 0 < Decimal(parts[0]) <= MAX_BALANCE
+                      and parts[1].isalnum())
             except InvalidOperation:
                 ok = False
             if not ok:
-                fail(f"venues[{i}].starting_balances[{j}]", bal, 'a positive "<amount> <CURRENCY>", e.g. "100000 USDT"')
+                fail(f"venues[{i}].starting_balances[{j}]", bal, 'a positive "<amount> <CURRENCY>" up to '
+                     f'{MAX_BALANCE:,} (Nautilus\'s Money bound), e.g. "100000 USDT"')
         if v.name not in DEFAULT_FEES:
             for fee_key in ("maker_fee", "taker_fee"):
                 if getattr(v, fee_key) is None:
@@ -557,7 +625,7 @@ def _check_universe(cfg: BacktestConfig, source: str) -> None:
 def _strategy_error(source: str, i: int, spec: StrategySpec, e: Exception) -> ConfigError:
     """A loader error as a ConfigError naming ``strategies[i].params.<key>`` or the strategy reference."""
     msg, key = str(e), f"strategies[{i}]"
-    if msg.startswith("key params."):  # "key params.x = ..." -> "key strategies[i].params.x = ..."
+    if msg.startswith(("key params.", "key params:")):  # "key params.x = ..." -> "key strategies[i].params.x = ..."
         return ConfigError(f"{source}: key {key}.{msg.removeprefix('key ')}")
     return ConfigError(f"{source}: key {key}.{'name' if spec.name else 'strategy_path'} = {spec.label()!r}: {msg}")
 

@@ -630,6 +630,8 @@ def write_results(
             "funding_instruments": plan.funding_instruments,
             "funding_source": plan.funding_source,
             "bar_stores": plan.bar_stores,
+            "coverage": plan.coverage,
+            "allow_gaps": cfg.allow_gaps,
             "engine": "BacktestEngine (low level; Python venue fill model)",
             "venues": {name: venue_settings(sim) for name, sim in sims.items()},
             "funding_mark_price_source": {

@@ -189,7 +189,7 @@ class StrategyRef:
         except StrategyLoadError:
             raise
         except Exception as e:  # noqa: BLE001 - the user's config class may raise anything
-            raise StrategyLoadError(f"{self.config_path} rejected params {params}: {type(e).__name__}: {e}") from e
+            raise StrategyLoadError(f"key params: {self.config_path} rejected the values: {type(e).__name__}: {e}") from e
         return obj
 
     def make_strategy(self, params: dict[str, Any], *, order_id_tag: str | None = None) -> Any:

@@ -26,7 +26,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ class UniverseOutcome:
         mode: ``shared`` or ``per_symbol``.
         symbol_runs: symbol -> its own results folder (``per_symbol``; empty for ``shared``).
         iterations / orders: data points and orders over all engines.
+        coverage: expected vs loaded bars per bar type (:mod:`nautilus_app.coverage`).
         engine_seconds / total_seconds: wall seconds (engines summed / whole call).
     """
 
@@ -61,6 +62,7 @@ class UniverseOutcome:
     orders: int
     engine_seconds: float
     total_seconds: float
+    coverage: list[dict] = field(default_factory=list)
 
 
 def _catalog_bar_types(root: Path) -> list[str]:
@@ -214,13 +216,13 @@ def run_universe(cfg: BacktestConfig, *, results_root: Path | None = None, progr
         out = run_backtest(expanded, results_root=root, run_id=run_id, progress=progress, config_text=config_text)
         _write_universe_json(out.results_path, cfg, symbols, {}, time.perf_counter() - t0)
         return UniverseOutcome(run_id, out.results_path, out.metrics, symbols, "shared", {}, out.iterations,
-                               out.orders, out.engine_seconds, time.perf_counter() - t0)
+                               out.orders, out.engine_seconds, time.perf_counter() - t0, out.coverage)
     per_symbol = {sym: expand_universe(cfg, symbols=symbols, source=source, only=sym) for sym in symbols}
     runs = _run_per_symbol(cfg, run_id, per_symbol, root, progress)
     final, metrics, info = combine_runs(expanded, run_id, runs, root, config_text=config_text)
     _write_universe_json(final, cfg, symbols, runs, time.perf_counter() - t0)
     return UniverseOutcome(run_id, final, metrics, symbols, "per_symbol", runs, info["iterations"], info["orders"],
-                           info["engine_seconds"], time.perf_counter() - t0)
+                           info["engine_seconds"], time.perf_counter() - t0, info["coverage"])
 
 
 def _run_per_symbol(cfg: BacktestConfig, run_id: str, configs: dict[str, BacktestConfig], root: Path,
@@ -348,7 +350,8 @@ def combine_runs(expanded: BacktestConfig, run_id: str, runs: dict[str, Path], r
                               for sym, path in runs.items()])
     summary = {"iterations": sum(int(i.get("iterations") or 0) for i in infos.values()),
                "orders": sum(int(i.get("orders") or 0) for i in infos.values()),
-               "engine_seconds": sum(float(i.get("engine_seconds") or 0.0) for i in infos.values())}
+               "engine_seconds": sum(float(i.get("engine_seconds") or 0.0) for i in infos.values()),
+               "coverage": [c for i in infos.values() for c in i.get("coverage") or []]}
     stage = root / f".{run_id}.partial"
     if stage.exists():
         shutil.rmtree(stage)

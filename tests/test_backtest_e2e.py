@@ -253,7 +253,7 @@ def test_missing_data_and_cli_exit_codes(catalog: Path, tmp_path: Path, capsys) 
     raw.update(start="2019-01-01", end="2019-02-01")
     cfg_path = tmp_path / "nodata.toml"
     cfg_path.write_text(_to_toml(raw))
-    assert cli_main(["backtest", str(cfg_path), "--results-dir", str(tmp_path / "r"), "--no-progress"]) == 1
+    assert cli_main(["backtest", str(cfg_path), "--results-dir", str(tmp_path / "r"), "--no-progress"]) == 2
     assert "no bars for BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL" in capsys.readouterr().err
     raw["venues"][0]["taker_fee"] = 2
     cfg_path.write_text(_to_toml(raw))

@@ -169,7 +169,7 @@ def test_funding_equals_raw_feather_rows(tmp_path: Path) -> None:
                      trading_mode="futures")
     cfg = parse_config({
         "name": "ft_funding", "catalog": str(root), "start": "2023-07-05", "end": "2023-08-15",
-        "bar_types": [BTC_BAR, ETH_BAR],
+        "bar_types": [BTC_BAR, ETH_BAR], "allow_gaps": True,  # the BTC perp file starts on 2023-07-18
         "venues": [{"name": "BINANCE_USDM", "account_type": "MARGIN", "starting_balances": ["100000 USDT"],
                     "default_leverage": 5}],
         "strategies": [
