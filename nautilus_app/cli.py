@@ -503,13 +503,13 @@ def build_parser() -> argparse.ArgumentParser:
     ns.add_argument("--force", action="store_true", help="overwrite existing files")
     ns.set_defaults(func=cmd_new_strategy)
 
-    from dash_ui.app import add_arguments as add_dash_arguments
+    from dash_ui.options import add_arguments as add_dash_arguments
 
     da = sub.add_parser("dash", help="serve the results app + JSON API on 127.0.0.1:8050 (docs/dash.md)")
     add_dash_arguments(da)
     da.set_defaults(func=cmd_dash)
 
-    from nautilus_app.paper import add_paper_arguments
+    from nautilus_app.paper_options import add_paper_arguments
 
     pp = sub.add_parser("paper", help="paper-trade a config with a [paper] table on a sandbox LiveNode (docs/paper.md)")
     add_paper_arguments(pp)
