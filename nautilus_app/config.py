@@ -126,7 +126,8 @@ class VenueConfig(_Frozen, kw_only=True):
             explicit slippage, latency or fees.
         slippage: ``"none"``, ``"fixed"`` (``slippage_bps``) or ``"volume"``
             (``slippage_bps + slippage_impact_bps x sqrt(qty / bar volume)``, at most ``slippage_max_bps``);
-            default by ``costs``.
+            default by ``costs``. Unset numbers: ``fixed`` 10 bps (trading-bot-plan.md), ``volume`` 1 bp +
+            26.35 bps impact (``DEFAULT_SLIPPAGE``).
         margin_mode: ``"cross"`` (default, Binance's default) or ``"isolated"`` (MARGIN only).
         liquidation: Liquidate positions at Binance's liquidation price (MARGIN only; default true).
         liquidation_fee: Clearance fee on liquidated notional, fraction (default 0.0125 = 1.25 %).
@@ -177,13 +178,14 @@ class VenueConfig(_Frozen, kw_only=True):
                 raise ValueError(f'costs = "frictionless" has no fees, slippage or latency; remove {explicit}')
             put(self, "maker_fee", 0.0)
             put(self, "taker_fee", 0.0)
-        kind, base, impact = DEFAULT_SLIPPAGE if self.costs == "realistic" else ("none", 0.0, 0.0)
         if self.slippage is None:
-            put(self, "slippage", kind)
+            put(self, "slippage", DEFAULT_SLIPPAGE[0] if self.costs == "realistic" else "none")
+        # unset numbers of an explicit model: the specifications' (fixed: trading-bot-plan's 10 bps)
+        base = {"none": 0.0, "fixed": 10.0, "volume": DEFAULT_SLIPPAGE[1]}[self.slippage]
         if self.slippage_bps is None:
-            put(self, "slippage_bps", base if self.slippage == kind else 0.0)
+            put(self, "slippage_bps", base)
         if self.slippage_impact_bps is None:
-            put(self, "slippage_impact_bps", impact if self.slippage == kind == "volume" else 0.0)
+            put(self, "slippage_impact_bps", DEFAULT_SLIPPAGE[2] if self.slippage == "volume" else 0.0)
         if self.latency is True or (self.latency is None and self.costs == "realistic"):
             put(self, "latency", LatencyConfig(**DEFAULT_LATENCY))
         elif self.latency is None or self.latency is False:

@@ -52,13 +52,23 @@ def raw() -> pd.DataFrame:
     return read_kline_zip(ETH_ZIP)
 
 
+#: framework-prd BankrollConfig limits that are on by default in a risk table (tested on their own in
+#: test_bankroll_defaults_*); the tests of other components switch them off to see that component alone
+SPEC_LIMITS_OFF = {"daily_loss_limit": None, "max_heat": None, "max_position_fraction": None, "max_leverage": None}
+
+
 def run(catalog: Path, tmp: Path, risk: dict | None, strategy: str = "ema_cross", start: str = "2023-07-14",
-        end: str = "2023-07-15", leverage: int = 5, venue: dict | None = None, **params) -> BacktestOutcome:
+        end: str = "2023-07-15", leverage: int = 5, venue: dict | None = None, spec_limits: bool = False,
+        **params) -> BacktestOutcome:
     base = {"fast_period": 10, "slow_period": 30} if strategy == "ema_cross" else {}
+    if risk is not None and not spec_limits:
+        risk = {**risk, "limits": {**SPEC_LIMITS_OFF, **risk.get("limits", {})}}
+    # fills at the next open without slippage or latency: the expected prices below are the raw opens
+    venue = {"costs": "fees_only", **(venue or {})}
     cfg = parse_config({
         "name": "risk", "catalog": str(catalog), "start": start, "end": end, "bar_types": [ETH_BAR],
         "venues": [{"name": "BINANCE_USDM", "account_type": "MARGIN", "starting_balances": ["100000 USDT"],
-                    "leverages": {ETH: leverage}, **(venue or {})}],
+                    "leverages": {ETH: leverage}, **venue}],
         "strategies": [{"name": strategy, "params": {"instrument_id": ETH, "bar_type": ETH_BAR, **base, **params,
                                                      **({"risk": risk} if risk is not None else {})}}],
     })
@@ -129,12 +139,24 @@ def test_risk_table_errors_name_the_key() -> None:
 
 
 def test_kelly_fraction_by_hand() -> None:
-    # p = 0.5, W = mean(0.02, 0.03) = 0.025, L = 0.01: K = 0.5 / 0.01 - 0.5 / 0.025 = 30
-    assert kelly_fraction([0.02, -0.01, 0.03, -0.01]) == pytest.approx(30.0)
-    # p = 0.25, W = 0.01, L = 0.02: K = 0.25 / 0.02 - 0.75 / 0.01 = -62.5
-    assert kelly_fraction([0.01, -0.02, -0.02, -0.02]) == pytest.approx(-62.5)
+    # framework-prd.md Appendix B: Kelly % = Win Rate - (1 - Win Rate) / (Win-Loss Ratio)
+    # p = 0.5, W = mean(0.02, 0.03) = 0.025, L = 0.01: W/L = 2.5, K = 0.5 - 0.5 / 2.5 = 0.3
+    assert kelly_fraction([0.02, -0.01, 0.03, -0.01]) == pytest.approx(0.3)
+    # p = 0.25, W = 0.01, L = 0.02: W/L = 0.5, K = 0.25 - 0.75 / 0.5 = -1.25
+    assert kelly_fraction([0.01, -0.02, -0.02, -0.02]) == pytest.approx(-1.25)
+    # the issue's case: p = 0.55, W = L = 1 %: K = 0.55 - 0.45 / 1 = 0.10 (stake_returns: 55 - 45 = 10)
+    rets = [0.01] * 11 + [-0.01] * 9
+    assert kelly_fraction(rets) == pytest.approx(0.10)
+    assert kelly_fraction(rets, "stake_returns") == pytest.approx(10.0)
+    # the named alternative: p / L - (1 - p) / W
+    assert kelly_fraction([0.02, -0.01, 0.03, -0.01], "stake_returns") == pytest.approx(30.0)
+    assert kelly_fraction([0.01, -0.02, -0.02, -0.02], "stake_returns") == pytest.approx(-62.5)
     assert kelly_fraction([]) is None
     assert kelly_fraction([0.01, 0.02]) == math.inf
+    with pytest.raises(ValueError):
+        kelly_fraction([0.01, -0.01], "bogus")
+    with pytest.raises(RiskConfigError, match="kelly_formula"):
+        parse_risk({"sizing": {"kelly_formula": "bogus"}})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,11 +194,20 @@ def test_kelly_target_notional_by_hand() -> None:
     from nautilus_app.risk.config import SizingConfig
     from nautilus_app.risk.sizing import target_notional
 
-    cfg = SizingConfig(method="kelly", fraction=0.2, kelly_fraction=0.01, kelly_window=4, kelly_min_trades=4,
+    cfg = SizingConfig(method="kelly", fraction=0.2, kelly_fraction=0.5, kelly_window=4, kelly_min_trades=4,
                        kelly_cap=0.5)
-    # the window keeps the last 4 returns: K = 30 (see above), 0.01 x 30 = 0.3 of equity
+    # the window keeps the last 4 returns: K = 0.3 (see above), half Kelly 0.15 of equity = 7,500 USDT
     assert target_notional(cfg, equity=50_000, price=2000, default_fraction=0.9,
-                           trade_returns=[0.5, 0.02, -0.01, 0.03, -0.01]) == (pytest.approx(15_000), "ok")
+                           trade_returns=[0.5, 0.02, -0.01, 0.03, -0.01]) == (pytest.approx(7_500), "ok")
+    # framework-prd's defaults (SizingConfig(): half Kelly, cap 0.5): p = 0.55, W = L = 1 % -> 0.05 of equity
+    spec = SizingConfig(method="kelly", kelly_min_trades=20)
+    assert spec.kelly_fraction == 0.5 and spec.kelly_formula == "win_loss_ratio"
+    assert target_notional(spec, equity=10_000, price=2000, default_fraction=0.2,
+                           trade_returns=[0.01] * 11 + [-0.01] * 9) == (pytest.approx(500.0), "ok")
+    # the other formula is capped: 0.5 x 10 = 5 -> cap 0.5 of equity
+    alt = SizingConfig(method="kelly", kelly_min_trades=20, kelly_formula="stake_returns")
+    assert target_notional(alt, equity=10_000, price=2000, default_fraction=0.2,
+                           trade_returns=[0.01] * 11 + [-0.01] * 9) == (pytest.approx(5_000.0), "ok")
     # fewer trades than kelly_min_trades: the fallback fraction
     assert target_notional(cfg, equity=50_000, price=2000, default_fraction=0.9, trade_returns=[0.02]) == (
         pytest.approx(10_000), "kelly_fallback")
@@ -210,7 +241,7 @@ def test_kelly_sizing_from_closed_trades(catalog: Path, tmp_path: Path, raw: pd.
         if not wins:
             return equity, -math.inf
         p = len(wins) / len(r)
-        return equity, p / np.mean(losses) - (1 - p) / np.mean(wins)
+        return equity, p - (1 - p) / (np.mean(wins) / np.mean(losses))  # framework-prd Appendix B
 
     kinds = []
     for _, o in entry_orders(orders).iterrows():
@@ -451,6 +482,42 @@ def test_drawdown_pause_refuses_entries_and_counts_them(catalog: Path, tmp_path:
     assert out.metrics["risk_refusals"] == {"drawdown_pause": len(refused)}
 
 
+def test_drawdown_pause_until_recovery(catalog: Path, tmp_path: Path, raw: pd.DataFrame) -> None:
+    """framework-prd.md's rule (the default): entries are refused exactly while equity is 2 % or more
+    below its running peak; the pause ends on the first bar back under 2 % (no bar count, no reset)."""
+    lim = {"drawdown_half_size": None, "drawdown_pause": 0.02}
+    out = run(catalog, tmp_path, {"limits": lim}, end="2023-07-16", position_fraction=3.0, allow_short=True)
+    orders, fills = load(out)
+    funding = pd.read_parquet(out.results_path / "funding.parquet")
+    w = window(raw, "2023-07-14", "2023-07-16")
+    eq = equity_path(fills, funding, w)
+    paused = (eq / eq.cummax() - 1) <= -0.02
+    starts = list(paused.index[(paused & ~paused.shift(1, fill_value=False)).to_numpy()])
+    ends = list(paused.index[(~paused & paused.shift(1, fill_value=False)).to_numpy()])
+    rec = pd.read_parquet(out.results_path / "risk_refusals.parquet")
+    assert starts and list(rec.loc[rec["action"] == "pause_start", "ts"]) == starts
+    assert list(rec.loc[rec["action"] == "pause_end", "ts"]) == ends
+    refused = rec[rec["action"] == "refused"]
+    assert len(refused) > 0 and set(refused["reason"]) == {"drawdown_pause"}
+    assert all(paused.loc[ts] for ts in refused["ts"])
+    for t in pd.to_datetime(entry_orders(orders)["ts_init"], utc=True):
+        assert not paused.loc[t], t
+    assert len(ends) >= 1  # the pause did end without a fixed bar count
+
+
+def test_bankroll_defaults_cap_the_first_entry(catalog: Path, tmp_path: Path, raw: pd.DataFrame) -> None:
+    """risk = {} applies framework-prd's BankrollConfig: without a stop the whole notional is at risk, so
+    the 6 % portfolio risk caps a 20 % entry at 6 % of equity (the 10 % position cap is looser)."""
+    out = run(catalog, tmp_path, {}, spec_limits=True)
+    orders, _ = load(out)
+    first = entry_orders(orders).iloc[0]
+    close = window(raw, "2023-07-14", "2023-07-15").loc[utc(first["ts_init"]), "close"]
+    assert Decimal(str(first["quantity"])) == floor_qty(0.06 * START_EQUITY / close)
+    rec = pd.read_parquet(out.results_path / "risk_refusals.parquet")
+    first_rows = rec[rec["ts"] == utc(first["ts_init"])]
+    assert list(first_rows["reason"]) == ["max_position_fraction", "max_heat"]
+
+
 def test_daily_loss_limit(catalog: Path, tmp_path: Path, raw: pd.DataFrame) -> None:
     lim = {"daily_loss_limit": 0.01, "drawdown_pause": None, "drawdown_half_size": None}
     out = run(catalog, tmp_path, {"limits": lim}, start="2023-07-13", end="2023-07-16", position_fraction=3.0,
@@ -496,12 +563,12 @@ def test_notional_leverage_and_heat_caps_reduce_the_first_entry(
 
 def test_correlation_adjusted_exposure_cap(catalog: Path, tmp_path: Path, raw: pd.DataFrame) -> None:
     cap, n = 1.3, 30  # the first BTC entry comes 34 bars into the run: 30 returns are available
-    risk = {"limits": {"max_correlated_exposure": cap, "correlation_window": n, "drawdown_pause": None,
+    risk = {"limits": {**SPEC_LIMITS_OFF, "max_correlated_exposure": cap, "correlation_window": n, "drawdown_pause": None,
                        "drawdown_half_size": None}}
     cfg = parse_config({
         "name": "corr", "catalog": str(catalog), "start": "2023-07-20", "end": "2023-07-21",
         "bar_types": [ETH_BAR, BTC_BAR],
-        "venues": [{"name": "BINANCE_USDM", "account_type": "MARGIN", "starting_balances": ["100000 USDT"],
+        "venues": [{"name": "BINANCE_USDM", "account_type": "MARGIN", "starting_balances": ["100000 USDT"], "costs": "fees_only",
                     "leverages": {ETH: 5, BTC: 5}}],
         "strategies": [
             {"name": "buy_and_hold", "params": {"instrument_id": ETH, "bar_type": ETH_BAR, "position_fraction": 1.0}},
@@ -549,13 +616,13 @@ def test_borrowing_interest_on_margin_spot(tmp_path_factory: pytest.TempPathFact
     rate_long, rate_short = 0.0001, 0.0003
     cfg = parse_config({
         "name": "borrow", "catalog": str(root), "start": "2023-04-10", "end": "2023-04-11", "bar_types": [SPOT_BAR],
-        "venues": [{"name": "BINANCE", "account_type": "MARGIN", "starting_balances": ["100000 USDT"],
+        "venues": [{"name": "BINANCE", "account_type": "MARGIN", "starting_balances": ["100000 USDT"], "costs": "fees_only",
                     "default_leverage": 3}],
         "strategies": [{"name": "ema_cross", "params": {
             "instrument_id": "BTCUSDT.BINANCE", "bar_type": SPOT_BAR, "fast_period": 10, "slow_period": 30,
             "position_fraction": 2.0, "allow_short": True,
             "risk": {"borrowing": {"hourly_rate": rate_long, "hourly_rate_short": rate_short},
-                     "limits": {"drawdown_pause": None, "drawdown_half_size": None}}}}],
+                     "limits": {**SPEC_LIMITS_OFF, "drawdown_pause": None, "drawdown_half_size": None}}}}],
     })
     out = run_backtest(cfg, results_root=tmp_path, progress=False)
     _, fills = load(out)
@@ -593,15 +660,15 @@ def test_heat_counts_the_other_strategies_stops(catalog: Path, tmp_path: Path, r
     cfg = parse_config({
         "name": "heat", "catalog": str(catalog), "start": "2023-07-20", "end": "2023-07-21",
         "bar_types": [ETH_BAR, BTC_BAR],
-        "venues": [{"name": "BINANCE_USDM", "account_type": "MARGIN", "starting_balances": ["100000 USDT"],
+        "venues": [{"name": "BINANCE_USDM", "account_type": "MARGIN", "starting_balances": ["100000 USDT"], "costs": "fees_only",
                     "leverages": {ETH: 5, BTC: 5}}],
         "strategies": [
             {"name": "buy_and_hold", "params": {"instrument_id": ETH, "bar_type": ETH_BAR, "position_fraction": 1.0,
-                                                "risk": {"stops": {"stop_loss_pct": 0.01}, "limits": no_dd}}},
+                                                "risk": {"stops": {"stop_loss_pct": 0.01}, "limits": {**SPEC_LIMITS_OFF, **no_dd}}}},
             {"name": "ema_cross", "params": {"instrument_id": BTC, "bar_type": BTC_BAR, "fast_period": 10,
                                              "slow_period": 30, "position_fraction": 1.0,
                                              "risk": {"stops": {"stop_loss_pct": 0.004},
-                                                      "limits": {"max_heat": 0.013, **no_dd}}}},
+                                                      "limits": {**SPEC_LIMITS_OFF, "max_heat": 0.013, **no_dd}}}},
         ],
     })
     out = run_backtest(cfg, results_root=tmp_path, progress=False)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import msgspec
 
 SizingMethod = Literal["fraction", "fixed_notional", "fixed_fractional", "kelly", "volatility"]
+KellyFormula = Literal["win_loss_ratio", "stake_returns"]
 
 
 class RiskConfigError(ValueError):
@@ -28,8 +29,12 @@ class SizingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         fraction: ``fraction``: notional as a fraction of equity; also the Kelly fallback before
             ``kelly_min_trades`` trades. None = the strategy's ``position_fraction``.
         notional_usdt: ``fixed_notional``: notional per entry, USDT.
-        risk_fraction: ``fixed_fractional``: fraction of equity lost if the stop is hit (0.01 = 1 %).
-        kelly_fraction: multiplier of the full Kelly fraction (0.5 = half Kelly).
+        risk_fraction: ``fixed_fractional``: fraction of equity lost if the stop is hit (default 0.02,
+            framework-prd.md ``BankrollConfig.risk_per_trade``).
+        kelly_fraction: multiplier of the full Kelly fraction (0.5 = half Kelly, ``BankrollConfig``).
+        kelly_formula: ``"win_loss_ratio"`` (default, framework-prd.md Appendix B:
+            ``K = p - (1 - p) / (W / L)``) or ``"stake_returns"`` (``K = p / L - (1 - p) / W``, the
+            growth-optimal stake for per-trade returns ``+W`` / ``-L``); :mod:`nautilus_app.risk.sizing`.
         kelly_window: number of most recent closed trades the statistics use.
         kelly_min_trades: trades needed before Kelly is used (``fraction`` before that).
         kelly_cap: upper bound of the Kelly notional fraction of equity.
@@ -40,8 +45,9 @@ class SizingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     method: SizingMethod = "fraction"
     fraction: float | None = None
     notional_usdt: float = 1000.0
-    risk_fraction: float = 0.01
+    risk_fraction: float = 0.02
     kelly_fraction: float = 0.5
+    kelly_formula: KellyFormula = "win_loss_ratio"
     kelly_window: int = 50
     kelly_min_trades: int = 20
     kelly_cap: float = 0.5
@@ -75,18 +81,29 @@ class LimitsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Pre-trade limits checked in ``enter()`` before an order is sent (:mod:`nautilus_app.risk.limits`).
 
     Attributes:
+    Defaults are framework-prd.md's ``BankrollConfig`` (they apply as soon as a strategy has a ``risk``
+    table; 0 or None switches one off): ``max_position_fraction`` 0.10 (``max_position_pct``),
+    ``max_heat`` 0.06 (``max_portfolio_risk``), ``daily_loss_limit`` 0.02 (``max_daily_loss``),
+    ``drawdown_pause`` 0.15 (``max_drawdown_pause``), ``drawdown_half_size`` 0.10
+    (``drawdown_scaling_factor``), ``max_leverage`` 20.
+
+    Attributes:
         max_position_notional_usdt: cap of the strategy's position notional in the instrument; larger
             entries are reduced to it.
+        max_position_fraction: cap of the strategy's position notional in the instrument as a fraction
+            of equity (default 0.10); reduced to it.
         max_leverage: cap of (position notional after the entry) / account equity; reduced to it.
         daily_loss_limit: refuse entries for the rest of the UTC day once equity is this fraction
-            below the day's first bar equity.
-        drawdown_pause: refuse entries while equity is this fraction below its peak (default 0.15;
-            0 or None = off).
-        drawdown_half_size: halve entry sizes while the drawdown is at least this (default 0.10;
-            0 or None = off).
-        drawdown_pause_bars: length of a pause in bars; then the peak is reset to the current equity.
+            below the day's first bar equity (default 0.02).
+        drawdown_pause: refuse entries while equity is this fraction (or more) below its peak
+            (default 0.15): trading resumes when the drawdown is back under it (the peak is kept).
+        drawdown_half_size: halve entry sizes while the drawdown is at least this (default 0.10).
+        drawdown_pause_bars: None (default, the specification): the pause lasts until the drawdown is
+            back under ``drawdown_pause``. An integer n: the earlier rule, a pause of n bars after which
+            the peak is reset to the current equity.
         max_heat: cap of the total risk to stops of all open positions (every strategy on the
-            trader) plus the new entry, as a fraction of equity; the entry is reduced to fit.
+            trader) plus the new entry, as a fraction of equity (default 0.06); a position without a
+            resting stop counts its whole notional; the entry is reduced to fit.
         max_correlated_exposure: cap of ``sqrt(w' C w)`` (a multiple of equity): ``w`` the signed
             notional / equity per instrument of every open position on the trader plus the entry,
             ``C`` the correlation matrix of the instruments' last ``correlation_window`` bar returns;
@@ -95,12 +112,13 @@ class LimitsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """
 
     max_position_notional_usdt: float | None = None
-    max_leverage: float | None = None
-    daily_loss_limit: float | None = None
+    max_position_fraction: float | None = 0.10
+    max_leverage: float | None = 20.0
+    daily_loss_limit: float | None = 0.02
     drawdown_pause: float | None = 0.15
     drawdown_half_size: float | None = 0.10
-    drawdown_pause_bars: int = 1440
-    max_heat: float | None = None
+    drawdown_pause_bars: int | None = None
+    max_heat: float | None = 0.06
     max_correlated_exposure: float | None = None
     correlation_window: int = 240
 
@@ -178,7 +196,8 @@ def _check(cfg: RiskConfig) -> None:
         bad("sizing.method", s.method, "a stop distance: set risk.stops.stop_loss_pct or stop_loss_atr")
     if lim.correlation_window < 2:
         bad("limits.correlation_window", lim.correlation_window, "an integer >= 2")
-    for key in ("max_position_notional_usdt", "max_leverage", "max_heat", "max_correlated_exposure"):
+    for key in ("max_position_notional_usdt", "max_position_fraction", "max_leverage", "max_heat",
+                "max_correlated_exposure"):
         v = getattr(lim, key)
         if v is not None and v <= 0:
             bad(f"limits.{key}", v, "a value > 0")
@@ -191,7 +210,7 @@ def _check(cfg: RiskConfig) -> None:
         v = getattr(b, key)
         if v is not None and not 0 <= v < 0.01:
             bad(f"borrowing.{key}", v, "a fraction per hour in [0, 0.01)")
-    if lim.drawdown_pause_bars < 1:
+    if lim.drawdown_pause_bars is not None and lim.drawdown_pause_bars < 1:
         bad("limits.drawdown_pause_bars", lim.drawdown_pause_bars, "an integer >= 1")
 
 
@@ -209,8 +228,10 @@ def parse_risk(raw: dict[str, Any] | RiskConfig | None) -> RiskConfig | None:
         cfg = msgspec.convert(raw, RiskConfig)
     except msgspec.ValidationError as e:
         raise RiskConfigError(f"risk: {e} (keys of docs/risk.md)") from e
-    # TOML has no null: 0 switches the default-on drawdown limits off
-    off = {k: None for k in ("drawdown_pause", "drawdown_half_size") if getattr(cfg.limits, k) == 0}
+    # TOML has no null: 0 switches a default-on limit off
+    off = {k: None for k in ("drawdown_pause", "drawdown_half_size", "daily_loss_limit", "max_heat",
+                             "max_position_fraction", "max_leverage", "drawdown_pause_bars")
+           if getattr(cfg.limits, k) == 0}
     if off:
         cfg = msgspec.structs.replace(cfg, limits=msgspec.structs.replace(cfg.limits, **off))
     _check(cfg)

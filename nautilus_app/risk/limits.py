@@ -10,12 +10,17 @@ Equity ``E_t`` = account equity at bar t's close (MARGIN: balance + unrealized P
 close; CASH: quote + base x close), read once per bar only when a drawdown or daily limit is set.
 
 - drawdown ``dd_t = E_t / max(E_peak..t) - 1``. ``dd_t <= -drawdown_pause``: entries refused
-  (``drawdown_pause``) for ``drawdown_pause_bars`` bars from that bar; when the pause ends the
-  peak is reset to the current equity (otherwise a flat strategy could never resume).
+  (``drawdown_pause``) while the drawdown stays there: framework-prd.md's ``is_trading_allowed()``
+  (``current_drawdown < max_drawdown_pause``), so the pause ends on the first bar whose drawdown is
+  back under the threshold (``pause_end``; the peak is kept). Open positions (and their stops) keep
+  running and are what can end a pause: a strategy left flat in a pause stays paused. With
+  ``drawdown_pause_bars = n`` (the earlier rule, opt-in) the pause lasts n bars instead, then the peak
+  is reset to the current equity.
   ``-drawdown_pause < dd_t <= -drawdown_half_size``: entry notional x 0.5 (``drawdown_half_size``).
 - daily loss: ``E_t / E_day_open - 1 <= -daily_loss_limit`` with ``E_day_open`` the equity at the
   first bar of the UTC day: entries refused (``daily_loss_limit``) until the next UTC day.
-- position notional: ``|existing qty + new qty| x P <= max_position_notional_usdt`` (reduced).
+- position notional: ``|existing qty + new qty| x P <= max_position_notional_usdt`` (reduced), and
+  ``<= max_position_fraction x E`` (reduced).
 - leverage: ``(|existing qty| + new qty) x P / E <= max_leverage`` (reduced).
 - heat: ``(sum over open positions of qty x |avg open - stop trigger| + new qty x D) / E <= max_heat``
   (reduced); a position without a resting stop counts its whole notional ``qty x avg open``.
@@ -58,15 +63,20 @@ class DrawdownState:
         ``half_size_end``, ``daily_limit_hit``.
         """
         ev: list[tuple[str, str]] = []
-        if self.paused and bar_index >= self.pause_until:
+        by_bars = lim.drawdown_pause_bars is not None
+        if self.paused and by_bars and bar_index >= self.pause_until:
             self.paused = False
             self.peak = equity
             ev.append(("pause_end", f"peak reset to {equity:.2f}"))
         self.peak = max(self.peak, equity)
         dd = equity / self.peak - 1.0 if self.peak > 0 else 0.0
+        if self.paused and not by_bars and not (lim.drawdown_pause is not None and dd <= -lim.drawdown_pause):
+            self.paused = False
+            ev.append(("pause_end", f"drawdown {dd:.4f} back under {lim.drawdown_pause}"))
         if not self.paused and lim.drawdown_pause is not None and dd <= -lim.drawdown_pause:
             self.paused = True
-            self.pause_until = bar_index + lim.drawdown_pause_bars
+            if by_bars:
+                self.pause_until = bar_index + int(lim.drawdown_pause_bars or 0)
             ev.append(("pause_start", f"drawdown {dd:.4f} <= -{lim.drawdown_pause}"))
         if lim.drawdown_half_size is not None:
             half = dd <= -lim.drawdown_half_size
@@ -104,6 +114,12 @@ def cap_quantity(lim: LimitsConfig, qty: float, *, price: float, equity: float, 
     Returns ``(qty, [(reason, detail), ...])`` for every cap that reduced it (qty may become 0).
     """
     out: list[tuple[str, str]] = []
+    if lim.max_position_fraction is not None and equity > 0:
+        room = max(lim.max_position_fraction * equity / price - existing_qty, 0.0)
+        if qty > room:
+            out.append(("max_position_fraction",
+                        f"{qty} -> {room} (cap {lim.max_position_fraction} of equity {equity:.2f})"))
+            qty = room
     if lim.max_position_notional_usdt is not None:
         room = max(lim.max_position_notional_usdt / price - existing_qty, 0.0)
         if qty > room:

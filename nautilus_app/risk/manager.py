@@ -228,7 +228,8 @@ class RiskManager:
                         notional / price, notional / 2 / price)
             notional /= 2
         qty = notional / price
-        if lim.max_position_notional_usdt is not None or lim.max_leverage is not None or lim.max_heat is not None:
+        if (lim.max_position_notional_usdt is not None or lim.max_position_fraction is not None
+                or lim.max_leverage is not None or lim.max_heat is not None):
             existing = abs(float(s.net_quantity()))
             open_risk = self.open_risk(s) if lim.max_heat is not None else 0.0
             capped, reasons = limits_mod.cap_quantity(lim, qty, price=price, equity=equity, existing_qty=existing,

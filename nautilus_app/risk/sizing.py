@@ -13,19 +13,25 @@ fraction           ``f x E``                                  ``f = sizing.fract
                                                               strategy's ``position_fraction``)
 fixed_notional     ``N``                                      ``N = sizing.notional_usdt``
 fixed_fractional   ``r x E / D x P``  (qty = ``r x E / D``)   loss at the stop = ``r x E``
-kelly              ``clip(k x K, 0, cap) x E``                ``K = p / L - (1 - p) / W`` (below)
+kelly              ``clip(k x K, 0, cap) x E``                ``K`` by ``kelly_formula`` (below)
 volatility         ``v x E / ATR x P`` (qty = ``v x E/ATR``)  one ATR move = ``v x E``
 =================  =========================================  =====================================
 
-Kelly. For a bet that returns ``+W`` (fraction of the stake) with probability ``p`` and ``-L`` with
-``1 - p``, the growth-optimal stake as a fraction of wealth is ``K = p / L - (1 - p) / W``
-(Kelly 1956; Thorp, "The Kelly criterion in blackjack, sports betting and the stock market", 2006,
-eq. 3.3 for the two-outcome case with unequal payoffs). Here the stake is the position notional and
-the outcomes are the strategy's last ``kelly_window`` closed trades: per-trade return
+Kelly. Statistics from the strategy's last ``kelly_window`` closed trades: per-trade return
 ``R = realized PnL (net of fees and funding) / (peak qty x average open price)``; ``p`` = share of
-trades with ``R > 0``, ``W`` = mean ``R`` of winners, ``L`` = mean ``|R|`` of losers. With fewer
-than ``kelly_min_trades`` trades the ``fraction`` method is used; with no loser (``L`` undefined)
-the cap applies; ``K <= 0`` refuses the entry (``kelly_non_positive``).
+trades with ``R > 0``, ``W`` = mean ``R`` of winners, ``L`` = mean ``|R|`` of losers.
+
+- ``kelly_formula = "win_loss_ratio"`` (default): framework-prd.md Appendix B and its
+  ``BankrollManager.kelly_size``: ``K = p - (1 - p) / (W / L)`` (the classic Kelly for a bet that
+  wins ``W/L`` times what it loses, stake = the amount at risk); then ``x kelly_fraction`` (0.5) and
+  the cap. ``K`` does not depend on the size of ``W`` and ``L``, only on their ratio.
+- ``kelly_formula = "stake_returns"``: ``K = p / L - (1 - p) / W`` (Kelly 1956; Thorp 2006, eq. 3.3:
+  the growth-optimal *notional* when the notional gains ``+W`` or loses ``-L`` of itself). For
+  ``W = L = 1 %`` and ``p = 0.55`` it gives 10 (1,000 % of equity) where the default gives 0.10:
+  it sizes the position, not the risk; use it with a tight ``kelly_cap``.
+
+With fewer than ``kelly_min_trades`` trades the ``fraction`` method is used; with no loser (``L``
+undefined) the cap applies; ``K <= 0`` refuses the entry (``kelly_non_positive``).
 """
 
 from __future__ import annotations
@@ -37,10 +43,12 @@ from typing import Any
 from nautilus_app.risk.config import SizingConfig
 
 
-def kelly_fraction(returns: Sequence[float]) -> float | None:
-    """Full Kelly fraction ``p / L - (1 - p) / W`` from per-trade returns (fractions); None if no trade.
+def kelly_fraction(returns: Sequence[float], formula: str = "win_loss_ratio") -> float | None:
+    """Full Kelly fraction from per-trade returns (fractions); None if no trade.
 
-    Returns ``inf`` when there is no losing trade and ``-inf`` when there is no winning trade.
+    ``formula``: ``"win_loss_ratio"`` -> ``p - (1 - p) / (W / L)`` (framework-prd.md Appendix B),
+    ``"stake_returns"`` -> ``p / L - (1 - p) / W``. Returns ``inf`` when there is no losing trade and
+    ``-inf`` when there is no winning trade (either formula).
     """
     n = len(returns)
     if n == 0:
@@ -54,7 +62,11 @@ def kelly_fraction(returns: Sequence[float]) -> float | None:
         return float("inf")
     w = sum(wins) / len(wins)
     loss = sum(losses) / len(losses)
-    return p / loss - (1 - p) / w
+    if formula == "stake_returns":
+        return p / loss - (1 - p) / w
+    if formula != "win_loss_ratio":
+        raise ValueError(f"kelly formula {formula!r}: expected 'win_loss_ratio' or 'stake_returns'")
+    return p - (1 - p) / (w / loss)
 
 
 def target_notional(
@@ -100,7 +112,7 @@ def target_notional(
     recent = list(trade_returns)[-cfg.kelly_window:]
     if len(recent) < cfg.kelly_min_trades:
         return frac * equity, "kelly_fallback"
-    k = kelly_fraction(recent)
+    k = kelly_fraction(recent, cfg.kelly_formula)
     assert k is not None
     f = min(cfg.kelly_fraction * k, cfg.kelly_cap)
     if f <= 0:
