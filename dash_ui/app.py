@@ -193,8 +193,13 @@ def create_app(results_root: Path | None = None, catalog_root: Path | None = Non
         if not ctx.store.exists(run_id):
             abort(404)
         p = ctx.store.root / run_id / "tearsheet.html"
-        if not p.exists():
-            abort(404)
+        if not p.exists():  # written on demand (backtests skip it unless `tearsheet = true`)
+            from nautilus_app.tearsheet import TearsheetError, write_tearsheet
+
+            try:
+                p = write_tearsheet(ctx.store.root / run_id)
+            except TearsheetError:
+                abort(404)
         return send_file(p)
 
     if warm_runs > 0:

@@ -311,6 +311,8 @@ class BacktestConfig(_Frozen, kw_only=True):
         log_level: Nautilus stdout log level; ``WARNING`` by default (``INFO`` costs ~40 % speed).
         allow_gaps: Run even if bars are missing in ``[start, end)`` beyond known exchange halts (default
             false: such a run fails naming the bar type and the missing span; nautilus_app/coverage.py).
+        tearsheet: Write Nautilus's plotly ``tearsheet.html`` with the results (default false: written on
+            demand by ``nautilus-app tearsheet RUN`` or the Dash app's link; it takes ~0.4 s).
         universe: Optional :class:`UniverseConfig`: the strategies are templates applied to each of its
             symbols (:func:`nautilus_app.universe.expand_universe`); ``bar_types`` may then be empty.
     """
@@ -326,6 +328,7 @@ class BacktestConfig(_Frozen, kw_only=True):
     paper: PaperSettings | None = None  # [paper] table: see nautilus_app/paper_config.py
     universe: UniverseConfig | None = None  # [universe] table: nautilus_app/universe.py expands it
     allow_gaps: bool = False
+    tearsheet: bool = False
 
     def catalog_path(self) -> Path:
         """Absolute catalog root (relative paths are taken from the repository root)."""

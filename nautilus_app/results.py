@@ -639,9 +639,13 @@ def write_results(
                 for iid in plan.funding_instruments
             },
             "results_digest": results_digest(fills, metrics),
+            # what Nautilus's tearsheet takes from the engine, so it can be written later on demand
+            "stats_pnls": {str(k): {s: metrics_mod.json_safe(v) for s, v in d.items()}
+                           for k, d in (result.stats_pnls or {}).items()},
         }
         (stage / "run.json").write_text(json.dumps(run_info, indent=2))
-        _write_tearsheet(stage / "tearsheet.html", result, equity, bench, metrics, run_id)
+        if cfg.tearsheet:  # else on demand: `nautilus-app tearsheet RUN`, or the Dash app's link
+            _write_tearsheet(stage / "tearsheet.html", result, equity, bench, metrics, run_id)
         os.rename(stage, final)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)

@@ -90,7 +90,7 @@ def spot_config(catalog: Path, strategy: str, **params) -> dict:
         "start": "2025-06-01",
         "end": "2025-07-01",
         "bar_types": [BTC_BAR],
-        "venues": [{"name": "BINANCE", "account_type": "CASH", "starting_balances": ["100000 USDT"]}],
+        "venues": [{"name": "BINANCE", "account_type": "CASH", "costs": "fees_only", "starting_balances": ["100000 USDT"]}],
         "strategies": [{"name": strategy, "params": {"instrument_id": "BTCUSDT.BINANCE", "bar_type": BTC_BAR, **params}}],
     }
 
@@ -104,8 +104,13 @@ def ema_run(catalog: Path, tmp_path_factory: pytest.TempPathFactory):
 def test_results_folder_is_complete(ema_run) -> None:
     files = {p.name for p in ema_run.results_path.iterdir()}
     assert {"config.json", "orders.parquet", "fills.parquet", "positions.parquet", "account.parquet",
-            "trades.parquet", "equity.parquet", "metrics.json", "run.json", "tearsheet.html"} <= files
+            "trades.parquet", "equity.parquet", "metrics.json", "run.json"} <= files
     assert not [p for p in ema_run.results_path.parent.iterdir() if p.name.startswith(".")]
+    # the tearsheet is written on demand, from the folder alone
+    from nautilus_app.tearsheet import write_tearsheet
+
+    html = write_tearsheet(ema_run.results_path).read_text()
+    assert "plotly" in html.lower() and ema_run.run_id in html
     raw = read_kline_zip(SPOT_ZIP)
     equity = pd.read_parquet(ema_run.results_path / "equity.parquet")
     # one equity sample per bar of the month (bars that open in June)
@@ -202,7 +207,7 @@ def test_perpetual_funding_equals_qty_x_mark_x_rate(catalog: Path, tmp_path: Pat
     cfg = parse_config({
         "name": "t_perp", "catalog": str(catalog), "start": "2023-07-05", "end": "2023-07-20",
         "bar_types": [PERP_BAR],
-        "venues": [{"name": "BINANCE_USDM", "account_type": "MARGIN", "starting_balances": ["100000 USDT"],
+        "venues": [{"name": "BINANCE_USDM", "account_type": "MARGIN", "costs": "fees_only", "starting_balances": ["100000 USDT"],
                     "leverages": {PERP_ID: 5}}],
         "strategies": [{"name": "ema_cross", "params": {"instrument_id": PERP_ID, "bar_type": PERP_BAR,
                         "fast_period": 60, "slow_period": 240, "allow_short": True, "position_fraction": 0.5}}],

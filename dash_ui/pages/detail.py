@@ -187,7 +187,7 @@ def layout(ctx, run_id: str) -> html.Div:
         html.Div(run.info.get("note", ""), className="error") if run.synthetic else None,
         html.Div([
             html.A("Nautilus tearsheet", href=f"/files/{quote(run_id)}/tearsheet.html", target="_blank")
-            if (run.path / "tearsheet.html").exists() else None,
+            if (run.path / "tearsheet.html").exists() or (run.path / "run.json").exists() else None,
             html.Span("  |  "), html.A("JSON", href=f"/api/runs/{quote(run_id)}", target="_blank"),
         ]),
     ])
