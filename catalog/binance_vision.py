@@ -53,6 +53,7 @@ from catalog.common import (
     DEC,
     bar_table,
     check_increasing,
+    check_no_nulls,
     check_precision,
     epoch_to_ns,
     snap_funding_times,
@@ -61,6 +62,7 @@ from catalog.common import (
 from catalog.compact import read_zip_csv
 from catalog.errors import DataImportError
 from catalog.store import ensure_catalog_root
+from catalog.validation import NewBars, check_import_jumps, max_jump_setting
 from catalog.writer import (
     ImportReport,
     write_bars,
@@ -278,7 +280,8 @@ def parse_kline_csv(data: bytes, where: str, interval_ns: int) -> tuple[pa.Table
                             {"open", "high", "low", "close", "volume"}, header, str(e)) from e
     lines = np.arange(t.num_rows, dtype=np.int64) + 1 + int(header)
     if t.num_rows == 0:
-        return bar_table(np.array([], np.int64), {c: pa.array([], DEC) for c in _USED[1:6]}), lines
+        raise DataImportError(where, "empty CSV: no data rows" + (" after the header" if header else ""))
+    check_no_nulls(t, _USED, where, lines)
     open_ns = epoch_to_ns(t["open_time"].to_numpy(), where, lines)
     close_ns = epoch_to_ns(t["close_time"].to_numpy(), where, lines)
     span = close_ns - open_ns
@@ -368,6 +371,7 @@ def parse_aggtrades_csv(data: bytes, where: str) -> tuple[pa.Table, np.ndarray]:
         raise _diagnose_csv(data, where, names, {"agg_trade_id", "first_trade_id", "last_trade_id", "transact_time"},
                             {"price", "quantity"}, header, str(e)) from e
     lines = np.arange(t.num_rows, dtype=np.int64) + 1 + int(header)
+    check_no_nulls(t, ["agg_trade_id", "price", "quantity", "transact_time", "is_buyer_maker"], where, lines)
     ts = epoch_to_ns(t["transact_time"].to_numpy(), where, lines) if t.num_rows else np.array([], np.int64)
     ids = t["agg_trade_id"].to_numpy()
     if ts.size > 1:
@@ -412,25 +416,34 @@ def _date_filter(table: pa.Table, start: dt.date | None, end: dt.date | None, sh
 
 def _parse_klines_compact(base: _Base, fetched: list[tuple[str, bytes]], precision: tuple[int, int], interval: str,
                           d0: dt.date | None, d1: dt.date | None, bar_type: str, report: ImportReport,
-                          ) -> tuple[dict[str, np.ndarray], int]:
+                          new_bars=None) -> tuple[dict[str, np.ndarray], int]:
     """Klines of one symbol for the compact store: checksums, then zips unzipped and parsed in
     batches on 2 threads at ``precision`` (price, size decimals), combined (monthly/daily overlaps
-    must agree), filtered to the days. Returns ``(arrays, rows read)``."""
+    must agree), filtered to the days. Returns ``(arrays, rows read)``; each file's rows are added
+    to ``new_bars`` (:class:`catalog.validation.NewBars`) when given."""
     from concurrent.futures import ThreadPoolExecutor
 
     from catalog.compact import combine_bar_parts, parse_kline_csvs, size_batches
 
     step_ns = ins.interval_ns(interval)
 
+    sources: list = []
+
     def parse(batch: list[tuple[str, bytes]]) -> dict[str, np.ndarray]:
         csvs = [_read_csv_from_zip(base, rel, raw) for rel, raw in batch]
-        return parse_kline_csvs(csvs, precision[0], precision[1], step_ns)
+        return parse_kline_csvs(csvs, precision[0], precision[1], step_ns, sources)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         parts = list(pool.map(parse, size_batches(fetched, [len(raw) for _, raw in fetched])))
     if d0 is not None or d1 is not None:
         parts = [{k: a[m] for k, a in p.items()} for p in parts for m in [_day_mask(p["ts"], d0, d1, step_ns)]]
     n_read = sum(int(p["ts"].size) for p in parts)
+    if new_bars is not None:
+        scale = 10.0 ** -precision[0]
+        for where, ts, o, c, first in sorted(sources, key=lambda x: x[0]):
+            m = _day_mask(ts, d0, d1, step_ns) if (d0 is not None or d1 is not None) else slice(None)
+            lines = (np.arange(ts.size, dtype=np.int64) + first)[m]
+            new_bars.add(where, ts[m], o[m] * scale, c[m] * scale, lines)
     return combine_bar_parts(parts, bar_type), n_read
 
 
@@ -517,6 +530,7 @@ def import_binance_vision(
     instruments_file: str | Path | None = None,
     metadata: str = "cache",
     require_files: bool = True,
+    max_jump: float | str | None = None,
 ) -> ImportReport:
     """Import Binance Vision archives into the catalog at ``catalog_path``.
 
@@ -539,6 +553,10 @@ def import_binance_vision(
     instruments.toml, built-in table, cached exchangeInfo, else precisions inferred from the
     archives - the finest decimals in them - and said so in ``report.notes``).
 
+    ``max_jump``: largest close -> next open price change allowed between neighbouring bars (new
+    and stored; :func:`catalog.validation.max_jump_setting`: default ``$NAUTILUS_MAX_JUMP`` or 0.5,
+    0 = off); a file beyond it is refused naming the file, row and jump.
+
     Every archive of one symbol (all kinds) is parsed and validated before anything of it is
     written; a corrupt archive raises :class:`catalog.errors.DataImportError` (file, row, problem)
     and leaves the catalog as it was for that symbol. Returns an :class:`ImportReport`.
@@ -546,6 +564,7 @@ def import_binance_vision(
     from catalog.instrument_meta import InstrumentResolver, decimal_decimals, tick_decimals
 
     t_start = time.perf_counter()
+    max_jump = max_jump_setting(max_jump)
     kinds = tuple(kinds)
     unknown = set(kinds) - set(KINDS)
     if unknown:
@@ -603,6 +622,7 @@ def import_binance_vision(
         # 1. parse every archive of this symbol (no precision checks yet)
         parsed: dict[str, list[tuple[str, pa.Table, np.ndarray]]] = {k: [] for k in kinds}
         compact_arr = None
+        new_bars = NewBars()
         price_dec, size_dec, mark_dec = [], [], []
         for kind in kinds:
             if kind == "klines" and store == "compact":
@@ -610,7 +630,7 @@ def import_binance_vision(
                 scale = (8, 8) if infer else None
                 if scale is not None:
                     compact_arr = _parse_klines_compact(base, fetched[kind], scale, interval, d0, d1,
-                                                        str(ins.bar_type(symbol, mkt, interval)), report)
+                                                        str(ins.bar_type(symbol, mkt, interval)), report, new_bars)
                     arr = compact_arr[0]
                     if arr["ts"].size:
                         price_dec.append(max(tick_decimals(arr[c], 8) for c in ("open", "high", "low", "close")))
@@ -645,7 +665,8 @@ def import_binance_vision(
         if store == "compact" and "klines" in kinds:
             if compact_arr is None:
                 compact_arr = _parse_klines_compact(base, fetched["klines"], (spec.price_precision, spec.size_precision),
-                                                    interval, d0, d1, str(ins.bar_type(symbol, mkt, interval)), report)
+                                                    interval, d0, d1, str(ins.bar_type(symbol, mkt, interval)), report,
+                                                    new_bars)
             else:
                 compact_arr = (_rescale_ticks(compact_arr[0], (8, 8), (spec.price_precision, spec.size_precision)),
                                compact_arr[1])
@@ -661,11 +682,18 @@ def import_binance_vision(
                     tables[kind].append(_date_filter(t, d0, d1, 0))
                 elif kind == "klines":
                     validate_bars(t, where, lines, spec.price_precision, spec.size_precision)
-                    tables[kind].append(_date_filter(t, d0, d1, step_ns))
+                    m = _day_mask(t["ts"].to_numpy(), d0, d1, step_ns)
+                    t, lines = (t, lines) if m.all() else (t.filter(pa.array(m)), lines[m])
+                    tables[kind].append(t)
+                    new_bars.add(where, t["ts"].to_numpy(), pc.cast(t["open"], pa.float64()).to_numpy(),
+                                 pc.cast(t["close"], pa.float64()).to_numpy(), lines)
                 else:
                     validate_bars(t, where, lines, spec.mark_price_precision, 16)
                     t = _date_filter(t, d0, d1, mark_ns)
                     tables[kind].append(pa.table({"ts": t["ts"], "value": t["close"]}))
+        # content: the new bars must continue the stored neighbours (and each other) without a jump
+        if "klines" in kinds:
+            check_import_jumps(root, str(ins.bar_type(symbol, mkt, interval)), store, new_bars, step_ns, max_jump)
         # 4. write: instrument first (idempotent), then every kind
         write_instruments(root, [ins.build_instrument(symbol, mkt, spec=spec)], report, count_once=True)
         for kind in kinds:

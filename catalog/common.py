@@ -114,6 +114,15 @@ def check_precision(arr: pa.Array, precision: int, path: str, column: str, lines
         )
 
 
+def check_no_nulls(table: pa.Table, columns: Sequence[str], path: str, lines: np.ndarray) -> None:
+    """Raise :class:`DataImportError` naming file, 1-based row and column at the first empty or
+    NaN value (Arrow's CSV reader turns ``""``, ``nan``, ``NaN``, ``NA``, ``null`` ... into nulls)."""
+    for col in columns:
+        if col in table.column_names and table[col].null_count:
+            i = int(np.flatnonzero(table[col].is_null().to_numpy(zero_copy_only=False))[0])
+            raise DataImportError(path, f"column {col!r}: empty or NaN value (a number is required)", int(lines[i]))
+
+
 def _first_true(mask: pa.Array) -> int | None:
     arr = mask.to_numpy(zero_copy_only=False)
     idx = np.flatnonzero(arr)
@@ -123,6 +132,7 @@ def _first_true(mask: pa.Array) -> int | None:
 def validate_bars(table: pa.Table, path: str, lines: np.ndarray, price_precision: int, size_precision: int) -> None:
     """Check a bar table: precisions fit, prices > 0, volume >= 0, low <= open/close <= high,
     timestamps strictly increasing. Raises :class:`DataImportError` on the first bad row."""
+    check_no_nulls(table, BAR_COLUMNS, path, lines)
     for col in PRICE_COLUMNS:
         check_precision(table[col].combine_chunks(), price_precision, path, col, lines)
     check_precision(table["volume"].combine_chunks(), size_precision, path, "volume", lines)

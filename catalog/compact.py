@@ -643,9 +643,11 @@ def parse_kline_zips(paths: list[str | Path], price_precision: int, size_precisi
 
 
 def parse_kline_csvs(csvs: list[tuple[str, bytes]], price_precision: int, size_precision: int,
-                     interval_ns: int) -> dict[str, np.ndarray]:
+                     interval_ns: int, sources: list | None = None) -> dict[str, np.ndarray]:
     """:func:`parse_kline_zips` for already unzipped kline CSVs ``(where, bytes)`` (``where``
-    names the file in errors). Rows in the order given."""
+    names the file in errors). Rows in the order given. ``sources``: if given, one
+    ``(where, ts, open, close, first row number)`` per file is appended (views of the result), for
+    content checks that name the file (:func:`catalog.validation.check_import_jumps`)."""
     from catalog.binance_vision import _has_header
     from catalog.common import _MS_MIN, _US_MIN, epoch_to_ns
     from catalog.errors import DataImportError
@@ -656,7 +658,9 @@ def parse_kline_csvs(csvs: list[tuple[str, bytes]], price_precision: int, size_p
         if _has_header(data):
             cut = data.find(b"\n")
             body, first = (data[cut + 1:] if cut >= 0 else b""), 2
-        if body and not body.endswith(b"\n"):
+        if not body.strip():
+            raise DataImportError(where, "empty CSV: no data rows" + (" after the header" if first == 2 else ""))
+        if not body.endswith(b"\n"):
             body += b"\n"
         files.append((where, data, body, first))
     try:
@@ -703,6 +707,10 @@ def parse_kline_csvs(csvs: list[tuple[str, bytes]], price_precision: int, size_p
         back = back[~np.isin(back, starts[1:-1])]  # only inside a file: the next file may start anywhere
         if back.size:
             raise fail(int(back[0]), "timestamps not strictly increasing")
+    if sources is not None:
+        for j, f in enumerate(files):
+            a, b = int(starts[j]), int(starts[j + 1])
+            sources.append((f[0], out["ts"][a:b], out["open"][a:b], out["close"][a:b], f[3]))
     return out
 
 

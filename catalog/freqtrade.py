@@ -37,6 +37,7 @@ from catalog.common import (
 )
 from catalog.errors import DataImportError
 from catalog.store import ensure_catalog_root
+from catalog.validation import NewBars, check_import_jumps, max_jump_setting
 from catalog.writer import ImportReport, write_bars, write_funding_rates, write_instruments, write_mark_prices
 from nautilus_app import instruments as ins
 
@@ -186,6 +187,7 @@ def import_freqtrade(
     one_timeframe: bool = False,
     instruments_file: str | Path | None = None,
     metadata: str = "cache",
+    max_jump: float | str | None = None,
 ) -> ImportReport:
     """Import freqtrade feather files from ``data_dir`` into the catalog at ``catalog_path``.
 
@@ -203,11 +205,14 @@ def import_freqtrade(
     else precisions inferred from the files (the finest decimals over all OHLCV files of the
     instrument, so every value is stored exactly; reported in ``report.notes``). All files of one
     instrument are read and validated before any of it is written; rows already in the catalog are
-    skipped. Returns an :class:`ImportReport`.
+    skipped. ``max_jump``: a file whose prices jump more than this from the stored neighbouring bars
+    (or inside itself) is refused (:func:`catalog.validation.check_import_jumps`; default
+    ``$NAUTILUS_MAX_JUMP`` or 0.5, 0 = off). Returns an :class:`ImportReport`.
     """
     from catalog.instrument_meta import InstrumentResolver
 
     t0 = time.perf_counter()
+    max_jump = max_jump_setting(max_jump)
     if trading_mode not in (None, "spot", "futures"):
         raise ValueError(f"trading_mode must be 'spot', 'futures' or None, not {trading_mode!r}")
     data_dir = Path(data_dir)
@@ -293,8 +298,14 @@ def import_freqtrade(
                              base_quote=names.get((symbol, market)), where=str(data_dir))
         inst = ins.build_instrument(symbol, market, spec=spec)
         bar_tables: dict[str, list[pa.Table]] = defaultdict(list)
+        new_bars: dict[str, NewBars] = defaultdict(NewBars)
         for tf, step, p, frame in ohlcv:
-            bar_tables[tf].append(ohlcv_table(p, step, frame, spec.price_precision, spec.size_precision))
+            t = ohlcv_table(p, step, frame, spec.price_precision, spec.size_precision)
+            bar_tables[tf].append(t)
+            new_bars[tf].add(str(p), t["ts"].to_numpy(), frame[1]["open"], frame[1]["close"], frame[2])
+        for tf in bar_tables:  # content: no price jump against the stored neighbours or inside the files
+            check_import_jumps(root, str(ins.bar_type(symbol, market, tf)), "nautilus", new_bars[tf],
+                               ins.interval_ns(tf), max_jump)
         mark_tabs = []
         mark_step = 0
         for p, step, frame in marks:

@@ -18,6 +18,8 @@ check                  what                                       default       
 ``funding_missing``    a perpetual has bars but no funding        error in ``validate``      none (download funding)
                        settlement where one is due
 ``funding_interval``   the funding interval changes (8 h -> 4 h)  report (info)              none
+``jumps``              close -> next open beyond ``max_jump``     **refuse** on import;      none (re-import the right
+                       (default 50 %; bars <= 1 day apart)        error in ``validate``      file)
 =====================  =========================================  =========================  ==========================
 
 Where it runs: the importers (:mod:`catalog.binance_vision`, :mod:`catalog.freqtrade`) and the
@@ -47,7 +49,7 @@ from catalog.common import DEC
 
 MIN_NS = 60_000_000_000
 HOUR_NS = 60 * MIN_NS
-CHECKS = ("ohlc", "duplicates", "order", "gaps", "funding_missing", "funding_interval")
+CHECKS = ("ohlc", "duplicates", "order", "gaps", "jumps", "funding_missing", "funding_interval")
 REPAIRABLE = ("ohlc", "duplicates", "order")
 
 
@@ -329,12 +331,14 @@ def validate_bar_table(table: pa.Table, interval_ns: int, *, market: str = "spot
 # --------------------------------------------------------------------------- catalog
 
 
-def validate_catalog(root: Path, *, default_funding_interval_min: int = 480) -> pd.DataFrame:
+def validate_catalog(root: Path, *, default_funding_interval_min: int = 480,
+                     max_jump: float | str | None = None) -> pd.DataFrame:
     """Check everything stored in the catalog at ``root``.
 
     Returns a DataFrame with columns ``kind``, ``identifier`` plus the :class:`Problem` fields,
     one row per finding: per bar type ``ohlc``/``duplicates``/``order``/``gaps`` (gaps inside known
-    halts are ``info``); per perpetual with bars ``funding_missing`` (error) against its funding
+    halts are ``info``), ``jumps`` (error: close -> next open beyond ``max_jump``, see
+    :func:`max_jump_setting`; a wrong symbol's data stored under another's name); per perpetual with bars ``funding_missing`` (error) against its funding
     rows; per funding series ``funding_interval`` changes and ``gaps``. Empty frame = clean.
     """
     from catalog.inventory import _entries, bar_interval_ns
@@ -350,6 +354,9 @@ def validate_catalog(root: Path, *, default_funding_interval_min: int = 480) -> 
             market = "um" if iid.endswith("BINANCE_USDM") else "spot"
             _, res = validate_bar_table(t, iv or MIN_NS, market=market, symbol=iid.split(".")[0].split("-")[0])
             rows += [{"kind": kind, "identifier": ident} | p.__dict__ for p in res.problems]
+            if not any(p.check in ("order", "duplicates") for p in res.problems):
+                rows += [{"kind": kind, "identifier": ident} | p.__dict__
+                         for p in stored_jumps(files, t, iv or MIN_NS, max_jump)]
             if "-PERP." in iid:
                 f_ts, f_iv = _read_funding(funding.get(iid, []))
                 for p in missing_funding(t["ts"].to_numpy(), f_ts, f_iv, default_funding_interval_min):
@@ -403,6 +410,202 @@ def _day(ns: int) -> dt.date:
 
 
 __all__ = [
-    "CHECKS", "DEC", "KNOWN_HALTS", "Halt", "Problem", "ValidationError", "ValidationResult", "find_gaps",
+    "CHECKS", "DEC", "DEFAULT_MAX_JUMP", "KNOWN_HALTS", "Halt", "NewBars", "Problem", "ValidationError",
+    "ValidationResult", "check_import_jumps", "find_gaps", "find_jumps", "max_jump_setting", "stored_jumps",
     "funding_interval_changes", "missing_funding", "report_gaps", "validate_bar_table", "validate_catalog",
 ]
+
+
+# --------------------------------------------------------------------------- price jumps (content check)
+
+#: Default largest price change allowed between neighbouring bars of one instrument, as a fraction
+#: of the lower price: 0.5 refuses a rise of more than +50 % or a fall of more than -33 % from one
+#: bar's close to the next bar's open. A month of ETHUSDT stored under a BTCUSDT name jumps ~-94 %
+#: (x0.06), far beyond; the largest close-to-open move in the shared real data is a few percent.
+DEFAULT_MAX_JUMP = 0.5
+
+
+def max_jump_setting(value: float | str | None = None) -> float:
+    """The jump limit to use: ``value`` if given, else ``$NAUTILUS_MAX_JUMP``, else
+    :data:`DEFAULT_MAX_JUMP`. ``0`` (or ``off``) disables the check (returns ``inf``). Raises
+    ``ValueError`` for a negative, NaN or non-numeric value."""
+    import math
+    import os
+
+    raw = value if value is not None else os.environ.get("NAUTILUS_MAX_JUMP")
+    if raw is None or raw == "":
+        return DEFAULT_MAX_JUMP
+    if isinstance(raw, str) and raw.strip().lower() in ("off", "none"):
+        return math.inf
+    try:
+        v = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"max jump {raw!r}: expected a fraction like 0.5 (= 50 %), or 0/off to disable") from None
+    if math.isnan(v) or v < 0:
+        raise ValueError(f"max jump {raw!r}: expected a fraction >= 0 like 0.5 (= 50 %), or 0/off to disable")
+    return math.inf if v == 0 else v
+
+
+def jump_gap_ns(interval_ns: int) -> int:
+    """Bars further apart than this are not neighbours for the jump check (1 day, or 2 intervals)."""
+    return max(86_400_000_000_000, 2 * int(interval_ns or MIN_NS))
+
+
+def find_jumps(ts: np.ndarray, open_: np.ndarray, close: np.ndarray, max_jump: float,
+               max_gap_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``i`` where the close of bar ``i`` -> open of bar ``i + 1`` (sorted by ``ts``, at
+    most ``max_gap_ns`` apart) changes by more than ``max_jump`` (``max/min - 1``), and the
+    signed change ``open/close - 1`` there."""
+    ts = np.asarray(ts, dtype=np.int64)
+    if ts.size < 2 or not np.isfinite(max_jump):
+        return np.array([], np.int64), np.array([], np.float64)
+    a = np.asarray(close, dtype=np.float64)[:-1]
+    b = np.asarray(open_, dtype=np.float64)[1:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.maximum(a, b) / np.minimum(a, b) - 1.0
+    idx = np.flatnonzero((ratio > max_jump) & (np.diff(ts) <= max_gap_ns))
+    return idx, b[idx] / a[idx] - 1.0
+
+
+def _when(ns: int) -> str:
+    return pd.Timestamp(int(ns), tz="UTC").strftime("%Y-%m-%d %H:%M")
+
+
+def stored_bar_prices(root: Path, bar_type: str, store: str, lo_ns: int, hi_ns: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(ts, open, close)`` (float prices) of the bars of ``bar_type`` stored in ``store``
+    (``"nautilus"`` or ``"compact"``) with ``lo_ns <= ts <= hi_ns``."""
+    empty = (np.array([], np.int64), np.array([], np.float64), np.array([], np.float64))
+    if store == "compact":
+        from catalog.compact import compact_dir, read_arrays
+
+        if not compact_dir(root, bar_type).is_dir():
+            return empty
+        arrs, pp, _ = read_arrays(root, bar_type, lo_ns, hi_ns + 1)
+        scale = 10.0 ** -pp
+        return arrs["ts"], arrs["open"] * scale, arrs["close"] * scale
+    from catalog.reader import data_folder
+
+    files = sorted(str(p) for p in data_folder(Path(root), "bars", bar_type).glob("*.parquet"))
+    if not files:
+        return empty
+    import pyarrow.dataset as ds
+
+    t = ds.dataset(files, format="parquet").to_table(
+        columns=["ts_init", "open", "close"],
+        filter=(ds.field("ts_init").cast(pa.int64()) >= lo_ns) & (ds.field("ts_init").cast(pa.int64()) <= hi_ns))
+    ts = pc.cast(t["ts_init"], pa.int64()).to_numpy()
+    o = pc.cast(t["open"], pa.float64()).to_numpy()
+    c = pc.cast(t["close"], pa.float64()).to_numpy()
+    order = np.argsort(ts, kind="stable")
+    return ts[order], o[order], c[order]
+
+
+class NewBars:
+    """Rows about to be imported for one bar type, with where each came from: ``add(where, ts,
+    open, close, lines)`` per source file (``lines``: 1-based row numbers, or the first row's
+    number when rows are consecutive)."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray | int]] = []
+
+    def add(self, where: str, ts: np.ndarray, open_: np.ndarray, close: np.ndarray, lines: np.ndarray | int = 1) -> None:
+        ts = np.asarray(ts, dtype=np.int64)
+        if ts.size:
+            self.parts.append((where, ts, np.asarray(open_, np.float64), np.asarray(close, np.float64), lines))
+
+    def locate(self, t: int) -> tuple[str, int | None]:
+        """(file, 1-based row) of the new row at ``t`` (the first file holding it)."""
+        for where, ts, _, _, lines in self.parts:
+            k = int(np.searchsorted(ts, t))
+            if k < ts.size and ts[k] == t:
+                return where, (int(lines[k]) if isinstance(lines, np.ndarray) else int(lines) + k)
+        return "?", None
+
+
+def check_import_jumps(root: Path, bar_type: str, store: str, new: NewBars, interval_ns: int,
+                       max_jump: float | str | None = None) -> None:
+    """Refuse an import whose prices jump more than ``max_jump`` (:func:`max_jump_setting`) between
+    neighbouring bars: the stored bars next to the new rows and the new rows themselves (inside a
+    file and across files). Raises :class:`catalog.errors.DataImportError` naming the file, row and
+    the jump (e.g. a month of ETHUSDT packed under a BTCUSDT file name: about -94 %)."""
+    from catalog.errors import DataImportError
+
+    limit = max_jump_setting(max_jump)
+    if not new.parts or not np.isfinite(limit):
+        return
+    gap = jump_gap_ns(interval_ns)
+    ts = np.concatenate([p[1] for p in new.parts])
+    o = np.concatenate([p[2] for p in new.parts])
+    c = np.concatenate([p[3] for p in new.parts])
+    s_ts, s_o, s_c = stored_bar_prices(Path(root), str(bar_type), store, int(ts.min()) - gap, int(ts.max()) + gap)
+    all_ts = np.concatenate([s_ts, ts])
+    is_new = np.concatenate([np.zeros(s_ts.size, bool), np.ones(ts.size, bool)])
+    order = np.argsort(all_ts, kind="stable")  # stored first on equal times: they stay
+    all_ts, is_new = all_ts[order], is_new[order]
+    all_o, all_c = np.concatenate([s_o, o])[order], np.concatenate([s_c, c])[order]
+    keep = np.ones(all_ts.size, bool)
+    keep[1:] = all_ts[1:] != all_ts[:-1]
+    all_ts, is_new, all_o, all_c = all_ts[keep], is_new[keep], all_o[keep], all_c[keep]
+    idx, change = find_jumps(all_ts, all_o, all_c, limit, gap)
+    touches = is_new[idx] | is_new[idx + 1]
+    idx, change = idx[touches], change[touches]
+    if not idx.size:
+        return
+    i, ch = int(idx[0]), float(change[0])
+
+    (wa, ra), (wb, rb) = [new.locate(int(all_ts[j])) if is_new[j] else ("", None) for j in (i, i + 1)]
+    if wb and (not wa or wa == wb):
+        where, row = wb, rb
+    elif wa and not wb:
+        where, row = wa, ra
+    else:
+        where, row = f"{wa} / {wb}", rb
+
+    def desc(w: str, r: int | None) -> str:
+        if not w:
+            return "stored"
+        return ("this file" if w == where else w) + (f", row {r}" if r is not None else "")
+
+    more = f"; {idx.size - 1} more jumps" if idx.size > 1 else ""
+    raise DataImportError(where, (
+        f"{bar_type}: price jumps {ch * 100:+.1f} % between neighbouring bars: close {all_c[i]:g} (bar closing "
+        f"{_when(all_ts[i])} UTC, {desc(wa, ra)}) -> open {all_o[i + 1]:g} (bar closing {_when(all_ts[i + 1])} UTC, "
+        f"{desc(wb, rb)}); the limit is {limit:.0%} (--max-jump / $NAUTILUS_MAX_JUMP){more}. Wrong symbol in the "
+        "file or corrupt prices? Nothing imported"), row)
+
+
+def stored_jumps(files: list[Path], table: pa.Table, interval_ns: int, max_jump: float | None = None) -> list[Problem]:
+    """Price jumps inside stored bars (``table``: ``ts`` + decimal/float ``open``/``close``, sorted),
+    as ``jumps`` errors naming the bars' times, the change and the files holding them."""
+    limit = max_jump_setting(max_jump)
+    if table.num_rows < 2 or not np.isfinite(limit):
+        return []
+    ts = np.asarray(table["ts"].to_numpy(), dtype=np.int64)
+    o = pc.cast(table["open"], pa.float64()).to_numpy()
+    c = pc.cast(table["close"], pa.float64()).to_numpy()
+    idx, change = find_jumps(ts, o, c, limit, jump_gap_ns(interval_ns))
+    out = []
+    names = [(f, f.stem) for f in files]
+
+    def file_of(t: int) -> str:
+        from catalog.compact import _parse_name
+
+        for f, stem in names:
+            try:
+                a, b = _parse_name(stem)
+            except (ValueError, IndexError):
+                continue
+            if a <= t <= b:
+                return f.name
+        return "?"
+
+    for i, ch in zip(idx.tolist()[:20], change.tolist()[:20], strict=True):
+        fa, fb = file_of(int(ts[i])), file_of(int(ts[i + 1]))
+        out.append(Problem("jumps", "error", (
+            f"price jumps {ch * 100:+.1f} % from close {c[i]:g} at {_when(ts[i])} to open {o[i + 1]:g} at "
+            f"{_when(ts[i + 1])} UTC (files {fa}" + ("" if fb == fa else f", {fb}") + f"; limit {limit:.0%})"),
+            rows=1, first_row=i + 1))
+    if idx.size > 20:
+        out.append(Problem("jumps", "error", f"... and {idx.size - 20} more price jumps", rows=int(idx.size - 20)))
+    return out
