@@ -40,11 +40,14 @@ def universe_config(catalog: Path, mode: str, **universe) -> dict:
         "name": f"bh_{mode}", "catalog": str(catalog), "start": START, "end": END, "bar_types": [],
         "universe": {"market": "um", "symbols": "*", "interval": "1m", "mode": mode, **universe},
         "venues": [{"name": "BINANCE_USDM", "account_type": "MARGIN", "starting_balances": ["100000 USDT"],
-                    "margin_mode": "isolated"}],
+                    "margin_mode": "isolated", "costs": "fees_only"}],  # fills exactly at bar prices
         # a fixed notional per symbol: equity-fraction sizing would see the other symbols' pending orders
         # in a shared account (a portfolio effect), so only fixed sizing gives identical per-symbol runs
         "strategies": [{"name": "buy_and_hold", "params": {
-            "risk": {"sizing": {"method": "fixed_notional", "notional_usdt": NOTIONAL}}}}],
+            "risk": {"sizing": {"method": "fixed_notional", "notional_usdt": NOTIONAL},
+                     # no portfolio-wide limits (the bankroll defaults cap heat at 6 % of equity)
+                     "limits": {"max_heat": 0, "max_position_fraction": 0, "daily_loss_limit": 0,
+                                "drawdown_pause": 0, "drawdown_half_size": 0}}}}],
     }
 
 

@@ -115,6 +115,7 @@ def run_config(strategy: str, *, params: dict | None = None, venue_extra: str = 
         maker_fee = {FEE}
         taker_fee = {FEE}
         fill_timing = "same_close"
+        costs = "fees_only"
         {venue_extra}
 
         [[strategies]]
