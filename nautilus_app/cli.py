@@ -38,6 +38,10 @@ def _fmt(value: object, pct: bool = False) -> str:
     return str(value)
 
 
+def _days(seconds: object) -> str:
+    return "n/a" if seconds is None else f"{float(seconds) / 86_400:,.1f} d"  # type: ignore[arg-type]
+
+
 def format_summary(outcome) -> str:  # noqa: ANN001 - BacktestOutcome (lazy import)
     """One screen of the key numbers of a finished run: totals, then results per strategy and per
     instrument (docs/metrics.md ``by_strategy`` / ``by_instrument``), and a warning line when
@@ -64,14 +68,22 @@ def format_summary(outcome) -> str:  # noqa: ANN001 - BacktestOutcome (lazy impo
         ("Buy and hold", bh),
         ("CAGR", _fmt(m.get("cagr"), pct=True)),
         ("Sharpe / Sortino", f"{_fmt(m.get('sharpe'))} / {_fmt(m.get('sortino'))}"),
-        ("Max drawdown", _fmt(m.get("max_drawdown"), pct=True)),
+        ("Max drawdown", _fmt(m.get("max_drawdown"), pct=True)
+                         + (f" (longest under water {_days(m.get('max_drawdown_duration_s'))}, deepest "
+                            f"{_days(m.get('deepest_drawdown_duration_s'))})"
+                            if m.get("max_drawdown_duration_s") is not None else "")),
         ("Trades / win rate", f"{m.get('trades')} / {_fmt(m.get('win_rate'), pct=True)}"
                               + (f" ({open_n} open at the end)" if open_n else "")),
         ("Profit factor", _fmt(m.get("profit_factor"))),
-        ("Exposure", _fmt(m.get("exposure"), pct=True)),
+        ("Exposure", _fmt(m.get("exposure"), pct=True)
+                     + (f" (max {m['max_concurrent_positions']} positions at once; leverage avg "
+                        f"{_fmt(m.get('avg_leverage'))}x, max {_fmt(m.get('max_leverage'))}x)"
+                        if m.get("max_concurrent_positions") is not None else "")),
+        ("Exits", ", ".join(f"{k} {v}" for k, v in (m.get("exit_reasons") or {}).items() if v) or "none"),
         ("Fees / funding", f"{_fmt(m.get('fees_paid_usdt'))} / {_fmt(m.get('funding_paid_usdt'))} USDT"),
         ("Slippage / liq. fees", f"{_fmt(m.get('slippage_cost_usdt'))} / {_fmt(m.get('liquidation_fees_usdt'))} USDT"
                                  f" ({m.get('liquidations', 0)} liquidations)"),
+        *((f"Costs {name}", text) for name, text in (m.get("costs") or {}).items()),
         ("Results", str(outcome.results_path)),
     ]
     width = max(len(k) for k, _ in rows)

@@ -280,6 +280,61 @@ def max_drawdown(equity: pd.Series) -> Drawdown:
     return result
 
 
+def longest_underwater(equity: pd.Series) -> pd.Timedelta:
+    """Longest time under water: the longest drawdown episode, however shallow.
+
+    An episode starts at the last sample at a running peak before equity falls below it and ends at
+    the first later sample with ``E_t >= peak`` (recovery), or at the last sample if equity never got
+    back. Returns the longest episode's length (``Timedelta(0)`` if equity never falls below a peak).
+    This is trading-bot-plan.md's ``max_drawdown_duration`` ("days underwater"); the duration of the
+    *deepest* drawdown is :func:`max_drawdown`'s ``duration``.
+    """
+    eq = validate_equity(equity)
+    values = eq.to_numpy()
+    under = values < np.maximum.accumulate(values)
+    if not under.any():
+        return pd.Timedelta(0)
+    idx = eq.index.asi8
+    d = np.diff(np.concatenate([[0], under.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)  # run [s, e): under water
+    # episode: from the sample before the run (the peak; a run cannot start at sample 0) to the
+    # sample after it (recovery) or the last sample
+    longest = max(idx[min(e, len(idx) - 1)] - idx[s - 1] for s, e in zip(starts, ends, strict=True))
+    return pd.Timedelta(int(longest), unit="ns")
+
+
+def max_concurrent_positions(trades: pd.DataFrame | None) -> int:
+    """Most positions open at the same time (trading-bot-plan.md ``max_concurrent_positions``).
+
+    Each trade is open on ``[entry_time, exit_time)``: a position closed at ``t`` and another opened
+    at ``t`` do not overlap. Positions of different strategies or instruments count separately.
+    0 with no trades.
+    """
+    t = validate_trades(trades)
+    if len(t) == 0:
+        return 0
+    times = np.concatenate([t["entry_time"].astype("int64").to_numpy(), t["exit_time"].astype("int64").to_numpy()])
+    steps = np.concatenate([np.ones(len(t), dtype=np.int64), -np.ones(len(t), dtype=np.int64)])
+    order = np.lexsort((steps, times))  # at equal times exits (-1) first
+    return int(np.cumsum(steps[order]).max())
+
+
+def leverage_stats(leverage: pd.Series | None) -> tuple[float | None, float | None]:
+    """(average, maximum) of a leverage series (gross position notional / equity at each bar close).
+
+    The average is over all samples (flat samples count as 0x), i.e. time-weighted for evenly spaced
+    bars. Samples with equity <= 0 (leverage undefined, NaN/inf) are left out. ``(None, None)`` without
+    a series or without finite samples.
+    """
+    if leverage is None:
+        return None, None
+    v = pd.to_numeric(leverage, errors="coerce").to_numpy(dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return None, None
+    return float(v.mean()), float(v.max())
+
+
 def daily_returns(equity: pd.Series, starting_equity: float | None = None) -> pd.Series:
     """Returns between UTC calendar-day closes.
 
@@ -616,6 +671,7 @@ def compute_metrics(
     buy_and_hold_return: float | None,
     starting_equity: float | None = None,
     risk_free: float = 0.0,
+    leverage: pd.Series | None = None,
 ) -> dict[str, float | int | str | bool | None]:
     """All metrics of one backtest as a flat, JSON-serialisable dict (see ``docs/metrics.md``).
 
@@ -625,7 +681,9 @@ def compute_metrics(
     ``funding`` column),
     ``buy_and_hold_return`` (fraction, or ``None`` if there is no benchmark), ``starting_equity`` (USDT,
     optional: the initial balance; default the first equity sample; used by ``total_return``, ``cagr``
-    and the first daily return), ``risk_free`` (annual fraction for Sharpe / Sortino, default 0).
+    and the first daily return), ``risk_free`` (annual fraction for Sharpe / Sortino, default 0),
+    ``leverage`` (optional series of gross position notional / equity per bar: ``avg_leverage`` /
+    ``max_leverage``; ``None`` without it).
 
     Every value is ``int``, ``float``, ``str``, ``bool`` or ``None``; non-finite numbers (inf / nan) are
     ``None`` (so ``json.dumps(..., allow_nan=False)`` works). In particular ``profit_factor`` is ``None``
@@ -665,6 +723,7 @@ def compute_metrics(
         sharpe = sortino = vol = None
 
     ts = trade_stats(t)
+    avg_lev, max_lev = leverage_stats(leverage)
     raw: dict[str, Any] = {
         "start": start,
         "end": end,
@@ -678,7 +737,8 @@ def compute_metrics(
         "sortino": sortino,
         "calmar": calmar_ratio(growth, dd.max_drawdown),
         "max_drawdown": dd.max_drawdown,
-        "max_drawdown_duration_s": dd.duration,
+        "max_drawdown_duration_s": longest_underwater(eq),
+        "deepest_drawdown_duration_s": dd.duration,
         "max_drawdown_peak": dd.peak_time,
         "max_drawdown_trough": dd.trough_time,
         "max_drawdown_recovered": None if dd.peak_time is None else recovery_time is not None,
@@ -699,6 +759,9 @@ def compute_metrics(
         "longest_win_streak": ts.longest_win_streak,
         "longest_loss_streak": ts.longest_loss_streak,
         "exposure": exposure(t, start, end),
+        "max_concurrent_positions": max_concurrent_positions(t),
+        "avg_leverage": avg_lev,
+        "max_leverage": max_lev,
         "fees_paid_usdt": fees,
         "funding_paid_usdt": funding,
         "buy_and_hold_return": bh,

@@ -189,7 +189,8 @@ def add_fill_costs(fills: pd.DataFrame, orders: pd.DataFrame, sims: dict[str, Ve
 
 
 def build_trades(positions: pd.DataFrame, funding: pd.DataFrame, fills: pd.DataFrame | None = None,
-                 marks: dict[str, tuple[pd.Timestamp, float]] | None = None) -> pd.DataFrame:
+                 marks: dict[str, tuple[pd.Timestamp, float]] | None = None, orders: pd.DataFrame | None = None,
+                 last_ts: pd.Timestamp | None = None, trailed: set[str] | None = None) -> pd.DataFrame:
     """Round trips from the normalised positions report (one row per position cycle).
 
     Columns as :mod:`nautilus_app.metrics` expects: ``instrument_id``, ``strategy_id``, ``side``
@@ -208,10 +209,14 @@ def build_trades(positions: pd.DataFrame, funding: pd.DataFrame, fills: pd.DataF
     side x open quantity x (mark - avg open price)`` and ``pnl`` = realized so far (entry commissions,
     funding, partial closes) + ``unrealized_pnl`` (no exit fee: nothing was sold). Without ``marks``
     only closed cycles are returned (``is_open`` all False).
+
+    ``exit_reason`` / ``exit_tag`` (:func:`exit_reasons`) from ``orders`` (the normalised orders report),
+    ``last_ts`` (the last bar's close) and ``trailed``; without ``orders``: ``end_of_run`` for open
+    trades and "" otherwise.
     """
     cols = ["instrument_id", "strategy_id", "side", "entry_time", "exit_time", "quantity", "entry_price",
             "exit_price", "pnl", "return_frac", "fees", "funding", "liquidation_fee", "slippage_cost", "liquidated",
-            "is_open", "unrealized_pnl"]
+            "is_open", "unrealized_pnl", "exit_reason", "exit_tag"]
     if "ts_closed" in positions.columns:
         is_closed = positions["ts_closed"].notna()
         is_open = (~is_closed & (positions["quantity"].astype(float) > 0)
@@ -251,6 +256,7 @@ def build_trades(positions: pd.DataFrame, funding: pd.DataFrame, fills: pd.DataF
         "pnl": rows["realized_pnl"].astype(float) + unrealized,
         "fees": fees.astype(float),
         "funding": rows["position_id"].map(funding_by_pos).fillna(0.0).astype(float),
+        "_closing_order_id": rows["closing_order_id"].astype(str) if "closing_order_id" in rows else "",
     })
     trades["liquidation_fee"] = 0.0
     trades["slippage_cost"] = 0.0
@@ -272,7 +278,64 @@ def build_trades(positions: pd.DataFrame, funding: pd.DataFrame, fills: pd.DataF
         trades["liquidated"] = per_row["liq"].fillna(False).astype(bool).to_numpy()
         trades["fees"] = trades["fees"] - trades["liquidation_fee"]
     trades["return_frac"] = trades["pnl"] / (trades["quantity"] * trades["entry_price"])
+    if orders is not None:
+        trades["exit_reason"], trades["exit_tag"] = exit_reasons(trades, orders, last_ts, trailed)
+    else:
+        trades["exit_reason"] = np.where(trades["is_open"], "end_of_run", "")
+        trades["exit_tag"] = ""
     return trades[cols].sort_values("exit_time").reset_index(drop=True)
+
+
+#: ``trades.parquet`` ``exit_reason`` values (docs/metrics.md).
+EXIT_REASONS = ("signal", "stop", "take_profit", "trailing", "time", "liquidation", "end_of_run")
+_TAG_REASONS = (("LIQUIDATION", "liquidation"), ("RISK_TP", "take_profit"), ("RISK_TRAIL", "trailing"),
+                ("TRAILING_STOP", "trailing"), ("RISK_STOP", "stop"), ("TIME_STOP", "time"), ("MAX_HOLD", "time"),
+                ("END_OF_RUN", "end_of_run"))
+
+
+def exit_reasons(trades: pd.DataFrame, orders: pd.DataFrame, last_ts: pd.Timestamp | None,
+                 trailed: set[str] | None = None) -> tuple[pd.Series, pd.Series]:
+    """``(exit_reason, exit_tag)`` per trade, from the order that closed the position.
+
+    ``exit_tag`` = the closing order's tags (e.g. ``WEAK_TREND``, ``RISK_STOP``; "" if none). Reason, first
+    match: a ``LIQUIDATION`` tag -> ``liquidation``; ``RISK_TP`` -> ``take_profit``; ``RISK_TRAIL`` /
+    ``TRAILING_STOP``, or a ``RISK_STOP`` order a trailing update had moved (``trailed``) -> ``trailing``;
+    ``RISK_STOP`` -> ``stop``; ``TIME_STOP`` / ``MAX_HOLD`` -> ``time``; ``END_OF_RUN`` (the strategies'
+    ``on_stop`` closes), an untagged close submitted at or after the last bar, or a position still open at
+    the end -> ``end_of_run``; anything else (the strategy's own exit signal) -> ``signal``.
+    """
+    if trades.empty:
+        return pd.Series([], dtype=object), pd.Series([], dtype=object)
+    trailed = trailed or set()
+    tags = dict(zip(orders["client_order_id"].astype(str), orders["tags"], strict=True)) if "tags" in orders else {}
+    ts_init = dict(zip(orders["client_order_id"].astype(str), pd.to_datetime(orders["ts_init"], utc=True),
+                       strict=True)) if "ts_init" in orders else {}
+    reasons, out_tags = [], []
+    for cid, is_open in zip(trades["_closing_order_id"], trades["is_open"], strict=True):
+        raw = tags.get(str(cid))
+        tag = "" if raw is None or (isinstance(raw, float) and np.isnan(raw)) else str(raw)
+        tag = tag.strip("[]").replace('"', "").replace("'", "")
+        reason = "end_of_run" if is_open else None
+        if reason is None:
+            reason = next((r for key, r in _TAG_REASONS if key in tag), None)
+        if reason == "stop" and str(cid) in trailed:
+            reason = "trailing"
+        if reason is None:
+            t = ts_init.get(str(cid))
+            reason = "end_of_run" if (not tag and t is not None and last_ts is not None and t >= last_ts) else "signal"
+        reasons.append(reason)
+        out_tags.append(tag)
+    return pd.Series(reasons, index=trades.index), pd.Series(out_tags, index=trades.index)
+
+
+def build_trailed(engine: Any) -> set[str]:
+    """Client order ids of risk stops moved by a trailing update (``risk_trailed:<strategy id>`` in the cache)."""
+    out: set[str] = set()
+    for sid in engine.cache.strategy_ids():
+        raw = engine.cache.get(f"risk_trailed:{sid.value}")
+        if raw is not None:
+            out.update(json.loads(bytes(raw)))
+    return out
 
 
 def build_liquidations(sims: dict[str, VenueSim], fills: pd.DataFrame) -> pd.DataFrame:
@@ -381,6 +444,76 @@ def build_equity(
         equity += held
     start_equity = start_cash + sum(q * float(closes[iid].iloc[0]) for iid, q in initial_qty.items())
     return pd.Series(equity, index=index, name="equity"), start_equity
+
+
+def portfolio_series(cfg: BacktestConfig, fills: pd.DataFrame, closes: dict[str, pd.Series],
+                     equity: pd.Series) -> pd.DataFrame:
+    """Cash, unrealized PnL, margin used, gross exposure and leverage at every bar close (USDT).
+
+    Positions are tracked per (instrument, strategy) from the fills (netting: average entry price of
+    the open quantity, reset on a flip) and marked at each bar close:
+
+    - ``gross_exposure`` = sum of ``|qty| x close`` over every position (spot and perpetual);
+    - ``unrealized_pnl`` = sum over perpetual positions of ``qty x (close - average entry price)``;
+    - ``cash`` = ``equity - spot holdings x close - unrealized_pnl``: the USDT balance (spot: the quote
+      balance; perpetuals: the wallet balance, realized PnL, fees and funding included), as
+      platform-tech-spec.md's "FUTURES: value = cash + unrealized PnL, SPOT: value = cash + positions";
+    - ``margin_used`` = sum over perpetual positions of ``|qty| x close / leverage`` (the instrument's
+      leverage on its venue): initial margin at the mark;
+    - ``leverage`` = ``gross_exposure / equity`` (NaN where equity <= 0).
+    """
+    index = equity.index
+    gross = np.zeros(len(index))
+    upnl = np.zeros(len(index))
+    spot_value = np.zeros(len(index))
+    margin = np.zeros(len(index))
+    lev_of = {}
+    for v in cfg.venues:
+        for iid in closes:
+            if iid.endswith("." + v.name):
+                lev_of[iid] = v.leverage_for(iid)
+    if not fills.empty:
+        f = pd.DataFrame({
+            "ts": pd.to_datetime(fills["ts_event"], utc=True),
+            "iid": fills["instrument_id"].astype(str),
+            "sid": fills["strategy_id"].astype(str) if "strategy_id" in fills else "",
+            "dq": np.where(fills["order_side"].astype(str) == "BUY", 1.0, -1.0) * fills["last_qty"].astype(float),
+            "px": fills["last_px"].astype(float),
+        }).sort_values("ts", kind="stable")
+        for (iid, _sid), g in f.groupby(["iid", "sid"], sort=False):
+            if iid not in closes:
+                continue
+            q = avg = 0.0
+            qs, avgs = [], []
+            for dq, px in zip(g["dq"].to_numpy(), g["px"].to_numpy(), strict=True):
+                if q == 0.0 or (q > 0) == (dq > 0):
+                    avg = (avg * abs(q) + px * abs(dq)) / (abs(q) + abs(dq))
+                    q += dq
+                elif abs(dq) <= abs(q) + 1e-12:
+                    q += dq
+                    if abs(q) < 1e-12:
+                        q = avg = 0.0
+                else:  # flip
+                    q += dq
+                    avg = px
+                qs.append(q)
+                avgs.append(avg)
+            state = pd.DataFrame({"q": qs, "avg": avgs}, index=g["ts"]).groupby(level=0).last()
+            state = state.reindex(index, method="ffill").fillna(0.0)
+            px = closes[iid].reindex(index, method="ffill").to_numpy()
+            qv, av = state["q"].to_numpy(), state["avg"].to_numpy()
+            notional = np.nan_to_num(np.abs(qv) * px)
+            gross += notional
+            if "-PERP" in iid:
+                upnl += np.nan_to_num(qv * (px - av))
+                margin += notional / lev_of.get(iid, 1.0)
+            else:
+                spot_value += np.nan_to_num(qv * px)
+    eq = equity.to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lev = np.where(eq > 0, gross / np.where(eq > 0, eq, 1.0), np.nan)
+    return pd.DataFrame({"cash": eq - spot_value - upnl, "unrealized_pnl": upnl, "margin_used": margin,
+                         "gross_exposure": gross, "leverage": lev}, index=index)
 
 
 def buy_and_hold(close: pd.Series, taker_fee: float) -> pd.Series:
@@ -558,7 +691,9 @@ def write_results(
         equity = equity - accrued.reindex(equity.index, method="ffill").fillna(0.0)
     # positions a strategy left open (close_positions_on_stop = false) are marked at their last close
     marks = {iid: (c.index[-1], float(c.iloc[-1])) for iid, c in closes.items() if len(c)}
-    trades = build_trades(positions, funding, fills, marks=marks)
+    last_ts = max(c.index[-1] for c in closes.values() if len(c)) if closes else None
+    trades = build_trades(positions, funding, fills, marks=marks, orders=orders, last_ts=last_ts,
+                          trailed=build_trailed(engine))
     liquidations = build_liquidations(sims, fills)
 
     # equal-weight basket of the traded instruments; a sleeve holds cash (1.0) before its first bar
@@ -567,10 +702,13 @@ def write_results(
     bench, bench_by_iid = buy_and_hold_basket({iid: closes[iid] for iid in bench_iids}, taker, equity.index)
     fees_paid = float(fills["trading_fee"].sum()) if not fills.empty else 0.0
     funding_paid = -float(funding["amount"].sum()) if not funding.empty else 0.0  # paid > 0
+    portfolio = portfolio_series(cfg, fills, closes, equity)
     metrics = metrics_mod.compute_metrics(
         equity, trades, fees_paid=fees_paid, funding_paid=funding_paid,
         buy_and_hold_return=float(bench.iloc[-1] - 1.0), starting_equity=start_equity,
+        leverage=portfolio["leverage"],
     )
+    metrics["exit_reasons"] = {r: int((trades["exit_reason"] == r).sum()) for r in EXIT_REASONS}
     metrics.update(metrics_mod.execution_costs(fills, liquidations, funding_paid=funding_paid))
     risk_records = build_risk_records(engine)  # None unless a strategy has a risk table
     if risk_records is not None:
@@ -579,12 +717,14 @@ def write_results(
         borrow_total = float(borrowing["interest_usdt"].sum())
         metrics["borrow_interest_usdt"] = borrow_total
         metrics["total_costs_usdt"] = metrics["total_costs_usdt"] + borrow_total
+    metrics["costs"] = {name: cost_assumptions(sim.config) for name, sim in sims.items()}
     metrics["buy_and_hold_by_instrument"] = {iid: metrics_mod.json_safe(r) for iid, r in bench_by_iid.items()}
     metrics.update(metrics_mod.open_trades_summary(trades))
     metrics["by_strategy"], metrics["by_instrument"] = attribution(engine, cfg, trades, borrowing, metrics,
                                                                    bench_by_iid)
     equity_frame = pd.DataFrame({"equity": equity, "benchmark_equity": bench * start_equity})
     equity_frame["drawdown"] = equity / equity.cummax() - 1.0
+    equity_frame = equity_frame.join(portfolio)
 
     stage = root / f".{run_id}.partial"
     if stage.exists():
@@ -690,6 +830,24 @@ def breakdown_frame(records: list[dict], key: str) -> pd.DataFrame:
 def venue_settings(sim: VenueSim) -> dict[str, Any]:
     """The simulated-exchange settings of one venue as recorded in ``run.json``."""
     v = sim.config
+def cost_assumptions(v: Any) -> str:
+    """One line saying which execution costs a venue simulated (``metrics.json`` ``costs``, the summary)."""
+    maker, taker = v.fees()
+    fee = f"fees maker {maker * 100:.3g} % / taker {taker * 100:.3g} %" if (maker or taker) else "no fees"
+    if v.slippage == "none":
+        slip = "no slippage"
+    elif v.slippage == "fixed":
+        slip = f"slippage {v.slippage_bps:g} bps"
+    else:
+        slip = (f"slippage {v.slippage_bps:g} bps + {v.slippage_impact_bps:g} bps x sqrt(qty / 1m bar volume), "
+                f"max {v.slippage_max_bps:g}")
+    lat = v.latency
+    lat_s = "no latency" if lat is None else (
+        f"latency {lat.mean_ms:g}+-{lat.std_ms:g} ms (min {lat.min_ms:g}, {lat.spike_probability * 100:g} % "
+        f"spikes x{lat.spike_multiplier:g})")
+    return f"{v.costs}: {fee}, {slip}, {lat_s}, fills at {v.fill_timing.replace('_', ' ')}"
+
+
     maker, taker = v.fees()
     out: dict[str, Any] = {
         "fill_timing": v.fill_timing, "slippage": {

@@ -48,7 +48,8 @@ Without one, the only per-bar cost is a ``self.risk is not None`` check.
 Stop
 ----
 With ``close_positions_on_stop=True`` (default) ``on_stop`` cancels this strategy's open orders
-and closes its positions at market; in a backtest that close fills at the last bar's close.
+and closes its positions at market (orders tagged ``END_OF_RUN``); in a backtest that close fills at
+the last bar's close.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ from strategies.sizing import account_equity, entry_quantity
 _BASE_FIELDS_CACHE: dict[type, frozenset[str]] = {}
 RISK_RECORDS_KEY = "risk_records"  # Cache key prefix of a strategy's risk records (read by results.py)
 RISK_BORROW_KEY = "risk_borrow"  # ... and of its borrowing accruals
+RISK_TRAILED_KEY = "risk_trailed"  # ... and the ids of its stop orders a trailing update moved (exit reasons)
+END_OF_RUN_TAG = "END_OF_RUN"  # tag of the closes in on_stop (exit reason end_of_run)
 _NO_BAR_YET = 2**62  # ns sentinel: "no previous bar" and "no gap limit"
 
 
@@ -259,11 +262,12 @@ class BarStrategy(Strategy):
         if self.risk is not None:  # for the results (risk_refusals.parquet); Cache.add takes bytes
             self.cache.add(f"{RISK_RECORDS_KEY}:{self.strategy_id.value}", self.risk.records_bytes())
             self.cache.add(f"{RISK_BORROW_KEY}:{self.strategy_id.value}", self.risk.borrow_bytes())
+            self.cache.add(f"{RISK_TRAILED_KEY}:{self.strategy_id.value}", self.risk.trailed_bytes())
         if not self.config.close_positions_on_stop:
             return
         self.cancel_all_orders(self.instrument_id)
         if self.position_side() != PositionSide.FLAT:
-            self.close_all_positions(self.instrument_id)
+            self.close_all_positions(self.instrument_id, tags=[END_OF_RUN_TAG])
 
     def on_order_filled(self, event: Any) -> None:
         """Any fill of ours (including liquidations by the venue) changes the position."""

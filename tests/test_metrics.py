@@ -280,6 +280,10 @@ EXPECTED_KEYS = {
     "calmar",
     "max_drawdown",
     "max_drawdown_duration_s",
+    "deepest_drawdown_duration_s",
+    "max_concurrent_positions",
+    "avg_leverage",
+    "max_leverage",
     "max_drawdown_peak",
     "max_drawdown_trough",
     "max_drawdown_recovered",
@@ -510,3 +514,38 @@ def test_json_safe():
     assert m.json_safe(pd.Timestamp("2024-01-01 02:00", tz="Etc/GMT-2")) == "2024-01-01T00:00:00+00:00"
     with pytest.raises(ValueError, match="^value: "):
         m.json_safe([1])
+
+
+# ------------------------------------------------------------------ issue 21: under water, concurrency, leverage
+
+
+def test_longest_under_water_differs_from_the_deepest_drawdown() -> None:
+    # episode A: t1 (120) -> t3 (120 again): 2 h, depth 25 % (the deepest);
+    # episode B: t3 (120) -> never back (last sample t9): 6 h, depth only 5 %
+    eq = hourly([100, 120, 90, 120, 114, 115, 116, 117, 118, 119])
+    assert m.max_drawdown(eq).duration == 2 * H
+    assert m.longest_underwater(eq) == 6 * H
+    out = m.compute_metrics(eq, None, fees_paid=0.0, funding_paid=0.0, buy_and_hold_return=None)
+    assert out["max_drawdown_duration_s"] == 6 * 3600.0
+    assert out["deepest_drawdown_duration_s"] == 2 * 3600.0
+    assert m.longest_underwater(hourly([1, 2, 3])) == pd.Timedelta(0)
+    # a dip right at the start is measured from the first sample (the first peak)
+    assert m.longest_underwater(hourly([100, 99, 98, 101])) == 3 * H
+
+
+def test_max_concurrent_positions_by_hand() -> None:
+    # [0,5) [1,3) [2,4) [5,6): three open at 2 h; the one closing at 5 and the one opening at 5 do not overlap
+    t = make_trades([(0, 5, 1, 0.01), (1, 3, 1, 0.01), (2, 4, -1, -0.01), (5, 6, 1, 0.01)])
+    assert m.max_concurrent_positions(t) == 3
+    assert m.max_concurrent_positions(None) == 0
+    assert m.max_concurrent_positions(make_trades([(0, 1, 1, 0.01), (1, 2, 1, 0.01)])) == 1
+
+
+def test_leverage_stats() -> None:
+    lev = pd.Series([0.0, 0.5, 2.0, np.nan, 1.5])
+    assert m.leverage_stats(lev) == (pytest.approx(1.0), 2.0)  # NaN (equity <= 0) left out
+    assert m.leverage_stats(None) == (None, None)
+    eq = hourly([100, 101, 102, 103, 104])
+    out = m.compute_metrics(eq, None, fees_paid=0.0, funding_paid=0.0, buy_and_hold_return=None,
+                            leverage=pd.Series([0.0, 0.5, 2.0, 1.5, 1.0], index=eq.index))
+    assert (out["avg_leverage"], out["max_leverage"], out["max_concurrent_positions"]) == (1.0, 2.0, 0)

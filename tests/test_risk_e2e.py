@@ -281,7 +281,7 @@ def positions_of(orders: pd.DataFrame, fills: pd.DataFrame, end: str) -> list[di
         decided = utc(later["ts_init"].iloc[0]) if len(later) else pd.Timestamp(end, tz="UTC")
         prot = orders[pd.to_datetime(orders["ts_init"], utc=True) == fill_ts]
         out.append({"fill_ts": fill_ts, "fill_px": float(f["last_px"]), "decided": decided,
-                    "stop": prot[prot["tags"].fillna("").str.contains("RISK_STOP")],
+                    "stop": prot[prot["tags"].fillna("").str.contains("RISK_STOP|RISK_TRAIL")],
                     "tp": prot[prot["tags"].fillna("").str.contains("RISK_TP")]})
     return out
 

@@ -41,7 +41,7 @@ def perp_config(catalog: Path, strategy: str, venue: dict, start: str = "2023-07
                 **params) -> dict:
     return {
         "name": f"v_{strategy}", "catalog": str(catalog), "start": start, "end": end, "bar_types": [ETH_BAR],
-        "venues": [{"name": "BINANCE_USDM", "account_type": "MARGIN", "starting_balances": ["100000 USDT"], **venue}],
+        "venues": [{"name": "BINANCE_USDM", "account_type": "MARGIN", "costs": "fees_only", "starting_balances": ["100000 USDT"], **venue}],
         "strategies": [{"name": strategy, "params": {"instrument_id": ETH, "bar_type": ETH_BAR, **params}}],
     }
 
@@ -170,7 +170,7 @@ def test_funding_equals_raw_feather_rows(tmp_path: Path) -> None:
     cfg = parse_config({
         "name": "ft_funding", "catalog": str(root), "start": "2023-07-05", "end": "2023-08-15",
         "bar_types": [BTC_BAR, ETH_BAR], "allow_gaps": True,  # the BTC perp file starts on 2023-07-18
-        "venues": [{"name": "BINANCE_USDM", "account_type": "MARGIN", "starting_balances": ["100000 USDT"],
+        "venues": [{"name": "BINANCE_USDM", "account_type": "MARGIN", "costs": "fees_only", "starting_balances": ["100000 USDT"],
                     "default_leverage": 5}],
         "strategies": [
             {"name": "ema_cross", "params": {"instrument_id": iid, "bar_type": bt, "fast_period": 240,

@@ -47,6 +47,7 @@ from nautilus_app.risk.config import RiskConfig
 from nautilus_app.risk.sizing import quantity_from_notional, target_notional
 
 STOP_TAG = "RISK_STOP"
+TRAIL_TAG = "RISK_TRAIL"  # the protective stop when its initial level is the trailing one (the tightest)
 TP_TAG = "RISK_TP"
 TRAIL_EXIT_TAG = "TRAILING_STOP"  # market exit when a bar closes beyond the updated trailing trigger
 BORROW_COLUMNS = ["ts", "strategy_id", "instrument_id", "signed_qty", "price", "equity", "borrowed_usdt",
@@ -77,6 +78,7 @@ class RiskManager:
         self.protective: dict[str, Any] = {}  # client order id -> order (open protective orders)
         self.stop_order: Any = None
         self.stop_trigger: float | None = None
+        self.trailed: set[str] = set()  # stop orders a trailing update moved (their fill: exit reason trailing)
         self.long = True
         self.anchor = 0.0
         self.has_stops = any(v is not None for v in (cfg.stops.stop_loss_pct, cfg.stops.stop_loss_atr,
@@ -103,6 +105,12 @@ class RiskManager:
         import json
 
         return json.dumps([dict(zip(BORROW_COLUMNS, r, strict=True)) for r in self.borrow_records]).encode()
+
+    def trailed_bytes(self) -> bytes:
+        """Client order ids of the stop orders moved by a trailing update, as a JSON list (UTF-8)."""
+        import json
+
+        return json.dumps(sorted(self.trailed)).encode()
 
     def start(self, s: Any) -> None:
         """Called from the strategy's ``on_start`` once the instrument and account type are known."""
@@ -193,6 +201,7 @@ class RiskManager:
                     return
                 if self.stop_trigger is None or (trig > self.stop_trigger if self.long else trig < self.stop_trigger):
                     self.stop_trigger = trig
+                    self.trailed.add(stop.client_order_id.value)
                     Strategy.modify_order(s, stop.client_order_id,
                                           trigger_price=Price(trig, s.instrument.price_precision))
         if st.time_stop_bars is not None and s.entry_bar_index is not None and s.bars_held() >= st.time_stop_bars \
@@ -329,9 +338,11 @@ class RiskManager:
         self.anchor = fill
         stop = stops_mod.initial_stop(st, self.long, fill, atr)
         if stop is not None:
+            trail = stops_mod.trailing_trigger(st, self.long, fill, atr)
+            tag = TRAIL_TAG if trail is not None and abs(trail - stop) < 1e-12 * max(abs(stop), 1.0) else STOP_TAG
             stop = stops_mod.round_tick(stop, tick, up=not self.long)
             o = s.order_factory.stop_market(s.instrument_id, exit_side, qty, Price(stop, inst.price_precision),
-                                            time_in_force=TimeInForce.GTC, reduce_only=True, tags=[STOP_TAG])
+                                            time_in_force=TimeInForce.GTC, reduce_only=True, tags=[tag])
             self.stop_order, self.stop_trigger = o, stop
             self.protective[o.client_order_id.value] = o
             s.submit_order(o)
