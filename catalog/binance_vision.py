@@ -691,6 +691,17 @@ def import_binance_vision(
                     validate_bars(t, where, lines, spec.mark_price_precision, 16)
                     t = _date_filter(t, d0, d1, mark_ns)
                     tables[kind].append(pa.table({"ts": t["ts"], "value": t["close"]}))
+        rows = sum(t.num_rows for k in kinds for t in tables[k])
+        if compact_arr is not None:
+            rows += int(compact_arr[0]["ts"].size)
+        if not rows:  # nothing in the selected days: write nothing (not even the instrument)
+            report.warnings.append(f"{symbol} ({market}): no {'/'.join(kinds)} rows in the selected range; "
+                                   "nothing written")
+            for kind in kinds:
+                report.entry("bars" if kind == "klines" else {"fundingRate": "funding_rates", "aggTrades": "trades",
+                             "markPriceKlines": "mark_prices"}[kind],
+                             str(ins.bar_type(symbol, mkt, interval)) if kind == "klines" else str(iid))
+            continue
         # content: the new bars must continue the stored neighbours (and each other) without a jump
         if "klines" in kinds:
             check_import_jumps(root, str(ins.bar_type(symbol, mkt, interval)), store, new_bars, step_ns, max_jump)

@@ -178,9 +178,25 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rows_read(report: object) -> int | None:
+    """Data rows (not instruments) an import/download report read; None if it does not say."""
+    rep = getattr(report, "imported", report)
+    if rep is None:
+        return 0
+    stats = getattr(rep, "stats", None)
+    if stats is None:
+        return None
+    return sum(st.rows_read for key, st in stats.items() if not key.startswith("instruments/"))
+
+
 def _run_data_command(action: Callable[[], object], *, failed: tuple[type[BaseException], ...] = (),
-                      bad_input: tuple[type[BaseException], ...] = ()) -> int:
-    """Run an import/download, print its report; exit 1 for ``failed`` errors, 2 for ``bad_input``."""
+                      bad_input: tuple[type[BaseException], ...] = (), allow_empty: bool | None = None,
+                      hint: str = "") -> int:
+    """Run an import/download, print its report; exit 1 for ``failed`` errors, 2 for ``bad_input``.
+    With ``allow_empty=False`` a command that read 0 data rows says so and exits 1."""
+    from nautilus_app.housekeeping import cleanup_stale_results  # the writers clean their catalog's staging
+
+    cleanup_stale_results(paths.results_dir())
     try:
         report = action()
     except failed as e:
@@ -190,6 +206,10 @@ def _run_data_command(action: Callable[[], object], *, failed: tuple[type[BaseEx
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(report)
+    if allow_empty is False and _rows_read(report) == 0:
+        print("error: nothing imported: 0 data rows were read" + (f" ({hint})" if hint else "")
+              + "; pass --allow-empty to accept an empty import", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -201,8 +221,10 @@ def cmd_import_binance_vision(args: argparse.Namespace) -> int:
     return _run_data_command(lambda: import_binance_vision(
         args.catalog, base_url=args.base_url, market=args.market, symbols=tuple(args.symbols),
         interval=args.interval, start=args.start, end=args.end, kinds=tuple(args.kinds), store=args.store,
-        instruments_file=args.instruments, metadata=args.metadata,
-    ), bad_input=(DataImportError, InstrumentOverrideError, ValueError))
+        instruments_file=args.instruments, metadata=args.metadata, max_jump=args.max_jump,
+    ), bad_input=(DataImportError, InstrumentOverrideError, ValueError), allow_empty=args.allow_empty,
+        hint="no archive rows for these symbols/kinds between --start and --end at --base-url "
+             f"{args.base_url or paths.binance_vision_url()}")
 
 
 def cmd_import_freqtrade(args: argparse.Namespace) -> int:
@@ -213,8 +235,9 @@ def cmd_import_freqtrade(args: argparse.Namespace) -> int:
     return _run_data_command(lambda: import_freqtrade(
         args.catalog, data_dir=args.datadir, pairs=args.pairs, timeframes=args.timeframes,
         trading_mode=args.trading_mode, one_timeframe=args.one_timeframe, instruments_file=args.instruments,
-        metadata=args.metadata,
-    ), bad_input=(DataImportError, InstrumentOverrideError, ValueError, FileNotFoundError))
+        metadata=args.metadata, max_jump=args.max_jump,
+    ), bad_input=(DataImportError, InstrumentOverrideError, ValueError, FileNotFoundError),
+        allow_empty=args.allow_empty, hint=f"no freqtrade rows for these pairs/timeframes in {args.datadir}")
 
 
 def cmd_import_csv(args: argparse.Namespace) -> int:
@@ -236,7 +259,8 @@ def cmd_import_csv(args: argparse.Namespace) -> int:
         columns=columns(), time_unit=args.time_unit, timezone=args.timezone, timestamp_is=args.timestamp_is,
         delimiter=args.delimiter, header=not args.no_header, instruments_file=args.instruments,
         metadata=args.metadata,
-    ), bad_input=(DataImportError, InstrumentOverrideError, ValueError))
+    ), bad_input=(DataImportError, InstrumentOverrideError, ValueError), allow_empty=args.allow_empty,
+        hint="the files hold no data rows")
 
 
 def cmd_fetch_instruments(args: argparse.Namespace) -> int:
@@ -337,7 +361,8 @@ def cmd_download_binance_vision(args: argparse.Namespace) -> int:
         interval=args.interval, start=args.start, end=args.end, kinds=tuple(args.kinds),
         mark_interval=args.mark_interval, cache_dir=args.cache_dir, workers=args.workers,
         progress=not args.no_progress, store=args.store, instruments_file=args.instruments, metadata=args.metadata,
-    ), failed=(DataImportError,), bad_input=(ValueError, KeyError))
+    ), failed=(DataImportError,), bad_input=(ValueError, KeyError), allow_empty=args.allow_empty,
+        hint=f"no archive found between --start and --end at --base-url {args.base_url or paths.binance_vision_url()}")
 
 
 def cmd_inventory(args: argparse.Namespace) -> int:
@@ -360,7 +385,7 @@ def cmd_inventory(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from catalog.validation import validate_catalog
 
-    df = validate_catalog(args.catalog)
+    df = validate_catalog(args.catalog, max_jump=args.max_jump)
     if not args.all:
         df = df[df["severity"] != "info"]
     if df.empty:
@@ -374,6 +399,64 @@ def cmd_dash(args: argparse.Namespace) -> int:
     from dash_ui.app import serve
 
     return serve(args)
+
+
+def _date_arg(text: str) -> str:
+    """argparse type of --start/--end: a UTC date ``YYYY-MM-DD`` (kept as text)."""
+    import datetime as dt
+
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+    return text
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} must be >= 1")
+    return v
+
+
+def _interval_arg(text: str) -> str:
+    """argparse type of --interval/--timeframe(s): a Binance kline interval (1m, 5m, 1h ...)."""
+    from nautilus_app.instruments import interval_ns
+
+    try:
+        interval_ns(text)
+    except (ValueError, KeyError) as e:
+        raise argparse.ArgumentTypeError(str(e.args[0] if e.args else e)) from None
+    return text
+
+
+def _key_url(text: str) -> str:
+    if "=" not in text or not text.split("=", 1)[0]:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=URL, e.g. public=http://127.0.0.1:8080/api/v3")
+    return text
+
+
+def _max_jump_arg(text: str) -> float:
+    from catalog.validation import max_jump_setting
+
+    try:
+        return max_jump_setting(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _import_checks_arguments(p: argparse.ArgumentParser, jumps: bool = True) -> None:
+    """``--allow-empty`` and ``--max-jump`` of the import commands (issue 20)."""
+    p.add_argument("--allow-empty", action="store_true",
+                   help="accept an import that reads 0 data rows (default: say so and exit 1: a mistyped "
+                        "--base-url/--datadir or an empty date range)")
+    if jumps:
+        p.add_argument("--max-jump", type=_max_jump_arg, default=None, metavar="FRACTION",
+                       help="refuse files whose prices jump more than this between neighbouring bars (stored or "
+                            "new; default $NAUTILUS_MAX_JUMP or 0.5 = 50 %%; 0 = off)")
 
 
 def _instrument_arguments(p: argparse.ArgumentParser) -> None:
@@ -412,14 +495,15 @@ def build_parser() -> argparse.ArgumentParser:
     bv.add_argument("--market", choices=["spot", "um"], default="spot", help="spot or USDT-M futures (um)")
     bv.add_argument("--symbols", nargs="+", default=["BTCUSDT"],
                     help="any Binance symbols, or ALL = every symbol with archives in the (local) source folder")
-    bv.add_argument("--interval", default="1m")
-    bv.add_argument("--start", default=None, help="first day, YYYY-MM-DD (inclusive)")
-    bv.add_argument("--end", default=None, help="last day, YYYY-MM-DD (inclusive)")
+    bv.add_argument("--interval", default="1m", type=_interval_arg)
+    bv.add_argument("--start", default=None, type=_date_arg, help="first day, YYYY-MM-DD (inclusive)")
+    bv.add_argument("--end", default=None, type=_date_arg, help="last day, YYYY-MM-DD (inclusive)")
     bv.add_argument("--kinds", nargs="+", default=["klines"], choices=["klines", "fundingRate", "markPriceKlines"])
     bv.add_argument("--store", choices=["nautilus", "compact"], default="nautilus",
                     help="klines into Nautilus's catalog (default) or the compact store (~8 bytes/bar, fastest "
                          "import; backtests read both; funding/mark prices always go to the catalog)")
     _instrument_arguments(bv)
+    _import_checks_arguments(bv)
     bv.set_defaults(func=cmd_import_binance_vision)
 
     ft = sub.add_parser("import-freqtrade", help="import freqtrade feather files into the catalog")
@@ -427,11 +511,12 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--datadir", type=Path, default=paths.shared_data_dir() / "freqtrade" / "binance")
     ft.add_argument("--pairs", nargs="+", default=None,
                     help="any pairs, e.g. SOL/USDT (spot) SOL/USDT:USDT (perp) SOLUSDT (both); default all in --datadir")
-    ft.add_argument("--timeframes", nargs="+", default=None, help="e.g. 1m 5m 1h")
+    ft.add_argument("--timeframes", nargs="+", default=None, type=_interval_arg, help="e.g. 1m 5m 1h")
     ft.add_argument("--one-timeframe", action="store_true",
                     help="per pair only the first of --timeframes that has a file (--timeframes 1m 5m: 1m, else 5m)")
     ft.add_argument("--trading-mode", choices=["spot", "futures"], default=None)
     _instrument_arguments(ft)
+    _import_checks_arguments(ft)
     ft.set_defaults(func=cmd_import_freqtrade)
 
     cv = sub.add_parser("import-csv", help="import your own OHLCV CSV files (one symbol) into the catalog")
@@ -439,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--catalog", type=Path, default=paths.default_catalog_path())
     cv.add_argument("--symbol", required=True, help="Binance symbol, e.g. SOLUSDT")
     cv.add_argument("--market", choices=["spot", "um"], default="spot", help="spot or USDT-M perpetual (um)")
-    cv.add_argument("--interval", default="1m", help="bar interval: 1m 5m 15m 1h 4h 1d ...")
+    cv.add_argument("--interval", default="1m", type=_interval_arg, help="bar interval: 1m 5m 15m 1h 4h 1d ...")
     cv.add_argument("--columns", nargs="+", metavar="FIELD=COLUMN", default=None,
                     help="map fields to your columns, e.g. timestamp=Date volume=Vol (without a header: 1-based numbers)")
     cv.add_argument("--time-unit", choices=["s", "ms", "us", "ns", "iso"], default="ms",
@@ -450,13 +535,14 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--delimiter", default=",")
     cv.add_argument("--no-header", action="store_true", help="the files have no header row")
     _instrument_arguments(cv)
+    _import_checks_arguments(cv, jumps=False)
     cv.set_defaults(func=cmd_import_csv)
 
     fi = sub.add_parser("fetch-instruments",
                         help="cache Binance exchangeInfo (tick, step, min notional ...) in the catalog through ccxt")
     fi.add_argument("--catalog", type=Path, default=paths.default_catalog_path())
     fi.add_argument("--markets", nargs="+", choices=["spot", "um"], default=["spot", "um"])
-    fi.add_argument("--api-url", action="append", metavar="KEY=URL",
+    fi.add_argument("--api-url", action="append", metavar="KEY=URL", type=_key_url,
                     help="override exchange.urls['api'][KEY], e.g. fapiPublic=http://127.0.0.1:8080/fapi/v1")
     fi.set_defaults(func=cmd_fetch_instruments)
 
@@ -465,12 +551,13 @@ def build_parser() -> argparse.ArgumentParser:
     dd.add_argument("--exchange", default="binance", help="ccxt exchange id (binance, bybit, okx ... any with fetchOHLCV)")
     dd.add_argument("--market", choices=["spot", "um"], default="spot", help="spot or USDT-M futures (um)")
     dd.add_argument("--symbols", nargs="+", default=["BTCUSDT"])
-    dd.add_argument("--timeframe", default="1m")
-    dd.add_argument("--mark-timeframe", default=None, help="mark price kline interval (default --timeframe)")
-    dd.add_argument("--start", required=True, help="first day, YYYY-MM-DD (inclusive)")
-    dd.add_argument("--end", default=None, help="last day, YYYY-MM-DD (inclusive; default today)")
+    dd.add_argument("--timeframe", default="1m", type=_interval_arg)
+    dd.add_argument("--mark-timeframe", default=None, type=_interval_arg,
+                    help="mark price kline interval (default --timeframe)")
+    dd.add_argument("--start", required=True, type=_date_arg, help="first day, YYYY-MM-DD (inclusive)")
+    dd.add_argument("--end", default=None, type=_date_arg, help="last day, YYYY-MM-DD (inclusive; default today)")
     dd.add_argument("--kinds", nargs="+", default=["ohlcv"], choices=["ohlcv", "funding", "mark"])
-    dd.add_argument("--api-url", action="append", metavar="KEY=URL",
+    dd.add_argument("--api-url", action="append", metavar="KEY=URL", type=_key_url,
                     help="override exchange.urls['api'][KEY], e.g. public=http://127.0.0.1:8080/api/v3")
     dd.add_argument("--no-progress", action="store_true")
     dd.add_argument("--instruments", type=Path, default=None,
@@ -482,19 +569,20 @@ def build_parser() -> argparse.ArgumentParser:
     dv.add_argument("--base-url", default=None, help="http(s) base; default $BINANCE_VISION_URL")
     dv.add_argument("--market", choices=["spot", "um"], default="spot")
     dv.add_argument("--symbols", nargs="+", default=["BTCUSDT"])
-    dv.add_argument("--interval", default="1m")
-    dv.add_argument("--mark-interval", default=None)
-    dv.add_argument("--start", required=True, help="first day, YYYY-MM-DD (inclusive)")
-    dv.add_argument("--end", default=None, help="last day, YYYY-MM-DD (inclusive; default yesterday)")
+    dv.add_argument("--interval", default="1m", type=_interval_arg)
+    dv.add_argument("--mark-interval", default=None, type=_interval_arg)
+    dv.add_argument("--start", required=True, type=_date_arg, help="first day, YYYY-MM-DD (inclusive)")
+    dv.add_argument("--end", default=None, type=_date_arg, help="last day, YYYY-MM-DD (inclusive; default yesterday)")
     dv.add_argument("--kinds", nargs="+", default=["klines"],
                     choices=["klines", "fundingRate", "markPriceKlines", "aggTrades"])
     dv.add_argument("--cache-dir", type=Path, default=None, help="default <catalog>/.downloads/binance-vision")
-    dv.add_argument("--workers", type=int, default=4)
+    dv.add_argument("--workers", type=_positive_int, default=4)
     dv.add_argument("--no-progress", action="store_true")
     dv.add_argument("--store", choices=["nautilus", "compact"], default="nautilus",
                     help="klines into Nautilus's catalog (default) or the compact store (~8 bytes/bar, fastest "
                          "import; backtests read both; funding/mark prices always go to the catalog)")
     _instrument_arguments(dv)
+    _import_checks_arguments(dv, jumps=False)
     dv.set_defaults(func=cmd_download_binance_vision)
 
     inv = sub.add_parser("inventory", help="what the catalog holds: ranges, rows, files, bytes, gaps")
@@ -507,6 +595,8 @@ def build_parser() -> argparse.ArgumentParser:
     va = sub.add_parser("validate", help="check the catalog: OHLC, duplicates, order, gaps, funding coverage")
     va.add_argument("--catalog", type=Path, default=paths.default_catalog_path())
     va.add_argument("--all", action="store_true", help="also list info findings (known exchange halts ...)")
+    va.add_argument("--max-jump", type=_max_jump_arg, default=None, metavar="FRACTION",
+                    help="report close -> next open price changes beyond this (default $NAUTILUS_MAX_JUMP or 0.5)")
     va.set_defaults(func=cmd_validate)
 
     et = sub.add_parser("import-ethereal", help="import Ethereal funding, price bars and marks into the catalog")
