@@ -35,6 +35,8 @@ universe-data: install
 universe: universe-data
 	$(PY) -m nautilus_app backtest configs/universe_perps.toml
 
+# The specification's setup (trading-bot-plan.md): trend following on 1h + mean reversion on 15m (built by
+# Nautilus from the stored 1m bars), BTCUSDT + ETHUSDT, 10,000 USDT, realistic costs; then the same on perps.
 demo: demo-data
 	$(PY) -m nautilus_app backtest configs/demo_spot.toml
 	$(PY) -m nautilus_app backtest configs/demo_perp.toml
