@@ -192,7 +192,7 @@ def plan_paper(cfg: BacktestConfig, source: str = "<config>") -> PaperPlan:
                                f"'BINANCE_USDM' (USDT-M) for data_source 'binance'")
     product = "um" if venue.name == PERP_VENUE else "spot"
     levs = set(venue.leverages.values())
-    if levs and levs != {venue.default_leverage}:
+    if s.execution == "sandbox" and levs and levs != {venue.default_leverage}:
         raise PaperConfigError(
             f"{source}: key venues[0].leverages = {dict(venue.leverages)!r}: the rc7 sandbox has only one "
             f"default_leverage ({venue.default_leverage}); set every per-instrument leverage to it")
@@ -201,8 +201,9 @@ def plan_paper(cfg: BacktestConfig, source: str = "<config>") -> PaperPlan:
     bar_map = {bt: to_live_bar_type(bt) for bt in cfg.bar_types}
     stale = s.stale_after_seconds if s.stale_after_seconds is not None else 2 * interval_ns / 1e9
     perps = [iid for iid in id_map if "-PERP" in iid]
+    not_sim = not_simulated_by_sandbox(venue) if s.execution == "sandbox" else not_simulated_by_sim(venue)
     return PaperPlan(s, venue, product, id_map, bar_map, interval_ns, stale,
-                     Decimal(str(venue.default_leverage)), perps, not_simulated_by_sandbox(venue))
+                     Decimal(str(venue.default_leverage)), perps, not_sim)
 
 
 def _bar_interval_ns(cfg: BacktestConfig, source: str) -> int:
@@ -237,16 +238,27 @@ def _plan_ethereal(cfg: BacktestConfig, s: PaperSettings, venue: Any, source: st
     for bt in cfg.bar_types:
         if BarType.from_str(bt).spec.price_type.name != "LAST":
             raise PaperConfigError(f"{source}: key bar_types = {bt!r}: expected LAST bars (built from Ethereal trades)")
+    if s.execution != "simulated":
+        raise PaperConfigError(f"{source}: key paper.execution = {s.execution!r}: Ethereal paper trading runs on the "
+                               "simulated execution client only (expected 'simulated')")
     interval_ns = _bar_interval_ns(cfg, source)
     id_map = {iid: iid for iid in cfg.instrument_ids()}
     bar_map = {bt: to_internal_bar_type(bt) for bt in cfg.bar_types}
     stale = s.stale_after_seconds if s.stale_after_seconds is not None else 2 * interval_ns / 1e9
-    not_sim = [x for x in not_simulated_by_sandbox(venue) if not x.startswith("fill_timing")]
-    not_sim.append("fill timing: market orders fill at the next Ethereal quote after submission (buy at the ask, "
-                   "sell at the bid), not at a bar price")
-    not_sim.append("margin: no margin check or liquidation in the Ethereal paper execution client")
+    not_sim = not_simulated_by_sim(venue)
+    not_sim.append("bars: Ethereal has no candle stream; live bars are aggregated by Nautilus from the trade stream "
+                   "on the wall clock (the backtest's bars are Ethereal's own candles)")
     return PaperPlan(s, venue, "ethereal", id_map, bar_map, interval_ns, stale,
                      Decimal(str(venue.default_leverage)), list(id_map), not_sim, live_venue=ETHEREAL_VENUE_NAME)
+
+
+def not_simulated_by_sim(venue: Any) -> list[str]:
+    """What the simulated execution client (:mod:`nautilus_app.paper_exec`) does not do as the backtest does."""
+    out = ["order types: MARKET and STOP_MARKET only (LIMIT and others are denied); modify is rejected"]
+    if venue.account_type == "MARGIN":
+        out.append("mark price: liquidation is checked on bars (last price), as in the backtest; funding uses the "
+                   "live mark price")
+    return out
 
 
 def not_simulated_by_sandbox(venue: Any) -> list[str]:
@@ -322,6 +334,57 @@ def clock_strategy(strategy: Any, session: PaperSession) -> None:
     strategy.on_bar = on_bar
 
 
+_GATED = ("cancel_order", "modify_order", "cancel_all_orders", "close_position", "close_all_positions",
+          "submit_order_list")
+
+
+def sequence_strategy(strategy: Any, session: PaperSession, bar_type: str) -> None:
+    """Let :class:`~nautilus_app.paper_exec.BarSequencer` drive ``strategy`` (simulated execution).
+
+    Instance attributes only (the class is unchanged): ``register_indicator_for_bars`` records the
+    indicators instead of handing them to Nautilus (the sequencer updates them before each
+    ``on_bar``), Nautilus's own ``on_bar`` calls do nothing (the sequencer calls the original), and
+    orders/cancels go through only while the session may trade (warm and not replaying history);
+    new orders are held while the feed is stale, as before.
+    """
+    regs: list[tuple[str, Any]] = []
+    strategy.register_indicator_for_bars = lambda bt, ind: regs.append((str(bt), ind))
+    original_on_bar = strategy.on_bar
+    strategy.on_bar = lambda bar: None
+    original_submit = strategy.submit_order
+    guard = session.guard
+
+    def submit_order(order: Any, *args: Any, **kwargs: Any) -> None:
+        if not session.trading:
+            session.suppressed += 1
+            return None
+        if guard.stale and not getattr(order, "is_reduce_only", False):
+            info = {"strategy_id": str(strategy.id), "client_order_id": str(order.client_order_id),
+                    "side": str(order.side), "quantity": str(order.quantity)}
+            guard.held.append(info)
+            _event(logging.WARNING, "order held: market data feed is stale", **info)
+            return None
+        session.sequencer.note_sent(strategy, order)
+        return original_submit(order, *args, **kwargs)
+
+    strategy.submit_order = submit_order
+
+    def gated(name: str) -> Any:
+        original = getattr(strategy, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if not session.trading:
+                return None
+            if name in ("cancel_order", "modify_order"):  # the backtest's latency draws for these too
+                session.sequencer.sim.arrival(strategy.strategy_id.value, session.sequencer.market_now)
+            return original(*args, **kwargs)
+        return call
+
+    for name in _GATED:
+        setattr(strategy, name, gated(name))
+    session.fed.append((strategy, bar_type, original_on_bar, regs, original_submit))
+
+
 class PaperRecorder(DataActor):
     """Records the session (bars, funding, status, results) and watches the feed.
 
@@ -342,6 +405,8 @@ class PaperRecorder(DataActor):
         self.last_close: dict[str, float] = {}
         self.next_funding: dict[str, tuple[int, Decimal]] = {}  # live iid -> (funding ns, rate)
         self.mark: dict[str, float] = {}
+        self.mark_history: dict[str, list[tuple[int, float]]] = {}
+        self.funding_schedule: dict[str, dict[int, Decimal]] = {}
         self._last_results = 0.0
         self._started_wall = time.monotonic()
 
@@ -366,6 +431,9 @@ class PaperRecorder(DataActor):
 
     # -- data
     def on_bar(self, bar: Any) -> None:
+        if self.session.sequencer is not None:
+            self._on_bar_simulated(bar)
+            return
         now = time.monotonic()
         interval = self.plan.interval_ns
         market_ns = -(-bar.ts_event // interval) * interval  # Binance stamps close-1 ms: round up to the close
@@ -390,13 +458,40 @@ class PaperRecorder(DataActor):
             self.session.write_results_safe()
         self.session.on_bar_counted(self.bars_seen)
 
+    def _on_bar_simulated(self, bar: Any) -> None:
+        now = time.monotonic()
+        if self.session.guard.stale:
+            self.session.guard.stale = False
+            _event(logging.WARNING, "market data feed recovered: orders allowed again",
+                   silent_seconds=round(now - (self.last_bar_wall or now), 3))
+        self.last_bar_wall = now
+        self.bars_seen += 1
+        self.session.sequencer.on_live_bar(str(bar.bar_type), bar)
+
     def on_mark_price(self, mark: Any) -> None:
-        self.mark[str(mark.instrument_id)] = float(mark.value)
+        iid = str(mark.instrument_id)
+        self.mark[iid] = float(mark.value)
+        self.mark_history.setdefault(iid, []).append((int(mark.ts_event), float(mark.value)))
+        del self.mark_history[iid][:-2000]
 
     def on_funding_rate(self, update: Any) -> None:
         nxt = getattr(update, "next_funding_ns", None)
         if nxt:
             self.next_funding[str(update.instrument_id)] = (int(nxt), Decimal(str(update.rate)))
+            self.funding_schedule.setdefault(str(update.instrument_id), {})[int(nxt)] = Decimal(str(update.rate))
+
+    def funding_for(self, iid: str, prev_ns: int, close_ns: int) -> tuple[int, Decimal, float] | None:
+        """The announced settlement in ``(prev_ns, close_ns]`` of ``iid``: (time, rate, live mark at that time)."""
+        sched = self.funding_schedule.get(iid, {})
+        due = [f for f in sched if prev_ns < f <= close_ns]
+        if not due:
+            return None
+        f_ns = min(due)
+        marks = [v for t, v in self.mark_history.get(iid, []) if t <= f_ns]
+        mark = marks[-1] if marks else self.session.sequencer.sim.last_bar.get(iid, {}).get("c")
+        if mark is None:
+            return None
+        return f_ns, sched[f_ns], float(mark)
 
     def _settle_funding(self, live_iid: str, market_ns: int) -> None:
         """Settle a funding time the market clock has reached: ``-net qty x mark x rate`` (USDT)."""
@@ -496,6 +591,22 @@ class PaperSession:
         self._lock = threading.Lock()
         self._handle: Any = None
         self._running = False
+        # simulated execution (nautilus_app/paper_exec.py)
+        self.simulated = self.plan.settings.execution == "simulated"
+        self.sequencer: Any = None
+        self.book: Any = None
+        self.fed: list[tuple[Any, str, Any, list, Any]] = []
+        self.trading = False
+        self.suppressed = 0
+        self.warm = False
+        self.warm_message = "not started"
+        self.warm_bars = 0
+        self.bars_processed = 0
+        self.failure: Exception | None = None
+        if self.simulated:
+            from nautilus_app.paper_exec import SimBook
+
+            self.book = SimBook(s.trader_id, s.redis_host, s.redis_port)
 
     @property
     def cache(self) -> Any:
@@ -527,6 +638,8 @@ class PaperSession:
 
         s, v = self.plan.settings, self.plan.venue
         maker, taker = v.fees()
+        if self.simulated:
+            return self._build_simulated()
         if self.plan.product == "ethereal":
             return self._build_ethereal()
         data_cfg = BinanceDataClientConfig(
@@ -575,6 +688,263 @@ class PaperSession:
         )
         return self._add_components()
 
+    def _binance_data_config(self) -> Any:
+        from nautilus_trader.adapters.binance import (
+            BinanceDataClientConfig,
+            BinanceEnvironment,
+            BinanceProductType,
+            BinanceSpotMarketDataMode,
+        )
+
+        s = self.plan.settings
+        return BinanceDataClientConfig(
+            product_type=BinanceProductType.USD_M if self.plan.product == "um" else BinanceProductType.SPOT,
+            environment=getattr(BinanceEnvironment, s.environment),
+            base_url_http=s.base_url_http, base_url_ws=s.base_url_ws,
+            spot_market_data_mode=BinanceSpotMarketDataMode.Json,
+            instrument_status_poll_secs=0,
+            max_retries=s.max_retries, retry_delay_initial_ms=s.reconnect_initial_ms,
+            retry_delay_max_ms=s.reconnect_max_ms,
+        )
+
+    def _build_simulated(self) -> Any:
+        """Node with the venue's market data and the simulated execution client (:mod:`nautilus_app.paper_exec`):
+        the backtest's venue models, book in Redis (``simpaper:<trader_id>:*``) reconciled at start-up, bars
+        driven by the :class:`~nautilus_app.paper_exec.BarSequencer`. No Nautilus cache database (rc7
+        refuses one on nodes with Python clients)."""
+        from nautilus_trader.common import Environment
+        from nautilus_trader.config import DataClientConfig, ExecutionClientConfig
+        from nautilus_trader.live import LiveNode
+        from nautilus_trader.model import TraderId
+
+        from nautilus_app.paper_exec import BarSequencer, SimExecClientFactory, SimVenue
+        from nautilus_app.venue.margin import MarginError, brackets_for
+
+        plan, s, v = self.plan, self.plan.settings, self.plan.venue
+        brackets: dict[str, Any] = {}
+        leverages: dict[str, float] = {}
+        if v.account_type == "MARGIN":
+            start_date = self.cfg.start or dt.date.today().isoformat()
+            for iid, live in plan.id_map.items():
+                leverages[live] = v.leverage_for(iid)
+                if v.liquidation and "-PERP" in iid:
+                    symbol = iid.split(".")[0].removesuffix("-PERP")
+                    try:
+                        brackets[live] = brackets_for(symbol, start_date, v.bracket_overrides(),
+                                                      catalog=self.cfg.catalog_path())
+                    except MarginError as e:
+                        raise PaperConfigError(f"venues[0]: liquidation needs brackets: {e}") from e
+        sim = SimVenue(v, plan.live_venue, self.book, brackets=brackets, leverages=leverages,
+                       cash=v.account_type == "CASH")
+        self.sequencer = BarSequencer(self, sim, plan.interval_ns, self._funding_for)
+        starting = {}
+        for b in v.starting_balances:
+            amount, ccy = b.split()
+            starting[ccy] = amount
+        factory = SimExecClientFactory(sim=sim, account_type=v.account_type, starting=starting,
+                                       account_id=f"{plan.live_venue}-001")
+        builder = (LiveNode.builder("PAPER", TraderId(s.trader_id), Environment.SANDBOX)
+                   .with_logging(self._logging_config())
+                   .with_timeout_connection(20).with_timeout_reconciliation(20)
+                   .with_timeout_disconnection_secs(2)
+                   .with_delay_post_stop_secs(0))
+        if plan.product == "ethereal":
+            from adapters.ethereal.config import EtherealDataClientConfig
+            from adapters.ethereal.factories import EtherealDataClientFactory
+
+            tickers = sorted({InstrumentId.from_str(i).symbol.value.removesuffix("-PERP") for i in plan.id_map})
+            dcfg = EtherealDataClientConfig(
+                network="testnet" if s.environment == "TESTNET" else "mainnet", rest_url=s.base_url_http,
+                ws_url=s.base_url_ws, tickers=tickers, instrument_refresh_mins=0,
+                ws_backoff_initial_s=s.reconnect_initial_ms / 1000, ws_backoff_max_s=s.reconnect_max_ms / 1000)
+            builder = builder.add_data_client(ETHEREAL_VENUE_NAME, EtherealDataClientFactory(dcfg), DataClientConfig())
+        else:
+            from nautilus_trader.adapters.binance import BinanceDataClientFactory
+
+            builder = builder.add_data_client(LIVE_VENUE, BinanceDataClientFactory(), self._binance_data_config())
+        self.node = builder.add_exec_client(plan.live_venue, factory, ExecutionClientConfig()).build()
+        if factory.last_client is None:
+            raise PaperFailed("the simulated execution client was not created by the node")
+        factory.last_client.sequencer = self.sequencer
+        self.exec_client = factory.last_client
+        return self._add_components()
+
+    # -- simulated execution: hooks of the sequencer
+    def _funding_for(self, iid: str, prev_ns: int, close_ns: int) -> Any:
+        return self.recorder.funding_for(iid, prev_ns, close_ns) if self.recorder is not None else None
+
+    def feed_strategies(self, bar: Any, *, trading: bool) -> None:
+        """Update each strategy's indicators with ``bar`` and call its ``on_bar`` (orders only if ``trading``)."""
+        bt = str(bar.bar_type)
+        self.trading = trading
+        try:
+            for _strategy, strategy_bt, on_bar, regs, _submit in self.fed:
+                if strategy_bt != bt:
+                    continue
+                for rbt, ind in regs:
+                    if rbt == bt:
+                        ind.handle_bar(bar)
+                on_bar(bar)
+        finally:
+            self.trading = self.warm
+
+    def liquidation_order(self, d: dict) -> str | None:
+        """Submit the close of a liquidated position as its strategy's reduce-only market order tagged
+        ``LIQUIDATION`` (as the backtest's liquidation actor does); returns its client order id."""
+        from nautilus_trader.model import OrderSide, Quantity, TimeInForce
+
+        from nautilus_app.venue.fill_timing import LIQUIDATION_TAG
+
+        iid, sid = d["key"].split("|")
+        for strategy, _bt, _on_bar, _regs, submit in self.fed:
+            if strategy.strategy_id.value != sid:
+                continue
+            inst = strategy.cache.instrument(InstrumentId.from_str(iid))
+            order = strategy.order_factory.market(
+                InstrumentId.from_str(iid), OrderSide.SELL if d["side"] == "SELL" else OrderSide.BUY,
+                Quantity(d["qty"], inst.size_precision), time_in_force=TimeInForce.GTC, reduce_only=True,
+                tags=[LIQUIDATION_TAG])
+            submit(order)
+            _event(logging.WARNING, "position liquidated", instrument_id=self.plan.reverse_ids.get(iid, iid),
+                   strategy_id=sid, price=d["price"], ts=str(pd.Timestamp(d["ts"], tz="UTC")))
+            return order.client_order_id.value
+        _event(logging.ERROR, "liquidation: no strategy owns the position", key=d["key"])
+        return None
+
+    def record_funding(self, rows: list[dict]) -> None:
+        for r in rows:
+            _event(logging.INFO, "funding settled", instrument_id=self.plan.reverse_ids.get(r["instrument_id"]),
+                   amount=r["amount"], rate=r["rate"], mark=r["mark"], qty=r["qty"],
+                   funding_ts=str(pd.Timestamp(r["ts"], tz="UTC")))
+
+    def set_warm_status(self, warm: bool, message: str, bars: int) -> None:
+        self.warm, self.warm_message, self.warm_bars = warm, message, bars
+        self.trading = warm
+        _event(logging.INFO if warm else logging.WARNING, "strategies warm: trading allowed" if warm else
+               "strategies warming up: trading refused until warm", detail=message, bars=bars)
+        if self.recorder is not None:
+            self.write_status(self.recorder, reason="warm" if warm else "warming")
+
+    def event(self, name: str, **fields: Any) -> None:
+        _event(logging.INFO, name, **fields)
+
+    def sequencer_failed(self, e: Exception) -> None:
+        self.failure = e
+        _event(logging.ERROR, "paper sequencer failed: stopping", error=repr(e))
+        self.request_stop(f"sequencer failed: {e!r}")
+
+    def on_bar_processed(self, rec: list, live: bool) -> None:
+        """After the sequencer committed a bar: record its close, status, results, ``max_bars``."""
+        bt = rec[0]
+        iid = str(BarType.from_str(bt).instrument_id)
+        self.state.add_bar(int(rec[1]), time.time_ns(), self.plan.reverse_ids.get(iid, iid), float(rec[5]))
+        rec_ = self.recorder
+        if rec_ is not None:
+            rec_.last_close[iid] = float(rec[5])
+            rec_.last_market_ns = int(rec[1])
+        self.bars_processed += 1
+        if rec_ is not None and self.bars_processed % self.plan.settings.status_every_bars == 0:
+            self.write_status(rec_, reason="bar")
+        now = time.monotonic()
+        if rec_ is not None and now - rec_._last_results >= self.plan.settings.results_every_seconds:
+            rec_._last_results = now
+            self.write_results_safe()
+        self.on_bar_counted(self.bars_processed)
+
+    # -- history for the warm-up
+    def _venue_now_ns(self) -> int:
+        """The venue's clock (Binance ``/time``; the replay server answers its replay clock)."""
+        if self.plan.product == "ethereal":
+            return time.time_ns()
+        base = self.plan.settings.base_url_http or (
+            "https://fapi.binance.com" if self.plan.product == "um" else "https://api.binance.com")
+        path = "/fapi/v1/time" if self.plan.product == "um" else "/api/v3/time"
+        try:
+            return int(_http_json(base + path)["serverTime"]) * 1_000_000
+        except Exception as e:  # noqa: BLE001 - fall back to the wall clock
+            _event(logging.WARNING, "venue time not available: using the wall clock", error=repr(e))
+            return time.time_ns()
+
+    def history_bars(self) -> list[list]:
+        """Warm-up bars of a new session: up to ``warmup_bars`` bars closing after the config's ``start``
+        and not after the venue's clock, from the catalog first, then the venue's recent klines."""
+        from nautilus_app.paper_exec import bar_record
+
+        n = self.plan.settings.warmup_bars
+        if n == 0:
+            return []
+        now = self._venue_now_ns()
+        interval = self.plan.interval_ns
+        now = now // interval * interval  # the last bar closed at or before the venue's clock
+        lo = now - n * interval
+        if self.cfg.start is not None:
+            lo = max(lo, self.cfg.start_ns())
+        out: list[list] = []
+        for cfg_bt, live_bt in self.plan.bar_map.items():
+            recs = [bar_record(live_bt, b.ts_event, b) for b in self._catalog_bars(cfg_bt, lo, now)]
+            last = recs[-1][1] if recs else lo
+            if last < now:
+                recs += self.recent_bars(live_bt, last, now + 1)
+            out += recs
+        out.sort(key=lambda r: (r[1], r[0]))
+        return out
+
+    def _catalog_bars(self, bt: str, lo: int, hi: int) -> list[Any]:
+        """Catalog bars of ``bt`` closing in ``(lo, hi]`` (empty when the catalog has none)."""
+        root = self.cfg.catalog_path()
+        if not Path(root).exists():
+            return []
+        try:
+            from catalog.compact import load_bars
+            from catalog.reader import bar_store
+
+            if bar_store(root, bt) == "compact":
+                bars = load_bars(root, bt, lo + 1, hi + 1)
+            else:
+                from nautilus_trader.persistence import ParquetDataCatalog
+
+                bars = ParquetDataCatalog(str(root)).query_bars([bt], start=lo + 1, end=hi)
+        except Exception as e:  # noqa: BLE001 - no catalog data: the venue's klines
+            _event(logging.WARNING, "catalog bars not available for the warm-up", bar_type=bt, error=repr(e))
+            return []
+        return [b for b in bars if lo < b.ts_event <= hi]
+
+    def recent_bars(self, live_bt: str, after_ns: int, before_ns: int) -> list[list]:
+        """The venue's klines of ``live_bt`` closing in ``(after_ns, before_ns)`` (Binance REST; none for Ethereal)."""
+        if self.plan.product == "ethereal":
+            return []
+        from nautilus_app.replay import INTERVAL_MS
+
+        b = BarType.from_str(live_bt)
+        step_ms = self.plan.interval_ns // 1_000_000
+        interval = next((k for k, v in INTERVAL_MS.items() if v == step_ms), None)
+        if interval is None:
+            return []
+        symbol = b.instrument_id.symbol.value.removesuffix("-PERP")
+        base = self.plan.settings.base_url_http or (
+            "https://fapi.binance.com" if self.plan.product == "um" else "https://api.binance.com")
+        path = "/fapi/v1/klines" if self.plan.product == "um" else "/api/v3/klines"
+        out: list[list] = []
+        start_ms = (after_ns // 1_000_000) - step_ms + 1  # the kline closing after `after_ns` opens at its close - step
+        while True:
+            url = f"{base}{path}?symbol={symbol}&interval={interval}&startTime={max(start_ms, 0)}&limit=1000"
+            try:
+                rows = _http_json(url)
+            except Exception as e:  # noqa: BLE001 - warm-up goes on with what it has
+                _event(logging.WARNING, "venue klines not available", url=url, error=repr(e))
+                break
+            if not rows:
+                break
+            for r in rows:
+                close_ns = (int(r[0]) + step_ms) * 1_000_000
+                if after_ns < close_ns < before_ns and int(r[6]) < self._venue_now_ns() // 1_000_000 + 1:
+                    out.append([live_bt, close_ns, r[1], r[2], r[3], r[4], r[5]])
+            last_open = int(rows[-1][0])
+            if len(rows) < 1000 or (last_open + step_ms) * 1_000_000 >= before_ns:
+                break
+            start_ms = last_open + step_ms
+        return out
+
     def _logging_config(self) -> Any:
         from nautilus_trader.common import FileWriterConfig, LoggerConfig, LogLevel
 
@@ -585,9 +955,12 @@ class PaperSession:
         )
 
     def _add_components(self) -> Any:
-        for strategy in self.make_strategies():
-            guard_strategy(strategy, self.guard)
-            clock_strategy(strategy, self)
+        for strategy, bar_type in zip(self.make_strategies(), self._strategy_bar_types(), strict=True):
+            if self.simulated:
+                sequence_strategy(strategy, self, bar_type)
+            else:
+                guard_strategy(strategy, self.guard)
+                clock_strategy(strategy, self)
             self.node.add_strategy(strategy)
             self.strategies.append(strategy)
         self.recorder = PaperRecorder(self)
@@ -631,6 +1004,13 @@ class PaperSession:
         )
         return self._add_components()
 
+    def _strategy_bar_types(self) -> list[str]:
+        out = []
+        for spec in self.cfg.strategies:
+            bt = spec.params.get("bar_type", self.cfg.bar_types[0])
+            out.append(self.plan.bar_map.get(bt, bt))
+        return out
+
     def make_strategies(self) -> list[Any]:
         """The config's strategies, instantiated with live instrument ids and the backtest's order-id tags."""
         out = []
@@ -640,7 +1020,7 @@ class PaperSession:
                 params["instrument_id"] = self.plan.id_map.get(params["instrument_id"], params["instrument_id"])
             if "bar_type" in params:
                 params["bar_type"] = self.plan.bar_map.get(params["bar_type"], params["bar_type"])
-            if self.plan.product == "ethereal" and "instrument_id" in params:
+            if (self.plan.product == "ethereal" or self.simulated) and "instrument_id" in params:
                 # reconciliation restores the Redis book as EXTERNAL orders/positions: let the strategy claim them
                 params.setdefault("external_order_instrument_ids", [InstrumentId.from_str(params["instrument_id"])])
             out.append(spec.resolve().make_strategy(params, order_id_tag=f"{i:03d}"))
@@ -654,6 +1034,8 @@ class PaperSession:
                 return
             self._stop_reason = reason
         _event(logging.INFO, "stop requested", reason=reason)
+        if self.sequencer is not None:
+            self.sequencer.stopping = True
         if self._handle is not None:
             self._handle.stop()
 
@@ -693,6 +1075,10 @@ class PaperSession:
                 timer.cancel()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+        if self.failure is not None:
+            self.write_results(final=True)
+            self.node.dispose()
+            raise PaperFailed(f"paper sequencer failed: {self.failure!r}")
         self.write_results(final=True)
         if self.recorder is not None:
             self.write_status(self.recorder, reason="stopped")
@@ -723,8 +1109,12 @@ class PaperSession:
             if acct is not None:
                 for ccy, bal in acct.balances().items():
                     balances[str(ccy)] = float(bal.total.as_double())
-            funding = sum(r["amount"] for r in self.state.funding())
-            equity = self._equity(balances, positions, rec) + funding
+            if self.simulated:  # funding is in the balance already
+                funding = sum(r["amount"] for r in self.book.funding() if "amount" in r)
+                equity = self._equity(balances, positions, rec)
+            else:
+                funding = sum(r["amount"] for r in self.state.funding())
+                equity = self._equity(balances, positions, rec) + funding
             status = {
                 "run_id": self.run_id, "trader_id": self.plan.settings.trader_id, "reason": reason,
                 "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
@@ -733,6 +1123,12 @@ class PaperSession:
                 "feed_stale": self.guard.stale, "orders_held": len(self.guard.held),
                 "balances": balances, "funding_usdt": funding, "equity_usdt": equity,
                 "positions": positions, "open_orders": orders,
+                "execution": self.plan.settings.execution,
+                "warm": self.warm if self.simulated else True,
+                "trading_allowed": (self.warm and not self.guard.stale) if self.simulated else not self.guard.stale,
+                "warm_status": self.warm_message if self.simulated else "sandbox: no warm-up (indicators start cold)",
+                "warm_bars": self.warm_bars, "bars_processed": self.bars_processed,
+                "orders_suppressed_while_warming": self.suppressed,
             }
             _atomic_write(self.results_path / "status.json", json.dumps(status, indent=2, default=str).encode())
         except Exception as e:  # noqa: BLE001 - status must never take the node down
@@ -764,6 +1160,13 @@ class PaperSession:
     def write_results(self, final: bool) -> None:
         """Write ``results/<run_id>/`` in the backtest format (each file atomically; ``metrics.json`` last)."""
         write_paper_results(self, final=final)
+
+
+def _http_json(url: str, timeout: float = 10.0) -> Any:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - configured venue URL
+        return json.loads(resp.read())
 
 
 def _venue(name: str) -> Any:
@@ -822,7 +1225,10 @@ def write_paper_results(session: PaperSession, *, final: bool) -> Path:
     order_market = {str(o.client_order_id): int(m) for o, m in zip(
         orders_all, _wall_to_market(np.array([o.ts_init for o in orders_all], dtype=np.int64), marks), strict=True)}
     fill_market: dict[int, int] = {}
-    if not fills.empty:
+    if not fills.empty and session.simulated:  # the simulated venue stamps fills in market time already
+        fills["ts_event"] = pd.to_datetime(fills["ts_event"], utc=True)
+        fills = fills.sort_values(["ts_event"], kind="stable").reset_index(drop=True)
+    elif not fills.empty:
         wall = pd.to_datetime(fills["ts_event"], utc=True)
         fills["ts_event_wall"] = wall
         market = fills["client_order_id"].astype(str).map(order_market).astype("int64")
@@ -835,8 +1241,11 @@ def write_paper_results(session: PaperSession, *, final: bool) -> Path:
         if col in positions.columns and not positions.empty:
             t = pd.to_datetime(positions[col], utc=True)
             w = t.fillna(pd.Timestamp(0, tz="UTC")).astype("int64").to_numpy()
-            m = np.array([fill_market.get(int(x), y) for x, y in zip(w, _wall_to_market(w, marks), strict=True)],
-                         dtype=np.int64)  # the opening/closing fill's market time
+            if session.simulated:
+                m = w
+            else:
+                m = np.array([fill_market.get(int(x), y) for x, y in zip(w, _wall_to_market(w, marks), strict=True)],
+                             dtype=np.int64)  # the opening/closing fill's market time
             positions[f"{col}_wall"] = t
             positions[col] = pd.to_datetime(m, utc=True).where(t.notna(), pd.NaT)
     acct = cache.account_for_venue(_venue(plan.live_venue))
@@ -845,7 +1254,12 @@ def write_paper_results(session: PaperSession, *, final: bool) -> Path:
         a = ReportProvider.generate_account_report(acct)
         account = normalise_report(a.drop(columns=[c for c in ("margins", "info") if c in a.columns]))
         account["venue"] = plan.venue.name
-    frows = session.state.funding()
+    if session.simulated:
+        frows = [{"ts": r["ts"], "instrument_id": rev.get(r["instrument_id"], r["instrument_id"]),
+                  "position_id": f"{rev.get(r['instrument_id'], r['instrument_id'])}-{r['position_key'].split('|')[1]}",
+                  "amount": r["amount"]} for r in session.book.funding() if "amount" in r]
+    else:
+        frows = session.state.funding()
     funding = pd.DataFrame(frows, columns=["ts", "instrument_id", "position_id", "amount"]) if frows else \
         pd.DataFrame(columns=["ts", "instrument_id", "position_id", "amount"])
     funding["ts"] = pd.to_datetime(funding["ts"], utc=True)
@@ -876,7 +1290,14 @@ def write_paper_results(session: PaperSession, *, final: bool) -> Path:
         "trader_id": plan.settings.trader_id, "starts": session.starts, "bars_recorded": len(bars),
         "orders": len(orders_all), "data_source": plan.settings.data_source,
         "data_base_url_http": plan.settings.base_url_http,
-        **({"execution": "Ethereal paper execution client (book in Redis, ethpaper:<trader_id>:*)",
+        **({"execution": "simulated execution client (nautilus_app/paper_exec.py; book in Redis, simpaper:<trader_id>:*)",
+            "funding": "debited from the paper balance at each settlement with the live mark price",
+            "fill_timing": plan.venue.fill_timing, "slippage": plan.venue.slippage,
+            "latency": plan.venue.latency is not None,
+            "liquidation": bool(plan.venue.account_type == "MARGIN" and plan.venue.liquidation),
+            "margin_mode": plan.venue.margin_mode, "warm_bars": session.warm_bars}
+           if session.simulated else
+           {"execution": "Ethereal paper execution client (book in Redis, ethpaper:<trader_id>:*)",
             "funding": "recorder ledger from Ethereal Ticker funding updates (not in the paper balance)",
             "fill_timing": "next quote after submission (ask for buys, bid for sells)"}
            if plan.product == "ethereal" else

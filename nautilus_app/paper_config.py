@@ -16,6 +16,9 @@ so ``[paper]`` alone is enough for Binance. Schema (units in the names):
 | ``status_every_bars`` | ``1`` | write ``status.json`` and the results files every N bars |
 | ``reconnect_initial_ms`` / ``reconnect_max_ms`` / ``max_retries`` | 500 / 10000 / 10 | the data client's reconnect backoff |
 | ``results_every_seconds`` | ``5.0`` | at most one results rewrite per this many wall seconds (status is every bar) |
+| ``execution`` | ``"simulated"`` | ``"simulated"``: our execution client with the backtest's venue models (every venue); ``"sandbox"``: Nautilus's sandbox (Binance only, same-close fills, no liquidation) |
+| ``warmup_bars`` | ``1000`` | at most this many bars before the first live bar warm the strategies (from the config's ``start`` on) |
+| ``max_catch_up_bars`` | ``3`` | bars missed while the node was down that are still traded (more: fed without trading) |
 """
 
 from __future__ import annotations
@@ -42,3 +45,6 @@ class PaperSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     reconnect_initial_ms: Annotated[int, msgspec.Meta(ge=1)] = 500
     reconnect_max_ms: Annotated[int, msgspec.Meta(ge=1)] = 10_000
     max_retries: Annotated[int, msgspec.Meta(ge=0)] = 10
+    execution: Literal["simulated", "sandbox"] = "simulated"
+    warmup_bars: Annotated[int, msgspec.Meta(ge=0)] = 1000
+    max_catch_up_bars: Annotated[int, msgspec.Meta(ge=0)] = 3

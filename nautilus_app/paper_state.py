@@ -102,8 +102,8 @@ class PaperState:
     def clear(self, *, nautilus_too: bool = True) -> int:
         """Delete this trader's keys (ours and, by default, Nautilus's ``trader-<id>:*`` and the Ethereal
         paper execution book ``ethpaper:<id>:*``). Returns the count."""
-        patterns = [self.prefix + "*"] + ([f"trader-{self.trader_id}:*", f"ethpaper:{self.trader_id}:*"]
-                                          if nautilus_too else [])
+        patterns = [self.prefix + "*"] + ([f"trader-{self.trader_id}:*", f"ethpaper:{self.trader_id}:*",
+                                           f"simpaper:{self.trader_id}:*"] if nautilus_too else [])
         n = 0
         for pattern in patterns:
             keys = list(self.r.scan_iter(pattern, count=1000))
