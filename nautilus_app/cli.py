@@ -160,8 +160,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         text = (f"# {args.config} with command-line overrides: {applied}\n"
                 + tomli_w.dumps(apply_overrides(tomllib.loads(text), overrides)))
     try:
-        if cfg.universe is not None:  # strategy templates x symbols, shared or per_symbol (nautilus_app/universe.py)
-            from nautilus_app.universe import run_universe
+        if cfg.universe is not None:  # strategy templates x symbols, shared or per_symbol (research/universe_run.py)
+            from nautilus_app.research.universe_run import run_universe
 
             outcome = run_universe(cfg, results_root=args.results_dir, progress=not args.no_progress,
                                    config_text=text, source=str(args.config))

@@ -19,7 +19,8 @@ from catalog.freqtrade import import_freqtrade
 from nautilus_app.cli import main as cli_main
 from nautilus_app.config import ConfigError, parse_config
 from nautilus_app.paths import shared_data_dir
-from nautilus_app.universe import expand_universe, run_universe
+from nautilus_app.research.universe_run import run_universe
+from nautilus_app.universe import expand_universe
 
 WINDOW = shared_data_dir() / "freqtrade" / "binance" / "futures" / "window-2023-07"
 START, END = "2023-07-24", "2023-08-02"  # 9 days, 12,960 1m bars per symbol (6 symbols end on 08-02)

@@ -161,7 +161,7 @@ def single_strategy_config(base: BacktestConfig, index: int, params: dict[str, A
     if base.universe is not None:
         if shard is None:
             raise ConfigError(f"{base.name}: key shards: a [universe] base config needs a shard (bar type) per run")
-        from nautilus_app.universe import _fill
+        from nautilus_app.universe import fill_placeholders as _fill
 
         inst = BarType.from_str(shard).instrument_id
         symbol = str(inst.symbol).removesuffix("-PERP")
