@@ -24,8 +24,15 @@ if TYPE_CHECKING:
     from dash_ui.app import AppContext
 
 MAX_BODY = 256 * 1024
+#: deepest JSON nesting accepted in a request body (a run config needs 4)
+MAX_DEPTH = 32
+#: most values (objects, arrays, scalars) in one request body
+MAX_ITEMS = 20_000
 MAX_OHLCV_LIMIT = 50_000
 MAX_TRADES_LIMIT = 100_000
+#: times accepted in query parameters (UTC ns): 1970-01-01 .. 2200-01-01
+MIN_TIME_NS = 0
+MAX_TIME_NS = 7_258_118_400 * 1_000_000_000
 
 
 class ApiError(Exception):
@@ -34,6 +41,89 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.field = status, message, field
+
+
+def _check_args() -> None:
+    """Query parameters: no NUL or control characters, no parameter given twice."""
+    for name in request.args:
+        values = request.args.getlist(name)
+        if len(values) > 1:
+            raise ApiError(400, f"{name}: given {len(values)} times, expected once", name)
+        if any(ord(ch) < 32 for ch in name + values[0]):
+            raise ApiError(400, f"{name}: control characters (NUL ...) are not allowed", name)
+
+
+def _path_of(path: list) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def parse_json_body(data: bytes) -> Any:
+    """A request body parsed as strict JSON: UTF-8, at most :data:`MAX_BODY` bytes (checked by the
+    caller), nesting <= :data:`MAX_DEPTH`, <= :data:`MAX_ITEMS` values, no ``NaN``/``Infinity``
+    (nor numbers that overflow to them), no NUL/control characters in keys or strings.
+
+    Raises:
+        ApiError: 400 naming the offending key path (``venues[0].starting_balances[0]``) or ``body``.
+    """
+    import re
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ApiError(400, f"request body is not UTF-8 ({e.reason} at byte {e.start})", "body") from None
+    if not text.strip():
+        raise ApiError(400, "request body must be a JSON object (Content-Type: application/json)", "body")
+    # nesting depth before parsing (deep nesting would exhaust the parser's recursion)
+    bare = np.frombuffer(re.sub(rb'"(?:[^"\\]|\\.)*"', b'""', data), dtype=np.uint8)
+    step = (np.isin(bare, (ord("["), ord("{"))).astype(np.int64) - np.isin(bare, (ord("]"), ord("}"))))
+    depth = int(np.cumsum(step).max()) if step.size else 0
+    if depth > MAX_DEPTH:
+        raise ApiError(400, f"JSON nested {depth} levels deep; at most {MAX_DEPTH} allowed", "body")
+
+    def no_constant(name: str) -> Any:
+        raise ApiError(400, f"{name} is not allowed in JSON (give a finite number)", "body")
+
+    try:
+        value = json.loads(text, parse_constant=no_constant)
+    except ApiError:
+        raise
+    except (ValueError, RecursionError) as e:
+        raise ApiError(400, f"request body is not valid JSON ({e})", "body") from None
+    count = 0
+    stack: list[tuple[Any, list]] = [(value, [])]
+    while stack:
+        v, path = stack.pop()
+        count += 1
+        if count > MAX_ITEMS:
+            raise ApiError(400, f"JSON body holds more than {MAX_ITEMS} values", "body")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ApiError(400, f"{_path_of(path)}: number out of range (overflows to infinity)", _path_of(path))
+        if isinstance(v, str) and any(ord(ch) < 32 and ch not in "\t\n\r" for ch in v):
+            raise ApiError(400, f"{_path_of(path)}: control characters (NUL ...) are not allowed in strings",
+                           _path_of(path))
+        if isinstance(v, dict):
+            for k, x in v.items():
+                if any(ord(ch) < 32 for ch in k):
+                    raise ApiError(400, f"{_path_of(path)}: a key holds control characters (NUL ...)",
+                                   _path_of(path))
+                stack.append((x, [*path, k]))
+        elif isinstance(v, list):
+            stack.extend((x, [*path, i]) for i, x in enumerate(v))
+    return value
+
+
+def read_body() -> bytes:
+    """The request body, at most :data:`MAX_BODY` bytes, also when it is chunked/streamed without a
+    Content-Length (reads at most ``MAX_BODY + 1`` bytes). Raises ApiError 413 beyond."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise ApiError(413, f"body larger than {MAX_BODY} bytes", "body")
+    data = request.stream.read(MAX_BODY + 1)
+    if len(data) > MAX_BODY:
+        raise ApiError(413, f"body larger than {MAX_BODY} bytes", "body")
+    return data
 
 
 def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
@@ -56,13 +146,19 @@ def _time_arg(name: str) -> int | None:
         return None
     try:
         if raw.lstrip("-").isdigit():
-            return int(raw) * 1_000_000
-        ts = pd.Timestamp(raw)
-        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-        return int(ts.value)
-    except (ValueError, OverflowError):
+            ns = int(raw) * 1_000_000
+        else:
+            ts = pd.Timestamp(raw)
+            if ts is pd.NaT:
+                raise ValueError("not a time")
+            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+            ns = int(ts.value)
+    except (ValueError, OverflowError, TypeError, pd.errors.OutOfBoundsDatetime):
         raise ApiError(400, f"{name}={raw!r}: expected an ISO-8601 date/datetime (UTC) or epoch milliseconds",
                        name) from None
+    if not MIN_TIME_NS <= ns <= MAX_TIME_NS:
+        raise ApiError(400, f"{name}={raw!r}: outside 1970-01-01 .. 2200-01-01 UTC", name)
+    return ns
 
 
 def _safe(v: Any) -> Any:
@@ -72,7 +168,17 @@ def _safe(v: Any) -> Any:
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
-    return json.loads(df.to_json(orient="records", date_format="iso", date_unit="ns"))
+    """JSON records; times as ISO-8601 UTC strings with all nanoseconds (pandas' ISO output keeps µs)."""
+    out = df.copy()
+    for c in out.columns:
+        col = out[c]
+        if pd.api.types.is_datetime64_any_dtype(col):
+            utc = col.dt.tz_convert("UTC").dt.tz_localize(None) if col.dt.tz is not None else col
+            vals = utc.to_numpy(dtype="datetime64[ns]")
+            txt = np.char.add(np.datetime_as_string(vals, unit="ns"), "Z").astype(object)
+            txt[np.isnat(vals)] = None
+            out[c] = txt
+    return json.loads(out.to_json(orient="records", date_format="iso", date_unit="ns"))
 
 
 def symbols(ctx: AppContext) -> list[dict]:
@@ -221,14 +327,16 @@ def register_api(server: Flask, ctx: AppContext) -> None:
                             "types": {k: f.type_name() for k, f in ref.parameters().items()}}
                         for n, ref in cat.strategies.items()})
 
+    @bp.before_request
+    def check_query():
+        _check_args()
+
     @bp.post("/backtests")
     def submit():
-        if request.content_length and request.content_length > MAX_BODY:
-            raise ApiError(413, f"body larger than {MAX_BODY} bytes", "body")
-        body = request.get_json(silent=True)
-        if body is None:
+        body = parse_json_body(read_body())
+        if not isinstance(body, dict):
             raise ApiError(400, "request body must be a JSON object (Content-Type: application/json)", "body")
-        if isinstance(body, dict) and "strategy" in body:
+        if "strategy" in body:
             # short form: {"strategy": name, "params": {...}, "config": {...rest of the config...}}
             extra = set(body) - {"strategy", "params", "config"}
             if extra:
@@ -242,6 +350,9 @@ def register_api(server: Flask, ctx: AppContext) -> None:
                 raise ApiError(400, "params must be an object", "params")
             if "strategies" in cfg:
                 raise ApiError(400, "give either strategy/params or config.strategies, not both", "strategies")
+            if not isinstance(body["strategy"], str) or not body["strategy"]:
+                raise ApiError(400, f"strategy = {body['strategy']!r}: expected a strategy name (GET /api/strategies)",
+                               "strategy")
             body = {**cfg, "strategies": [{"name": body["strategy"], "params": params}]}
         try:
             job = ctx.jobs.submit(body)
@@ -335,18 +446,56 @@ def register_api(server: Flask, ctx: AppContext) -> None:
         limit = _int_arg("limit", 1000, 1, MAX_OHLCV_LIMIT)
         return jsonify(ohlcv(ctx, entry, timeframe, _time_arg("start"), _time_arg("end"), limit))
 
-    @bp.route("/<path:rest>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    @bp.route("/<path:rest>", methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
     def unknown(rest: str):
+        allowed = _allowed_methods(server, request.path)
+        if allowed:
+            e = ApiError(405, f"{request.method} not allowed on {request.path}; allowed: {', '.join(allowed)}",
+                         "method")
+            e.allow = allowed  # type: ignore[attr-defined]
+            raise e
         raise ApiError(404, f"no API endpoint /api/{rest} (see docs/dash.md)", None)
 
     server.register_blueprint(bp)
 
     @server.errorhandler(ApiError)
     def api_error(e: ApiError):
-        return jsonify({"error": e.message, "field": e.field}), e.status
+        resp = jsonify({"error": e.message, "field": e.field})
+        if getattr(e, "allow", None):
+            resp.headers["Allow"] = ", ".join(e.allow)  # type: ignore[attr-defined]
+        return resp, e.status
 
     @server.errorhandler(HTTPException)
     def http_error(e: HTTPException):
         if request.path.startswith("/api/"):
-            return jsonify({"error": f"{e.code} {e.name}: {e.description}", "field": None}), e.code
+            resp = jsonify({"error": f"{e.code} {e.name}: {e.description}", "field": None})
+            if e.code == 405:
+                resp.headers["Allow"] = ", ".join(_allowed_methods(server, request.path))
+            return resp, e.code
         return e
+
+    @server.errorhandler(Exception)
+    def internal_error(e: Exception):
+        """Never a bare 500 page on the API: a JSON error (the server log has the traceback)."""
+        if isinstance(e, HTTPException):
+            return http_error(e)
+        server.logger.exception("unhandled error on %s %s", request.method, request.path)
+        if request.path.startswith("/api/"):
+            return jsonify({"error": f"internal error ({type(e).__name__}); see the server log", "field": None}), 500
+        return "internal error", 500
+
+
+def _allowed_methods(server: Flask, path: str) -> list[str]:
+    """Methods of the API routes (other than the catch-all) that match ``path``."""
+    from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+    adapter = server.url_map.bind("localhost")
+    out = set()
+    for method in ("GET", "POST", "PUT", "DELETE", "PATCH"):
+        try:
+            endpoint, _ = adapter.match(path, method=method)
+        except (NotFound, MethodNotAllowed):
+            continue
+        if endpoint != "api.unknown":
+            out.add(method)
+    return sorted(out)

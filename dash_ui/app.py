@@ -72,6 +72,138 @@ class AppContext:
         return sorted(inv.loc[inv["kind"] == "bars", "identifier"].tolist())
 
 
+#: body limit of non-API requests (Dash callbacks); API bodies are limited to ``api.MAX_BODY``
+MAX_OTHER_BODY = 16 * 1024 * 1024
+TOKEN_ENV = "NAUTILUS_DASH_TOKEN"
+TOKEN_COOKIE = "nautilus_token"
+
+
+class RequestGuard:
+    """WSGI middleware in front of the Flask server (every route, the API and Dash's own).
+
+    * **Body limits also for streamed bodies**: a request with a Content-Length over the limit is
+      refused with 413 before it is read; a chunked/streamed body (no Content-Length) is read up to
+      limit + 1 bytes only, refused with 413 beyond, else handed on as a plain body. Limits:
+      :data:`dash_ui.api.MAX_BODY` (256 kB) under ``/api/``, :data:`MAX_OTHER_BODY` elsewhere.
+    * **Token** (when ``token`` is set): every request needs ``Authorization: Bearer <token>``,
+      ``X-Auth-Token: <token>``, the ``nautilus_token`` cookie, or ``?token=<token>`` (which also sets
+      the cookie, so a browser opens ``http://host:port/?token=...`` once). Else 401 JSON.
+    """
+
+    def __init__(self, app, token: str | None = None, api_limit: int | None = None,
+                 other_limit: int = MAX_OTHER_BODY) -> None:
+        from dash_ui.api import MAX_BODY
+
+        self.app, self.token = app, token
+        self.api_limit, self.other_limit = api_limit or MAX_BODY, other_limit
+
+    @staticmethod
+    def _json(start_response, status: str, message: str, field: str | None, extra: list | None = None):
+        import json
+
+        body = json.dumps({"error": message, "field": field}).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                                ("Connection", "close"), *(extra or [])])
+        return [body]
+
+    def _token_ok(self, environ: dict) -> tuple[bool, bool]:
+        """(authorised, came from the query string)."""
+        import hmac
+        from http.cookies import SimpleCookie
+        from urllib.parse import parse_qs
+
+        assert self.token is not None
+        want = self.token.encode()
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        given = [auth[7:].strip()] if auth.lower().startswith("bearer ") else []
+        given.append(environ.get("HTTP_X_AUTH_TOKEN", ""))
+        try:
+            c = SimpleCookie(environ.get("HTTP_COOKIE", ""))
+            given.append(c[TOKEN_COOKIE].value if TOKEN_COOKIE in c else "")
+        except Exception:  # noqa: BLE001 - a malformed cookie header is just no token
+            pass
+        if any(g and hmac.compare_digest(g.encode(), want) for g in given):
+            return True, False
+        q = parse_qs(environ.get("QUERY_STRING", "")).get("token", [""])[-1]
+        return bool(q) and hmac.compare_digest(q.encode(), want), True
+
+    def __call__(self, environ: dict, start_response):
+        import io
+
+        path = environ.get("PATH_INFO", "")
+        set_cookie = False
+        if self.token is not None:
+            ok, from_query = self._token_ok(environ)
+            if not ok:
+                return self._json(start_response, "401 UNAUTHORIZED",
+                                  "a token is required: send 'Authorization: Bearer <token>' (printed at the "
+                                  f"server's start, or set by ${TOKEN_ENV} / --token-file), or open /?token=<token> "
+                                  "once in a browser", "token", [("WWW-Authenticate", "Bearer")])
+            set_cookie = from_query
+        limit = self.api_limit if path.startswith("/api/") else self.other_limit
+        length = environ.get("CONTENT_LENGTH") or ""
+        if length.strip():
+            try:
+                n = int(length)
+            except ValueError:
+                return self._json(start_response, "400 BAD REQUEST", f"bad Content-Length {length!r}", "body")
+            if n > limit:
+                return self._json(start_response, "413 REQUEST ENTITY TOO LARGE", f"body larger than {limit} bytes",
+                                  "body")
+        elif environ.get("wsgi.input_terminated") or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            data = environ["wsgi.input"].read(limit + 1)
+            if len(data) > limit:
+                return self._json(start_response, "413 REQUEST ENTITY TOO LARGE",
+                                  f"body larger than {limit} bytes (streamed)", "body")
+            environ["wsgi.input"] = io.BytesIO(data)
+            environ["CONTENT_LENGTH"] = str(len(data))
+            environ.pop("wsgi.input_terminated", None)
+        if not set_cookie:
+            return self.app(environ, start_response)
+
+        def start(status, headers, exc_info=None):
+            headers = [*headers, ("Set-Cookie", f"{TOKEN_COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/")]
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, start)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` exposes the server to this machine only."""
+    import ipaddress
+
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_token(host: str, token_file: Path | None = None) -> tuple[str | None, str]:
+    """The token the server requires and where it came from: ``--token-file``, else
+    ``$NAUTILUS_DASH_TOKEN``, else (only when ``host`` is not loopback) a new random one; None on
+    loopback without either. Raises ``ValueError`` for an unreadable or empty token file."""
+    import secrets
+
+    if token_file is not None:
+        try:
+            tok = Path(token_file).read_text().strip()
+        except OSError as e:
+            raise ValueError(f"--token-file {token_file}: cannot read ({e.strerror})") from None
+        if len(tok) < 16:
+            raise ValueError(f"--token-file {token_file}: the token must have at least 16 characters")
+        return tok, f"from {token_file}"
+    env = os.environ.get(TOKEN_ENV, "").strip()
+    if env:
+        if len(env) < 16:
+            raise ValueError(f"${TOKEN_ENV}: the token must have at least 16 characters")
+        return env, f"from ${TOKEN_ENV}"
+    if is_loopback(host):
+        return None, "none (loopback only)"
+    return secrets.token_urlsafe(24), "generated for this start"
+
+
 NAV = [("/", "Runs"), ("/compare", "Compare"), ("/research", "Research"), ("/data", "Data explorer"),
        ("/launch", "Launch backtest")]
 
@@ -122,7 +254,7 @@ def _plotly_early_loader(url: str) -> str:
 
 def create_app(results_root: Path | None = None, catalog_root: Path | None = None, *,
                max_parallel_jobs: int = 1, warm_runs: int = 3, registry_url: str | None = None,
-               full_plotly: bool = False) -> dash.Dash:
+               full_plotly: bool = False, auth_token: str | None = None) -> dash.Dash:
     """Build the Dash app (pages, callbacks, JSON API) over a results root and a catalog.
 
     Args:
@@ -136,6 +268,8 @@ def create_app(results_root: Path | None = None, catalog_root: Path | None = Non
             ``$NAUTILUS_REGISTRY_URL``, else ``sqlite:///<results_root>/registry.sqlite``.
         full_plotly: Load the full plotly.js bundled with plotly.py instead of the app's partial bundle
             (:data:`PLOTLY_PARTIAL`), e.g. to draw trace types the app does not use.
+        auth_token: Require this token on every request (:class:`RequestGuard`); None = no token.
+            Body limits apply either way.
     """
     from dash_ui import api, sidecar
     from dash_ui.pages import compare, detail, explorer, launch, research, runs
@@ -204,6 +338,7 @@ def create_app(results_root: Path | None = None, catalog_root: Path | None = Non
 
     if warm_runs > 0:
         ctx.warm_stop = sidecar.start_warm_up(ctx, warm_runs)
+    app.server.wsgi_app = RequestGuard(app.server.wsgi_app, auth_token)  # type: ignore[method-assign]
     app.server.config["NAUTILUS_CTX"] = ctx
     app._nautilus_ctx = ctx  # type: ignore[attr-defined]
     return app
@@ -218,11 +353,26 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     """Run the app with the arguments of :func:`add_arguments`."""
+    import sys
+
+    from nautilus_app.housekeeping import cleanup_stale_results
+
+    try:
+        token, origin = resolve_token(args.host, getattr(args, "token_file", None))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     app = create_app(args.results_dir, args.catalog, max_parallel_jobs=args.jobs,
-                     warm_runs=getattr(args, "warm_runs", 3), registry_url=getattr(args, "registry", None))
+                     warm_runs=getattr(args, "warm_runs", 3), registry_url=getattr(args, "registry", None),
+                     auth_token=token)
     ctx = app._nautilus_ctx  # type: ignore[attr-defined]
+    cleanup_stale_results(ctx.store.root)
     print(f"nautilus-app dash: http://{args.host}:{args.port}/  (results {ctx.store.root}, catalog {ctx.catalog_root})",
           flush=True)
+    if token is not None:
+        shown = token if origin == "generated for this start" else "<as configured>"
+        print(f"token ({origin}): {shown}\n  API: -H 'Authorization: Bearer <token>'; browser: "
+              f"http://{args.host}:{args.port}/?token=<token> once", flush=True)
     try:
         app.run(host=args.host, port=args.port, debug=args.debug, threaded=True,
                 dev_tools_disable_version_check=True)

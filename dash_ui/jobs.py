@@ -56,6 +56,36 @@ def field_of(message: str) -> str | None:
     return m.group(1) if m else None
 
 
+#: run times accepted from the API/launcher (UTC): 1970-01-01 .. 2200-01-01
+_TIME_RANGE = ("1970-01-01", "2200-01-01")
+
+
+def check_time(raw: dict, key: str) -> None:
+    """``raw[key]`` (if present) must be an ISO date/datetime string between 1970 and 2200 UTC.
+
+    Raises:
+        SubmissionError: naming ``key`` (a far-future ``end`` would overflow nanosecond times later).
+    """
+    import pandas as pd
+
+    if key not in raw:
+        return
+    v = raw[key]
+    try:
+        if not isinstance(v, str):
+            raise TypeError
+        ts = pd.Timestamp(v)
+        if ts is pd.NaT:
+            raise ValueError
+        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        ok = pd.Timestamp(_TIME_RANGE[0], tz="UTC") <= ts <= pd.Timestamp(_TIME_RANGE[1], tz="UTC")
+    except (TypeError, ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        raise SubmissionError(f"key {key} = {v!r}: expected an ISO-8601 date or datetime in UTC, e.g. 2025-06-01",
+                              key) from None
+    if not ok:
+        raise SubmissionError(f"key {key} = {v!r}: outside {_TIME_RANGE[0]} .. {_TIME_RANGE[1]} UTC", key)
+
+
 def strip_none(value: Any) -> Any:
     """Drop ``None`` values recursively (TOML has no null; absent keys take the config defaults)."""
     if isinstance(value, dict):
@@ -136,10 +166,14 @@ class JobRunner:
             raise SubmissionError(f"key catalog = {cat!r}: this server runs on the catalog {self.catalog_root}; "
                                   "leave catalog out", "catalog")
         raw["catalog"] = str(self.catalog_root)
+        for key in ("start", "end"):
+            check_time(raw, key)
         try:
             cfg = parse_config(raw, source="request")
         except ConfigError as e:
             raise SubmissionError(str(e), field_of(str(e))) from e
+        except (ValueError, TypeError, OverflowError, KeyError, AttributeError) as e:  # never a 500
+            raise SubmissionError(f"invalid config: {type(e).__name__}: {e}", field_of(str(e))) from e
         return raw, cfg
 
     def submit(self, raw: Any) -> Job:

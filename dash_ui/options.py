@@ -21,3 +21,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warm-runs", type=int, default=3,
                    help="newest runs whose detail-page overview is precomputed in the background (default 3)")
     p.add_argument("--debug", action="store_true", help="Dash debug mode (reloader, dev tools)")
+    p.add_argument("--token-file", type=Path, default=None,
+                   help="require the token in this file on every request (default $NAUTILUS_DASH_TOKEN; on a "
+                        "non-loopback --host without either, a token is generated and printed)")
