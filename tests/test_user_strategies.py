@@ -32,51 +32,7 @@ FEE = 0.001
 SIZE = Decimal("0.01")
 
 # A plain Nautilus EMA cross written the way Nautilus's docs write it: fields as class attributes.
-STRATEGY_CLASS_ATTRS = '''
-from decimal import Decimal
-
-from nautilus_trader.indicators import ExponentialMovingAverage
-from nautilus_trader.model import Bar, BarType, InstrumentId, OrderSide, TimeInForce
-from nautilus_trader.trading import Strategy, StrategyConfig
-
-
-class PlainEMACrossConfig(StrategyConfig):
-    instrument_id: InstrumentId
-    bar_type: BarType
-    trade_size: Decimal
-    fast_ema_period: int = 10
-    slow_ema_period: int = 20
-
-
-class PlainEMACross(Strategy):
-    """EMA cross, long/flat, fixed size (Nautilus's example, trimmed)."""
-
-    def __init__(self, config: PlainEMACrossConfig) -> None:
-        super().__init__(config)
-        self.fast_ema = ExponentialMovingAverage(config.fast_ema_period)
-        self.slow_ema = ExponentialMovingAverage(config.slow_ema_period)
-
-    def on_start(self) -> None:
-        self.instrument = self.cache.instrument(self.config.instrument_id)
-        self.register_indicator_for_bars(self.config.bar_type, self.fast_ema)
-        self.register_indicator_for_bars(self.config.bar_type, self.slow_ema)
-        self.subscribe_bars(self.config.bar_type)
-
-    def on_bar(self, bar: Bar) -> None:
-        if not (self.fast_ema.initialized and self.slow_ema.initialized):
-            return
-        if self.fast_ema.value >= self.slow_ema.value:
-            if self.portfolio.is_net_flat(self.config.instrument_id):
-                self.submit_order(self.order_factory.market(
-                    self.config.instrument_id, OrderSide.BUY, self.instrument.make_qty(self.config.trade_size),
-                    time_in_force=TimeInForce.GTC))
-        elif self.portfolio.is_net_long(self.config.instrument_id):
-            self.close_all_positions(self.config.instrument_id)
-
-    def on_stop(self) -> None:
-        self.cancel_all_orders(self.config.instrument_id)
-        self.close_all_positions(self.config.instrument_id)
-'''
+STRATEGY_CLASS_ATTRS = (Path(__file__).parent / "fixtures" / "plain_ema.py").read_text()
 
 # The same strategy with the config's fields as __init__ arguments and no **kwargs.
 STRATEGY_INIT_ARGS = STRATEGY_CLASS_ATTRS.replace('''class PlainEMACrossConfig(StrategyConfig):
