@@ -66,3 +66,14 @@ bench-dash: install
 # Sweep scaling (1 vs 2 worker processes vs local Ray) on one month of real 1m bars; prints one JSON line.
 bench-sweep: install
 	$(PY) scripts/bench/sweep_scaling.py
+
+.PHONY: bench-universe ray-cluster-test
+# Universe runs on the 18 real 1m perpetuals (ema_cross, their common ~15.5 days): per_symbol with 1 and
+# 2 workers and shared; prints one JSON line (wall, bars/s, speed-up, peak RSS).
+bench-universe: install
+	$(PY) scripts/bench/universe.py
+
+# A real two-node Ray cluster on this machine (ray start --head + a second node, 1 CPU each, PostgreSQL
+# registry): a per_symbol universe on it equals the process pool and ran on both nodes; stops the cluster.
+ray-cluster-test: install
+	$(PY) -m pytest tests/test_ray_cluster.py -v

@@ -1,0 +1,180 @@
+"""Universe benchmark: one real universe (18 USDT-M perpetuals, 1m) per_symbol with 1 and 2 workers, and shared.
+
+Data: the freqtrade feathers of the 18 perpetuals with 1m candles in
+``$SHARED_DATA/freqtrade/binance/futures/window-2023-07`` (July-August 2023), imported into a temporary
+catalog (bars, funding, mark). The run covers the whole window all 18 share (the latest first bar to the
+earliest last bar, about 15.5 days, ~22,300 1m bars per symbol).
+
+Universe: the built-in ``ema_cross`` (20/60, long and short, 5 % of equity per position) on every symbol
+(``symbols = "*"``), isolated margin, 100,000 USDT. Three runs of that one config:
+
+* ``per_symbol`` with ``workers = 1`` and ``workers = 2`` (one engine per symbol in a fresh worker
+  process, the local process executor, a fresh SQLite registry each);
+* ``shared`` (one engine, all 18 symbols, in the driver process).
+
+Each run goes in its own fresh driver process (this script with ``--one``), so every driver peak RSS is
+that run's alone. Prints ONE JSON line:
+
+* ``symbols``, ``bars`` (1m bars in the window over all symbols), ``bars_per_symbol``, ``window``;
+* ``wall_s_*`` (``run_universe`` call: expansion, per-symbol runs, combining/writing results) and
+  ``bars_per_s_*`` = bars / wall for ``per_symbol_1w``, ``per_symbol_2w``, ``shared``;
+* ``speedup_per_symbol_2w`` = wall 1 worker / wall 2 workers;
+* ``driver_peak_rss_mb_*`` (``ru_maxrss`` of the driver process) and ``worker_peak_rss_mb_max_*`` (max
+  over the symbols' runs of the registry's ``peak_rss_mb``, measured by each worker);
+* ``worker_cpu_s_per_symbol_1w`` (user+sys of the worker processes), ``symbol_run_wall_s_median``
+  (a worker process, from the registry), ``core_us_per_bar_per_symbol`` = wall 1 worker / bars;
+* ``proj_500x5y_core_h``: core-hours for 500 symbols x 5 years of 1m bars (1.314e9 bars), a LINEAR
+  extrapolation in bars of the per_symbol 1-worker wall (per-symbol fixed costs included at this window's
+  share, so it overstates a 5-year shard's fixed part);
+* ``import_s``, ``cpu_count``, ``loadavg_1m_before`` / ``loadavg_1m_after`` (other work on the
+  2 cores makes the speed-up meaningless: check it is low before).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WINDOW_DIR = ("freqtrade", "binance", "futures", "window-2023-07")
+MIN = 60_000_000_000  # one minute in ns
+PROJ_BARS = 500 * 5 * 365 * 1440  # 500 symbols x 5 years of 1m bars (1.314e9)
+
+
+def universe_config(catalog: Path, start: str, end: str, mode: str, workers: int, registry: str | None) -> dict:
+    universe = {"market": "um", "symbols": "*", "interval": "1m", "mode": mode, "workers": workers}
+    if registry:
+        universe["registry"] = registry
+    return {
+        "name": f"bench_{mode}_{workers}w", "catalog": str(catalog), "start": start, "end": end, "bar_types": [],
+        "universe": universe,
+        "venues": [{"name": "BINANCE_USDM", "account_type": "MARGIN", "starting_balances": ["100000 USDT"],
+                    "margin_mode": "isolated"}],
+        "strategies": [{"name": "ema_cross", "params": {"fast_period": 20, "slow_period": 60, "allow_short": True,
+                                                        "position_fraction": 0.05}}],
+    }
+
+
+def run_one(spec_path: Path) -> int:
+    """Child: run one universe config, write its figures to ``spec["out"]``."""
+    from nautilus_app.config import parse_config
+    from nautilus_app.research.registry import Registry
+
+    try:  # moved to nautilus_app.research.universe_run; older trees have it in nautilus_app.universe
+        from nautilus_app.research.universe_run import run_universe
+    except ImportError:
+        from nautilus_app.universe import run_universe
+
+    spec = json.loads(spec_path.read_text())
+    cfg = parse_config(spec["config"])
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    out = run_universe(cfg, results_root=Path(spec["results"]), progress=False)
+    wall = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    res = {"wall_s": wall, "iterations": out.iterations, "orders": out.orders, "symbols": len(out.symbols),
+           "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+           "children_peak_rss_mb": cpu1.ru_maxrss / 1024.0,
+           "worker_cpu_s": cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime,
+           "final_equity": out.metrics.get("final_equity")}
+    if cfg.universe and cfg.universe.mode == "per_symbol":
+        reg = Registry.open(cfg.universe.registry)
+        try:
+            runs = reg.query_runs(sweep=f"universe/{out.run_id}", status=None)
+        finally:
+            reg.close()
+        if len(runs) != len(out.symbols) or set(runs["status"]) != {"done"}:
+            print(f"per_symbol runs not all done: {runs[['label', 'status', 'error']]}", file=sys.stderr)
+            return 1
+        res["worker_peak_rss_mb_max"] = float(runs["peak_rss_mb"].max())
+        res["symbol_run_wall_s_median"] = float(statistics.median(runs["wall_seconds"]))
+        res["symbol_engine_s_median"] = float(statistics.median(runs["engine_seconds"]))
+    Path(spec["out"]).write_text(json.dumps(res))
+    return 0
+
+
+def main() -> int:
+    from catalog.freqtrade import import_freqtrade
+    from catalog.reader import row_stats
+    from nautilus_app import paths
+    from nautilus_app.instruments import bar_type
+
+    window = paths.shared_data_dir().joinpath(*WINDOW_DIR)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_universe_"))
+    try:
+        out: dict[str, object] = {"cpu_count": os.cpu_count(), "loadavg_1m_before": round(os.getloadavg()[0], 2)}
+        cat = tmp / "catalog"
+        t0 = time.perf_counter()
+        import_freqtrade(cat, data_dir=window, timeframes=["1m"], trading_mode="futures")
+        out["import_s"] = round(time.perf_counter() - t0, 2)
+
+        symbols = sorted(p.name.split("_")[0] + "USDT" for p in window.glob("*_USDT_USDT-1m-futures.feather"))
+        stats = {s: row_stats(cat, "bars", str(bar_type(s, "um", "1m")), None, None) for s in symbols}
+        # bars are stamped at their close: the shared window opens at the latest first open, ends after the
+        # earliest last bar
+        lo = max(first for _, first, _ in stats.values()) - MIN
+        hi = min(last for _, _, last in stats.values())
+        import pandas as pd
+
+        start, end = (pd.Timestamp(v, tz="UTC").strftime("%Y-%m-%dT%H:%M:%S") for v in (lo, hi))
+        bars_by = {s: row_stats(cat, "bars", str(bar_type(s, "um", "1m")), lo + 1, hi + 1)[0] for s in symbols}
+        bars = sum(bars_by.values())
+        out.update({"symbols": len(symbols), "bars": bars, "bars_per_symbol": round(bars / len(symbols)),
+                    "window": f"{start}..{end}"})
+
+        figures = {}
+        for label, mode, workers in (("per_symbol_1w", "per_symbol", 1), ("per_symbol_2w", "per_symbol", 2),
+                                     ("shared", "shared", 1)):
+            reg = f"sqlite:///{tmp / f'registry_{label}.sqlite'}" if mode == "per_symbol" else None
+            spec = {"config": universe_config(cat, start, end, mode, workers, reg), "results": str(tmp / "results"),
+                    "out": str(tmp / f"{label}.json")}
+            (tmp / f"{label}.spec.json").write_text(json.dumps(spec))
+            proc = subprocess.run([sys.executable, __file__, "--one", str(tmp / f"{label}.spec.json")],
+                                  stdout=subprocess.DEVNULL, check=False)
+            if proc.returncode != 0:
+                print(f"{label}: exit code {proc.returncode}", file=sys.stderr)
+                return 1
+            figures[label] = res = json.loads((tmp / f"{label}.json").read_text())
+            if res["symbols"] != len(symbols):
+                print(f"{label}: ran {res['symbols']} symbols, expected {len(symbols)}", file=sys.stderr)
+                return 1
+            out[f"wall_s_{label}"] = round(res["wall_s"], 2)
+            out[f"bars_per_s_{label}"] = round(bars / res["wall_s"])
+            out[f"driver_peak_rss_mb_{label}"] = round(res["driver_peak_rss_mb"], 1)
+            if mode == "per_symbol":
+                out[f"worker_peak_rss_mb_max_{label}"] = round(res["worker_peak_rss_mb_max"], 1)
+        one = figures["per_symbol_1w"]
+        out["speedup_per_symbol_2w"] = round(one["wall_s"] / figures["per_symbol_2w"]["wall_s"], 3)
+        out["worker_cpu_s_per_symbol_1w"] = round(one["worker_cpu_s"], 2)
+        out["symbol_run_wall_s_median"] = round(one["symbol_run_wall_s_median"], 2)
+        out["symbol_engine_s_median"] = round(one["symbol_engine_s_median"], 2)
+        out["core_us_per_bar_per_symbol"] = round(one["wall_s"] / bars * 1e6, 2)
+        out["orders"] = one["orders"]
+        # linear in bars from the per_symbol 1-worker wall (everything included): 500 symbols x 5 years of 1m
+        out["proj_500x5y_core_h"] = round(one["wall_s"] / bars * PROJ_BARS / 3600, 1)
+        out["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
+        order = ["symbols", "bars", "bars_per_symbol", "window",
+                 "wall_s_per_symbol_1w", "wall_s_per_symbol_2w", "wall_s_shared",
+                 "bars_per_s_per_symbol_1w", "bars_per_s_per_symbol_2w", "bars_per_s_shared", "speedup_per_symbol_2w",
+                 "driver_peak_rss_mb_per_symbol_1w", "driver_peak_rss_mb_per_symbol_2w", "driver_peak_rss_mb_shared",
+                 "worker_peak_rss_mb_max_per_symbol_1w", "worker_peak_rss_mb_max_per_symbol_2w",
+                 "worker_cpu_s_per_symbol_1w", "symbol_run_wall_s_median", "symbol_engine_s_median",
+                 "core_us_per_bar_per_symbol", "proj_500x5y_core_h", "orders", "import_s", "cpu_count", "loadavg_1m_before",
+                 "loadavg_1m_after"]
+        print(json.dumps({k: out[k] for k in order}))
+        return 0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--one":
+        sys.exit(run_one(Path(sys.argv[2])))
+    sys.exit(main())
