@@ -159,7 +159,8 @@ class VenueConfig(_Frozen, kw_only=True):
     liquidation: bool = True
     liquidation_fee: Fraction = 0.0125
     brackets: dict[str, list[BracketVersion]] = {}
-    latency: LatencyConfig | bool | None = None  # resolved by costs in __post_init__ (LatencyConfig or None)
+    # resolved in __post_init__ to a LatencyConfig or None ("by_costs": by ``costs``; true: on; false/None: off)
+    latency: LatencyConfig | bool | Literal["by_costs"] | None = "by_costs"
     funding_rate: Annotated[float, msgspec.Meta(ge=-0.05, le=0.05)] | None = None
     funding_interval_hours: Annotated[int, msgspec.Meta(ge=1, le=24)] = 8
 
@@ -171,7 +172,7 @@ class VenueConfig(_Frozen, kw_only=True):
             explicit = [k for k, v in (("slippage", self.slippage not in (None, "none")),
                                        ("slippage_bps", bool(self.slippage_bps)),
                                        ("slippage_impact_bps", bool(self.slippage_impact_bps)),
-                                       ("latency", self.latency not in (None, False)),
+                                       ("latency", self.latency not in ("by_costs", None, False)),
                                        ("maker_fee", bool(self.maker_fee)), ("taker_fee", bool(self.taker_fee)),
                                        ("fee_tier", self.fee_tier is not None)) if v]
             if explicit:
@@ -186,9 +187,10 @@ class VenueConfig(_Frozen, kw_only=True):
             put(self, "slippage_bps", base)
         if self.slippage_impact_bps is None:
             put(self, "slippage_impact_bps", DEFAULT_SLIPPAGE[2] if self.slippage == "volume" else 0.0)
-        if self.latency is True or (self.latency is None and self.costs == "realistic"):
+        # None (what a resolved "off" encodes to) stays off, so a re-decoded config is the same config
+        if self.latency is True or (self.latency == "by_costs" and self.costs == "realistic"):
             put(self, "latency", LatencyConfig(**DEFAULT_LATENCY))
-        elif self.latency is None or self.latency is False:
+        elif not isinstance(self.latency, LatencyConfig):
             put(self, "latency", None)
 
     def fees(self) -> tuple[float, float]:

@@ -351,6 +351,13 @@ def test_stop_loss_and_trailing_stop_fill_on_the_first_bar_through_the_trigger(
         assert float(f["commission"]) == pytest.approx(float(f["last_qty"]) * float(f["last_px"]) * TAKER, rel=1e-9)
     assert stopped >= 3
     assert trail_exits == 0 or trailing
+    # trades.parquet: the protective exits carry their reason (stop for a fixed stop, trailing otherwise)
+    trades = pd.read_parquet(out.results_path / "trades.parquet")
+    reasons = trades["exit_reason"].value_counts().to_dict()
+    assert reasons.get("trailing" if trailing else "stop", 0) == stopped + trail_exits
+    assert reasons.get("stop" if trailing else "trailing", 0) == 0
+    assert set(reasons) <= {"stop", "trailing", "signal", "end_of_run"}
+    assert out.metrics["exit_reasons"]["trailing" if trailing else "stop"] == stopped + trail_exits
     if short:
         assert (entry_orders(orders)["side"] == "SELL").sum() >= 3
 
@@ -358,6 +365,8 @@ def test_stop_loss_and_trailing_stop_fill_on_the_first_bar_through_the_trigger(
 def test_take_profit_limit_fills_when_the_bar_trades_through(catalog: Path, tmp_path: Path, raw: pd.DataFrame) -> None:
     pct = 0.003
     out = run(catalog, tmp_path, {"stops": {"take_profit_pct": pct}}, end="2023-07-16")
+    tp_trades = pd.read_parquet(out.results_path / "trades.parquet")
+    assert (tp_trades["exit_reason"] == "take_profit").sum() == (tp_trades["exit_tag"] == "RISK_TP").sum() > 0
     orders, fills = load(out)
     w = window(raw, "2023-07-14", "2023-07-16")
     taken = 0
@@ -388,6 +397,8 @@ def test_time_stop_exits_n_bars_after_the_entry(catalog: Path, tmp_path: Path, r
     w = window(raw, "2023-07-14", "2023-07-16")
     entries = entry_orders(orders)
     timed = orders[orders["tags"].fillna("").str.contains("TIME_STOP")]
+    tt = pd.read_parquet(out.results_path / "trades.parquet")
+    assert (tt["exit_reason"] == "time").sum() == (tt["exit_tag"] == "TIME_STOP").sum() > 0
     assert len(timed) >= 3
     for _, o in timed.iterrows():
         decided = utc(o["ts_init"])

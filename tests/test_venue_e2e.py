@@ -86,6 +86,7 @@ def test_20x_isolated_long_is_liquidated_at_binance_price_on_the_right_bar(catal
     assert row["loss"] + 0.0005 * qty * lp_tick == pytest.approx(margin, abs=1e-6)
     trades = pd.read_parquet(out.results_path / "trades.parquet")
     assert trades["liquidated"].tolist() == [True]
+    assert trades["exit_reason"].tolist() == ["liquidation"]
     assert out.metrics["liquidations"] == 1
     assert out.metrics["liquidation_loss_usdt"] == pytest.approx(row["loss"], abs=1e-9)
 
