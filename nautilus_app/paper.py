@@ -1162,6 +1162,31 @@ class PaperSession:
         write_paper_results(self, final=final)
 
 
+def _book_fills(session: PaperSession, orders_all: list[Any]) -> pd.DataFrame:
+    """fills.parquet of a simulated session from the Redis book (market times, config instrument ids)."""
+    rev = session.plan.reverse_ids
+    types = {o.client_order_id.value: str(o.order_type).split(".")[-1] for o in orders_all}
+    rows = []
+    for f in session.book.fills().values():
+        iid = rev.get(f["instrument_id"], f["instrument_id"])
+        rows.append({
+            "client_order_id": f["client_order_id"], "trader_id": session.plan.settings.trader_id,
+            "strategy_id": f["strategy_id"], "instrument_id": iid, "venue_order_id": f["venue_order_id"],
+            "account_id": f"{session.plan.live_venue}-001", "trade_id": f["trade_id"], "order_side": f["side"],
+            "order_type": types.get(f["client_order_id"], "MARKET"), "last_qty": float(f["qty"]),
+            "last_px": float(f["px"]), "currency": "USDT", "liquidity_side": f["liquidity"],
+            "ts_event": pd.Timestamp(int(f["ts"]), tz="UTC"), "position_id": f"{iid}-{f['strategy_id']}",
+            "commission": float(f["fee"]), "commission_currency": "USDT", "reference_px": float(f["reference_px"]),
+            "kind": f["kind"], "realized_pnl": float(f["realized_pnl"]),
+        })
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=["ts_event", "instrument_id", "order_side", "last_qty", "last_px", "commission",
+                                     "trade_id", "client_order_id"])
+    df["_n"] = df["trade_id"].str.split("-").str[-1].astype(int)
+    return df.sort_values(["ts_event", "_n"], kind="stable").drop(columns="_n").reset_index(drop=True)
+
+
 def _http_json(url: str, timeout: float = 10.0) -> Any:
     import urllib.request
 
@@ -1225,9 +1250,8 @@ def write_paper_results(session: PaperSession, *, final: bool) -> Path:
     order_market = {str(o.client_order_id): int(m) for o, m in zip(
         orders_all, _wall_to_market(np.array([o.ts_init for o in orders_all], dtype=np.int64), marks), strict=True)}
     fill_market: dict[int, int] = {}
-    if not fills.empty and session.simulated:  # the simulated venue stamps fills in market time already
-        fills["ts_event"] = pd.to_datetime(fills["ts_event"], utc=True)
-        fills = fills.sort_values(["ts_event"], kind="stable").reset_index(drop=True)
+    if session.simulated:  # the book is the record (reconciled orders may carry their fills as one)
+        fills = _book_fills(session, orders_all)
     elif not fills.empty:
         wall = pd.to_datetime(fills["ts_event"], utc=True)
         fills["ts_event_wall"] = wall

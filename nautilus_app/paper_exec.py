@@ -911,8 +911,12 @@ class BarSequencer:
         """Feed the stored feed (restart) or the history (first start) to the strategies without trading."""
         s = self.session
         book = self.sim.book
-        feed = book.feed()
         s.set_warm_status(False, "warming up from history", 0)
+        # the strategies register their indicators in on_start, after Nautilus's reconciliation
+        t_end = time.monotonic() + 60
+        while not all(_running(st) for st in s.strategies) and time.monotonic() < t_end:
+            await asyncio.sleep(0.01)
+        feed = book.feed()
         if feed:
             for rec in feed:
                 s.feed_strategies(make_bar(rec), trading=False)
@@ -1053,6 +1057,11 @@ class BarSequencer:
                     return
             await asyncio.sleep(0.001)
         log.warning("Nautilus did not apply the paper fills within %.0f s: %s", timeout, filled)
+
+
+def _running(component: Any) -> bool:
+    r = getattr(component, "is_running", True)
+    return bool(r() if callable(r) else r)
 
 
 def _denied(order: Any) -> bool:
