@@ -830,6 +830,23 @@ def breakdown_frame(records: list[dict], key: str) -> pd.DataFrame:
 def venue_settings(sim: VenueSim) -> dict[str, Any]:
     """The simulated-exchange settings of one venue as recorded in ``run.json``."""
     v = sim.config
+    maker, taker = v.fees()
+    out: dict[str, Any] = {
+        "fill_timing": v.fill_timing, "slippage": {
+            "kind": v.slippage, "base_bps": v.slippage_bps, "impact_bps": v.slippage_impact_bps,
+            "max_bps": v.slippage_max_bps},
+        "maker_fee": maker, "taker_fee": taker, "fee_tier": v.fee_tier,
+        "latency": None if v.latency is None else msgspec.structs.asdict(v.latency),
+    }
+    if v.account_type == "MARGIN":
+        out.update({"margin_mode": v.margin_mode, "liquidation": v.liquidation, "liquidation_fee": v.liquidation_fee,
+                    "max_leverage": v.max_leverage,
+                    "brackets": None if sim.liquidation is None else {
+                        iid: [[b.floor, b.cap, b.mmr, b.cum, b.max_leverage] for b in br]
+                        for iid, br in sim.liquidation.brackets.items()}})
+    return out
+
+
 def cost_assumptions(v: Any) -> str:
     """One line saying which execution costs a venue simulated (``metrics.json`` ``costs``, the summary)."""
     maker, taker = v.fees()
@@ -846,23 +863,6 @@ def cost_assumptions(v: Any) -> str:
         f"latency {lat.mean_ms:g}+-{lat.std_ms:g} ms (min {lat.min_ms:g}, {lat.spike_probability * 100:g} % "
         f"spikes x{lat.spike_multiplier:g})")
     return f"{v.costs}: {fee}, {slip}, {lat_s}, fills at {v.fill_timing.replace('_', ' ')}"
-
-
-    maker, taker = v.fees()
-    out: dict[str, Any] = {
-        "fill_timing": v.fill_timing, "slippage": {
-            "kind": v.slippage, "base_bps": v.slippage_bps, "impact_bps": v.slippage_impact_bps,
-            "max_bps": v.slippage_max_bps},
-        "maker_fee": maker, "taker_fee": taker, "fee_tier": v.fee_tier,
-        "latency": None if v.latency is None else msgspec.structs.asdict(v.latency),
-    }
-    if v.account_type == "MARGIN":
-        out.update({"margin_mode": v.margin_mode, "liquidation": v.liquidation, "liquidation_fee": v.liquidation_fee,
-                    "max_leverage": v.max_leverage,
-                    "brackets": None if sim.liquidation is None else {
-                        iid: [[b.floor, b.cap, b.mmr, b.cum, b.max_leverage] for b in br]
-                        for iid, br in sim.liquidation.brackets.items()}})
-    return out
 
 
 def _daily_returns_until_wipeout(equity: pd.Series, starting_equity: float) -> pd.Series:
