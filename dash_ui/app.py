@@ -158,6 +158,7 @@ class RequestGuard:
             environ["wsgi.input"] = io.BytesIO(data)
             environ["CONTENT_LENGTH"] = str(len(data))
             environ.pop("wsgi.input_terminated", None)
+            environ.pop("HTTP_TRANSFER_ENCODING", None)  # werkzeug ignores Content-Length when chunked
         if not set_cookie:
             return self.app(environ, start_response)
 
