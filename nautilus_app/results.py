@@ -49,6 +49,7 @@ from catalog.reader import read_columns
 from nautilus_app import metrics as metrics_mod
 from nautilus_app import paths
 from nautilus_app.config import BacktestConfig
+from nautilus_app.housekeeping import mark_owner
 
 if TYPE_CHECKING:
     from nautilus_trader.backtest import BacktestEngine, BacktestResult
@@ -730,6 +731,7 @@ def write_results(
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir()
+    mark_owner(stage)  # so the next command can tell a dead writer's folder (nautilus_app/housekeeping.py)
     try:
         if config_text is not None:
             (stage / "config.toml").write_text(config_text)
