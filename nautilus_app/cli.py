@@ -283,6 +283,12 @@ def cmd_paper(args: argparse.Namespace) -> int:
     return run_paper_from_args(args)
 
 
+def cmd_paper_vs_backtest(args: argparse.Namespace) -> int:
+    from nautilus_app.paper_parity import main_paper_vs_backtest
+
+    return main_paper_vs_backtest(args)
+
+
 def cmd_import_ethereal(args: argparse.Namespace) -> int:
     from adapters.ethereal.history import import_ethereal_history
     from catalog.errors import DataImportError
@@ -636,6 +642,11 @@ def build_parser() -> argparse.ArgumentParser:
     pp = sub.add_parser("paper", help="paper-trade a config with a [paper] table on a sandbox LiveNode (docs/paper.md)")
     add_paper_arguments(pp)
     pp.set_defaults(func=cmd_paper)
+    pvb = sub.add_parser("paper-vs-backtest", help="replay a paper session's bars through a backtest of the same "
+                         "config and print fill-by-fill differences (docs/paper.md)")
+    pvb.add_argument("paper_results", help="the paper session's results folder (results/<run_id>)")
+    pvb.add_argument("--results-dir", default=None, help="where the backtest's results go (default: a temp folder)")
+    pvb.set_defaults(func=cmd_paper_vs_backtest)
 
     # research: `registry ...`, `sweep`, `walk-forward`, `portfolio` (nautilus_app/research/cli.py)
     from nautilus_app.research.cli import add_commands as add_research_commands
