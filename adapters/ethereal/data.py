@@ -14,13 +14,16 @@ Nautilus subscription         Ethereal channel            Output
 ``subscribe_bars`` INTERNAL   (none)                      aggregated by Nautilus from trades/quotes
 ============================  ==========================  =====================================
 
-Book integrity. The first ``L2Book`` message after (re)subscribing is the full book; each later one
-carries ``pt`` = the ``t`` of the previous book message for the symbol. A message with ``t`` not
-after the last one is dropped as out of order; a ``pt`` that differs from the last ``t`` (a missed
-message), an unparsable level or a crossed book marks the book invalid, emits nothing further for
-it and resubscribes to get a fresh snapshot. Diffs are parsed completely before the local book is
-changed, so a malformed message never leaves a half-applied book. After a WebSocket reconnect all
-books wait for their snapshot again.
+Book integrity. A full book is the ``L2Book`` message *without* ``pt`` (the venue's marker; it follows
+the subscribe ack); every diff carries ``pt`` = the ``t`` of the previous book message for the
+symbol. A snapshot always replaces the book; a diff reaching a book that has no snapshot yet is
+never applied (it is in flight from a previous subscription, or the snapshot was lost, and then the
+client resubscribes). A diff with ``t`` not after the last one is dropped as out of order; a ``pt``
+that differs from the last ``t`` (a missed message), an unparsable level or a crossed book marks the
+book invalid, emits nothing further for it and resubscribes to get a fresh snapshot. Diffs are
+parsed completely before the local book is changed, so a malformed message never leaves a
+half-applied book. After a WebSocket reconnect the books are reset *before* the subscriptions are
+replayed, so the replayed snapshots become the books.
 
 Instruments are loaded at connect and refreshed every ``instrument_refresh_mins``; changed
 definitions are republished. Counters of messages, drops, gaps and resubscriptions are in
@@ -129,7 +132,8 @@ class EtherealDataClient(MarketDataClient):
         self._seen_trade_set: set[str] = set()
         self._resubscribing: set[str] = set()
         self.stats = {"messages": 0, "malformed": 0, "out_of_order": 0, "gaps": 0, "crossed": 0,
-                      "resubscribes": 0, "reconnects": 0, "instrument_refreshes": 0}
+                      "resubscribes": 0, "reconnects": 0, "instrument_refreshes": 0,
+                      "awaiting_snapshot": 0}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -145,7 +149,8 @@ class EtherealDataClient(MarketDataClient):
             self._handle_instrument(inst)
         urls = self.eth.urls()
         self.ws = EtherealWebSocketClient(
-            urls.ws, self._on_ws_message, on_connected=self._on_ws_connected, on_error=self._on_ws_error,
+            urls.ws, self._on_ws_message, on_connected=self._on_ws_connected, on_open=self._on_ws_open,
+            on_error=self._on_ws_error,
             backoff_initial_s=self.eth.ws_backoff_initial_s, backoff_max_s=self.eth.ws_backoff_max_s,
         )
         await self.ws.start()
@@ -157,12 +162,17 @@ class EtherealDataClient(MarketDataClient):
             await self.ws.stop()
         await self.http.close()
 
+    async def _on_ws_open(self, reconnect: bool) -> None:
+        # Called before the subscriptions are replayed: the replayed L2Book snapshots (sent with the
+        # subscribe acks) must land on empty books, not be wiped after they were applied.
+        for st in self._books.values():
+            st.reset()
+        self._resubscribing.clear()  # a resubscription of the old connection is void
+
     async def _on_ws_connected(self, reconnect: bool) -> None:
         if reconnect:
             self.stats["reconnects"] += 1
-            log.warning("Ethereal data stream reconnected; order books wait for fresh snapshots")
-        for st in self._books.values():
-            st.reset()
+            log.warning("Ethereal data stream reconnected; order books were rebuilt from fresh snapshots")
 
     def _on_ws_error(self, text: str) -> None:
         self.stats["malformed"] += 1
@@ -320,10 +330,15 @@ class EtherealDataClient(MarketDataClient):
         inst = self.provider.instrument_for_symbol(d.s)
         if st is None or inst is None:
             return  # not (or no longer) subscribed
-        if d.s in self._resubscribing:
-            return  # in-flight diffs of the old subscription
-        snapshot = not st.ready
+        snapshot = d.pt is None  # the venue's marker of a full book (every diff carries pt)
         if not snapshot:
+            if not st.ready:
+                # A diff without a base: in flight from the previous subscription (dropped), or the
+                # snapshot was lost (then ask for a new one). It never becomes the book.
+                self.stats["awaiting_snapshot"] += 1
+                if d.s not in self._resubscribing:
+                    self._invalidate(d.s, "diff received before any snapshot")
+                return
             if st.last_t is not None and d.t <= st.last_t:
                 self.stats["out_of_order"] += 1
                 log.warning("Ethereal %s L2Book t=%d not after last t=%d: dropped", d.s, d.t, st.last_t)

@@ -175,7 +175,7 @@ class MockVenue:
     async def snapshot(self, ws: web.WebSocketResponse, symbol: str) -> None:
         book = self.books[symbol]
         await self.send(ws, {"e": "L2Book", "t": self.now_ms(), "data": {
-            "s": symbol, "t": book["t"], "pt": book["t"] - 200,
+            "s": symbol, "t": book["t"],  # no "pt": the venue's marker of a full book
             "a": self._book_levels(book, "asks"), "b": self._book_levels(book, "bids")}})
 
     async def publish_book_diff(self, symbol: str, bids: list[list[str]], asks: list[list[str]]) -> None:

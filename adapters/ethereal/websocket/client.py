@@ -9,8 +9,9 @@ Added here because the SDK client has none of it: its listen loop just ends when
 the socket (connections are closed after at most 12 h, and on idle or errors), so this client
 
 * reconnects with capped exponential backoff and jitter (``backoff_initial_s`` .. ``backoff_max_s``),
-* replays every active subscription after a reconnect and tells the owner (``on_connected``) so it
-  can reset state that depends on stream continuity (order books wait for a fresh snapshot),
+* tells the owner when a new socket is open (``on_open``), *before* replaying subscriptions, so it
+  can reset state that depends on stream continuity (order books wait for a fresh snapshot, which
+  may arrive in the same read as the subscribe ack), then replays every active subscription,
 * treats ``{"ok": false, ...}`` acks as errors, and
 * reports undecodable frames through ``on_error`` instead of only logging them.
 """
@@ -42,6 +43,9 @@ class EtherealWebSocketClient(AsyncWSClient):
 
     ``base_url``: e.g. ``wss://ws2.ethereal.trade`` (``/v1/stream`` is appended).
     ``on_message(dict)``: called for every server event (frames with an ``e`` key).
+    ``on_open(reconnect: bool)``: awaited right after the socket opened, *before* subscriptions are
+    replayed, so state that depends on stream continuity (order books) is reset before the replayed
+    subscriptions' first messages (a book snapshot can arrive together with the subscribe ack).
     ``on_connected(reconnect: bool)``: awaited after (re)connecting and replaying subscriptions.
     ``on_error(text)``: called for undecodable frames and refused resubscriptions.
     """
@@ -52,6 +56,7 @@ class EtherealWebSocketClient(AsyncWSClient):
         on_message: Callable[[dict[str, Any]], None],
         *,
         on_connected: Callable[[bool], Awaitable[None]] | None = None,
+        on_open: Callable[[bool], Awaitable[None]] | None = None,
         on_error: Callable[[str], None] | None = None,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
@@ -61,6 +66,7 @@ class EtherealWebSocketClient(AsyncWSClient):
         self.base_url = base_url.rstrip("/") + "/"
         self._on_message = on_message
         self._on_connected = on_connected
+        self._on_open = on_open
         self._on_error = on_error or (lambda text: log.error(text))
         self._backoff_initial = backoff_initial_s
         self._backoff_max = backoff_max_s
@@ -99,6 +105,8 @@ class EtherealWebSocketClient(AsyncWSClient):
                 await self.open()
                 self.connect_count += 1
                 reconnect = self.connect_count > 1
+                if self._on_open:
+                    await self._on_open(reconnect)  # reset before the replayed snapshots can arrive
                 await self._replay()
                 if self._on_connected:
                     await self._on_connected(reconnect)
