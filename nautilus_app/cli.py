@@ -148,6 +148,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from nautilus_app.housekeeping import cleanup_stale_results
+
+    cleanup_stale_results(args.results_dir or paths.results_dir())  # .partial folders of killed runs
     text = Path(args.config).read_text()
     if overrides:  # the snapshot records what ran: the file's text plus the command-line overrides
         import tomllib

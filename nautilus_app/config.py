@@ -46,6 +46,9 @@ Leverage = Annotated[float, msgspec.Meta(ge=1.0, le=MAX_LEVERAGE)]
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,79}")
 
 
+_EARLIEST, _LATEST = pd.Timestamp("1970-01-01", tz="UTC"), pd.Timestamp("2200-01-01", tz="UTC")
+
+
 class ConfigError(ValueError):
     """A run config is invalid. The message names the file, the key, the value and what was expected."""
 
@@ -492,11 +495,12 @@ def _check(cfg: BacktestConfig, source: str) -> None:
     for key, value in (("start", cfg.start), ("end", cfg.end)):
         if value is not None:
             try:
-                ok = not pd.isna(pd.Timestamp(value, tz="UTC"))
+                ts = pd.Timestamp(value, tz="UTC")
+                ok = not pd.isna(ts) and _EARLIEST <= ts <= _LATEST  # nanoseconds since 1970 must fit an int64
             except (ValueError, TypeError, OverflowError):
                 ok = False
             if not ok:
-                fail(key, value, "an ISO-8601 date or datetime in UTC, e.g. 2025-06-01")
+                fail(key, value, "an ISO-8601 date or datetime in UTC between 1970 and 2200, e.g. 2025-06-01")
     if cfg.start and cfg.end and cfg.start_ns() >= cfg.end_ns():  # type: ignore[operator]
         fail("end", cfg.end, f"a time after start {cfg.start!r}")
 

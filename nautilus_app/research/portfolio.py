@@ -42,6 +42,7 @@ import pandas as pd
 
 from nautilus_app import paths
 from nautilus_app.config import BacktestConfig
+from nautilus_app.housekeeping import mark_owner
 from nautilus_app.research.execution import Dispatcher, make_executor
 from nautilus_app.research.registry import Registry, sha256_json
 from nautilus_app.research.sweep import Study, _drain, _release_and_queue, _slug, single_strategy_config
@@ -250,6 +251,7 @@ def _write(out_dir: Path, contrib: pd.DataFrame, corr: pd.DataFrame, comparison:
     stage = out_dir.parent / f".{out_dir.name}.partial"
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir()
+    mark_owner(stage)
     contrib.rename_axis("ts").reset_index().to_parquet(stage / "contributions.parquet", index=False)
     corr.to_csv(stage / "correlation.csv")
     comparison.to_csv(stage / "comparison.csv", index=False)

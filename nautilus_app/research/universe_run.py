@@ -33,6 +33,7 @@ import pandas as pd
 
 from nautilus_app import paths
 from nautilus_app.config import BacktestConfig
+from nautilus_app.housekeeping import mark_owner
 from nautilus_app.universe import expand_universe, resolve_symbols
 
 
@@ -225,6 +226,7 @@ def combine_runs(expanded: BacktestConfig, run_id: str, runs: dict[str, Path], r
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
+    mark_owner(stage)  # so the next command can tell a dead writer's folder (nautilus_app/housekeeping.py)
     try:
         if config_text is not None:
             (stage / "config.toml").write_text(config_text)

@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from nautilus_app import metrics as metrics_mod
+from nautilus_app.housekeeping import mark_owner
 from nautilus_app.research.execution import Dispatcher, make_executor
 from nautilus_app.research.registry import Registry
 from nautilus_app.research.spec import Sweep
@@ -342,6 +343,7 @@ def _write_report(out_dir: Path, table: pd.DataFrame, curve: pd.DataFrame, oos: 
     stage = out_dir.parent / f".{out_dir.name}.partial"
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir()
+    mark_owner(stage)
     t = table.copy()
     t["params"] = t["params"].map(lambda p: json.dumps(p, sort_keys=True))
     t["oos_run_keys"] = t["oos_run_keys"].map(json.dumps)
