@@ -657,7 +657,7 @@ def write_results(
         FileExistsError: ``results/<run_id>`` already exists (nothing is overwritten).
     """
     import nautilus_trader
-    from nautilus_trader.model import BarType, Venue
+    from nautilus_trader.model import BarType
 
     root = Path(results_root) if results_root is not None else paths.results_dir()
     root.mkdir(parents=True, exist_ok=True)
@@ -665,20 +665,12 @@ def write_results(
     if final.exists():
         raise FileExistsError(f"results folder {final} already exists")
 
-    orders_raw = engine.generate_orders_report()
-    orders = normalise_report(orders_raw)
-    fills = add_fill_costs(normalise_report(engine.generate_fills_report()), orders, sims)
-    positions_raw = engine.generate_positions_report()
-    funding = funding_settlements(positions_raw)
-    # `events` repeats every fill of the position (fills.parquet has them once); `adjustments` -> funding.parquet
-    positions = normalise_report(positions_raw.drop(columns=["events", "adjustments"], errors="ignore"))
-    accounts = []
-    for v in cfg.venues:
-        acc = engine.generate_account_report(venue=Venue(v.name))
-        acc = normalise_report(acc.drop(columns=[c for c in ("margins", "info") if c in acc.columns]))
-        acc["venue"] = v.name
-        accounts.append(acc)
-    account = pd.concat(accounts, ignore_index=True) if accounts else pd.DataFrame()
+    # Nautilus's orders/fills/positions/account reports, normalised (normalise_report), and the funding
+    # settlements of the positions' adjustments: built from the engine's cache (nautilus_app/reports.py)
+    from nautilus_app.reports import run_reports
+
+    orders, fills, positions, funding, account = run_reports(engine, [v.name for v in cfg.venues])
+    fills = add_fill_costs(fills, orders, sims)
 
     closes: dict[str, pd.Series] = {}
     for bt in cfg.bar_types:
