@@ -39,14 +39,23 @@ def test_plan_maps_ids_and_stale_threshold() -> None:
     plan = plan_paper(parse_config(raw_config()))
     assert plan.product == "um" and plan.id_map == {"ETHUSDT-PERP.BINANCE_USDM": "ETHUSDT-PERP.BINANCE"}
     assert plan.stale_after_s == 120.0  # 2 x 1 minute
-    assert plan.not_simulated == []  # the config asks for the models the sandbox has
+    # the simulated execution client (default) applies every venue model; it lists only its own limits
+    assert all("order types" in x or "mark price" in x for x in plan.not_simulated)
+    raw = raw_config()
+    raw["paper"]["execution"] = "sandbox"
+    raw["venues"][0]["latency"] = False
+    assert plan_paper(parse_config(raw)).not_simulated == []  # the config asks for the models the sandbox has
 
 
 def test_plan_lists_models_the_sandbox_lacks() -> None:
     raw = raw_config()
+    raw["paper"]["execution"] = "sandbox"
     raw["venues"][0].update(fill_timing="next_open", slippage="fixed", slippage_bps=2.0, liquidation=True)
     items = " ".join(plan_paper(parse_config(raw)).not_simulated)
     assert "next_open" in items and "slippage" in items and "liquidation" in items
+    raw["paper"]["execution"] = "simulated"
+    items = " ".join(plan_paper(parse_config(raw)).not_simulated)
+    assert "next_open" not in items and "does not liquidate" not in items
 
 
 def test_ethereal_plan_uses_internal_bars_and_its_own_execution() -> None:
@@ -55,7 +64,7 @@ def test_ethereal_plan_uses_internal_bars_and_its_own_execution() -> None:
     assert plan.product == "ethereal" and plan.live_venue == "ETHEREAL" and plan.is_margin
     assert plan.id_map == {"BTCUSD-PERP.ETHEREAL": "BTCUSD-PERP.ETHEREAL"}
     assert plan.bar_map == {"BTCUSD-PERP.ETHEREAL-1-MINUTE-LAST-EXTERNAL": "BTCUSD-PERP.ETHEREAL-1-MINUTE-LAST-INTERNAL"}
-    assert any("next Ethereal quote" in x for x in plan.not_simulated)
+    assert any("aggregated by Nautilus from the trade stream" in x for x in plan.not_simulated)
     raw["venues"][0]["oms_type"] = "HEDGING"
     with pytest.raises(PaperConfigError, match="oms_type"):
         plan_paper(parse_config(raw))
@@ -64,7 +73,8 @@ def test_ethereal_plan_uses_internal_bars_and_its_own_execution() -> None:
 @pytest.mark.parametrize("change, match", [
     (lambda r: r.pop("paper"), "paper: missing"),
     (lambda r: r["paper"].update(data_source="ethereal"), "expected 'ETHEREAL' for paper.data_source = 'ethereal'"),
-    (lambda r: r["venues"][0].update(leverages={"ETHUSDT-PERP.BINANCE_USDM": 3}), "default_leverage"),
+    (lambda r: (r["venues"][0].update(leverages={"ETHUSDT-PERP.BINANCE_USDM": 3}),
+                r["paper"].update(execution="sandbox")), "default_leverage"),
 ])
 def test_plan_errors(change, match) -> None:  # noqa: ANN001
     raw = raw_config()

@@ -1,4 +1,6 @@
-"""Paper trading on a sandbox LiveNode fed by the local Binance replay server (offline, real Redis).
+"""Paper trading with ``execution = "sandbox"`` (Nautilus's sandbox, kept as an option) fed by the local
+Binance replay server (offline, real Redis). The default simulated execution client is tested in
+tests/test_paper_sim.py.
 
 The node is the real thing: ``scripts/run_paper.py`` in a subprocess, Nautilus's Rust Binance
 USDT-M data client pointed at :class:`nautilus_app.replay.BinanceReplayServer`, the sandbox
@@ -71,7 +73,8 @@ def write_config(tmp_path: Path, catalog: Path, *, allow_short: bool, trader_id:
     text = text.replace("allow_short = true", f"allow_short = {str(allow_short).lower()}")
     text = text.replace("fast_period = 10", "fast_period = 5").replace("slow_period = 30", "slow_period = 15")
     text = text.replace('trader_id = "PAPER-001"', f'trader_id = "{trader_id}"')
-    text = f'catalog = "{catalog}"\n' + text
+    text = f'catalog = "{catalog}"\n' + text.replace("[paper]\n", '[paper]\nexecution = "sandbox"\n').replace(
+        'fill_timing = "same_close"', 'fill_timing = "same_close"\nlatency = false')
     path = tmp_path / "paper.toml"
     path.write_text(text)
     raw = tomllib.loads(text)
@@ -260,7 +263,8 @@ def test_funding_is_settled_from_the_live_funding_updates(tmp_path: Path, trader
     text = text.replace("fast_period = 10\nslow_period = 30\nallow_short = true\n", "")
     text = text.replace('trader_id = "PAPER-001"', f'trader_id = "{trader_id}"')
     config = tmp_path / "bh.toml"
-    config.write_text(text)
+    config.write_text(text.replace("[paper]\n", '[paper]\nexecution = "sandbox"\n').replace(
+        'fill_timing = "same_close"', 'fill_timing = "same_close"\nlatency = false'))
     k = load_klines("ETHUSDT", "2023-08-01T07:50", "2023-08-01T08:10")
     server = BinanceReplayServer({"ETHUSDT": k}, bar_seconds=0.05,
                                  funding={"ETHUSDT": load_funding("ETHUSDT", "2023-08-01", "2023-08-02")}).start()

@@ -70,6 +70,8 @@ def test_spot_paper_fills_equal_backtest_fills(tmp_path: Path, catalog: Path) ->
     text = text.replace('start = "2023-04-01"', f'start = "{START}"').replace('end = "2023-04-08"', f'end = "{END}"')
     text = text.replace("fast_period = 10", "fast_period = 5").replace("slow_period = 30", "slow_period = 15")
     text = f'catalog = "{catalog}"\n' + text.replace('trader_id = "PAPER_SPOT-001"', f'trader_id = "{trader}"')
+    text = text.replace("[paper]\n", '[paper]\nexecution = "sandbox"\n').replace(
+        'fill_timing = "same_close"', 'fill_timing = "same_close"\nlatency = false')  # the sandbox option (simulated: test_paper_sim)
     config = tmp_path / "paper_spot.toml"
     config.write_text(text)
     raw = tomllib.loads(text)
