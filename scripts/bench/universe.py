@@ -6,11 +6,12 @@ catalog (bars, funding, mark). The run covers the whole window all 18 share (the
 earliest last bar, about 15.5 days, ~22,300 1m bars per symbol).
 
 Universe: the built-in ``ema_cross`` (20/60, long and short, 5 % of equity per position) on every symbol
-(``symbols = "*"``), isolated margin, 100,000 USDT. Three runs of that one config:
+(``symbols = "*"``), isolated margin, 100,000 USDT. Runs of that one config:
 
 * ``per_symbol`` with ``workers = 1`` and ``workers = 2`` (one engine per symbol in a fresh worker
   process, the local process executor, a fresh SQLite registry each);
-* ``shared`` (one engine, all 18 symbols, in the driver process).
+* ``shared`` (one engine, all 18 symbols, in the driver process);
+* ``per_symbol`` with 1 worker on the first half of the window (for the projections below).
 
 Each run goes in its own fresh driver process (this script with ``--one``), so every driver peak RSS is
 that run's alone. Prints ONE JSON line:
@@ -23,9 +24,12 @@ that run's alone. Prints ONE JSON line:
   over the symbols' runs of the registry's ``peak_rss_mb``, measured by each worker);
 * ``worker_cpu_s_per_symbol_1w`` (user+sys of the worker processes), ``symbol_run_wall_s_median``
   (a worker process, from the registry), ``core_us_per_bar_per_symbol`` = wall 1 worker / bars;
-* ``proj_500x5y_core_h``: core-hours for 500 symbols x 5 years of 1m bars (1.314e9 bars), a LINEAR
-  extrapolation in bars of the per_symbol 1-worker wall (per-symbol fixed costs included at this window's
-  share, so it overstates a 5-year shard's fixed part);
+* projections to 500 symbols x 5 years of 1m bars (1.314e9 bars), LINEAR extrapolations: a 4th run,
+  ``per_symbol_1w_half`` (1 worker, the first half of the window), and the 1-worker run of the whole
+  window fit ``wall = symbols * fit_fixed_s_per_symbol + fit_us_per_bar * bars``, giving
+  ``proj_500x5y_core_h``; ``proj_500x5y_core_h_proportional`` is wall proportional to bars (fixed costs
+  scaled too: an upper bound); ``proj_worker_rss_mb_5y`` the largest worker's peak RSS extended along the
+  line through the two runs to one symbol's 2,628,000 bars;
 * ``import_s``, ``cpu_count``, ``loadavg_1m_before`` / ``loadavg_1m_after`` (other work on the
   2 cores makes the speed-up meaningless: check it is low before).
 """
@@ -123,17 +127,23 @@ def main() -> int:
         hi = min(last for _, _, last in stats.values())
         import pandas as pd
 
-        start, end = (pd.Timestamp(v, tz="UTC").strftime("%Y-%m-%dT%H:%M:%S") for v in (lo, hi))
-        bars_by = {s: row_stats(cat, "bars", str(bar_type(s, "um", "1m")), lo + 1, hi + 1)[0] for s in symbols}
-        bars = sum(bars_by.values())
+        def stamp(ns: int) -> str:
+            return pd.Timestamp(ns, tz="UTC").strftime("%Y-%m-%dT%H:%M:%S")
+
+        def count(a: int, b: int) -> int:  # bars opening in [a, b)
+            return sum(row_stats(cat, "bars", str(bar_type(s, "um", "1m")), a + 1, b + 1)[0] for s in symbols)
+
+        mid = lo + (hi - lo) // 2 // MIN * MIN
+        start, end, half_end = stamp(lo), stamp(hi), stamp(mid)
+        bars, bars_half = count(lo, hi), count(lo, mid)
         out.update({"symbols": len(symbols), "bars": bars, "bars_per_symbol": round(bars / len(symbols)),
                     "window": f"{start}..{end}"})
 
         figures = {}
-        for label, mode, workers in (("per_symbol_1w", "per_symbol", 1), ("per_symbol_2w", "per_symbol", 2),
-                                     ("shared", "shared", 1)):
+        for label, mode, workers, stop in (("per_symbol_1w", "per_symbol", 1, end), ("per_symbol_2w", "per_symbol", 2, end),
+                                           ("shared", "shared", 1, end), ("per_symbol_1w_half", "per_symbol", 1, half_end)):
             reg = f"sqlite:///{tmp / f'registry_{label}.sqlite'}" if mode == "per_symbol" else None
-            spec = {"config": universe_config(cat, start, end, mode, workers, reg), "results": str(tmp / "results"),
+            spec = {"config": universe_config(cat, start, stop, mode, workers, reg), "results": str(tmp / "results"),
                     "out": str(tmp / f"{label}.json")}
             (tmp / f"{label}.spec.json").write_text(json.dumps(spec))
             proc = subprocess.run([sys.executable, __file__, "--one", str(tmp / f"{label}.spec.json")],
@@ -145,29 +155,41 @@ def main() -> int:
             if res["symbols"] != len(symbols):
                 print(f"{label}: ran {res['symbols']} symbols, expected {len(symbols)}", file=sys.stderr)
                 return 1
+            n = bars if stop == end else bars_half
             out[f"wall_s_{label}"] = round(res["wall_s"], 2)
-            out[f"bars_per_s_{label}"] = round(bars / res["wall_s"])
+            out[f"bars_per_s_{label}"] = round(n / res["wall_s"])
             out[f"driver_peak_rss_mb_{label}"] = round(res["driver_peak_rss_mb"], 1)
             if mode == "per_symbol":
                 out[f"worker_peak_rss_mb_max_{label}"] = round(res["worker_peak_rss_mb_max"], 1)
-        one = figures["per_symbol_1w"]
+        one, half = figures["per_symbol_1w"], figures["per_symbol_1w_half"]
         out["speedup_per_symbol_2w"] = round(one["wall_s"] / figures["per_symbol_2w"]["wall_s"], 3)
         out["worker_cpu_s_per_symbol_1w"] = round(one["worker_cpu_s"], 2)
         out["symbol_run_wall_s_median"] = round(one["symbol_run_wall_s_median"], 2)
         out["symbol_engine_s_median"] = round(one["symbol_engine_s_median"], 2)
         out["core_us_per_bar_per_symbol"] = round(one["wall_s"] / bars * 1e6, 2)
         out["orders"] = one["orders"]
-        # linear in bars from the per_symbol 1-worker wall (everything included): 500 symbols x 5 years of 1m
-        out["proj_500x5y_core_h"] = round(one["wall_s"] / bars * PROJ_BARS / 3600, 1)
+        # projections to 500 symbols x 5 years of 1m bars, LINEAR through the two per_symbol 1-worker runs
+        # (whole window and its first half): wall = n_symbols * fixed + per_bar * bars
+        per_bar = (one["wall_s"] - half["wall_s"]) / (bars - bars_half)
+        fixed = (one["wall_s"] - per_bar * bars) / len(symbols)
+        out["fit_us_per_bar"] = round(per_bar * 1e6, 2)
+        out["fit_fixed_s_per_symbol"] = round(fixed, 2)
+        out["proj_500x5y_core_h"] = round((500 * fixed + per_bar * PROJ_BARS) / 3600, 1)
+        out["proj_500x5y_core_h_proportional"] = round(one["wall_s"] / bars * PROJ_BARS / 3600, 1)
+        rss_per_bar = ((one["worker_peak_rss_mb_max"] - half["worker_peak_rss_mb_max"])
+                       / ((bars - bars_half) / len(symbols)))
+        out["proj_worker_rss_mb_5y"] = round(one["worker_peak_rss_mb_max"]
+                                             + rss_per_bar * (PROJ_BARS / 500 - bars / len(symbols)))
         out["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
         order = ["symbols", "bars", "bars_per_symbol", "window",
-                 "wall_s_per_symbol_1w", "wall_s_per_symbol_2w", "wall_s_shared",
+                 "wall_s_per_symbol_1w", "wall_s_per_symbol_2w", "wall_s_shared", "wall_s_per_symbol_1w_half",
                  "bars_per_s_per_symbol_1w", "bars_per_s_per_symbol_2w", "bars_per_s_shared", "speedup_per_symbol_2w",
                  "driver_peak_rss_mb_per_symbol_1w", "driver_peak_rss_mb_per_symbol_2w", "driver_peak_rss_mb_shared",
                  "worker_peak_rss_mb_max_per_symbol_1w", "worker_peak_rss_mb_max_per_symbol_2w",
-                 "worker_cpu_s_per_symbol_1w", "symbol_run_wall_s_median", "symbol_engine_s_median",
-                 "core_us_per_bar_per_symbol", "proj_500x5y_core_h", "orders", "import_s", "cpu_count", "loadavg_1m_before",
-                 "loadavg_1m_after"]
+                 "worker_peak_rss_mb_max_per_symbol_1w_half", "worker_cpu_s_per_symbol_1w", "symbol_run_wall_s_median",
+                 "symbol_engine_s_median", "core_us_per_bar_per_symbol", "fit_us_per_bar", "fit_fixed_s_per_symbol",
+                 "proj_500x5y_core_h", "proj_500x5y_core_h_proportional", "proj_worker_rss_mb_5y", "orders",
+                 "import_s", "cpu_count", "loadavg_1m_before", "loadavg_1m_after"]
         print(json.dumps({k: out[k] for k in order}))
         return 0
     finally:
