@@ -14,6 +14,8 @@ Commands (FreqTrade-style, one verb each):
 * ``list-strategies``: built-in and user strategies with their parameters, types and defaults.
 * ``new-strategy NAME``: a template strategy + run config + test in the user folder (docs/strategies.md).
 * ``paper CONFIG``: paper trading on a sandbox LiveNode with Redis state (docs/paper.md).
+* ``live CONFIG``, ``live stop|flatten|status CONFIG``, ``alerts test CONFIG``, ``metrics``: live trading behind
+  an explicit opt-in, its kill switch, alerts and Prometheus metrics (docs/live.md).
 * ``registry``, ``sweep``, ``walk-forward``, ``portfolio``: research at scale (docs/research.md).
 
 Exit codes: 0 success, 1 run failed (strategy exception, engine error, missing data), 2 bad input
@@ -284,6 +286,24 @@ def cmd_paper(args: argparse.Namespace) -> int:
     from nautilus_app.paper import run_paper_from_args
 
     return run_paper_from_args(args)
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    from nautilus_app.live import run_live_from_args
+
+    return run_live_from_args(args)
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from nautilus_app.live import alerts_test_from_args
+
+    return alerts_test_from_args(args)
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from nautilus_app.monitoring import serve_results
+
+    return serve_results(args.results_dir or paths.results_dir(), args.port, args.host)
 
 
 def cmd_paper_vs_backtest(args: argparse.Namespace) -> int:
@@ -650,6 +670,19 @@ def build_parser() -> argparse.ArgumentParser:
     pvb.add_argument("paper_results", help="the paper session's results folder (results/<run_id>)")
     pvb.add_argument("--results-dir", default=None, help="where the backtest's results go (default: a temp folder)")
     pvb.set_defaults(func=cmd_paper_vs_backtest)
+
+    from nautilus_app.live_options import add_alerts_arguments, add_live_arguments, add_metrics_arguments
+
+    lv = sub.add_parser("live", help="live trading (opt-in: [live] enabled = true and "
+                        "--i-understand-this-trades-real-money); live stop|flatten|status CONFIG (docs/live.md)")
+    add_live_arguments(lv)
+    lv.set_defaults(func=cmd_live)
+    al = sub.add_parser("alerts", help="alerts test CONFIG: send a test alert to the webhooks of [live.alerts]")
+    add_alerts_arguments(al)
+    al.set_defaults(func=cmd_alerts)
+    me = sub.add_parser("metrics", help="Prometheus /metrics for every paper and live session under the results folder")
+    add_metrics_arguments(me)
+    me.set_defaults(func=cmd_metrics)
 
     # research: `registry ...`, `sweep`, `walk-forward`, `portfolio` (nautilus_app/research/cli.py)
     from nautilus_app.research.cli import add_commands as add_research_commands

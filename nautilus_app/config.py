@@ -458,6 +458,11 @@ def parse_config(raw: dict[str, Any], *, source: str = "<config>", base_dir: Pat
             {**s, **{k: absolute_strategy_path(s[k], base_dir) for k in ("strategy_path", "config_path")
                      if isinstance(s.get(k), str)}} if isinstance(s, dict) else s
             for s in raw["strategies"]]}
+    if "live" in raw:  # [live]: validated here, read by nautilus_app/live.py; not part of the config's digest
+        from nautilus_app.live_config import check_live_table
+
+        check_live_table(raw["live"], source)
+        raw = {k: v for k, v in raw.items() if k != "live"}
     try:
         cfg = msgspec.convert(raw, BacktestConfig)
     except msgspec.ValidationError as e:
