@@ -61,7 +61,7 @@ def test_persistent_429_raises(server):
 
 def test_pagination_and_token_bucket(server):
     async def go():
-        c = http(server, http_points_per_minute=120)  # 2 requests per second
+        c = http(server, http_points_per_minute=120, share_budget=False)  # 2 requests per second
         products = await c.all_pages("product", "V1ProductGetParametersQuery", "PageOfProductDtos")
         await c.close()
         return products, c.http_bucket

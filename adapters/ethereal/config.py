@@ -73,6 +73,12 @@ class EtherealExecClientConfig(_Common, frozen=True, kw_only=True):
       :mod:`adapters.ethereal.common.credentials`).
     * ``account_id``: Nautilus account id (``ETHEREAL-<tag>``).
     * ``fill_lookback_mins``: fills fetched for reconciliation at start-up.
+    * ``order_lookup_attempts`` / ``order_lookup_backoff_s``: an order whose submission outcome is
+      unknown (5xx, timeout, unknown result code) is looked up by client order id this many times,
+      waiting ``backoff`` s before the first and doubling (at most 8 s), before a cancel by client
+      order id decides.
+    * ``position_check_delay_s``: after a ``PositionUpdate`` the venue and Nautilus positions are
+      compared this much later (normal fills settle first).
     """
 
     account_address: str = ""
@@ -83,6 +89,9 @@ class EtherealExecClientConfig(_Common, frozen=True, kw_only=True):
     account_id: str = "ETHEREAL-001"
     fill_lookback_mins: int = 24 * 60
     balance_poll_secs: float = 30.0
+    order_lookup_attempts: int = 6
+    order_lookup_backoff_s: float = 0.5
+    position_check_delay_s: float = 1.0
 
     def validate(self) -> EtherealExecClientConfig:
         self.network_enum()
@@ -90,6 +99,13 @@ class EtherealExecClientConfig(_Common, frozen=True, kw_only=True):
             raise EtherealConfigError(
                 f"account_address={self.account_address!r}: expected a 0x-prefixed 40-hex-digit wallet address"
             )
+        if self.order_lookup_attempts < 1 or self.order_lookup_backoff_s <= 0:
+            raise EtherealConfigError(
+                f"order_lookup_attempts={self.order_lookup_attempts}, order_lookup_backoff_s="
+                f"{self.order_lookup_backoff_s}: need at least 1 attempt and a positive backoff"
+            )
+        if self.position_check_delay_s < 0:
+            raise EtherealConfigError(f"position_check_delay_s={self.position_check_delay_s}: must be >= 0")
         if not self.subaccount:
             raise EtherealConfigError("subaccount: must not be empty")
         if not self.subaccount.startswith("0x") and len(self.subaccount.encode()) > 32:

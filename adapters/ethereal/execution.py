@@ -20,7 +20,22 @@ Events: the REST answer accepts or rejects the order; the private ``OrderUpdate`
 ``OrderFill`` streams drive accepted/canceled/expired/filled. Updates older than the last one
 applied to an order are ignored; fills are de-duplicated by fill id; a fill for an order not yet
 accepted first generates the acceptance; when an update reports more filled quantity than the
-fills received, the missing fills are fetched from ``GET /v1/order/fill``.
+fills received, the missing fills of that product since the order's fills were last complete are
+fetched from ``GET /v1/order/fill`` (``createdAfter``, ``productIds``; never the whole history).
+
+Orders whose fate is unknown are never rejected on a guess: a 5xx or a transport failure on
+``POST /v1/order``, or a result code the adapter does not know, leaves the order SUBMITTED while it
+is looked up by client order id with backoff (``order_lookup_attempts``, ``order_lookup_backoff_s``);
+if it never shows up, a cancel by client order id is sent and only the venue's ``NotFound`` answer
+rejects it. A ``REJECTED`` stream update that arrives while the submit is in flight is kept and
+applied once the REST answer (``Ok``, error) is known. Unknown order statuses are read from the
+quantities (nothing left -> filled or canceled, else working).
+
+Positions: ``PositionUpdate`` and ``SubaccountLiquidation`` (liquidations, auto-deleveraging) make
+the client compare the venue position with Nautilus's; fills of venue-generated orders (no client
+order id) are fetched incrementally and reported as external orders (``OrderStatusReport`` + fills;
+strategies claim them with ``external_order_instrument_ids``). Fill prices off the tick grid
+(liquidation/bankruptcy prices) are kept exactly with more decimals instead of being dropped.
 
 Reconciliation (start-up): working and recent orders, fills within ``fill_lookback_mins`` and open
 positions are returned as an ``ExecutionMassStatus``; balances become the account state (polled
@@ -49,6 +64,7 @@ from nautilus_trader.model import (
     LiquiditySide,
     OmsType,
     OrderSide,
+    OrderStatus,
     OrderStatusReport,
     OrderType,
     PositionSide,
@@ -64,6 +80,7 @@ from adapters.ethereal.common.constants import (
     WS_ORDER_FILL,
     WS_ORDER_UPDATE,
     WS_POSITION_UPDATE,
+    WS_SUBACCOUNT_LIQUIDATION,
 )
 from adapters.ethereal.common.credentials import SigningKey, load_signing_key
 from adapters.ethereal.common.enums import (
@@ -74,16 +91,19 @@ from adapters.ethereal.common.enums import (
     VENUE_TO_POSITION_SIDE,
     VENUE_TO_SIDE,
     EtherealOrderStatus,
+    order_status,
 )
 from adapters.ethereal.common.parsing import (
     MS,
     SETTLEMENT_TOKEN_NAMES,
     ParseError,
     dec,
+    fill_price,
     money,
     price,
     qty,
     settlement_currency,
+    ticker_of,
 )
 from adapters.ethereal.common.signing import (
     Eip712Config,
@@ -94,10 +114,17 @@ from adapters.ethereal.common.signing import (
 )
 from adapters.ethereal.common.urls import CHAIN_IDS
 from adapters.ethereal.config import EtherealExecClientConfig
-from adapters.ethereal.http.client import EtherealHttpClient, EtherealHttpError
+from adapters.ethereal.http.client import EtherealHttpClient, EtherealHttpError, EtherealRateLimitError
 from adapters.ethereal.providers import EtherealInstrumentProvider
 from adapters.ethereal.websocket.client import EtherealWebSocketClient
-from adapters.ethereal.websocket.messages import OrderFillItem, OrderUpdateItem, WsMessageError, decode_event
+from adapters.ethereal.websocket.messages import (
+    OrderFillItem,
+    OrderUpdateItem,
+    PositionUpdateItem,
+    SubaccountLiquidationData,
+    WsMessageError,
+    decode_event,
+)
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +141,7 @@ def venue_cloid(client_order_id: ClientOrderId | str) -> str:
 
 
 class _OrderState:
-    __slots__ = ("venue_id", "last_t", "filled", "fill_ids", "accepted")
+    __slots__ = ("venue_id", "last_t", "filled", "fill_ids", "accepted", "pending_reject", "complete_ms")
 
     def __init__(self) -> None:
         self.venue_id: str | None = None
@@ -122,6 +149,12 @@ class _OrderState:
         self.filled = Decimal(0)
         self.fill_ids: set[str] = set()
         self.accepted = False
+        self.pending_reject: tuple[str, int] | None = None  # REJECTED seen while the submit was in flight
+        self.complete_ms = 0  # venue ms at which the fills received were last known complete
+
+
+#: Slack before a venue time when asking for fills created after it (clock skew, same-ms fills).
+FILL_QUERY_SLACK_MS = 2_000
 
 
 class EtherealExecutionClient(ExecutionClient):
@@ -156,13 +189,21 @@ class EtherealExecutionClient(ExecutionClient):
         self._states: dict[ClientOrderId, _OrderState] = {}
         self._by_cloid: dict[str, ClientOrderId] = {}
         self._by_venue: dict[str, ClientOrderId] = {}
-        self._inflight: set[ClientOrderId] = set()  # REST submission not answered yet
+        self._inflight: set[ClientOrderId] = set()  # REST submission (or its resolution) not finished
+        self._seen_fills: set[str] = set()  # every fill id applied or reported (own and external)
+        self._fill_watermark_ms = 0  # latest fill time known; position checks ask for fills after it
+        self._venue_pos: dict[str, Decimal] = {}  # symbol -> signed size from PositionUpdate
+        self._liq_px: dict[str, Decimal] = {}  # symbol -> last SubaccountLiquidation price
+        self._pos_checks: dict[str, asyncio.Task] = {}
+        self._known_result_codes = {m.value for m in self.http._models.SubmitCreatedCode} - {"Unknown"}
         self._nonce = 0
         self._balance_task: asyncio.Task | None = None
         self._balance_dirty = asyncio.Event()
         self.startup_error: str | None = None
         self.stats = {"orders_sent": 0, "cancels_sent": 0, "fills": 0, "duplicate_fills": 0,
-                      "stale_updates": 0, "unknown_orders": 0, "malformed": 0, "recovered_fills": 0}
+                      "stale_updates": 0, "unknown_orders": 0, "malformed": 0, "recovered_fills": 0,
+                      "unknown_submissions": 0, "external_fills": 0, "position_checks": 0,
+                      "position_mismatches": 0, "liquidations": 0}
 
     # ------------------------------------------------------------------ start-up
 
@@ -213,7 +254,8 @@ class EtherealExecutionClient(ExecutionClient):
             on_error=lambda text: log.error(text),
             backoff_initial_s=self.eth.ws_backoff_initial_s, backoff_max_s=self.eth.ws_backoff_max_s,
         )
-        for channel in (WS_ORDER_UPDATE, WS_ORDER_FILL, WS_POSITION_UPDATE):
+        self._fill_watermark_ms = max(self._fill_watermark_ms, int(time.time() * 1000))
+        for channel in (WS_ORDER_UPDATE, WS_ORDER_FILL, WS_POSITION_UPDATE, WS_SUBACCOUNT_LIQUIDATION):
             await self.ws.subscribe(channel, subaccount_id=self.subaccount_id)
         await self.ws.start()
         self._balance_task = self.create_task(self._balance_loop(), "ethereal_balances")
@@ -253,8 +295,10 @@ class EtherealExecutionClient(ExecutionClient):
 
     async def _on_ws_connected(self, reconnect: bool) -> None:
         if reconnect:
-            log.warning("Ethereal private stream reconnected; checking working orders")
+            log.warning("Ethereal private stream reconnected; checking working orders and positions")
             self.create_task(self._resync_open_orders(), "ethereal_resync")
+            for inst in self.provider.list_all():
+                self._schedule_position_check(ticker_of(inst.id))
 
     def _rebuild_id_maps(self) -> None:
         for order in self.cache.orders(venue=ETHEREAL_VENUE):
@@ -355,6 +399,7 @@ class EtherealExecutionClient(ExecutionClient):
             self.generate_order_denied(order, f"cannot build Ethereal order: {e}")
             return
         self.generate_order_submitted(order)
+        st.complete_ms = int(time.time() * 1000) - FILL_QUERY_SLACK_MS
         self.stats["orders_sent"] += 1
         self._inflight.add(coid)
         try:
@@ -366,45 +411,129 @@ class EtherealExecutionClient(ExecutionClient):
         coid = order.client_order_id
         try:
             res = await self.http.submit_order(dto)
+        except EtherealRateLimitError as e:  # a rate-limited request was not processed
+            self._reject(order, st, _reject_reason(e))
+            return
         except EtherealHttpError as e:
-            if e.status == 0:  # transport failure: the order may or may not be live
+            if e.status == 0 or e.status >= 500:  # the order may be live (queued, or the answer was lost)
+                self.stats["unknown_submissions"] += 1
                 await self._resolve_unknown_submission(order, str(e))
                 return
-            self.generate_order_rejected(order, _reject_reason(e), self.clock.timestamp_ns(),
-                                         "ImmediateMatchPostOnly" in e.body)
+            self._reject(order, st, _reject_reason(e), "ImmediateMatchPostOnly" in e.body)
+            return
+        except Exception as e:  # e.g. an answer that does not parse: the order may be live as well
+            self.stats["unknown_submissions"] += 1
+            await self._resolve_unknown_submission(order, f"unreadable answer: {e!r}")
             return
         result = getattr(res.result, "value", res.result)
         venue_id = str(res.id)
         st.venue_id = venue_id
         self._by_venue[venue_id] = coid
-        if result == "Ok":
+        if result not in self._known_result_codes:  # a code this adapter/SDK does not know
+            log.warning("Ethereal order %s: unknown result code %r; resolving it by client order id", coid, result)
+            self.stats["unknown_submissions"] += 1
+            await self._resolve_unknown_submission(order, f"result {result}")
+        elif result == "Ok":
+            if st.pending_reject is not None and not st.accepted and st.filled == 0:
+                self._reject(order, st, st.pending_reject[0])  # rejected by the engine after "Ok"
+                return
             self._accept(order, st, ts)
         elif st.filled > 0 or st.accepted:
             log.warning("Ethereal order %s result %s after fills; treated as canceled remainder", coid, result)
             self._accept(order, st, ts)
             self._terminal(order, st, "CANCELED", self.clock.timestamp_ns())
         else:
-            self.generate_order_rejected(order, f"Ethereal: {result}", self.clock.timestamp_ns(),
-                                         result == "ImmediateMatchPostOnly")
+            self._reject(order, st, f"Ethereal: {result}", result == "ImmediateMatchPostOnly")
+
+    def _reject(self, order, st: _OrderState, reason: str, due_post_only: bool = False) -> None:
+        current = self.cache.order(order.client_order_id)
+        if st.accepted or (current is not None and current.is_closed):
+            return
+        self.generate_order_rejected(order, reason, self.clock.timestamp_ns(), due_post_only)
+
+    def _settled(self, order, st: _OrderState) -> bool:
+        current = self.cache.order(order.client_order_id)
+        return st.accepted or st.filled > 0 or (current is not None and current.is_closed)
 
     async def _resolve_unknown_submission(self, order, error: str) -> None:
-        cloid = venue_cloid(order.client_order_id)
+        """The order may be live: keep it SUBMITTED and find it by client order id (lookups with
+        backoff, then a cancel by client order id); reject only when the venue says it does not
+        exist (cancel ``NotFound`` and a last lookup empty)."""
+        coid = order.client_order_id
+        cloid = venue_cloid(coid)
+        st = self._state(coid)
+        log.warning("Ethereal order %s: outcome unknown (%s); kept SUBMITTED, looking it up by client order id",
+                    coid, error)
+        delay = self.eth.order_lookup_backoff_s
+        for _attempt in range(max(1, self.eth.order_lookup_attempts)):
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 8.0)
+            if await self._lookup_and_apply(order, st, cloid):
+                return
+        if self._settled(order, st):
+            return
+        code = await self._cancel_by_cloid(cloid)
+        if await self._lookup_and_apply(order, st, cloid):
+            return
+        if code == "NotFound":
+            self._reject(order, st, f"Ethereal submission failed ({error}); the order is not on the venue "
+                                    f"(not found by client order id {cloid} after "
+                                    f"{self.eth.order_lookup_attempts} lookups, cancel answered NotFound)")
+        else:
+            log.error("Ethereal order %s: still unknown after lookups and a cancel (%s); left SUBMITTED for "
+                      "reconciliation", coid, code)
+
+    async def _lookup_and_apply(self, order, st: _OrderState, cloid: str) -> bool:
+        """True when the order's state is settled (by the stream or by the venue's record)."""
+        if st.pending_reject is not None and not self._settled(order, st):
+            self._reject(order, st, st.pending_reject[0])
+            return True
+        if self._settled(order, st):
+            return True
         try:
             found = await self.http.list_orders(subaccount_id=self.subaccount_id, client_order_id=cloid)
         except Exception as e:
-            log.error("Ethereal: order %s state unknown after %s; lookup failed: %r", order.client_order_id, error, e)
-            return
+            log.warning("Ethereal: lookup of order %s failed: %r", order.client_order_id, e)
+            return False
         if not found:
-            self.generate_order_rejected(order, f"Ethereal submission failed: {error}", self.clock.timestamp_ns(), False)
-            return
-        o = found[0]
-        st = self._state(order.client_order_id)
+            return False
+        self._apply_venue_order(order, st, found[0])
+        return True
+
+    def _apply_venue_order(self, order, st: _OrderState, o) -> None:
+        coid = order.client_order_id
         st.venue_id = str(o.id)
-        self._by_venue[st.venue_id] = order.client_order_id
+        self._by_venue[st.venue_id] = coid
+        raw = getattr(o.status, "value", o.status)
+        status = order_status(raw, o.quantity, o.available_quantity, o.filled)
+        if status == EtherealOrderStatus.REJECTED and st.filled == 0 and Decimal(str(o.filled)) == 0:
+            reason = getattr(o, "rejected_reason", None)
+            self._reject(order, st, f"Ethereal: {getattr(reason, 'value', reason) or 'REJECTED'}")
+            return
         self._accept(order, st, o.created_at * MS)
-        status = getattr(o.status, "value", o.status)
-        if status in ("CANCELED", "EXPIRED", "REJECTED"):
-            self._terminal(order, st, status, o.updated_at * MS)
+        if Decimal(str(o.filled)) > st.filled:
+            self.create_task(self._recover_fills(coid, st.venue_id, delay_s=0.0), f"ethereal_fills_{st.venue_id}")
+        if status in (EtherealOrderStatus.CANCELED, EtherealOrderStatus.REJECTED):
+            self._terminal(order, st, "CANCELED", o.updated_at * MS)
+        elif status == EtherealOrderStatus.EXPIRED:
+            self._terminal(order, st, "EXPIRED", o.updated_at * MS)
+
+    async def _cancel_by_cloid(self, cloid: str) -> str | None:
+        """Cancel by client order id; returns the venue's result code (``None`` if the call failed)."""
+        try:
+            dto = await self.http.prepare_cancel_order(
+                sender=self.sender, subaccount=self.subaccount_hex, order_ids=[], client_order_ids=[cloid],
+                nonce=self._next_nonce(),
+            )
+            payload = dto.data.model_dump(mode="json", by_alias=True)
+            dto.signature = sign_typed(self.eip712, self.key, "CancelOrder", cancel_values(payload))
+            self.stats["cancels_sent"] += 1
+            results = await self.http.cancel_order(dto)
+        except Exception as e:
+            log.error("Ethereal cancel by client order id %s failed: %r", cloid, e)
+            return None
+        codes = [getattr(r.result, "value", r.result) for r in results]
+        return codes[0] if codes else None
 
     def _accept(self, order, st: _OrderState, ts_event: int) -> None:
         if st.accepted:
@@ -504,6 +633,11 @@ class EtherealExecutionClient(ExecutionClient):
         elif event == WS_ORDER_UPDATE:
             for item in data.d:
                 self._on_order_update(item)
+        elif event == WS_POSITION_UPDATE:
+            for item in data.d:
+                self._on_position_update(item)
+        elif event == WS_SUBACCOUNT_LIQUIDATION:
+            self._on_liquidation(data)
 
     def _lookup(self, venue_id: str, cloid: str | None) -> ClientOrderId | None:
         coid = self._by_venue.get(venue_id)
@@ -519,8 +653,15 @@ class EtherealExecutionClient(ExecutionClient):
         coid = self._lookup(f.oid, f.cloid)
         order = self.cache.order(coid) if coid is not None else None
         if order is None:
+            if f.id in self._seen_fills:
+                self.stats["duplicate_fills"] += 1
+                return
+            # a venue order (liquidation, auto-deleveraging) or another client's: reported as an
+            # external order from the REST fill list by the position check
             self.stats["unknown_orders"] += 1
-            log.warning("Ethereal fill %s for unknown order %s (external?) ignored; reconcile to import it", f.id, f.oid)
+            log.warning("Ethereal fill %s for unknown order %s (venue-generated or external); importing it",
+                        f.id, f.oid)
+            self._schedule_position_check(f.s, delay_s=0.0)
             return
         st = self._state(coid)
         if f.id in st.fill_ids:
@@ -529,7 +670,7 @@ class EtherealExecutionClient(ExecutionClient):
         inst = self.provider.find(order.instrument_id)
         try:
             last_qty = qty(f.sz, inst.size_precision, "sz")
-            last_px = price(f.px, inst.price_precision, "px")
+            last_px = fill_price(f.px, inst.price_precision, "px")
             fee = money(f.fee, self.currency, "fee")
             if VENUE_TO_SIDE.get(f.sd) != order.side:
                 raise ParseError(f"fill side {f.sd} does not match order side {order.side}")
@@ -539,6 +680,8 @@ class EtherealExecutionClient(ExecutionClient):
             return
         st.venue_id = st.venue_id or f.oid
         st.fill_ids.add(f.id)
+        self._seen_fills.add(f.id)
+        self._fill_watermark_ms = max(self._fill_watermark_ms, f.t)
         st.filled += Decimal(f.sz)
         self._accept(order, st, f.t * MS)
         self.stats["fills"] += 1
@@ -565,9 +708,9 @@ class EtherealExecutionClient(ExecutionClient):
             log.warning("Ethereal update for %s at t=%d older than t=%d: ignored", coid, u.t, st.last_t)
             return
         try:
-            status = EtherealOrderStatus(u.st)
             venue_filled = dec(u.fill, "fill")
-        except (ValueError, ParseError) as e:
+            status = order_status(u.st, dec(u.qty, "qty"), dec(u.aqty, "aqty"), venue_filled)
+        except ParseError as e:
             self.stats["malformed"] += 1
             log.error("Ethereal: malformed order update for %s dropped: %s", coid, e)
             return
@@ -576,12 +719,17 @@ class EtherealExecutionClient(ExecutionClient):
         ts = u.t * MS
         if status == EtherealOrderStatus.REJECTED and not st.accepted and st.filled == 0:
             if coid in self._inflight:
-                return  # the REST answer carries the reason and rejects the order
-            self.generate_order_rejected(order, "Ethereal: REJECTED", ts, False)
+                # the submit is still in flight (or being resolved): its answer decides, and an
+                # "Ok" answer no longer hides this rejection
+                st.pending_reject = ("Ethereal: REJECTED (stream)", ts)
+                return
+            self._reject(order, st, "Ethereal: REJECTED")
             return
         self._accept(order, st, ts)
         if venue_filled > st.filled:
             self.create_task(self._recover_fills(coid, u.id), f"ethereal_fills_{u.id}")
+        else:
+            st.complete_ms = max(st.complete_ms, u.t)  # every fill up to this update was received
         if status in (EtherealOrderStatus.CANCELED, EtherealOrderStatus.REJECTED):
             self._terminal(order, st, "CANCELED", ts)
         elif status == EtherealOrderStatus.EXPIRED:
@@ -593,20 +741,159 @@ class EtherealExecutionClient(ExecutionClient):
         order = self.cache.order(coid)
         if order is None:
             return
+        inst = self.provider.find(order.instrument_id)
+        # Only fills after the time the order's fills were last known complete (its submission, or
+        # the last update whose filled quantity matched the fills received), of its product.
+        since = st.complete_ms or (int(order.ts_last) // MS - FILL_QUERY_SLACK_MS)
         try:
-            fills = await self.http.all_pages("order/fill", "V1OrderFillGetParametersQuery", "PageOfOrderFillDtos",
-                                              subaccount_id=self.subaccount_id)
+            fills = await self._fills_since(since, inst)
         except Exception as e:
             log.error("Ethereal: fill recovery for %s failed: %r", coid, e)
             return
         for f in sorted(fills, key=lambda x: x.created_at):
             if str(f.order_id) != venue_id or str(f.id) in st.fill_ids:
                 continue
-            self._on_fill(OrderFillItem(
-                id=str(f.id), oid=str(f.order_id), px=str(f.price), sz=str(f.filled), typ=f.type.value,
-                sd=int(f.side), s="", sid=str(f.subaccount_id), fee=str(f.fee_usd), m=f.is_maker,
-                t=f.created_at, ro=f.reduce_only, cloid=f.client_order_id,
-            ), recovered=True)
+            self._on_fill(_fill_item(f), recovered=True)
+
+    async def _fills_since(self, since_ms: int, inst=None) -> list:
+        """Fills of the subaccount created at or after ``since_ms`` (of ``inst``'s product if given)."""
+        kw = {"subaccount_id": self.subaccount_id, "created_after": max(0, int(since_ms))}
+        if inst is not None:
+            kw["product_ids"] = [inst.info["product_id"]]
+        return await self.http.all_pages("order/fill", "V1OrderFillGetParametersQuery", "PageOfOrderFillDtos",
+                                         max_pages=10, **kw)
+
+    # ------------------------------------------------------------------ positions (liquidation, ADL)
+
+    def _on_position_update(self, p: PositionUpdateItem) -> None:
+        if p.sid != self.subaccount_id:
+            return
+        try:
+            size = dec(p.sz, "sz")
+        except ParseError as e:
+            self.stats["malformed"] += 1
+            log.error("Ethereal: malformed PositionUpdate dropped: %s", e)
+            return
+        self._venue_pos[p.s] = -size if p.sd == 1 else size
+        self._schedule_position_check(p.s)
+
+    def _on_liquidation(self, d: SubaccountLiquidationData) -> None:
+        if d.sid != self.subaccount_id:
+            return
+        self.stats["liquidations"] += 1
+        for item in d.d:
+            log.error("Ethereal: subaccount LIQUIDATED in %s: %s at %s", item.s, item.sz, item.px)
+            try:
+                self._liq_px[item.s] = dec(item.px, "px")
+            except ParseError:
+                pass
+            self._schedule_position_check(item.s, delay_s=0.0)
+
+    def _local_position(self, instrument_id) -> Decimal:
+        return sum((Decimal(str(p.signed_qty)) for p in self.cache.positions_open(instrument_id=instrument_id)),
+                   Decimal(0))
+
+    def _schedule_position_check(self, symbol: str, delay_s: float | None = None) -> None:
+        """Compare the venue's position in ``symbol`` with Nautilus's after ``delay_s`` (debounced:
+        normal fills also produce PositionUpdates, usually before the OrderFill is applied)."""
+        task = self._pos_checks.get(symbol)
+        if task is not None and not task.done():
+            return
+        delay = self.eth.position_check_delay_s if delay_s is None else delay_s
+        self._pos_checks[symbol] = self.create_task(self._check_position(symbol, delay), f"ethereal_pos_{symbol}")
+
+    async def _check_position(self, symbol: str, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        inst = self.provider.instrument_for_symbol(symbol)
+        if inst is None:
+            return
+        self.stats["position_checks"] += 1
+        if symbol in self._venue_pos and self._venue_pos[symbol] == self._local_position(inst.id) \
+                and symbol not in self._liq_px:
+            return  # the stream says the positions agree
+        try:
+            await self._import_fills(inst)
+            venue = await self._venue_position(inst)
+        except Exception as e:
+            log.error("Ethereal position check for %s failed: %r", symbol, e)
+            return
+        await asyncio.sleep(0.05)  # let the reported fills reach the cache
+        local = self._local_position(inst.id)
+        liq_px = self._liq_px.pop(symbol, None)
+        if venue == local:
+            return
+        self.stats["position_mismatches"] += 1
+        if liq_px is None:
+            log.error("Ethereal %s: venue position %s but Nautilus has %s after importing the venue's fills; "
+                      "reconcile (restart) to align", symbol, venue, local)
+            return
+        log.error("Ethereal %s: venue position %s, Nautilus %s: the venue's fills do not explain the "
+                  "liquidation; an inferred external fill at the liquidation price %s aligns them",
+                  symbol, venue, local, liq_px)
+        diff = venue - local
+        now = self.clock.timestamp_ns()
+        vid = f"INFERRED-{symbol}-{now}"
+        self._report_external(inst, vid, [dict(id=vid, side=0 if diff > 0 else 1, filled=abs(diff), price=liq_px,
+                                               fee=Decimal(0), maker=False, t=now // MS)])
+
+    async def _venue_position(self, inst) -> Decimal:
+        rows = await self.http.all_pages("position", "V1PositionGetParametersQuery", "PageOfPositionDtos",
+                                         subaccount_id=self.subaccount_id, open=True)
+        size = Decimal(0)
+        for p in rows:
+            if str(p.product_id) == inst.info["product_id"]:
+                s = Decimal(str(p.size))
+                size += -s if int(p.side) == 1 else s
+        return size
+
+    async def _import_fills(self, inst) -> None:
+        """Fetch the product's fills since the last known fill; apply those of our orders and report
+        those of unknown (venue-generated) orders as external orders."""
+        fills = await self._fills_since(self._fill_watermark_ms - FILL_QUERY_SLACK_MS, inst)
+        external: dict[str, list] = {}
+        for f in sorted(fills, key=lambda x: x.created_at):
+            fid = str(f.id)
+            if fid in self._seen_fills:
+                continue
+            coid = self._lookup(str(f.order_id), f.client_order_id)
+            if coid is not None and self.cache.order(coid) is not None:
+                self._on_fill(_fill_item(f), recovered=True)
+            else:
+                external.setdefault(str(f.order_id), []).append(dict(
+                    id=fid, side=int(f.side), filled=Decimal(str(f.filled)), price=Decimal(str(f.price)),
+                    fee=Decimal(str(f.fee_usd)), maker=bool(f.is_maker), t=f.created_at))
+        for order_id, rows in external.items():
+            self._report_external(inst, order_id, rows)
+
+    def _report_external(self, inst, order_id: str, rows: list[dict]) -> None:
+        total = sum((r["filled"] for r in rows), Decimal(0))
+        if total <= 0:
+            return
+        avg = sum((r["filled"] * r["price"] for r in rows), Decimal(0)) / total
+        side = VENUE_TO_SIDE[rows[0]["side"]]
+        now = self.clock.timestamp_ns()
+        report = OrderStatusReport(
+            account_id=self.account_id, instrument_id=inst.id, venue_order_id=VenueOrderId(order_id),
+            order_side=side, order_type=OrderType.MARKET, time_in_force=TimeInForce.IOC,
+            order_status=OrderStatus.FILLED, quantity=qty(total, inst.size_precision),
+            filled_qty=qty(total, inst.size_precision), ts_accepted=rows[0]["t"] * MS, ts_last=rows[-1]["t"] * MS,
+            ts_init=now, avg_px=avg,
+        )
+        fills = [FillReport(
+            account_id=self.account_id, instrument_id=inst.id, venue_order_id=VenueOrderId(order_id),
+            trade_id=TradeId(r["id"]), order_side=side, last_qty=qty(r["filled"], inst.size_precision),
+            last_px=fill_price(r["price"], inst.price_precision), commission=money(r["fee"], self.currency),
+            liquidity_side=LiquiditySide.MAKER if r["maker"] else LiquiditySide.TAKER, ts_event=r["t"] * MS,
+            ts_init=now,
+        ) for r in rows]
+        for r in rows:
+            self._seen_fills.add(r["id"])
+            self._fill_watermark_ms = max(self._fill_watermark_ms, r["t"])
+        self.stats["external_fills"] += len(rows)
+        log.warning("Ethereal %s: external order %s (%s %s @ %s, %d fills) reported to Nautilus",
+                    inst.id, order_id, side.name, total, avg, len(rows))
+        self._handle_report(report, fills)
+        self._balance_dirty.set()
 
     async def _resync_open_orders(self) -> None:
         for order in self.cache.orders_open(venue=ETHEREAL_VENUE):
@@ -620,7 +907,7 @@ class EtherealExecutionClient(ExecutionClient):
         inst = self.provider.instrument_for_product_id(str(o.product_id))
         if inst is None:
             return None
-        status = EtherealOrderStatus(getattr(o.status, "value", o.status))
+        status = order_status(getattr(o.status, "value", o.status), o.quantity, o.available_quantity, o.filled)
         tif_v = getattr(o.time_in_force, "value", o.time_in_force) if o.time_in_force else None
         is_limit = getattr(o.type, "value", o.type) == "LIMIT"
         coid = self._by_cloid.get(o.client_order_id) if o.client_order_id else None
@@ -645,7 +932,7 @@ class EtherealExecutionClient(ExecutionClient):
         return FillReport(
             account_id=self.account_id, instrument_id=inst.id, venue_order_id=VenueOrderId(str(f.order_id)),
             trade_id=TradeId(str(f.id)), order_side=VENUE_TO_SIDE[int(f.side)],
-            last_qty=qty(f.filled, inst.size_precision), last_px=price(f.price, inst.price_precision),
+            last_qty=qty(f.filled, inst.size_precision), last_px=fill_price(f.price, inst.price_precision),
             commission=money(f.fee_usd, self.currency), liquidity_side=LiquiditySide.MAKER if f.is_maker else LiquiditySide.TAKER,
             ts_event=f.created_at * MS, ts_init=self.clock.timestamp_ns(), client_order_id=coid,
         )
@@ -688,6 +975,8 @@ class EtherealExecutionClient(ExecutionClient):
         ms.add_fill_reports(fills)
         ms.add_position_reports(positions)
         for f in fills_raw:  # fills already known must not be replayed from the stream
+            self._seen_fills.add(str(f.id))
+            self._fill_watermark_ms = max(self._fill_watermark_ms, f.created_at)
             coid = self._by_cloid.get(f.client_order_id) if f.client_order_id else None
             if coid is not None:
                 self._state(coid).fill_ids.add(str(f.id))
@@ -736,4 +1025,13 @@ class EtherealExecutionClient(ExecutionClient):
 
 def _reject_reason(e: EtherealHttpError) -> str:
     return f"Ethereal HTTP {e.status}: {e.body}"
+
+
+def _fill_item(f) -> OrderFillItem:
+    """A REST ``OrderFillDto`` as the stream's fill item."""
+    return OrderFillItem(
+        id=str(f.id), oid=str(f.order_id), px=str(f.price), sz=str(f.filled), typ=str(getattr(f.type, "value", f.type)),
+        sd=int(f.side), s="", sid=str(f.subaccount_id), fee=str(f.fee_usd), m=bool(f.is_maker),
+        t=f.created_at, ro=bool(f.reduce_only), cloid=f.client_order_id,
+    )
 

@@ -7,7 +7,10 @@ GTD, IOC, FOK; order ``type`` MARKET, LIMIT.
 
 from __future__ import annotations
 
+import logging
+from decimal import Decimal
 from enum import Enum
+from typing import Any
 
 from nautilus_trader.model import AggressorSide, OrderSide, OrderStatus, PositionSide, TimeInForce
 
@@ -58,3 +61,27 @@ TIF_TO_VENUE = {
     TimeInForce.IOC: "IOC",
     TimeInForce.FOK: "FOK",
 }
+
+
+_log = logging.getLogger(__name__)
+_warned: set[str] = set()
+
+
+def order_status(raw: Any, quantity: Any, available: Any, filled: Any) -> EtherealOrderStatus:
+    """The venue status ``raw``; a status this adapter does not know (the venue may add some) is
+    read from the quantities instead of failing: nothing available -> FILLED (everything filled) or
+    CANCELED, else FILLED_PARTIAL / NEW (working). A warning names the unknown value once."""
+    try:
+        return EtherealOrderStatus(raw)
+    except ValueError:
+        pass
+    q, a, f = Decimal(str(quantity)), Decimal(str(available)), Decimal(str(filled))
+    if a <= 0:
+        inferred = EtherealOrderStatus.FILLED if f >= q else EtherealOrderStatus.CANCELED
+    else:
+        inferred = EtherealOrderStatus.FILLED_PARTIAL if f > 0 else EtherealOrderStatus.NEW
+    if str(raw) not in _warned:
+        _warned.add(str(raw))
+        _log.warning("Ethereal: unknown order status %r; treated as %s from its quantities "
+                     "(quantity %s, available %s, filled %s)", raw, inferred.value, q, a, f)
+    return inferred

@@ -90,6 +90,19 @@ def qty(value: Any, precision: int, field: str = "quantity") -> Quantity:
     return Quantity(q, precision)
 
 
+def fill_price(value: Any, precision: int, field: str = "price") -> Price:
+    """A fill price, exact. On the instrument's grid it has the instrument's ``precision``; a price
+    off the grid (liquidation / auto-deleveraging at the bankruptcy price) keeps its own decimals
+    (at most the venue's 9) instead of being dropped or rounded: Nautilus accepts fills whose price
+    has more decimals than the instrument."""
+    try:
+        return price(value, precision, field)
+    except ParseError:
+        d = dec(value, field)
+        places = min(9, max(precision, decimals_of(d)))
+        return Price(d.quantize(Decimal(1).scaleb(-places)), places)
+
+
 def money(value: Any, currency: Currency, field: str = "amount") -> Money:
     """``Money`` rounded to the currency precision (8 decimals; the venue sends 9)."""
     return Money(dec(value, field), currency)

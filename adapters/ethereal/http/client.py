@@ -3,16 +3,25 @@
 Every SDK endpoint function goes through ``AsyncHTTPClient.send_request``; this subclass overrides
 that single method to
 
-* wait on a client-side token bucket before each request (HTTP pool: 20,000 points per minute;
-  signed order/cancel requests also draw on the account pool of 220 points per minute; docs
-  "System Limits"; 1 point per request is assumed since per-endpoint costs are published only via
-  ``/v1/rate-limit/config``),
+* wait on a client-side token bucket before each request (HTTP pool: 20,000 points per minute per
+  IP; signed order/cancel requests also draw on the account pool of 220 points per minute; docs
+  "System Limits"). The HTTP bucket is **shared per venue host** by every client of the process
+  (:func:`shared_bucket`), so the data and the execution client of a node draw on one per-IP budget
+  instead of each assuming all of it. Paginated reads cost points per row (``HttpPaginatedRateLimit``
+  in the venue's rate-limit config): after each page ``points_per_row`` x rows are debited (default 1
+  point per request and per row; per-endpoint costs are published only via
+  ``/v1/rate-limit/config``, which is not read),
 * on HTTP 429 sleep for ``Retry-After`` seconds (or ``RateLimit-Reset``; 1 s if absent) and retry
   the same request (safe: a rate-limited request was not processed, and a signed order carries its
   nonce so a duplicate would be refused), up to ``max_retries``, then raise
   :class:`EtherealRateLimitError`,
 * retry idempotent GETs on transport errors and 5xx with exponential backoff,
 * raise :class:`EtherealHttpError` (status, path, venue message) for other 4xx/5xx.
+
+Unknown enum values in responses (a new order status, result code or product status) do not fail
+validation: the SDK's ``load_models`` gives its generated enums a ``_missing_`` that returns a
+pseudo-member carrying the raw value. The adapter therefore must (and does) treat every
+``.value`` it reads from the SDK models as possibly unknown.
 
 The SDK client is constructed directly (not via ``AsyncRESTClient.create``), because ``create``
 also fetches the token list and may build a web3 ``ChainClient``; the adapter fetches
@@ -24,8 +33,10 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from ethereal import AsyncRESTClient
@@ -52,33 +63,66 @@ class EtherealRateLimitError(EtherealHttpError):
 
 
 class TokenBucket:
-    """``capacity`` points refilled continuously over ``window_s`` seconds. ``acquire`` waits."""
+    """``capacity`` points refilled continuously over ``window_s`` seconds. ``acquire`` waits.
+
+    Reservation style (a request takes its points at once and waits off any deficit), guarded by a
+    thread lock and never holding an asyncio primitive, so one bucket can be shared by clients on
+    different event loops (the per-IP budget of a process)."""
 
     def __init__(self, capacity: float, window_s: float = 60.0) -> None:
         self.capacity = float(capacity)
         self.rate = self.capacity / window_s
         self.tokens = self.capacity
         self.stamp = time.monotonic()
-        self._lock = asyncio.Lock()
+        self._mutex = threading.Lock()
         self.waited_s = 0.0
+        self.spent = 0.0
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
 
     async def acquire(self, cost: float = 1.0) -> None:
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-                self.stamp = now
-                if self.tokens >= cost:
-                    self.tokens -= cost
-                    return
-                wait = (cost - self.tokens) / self.rate
-                self.waited_s += wait
-                await asyncio.sleep(wait)
+        with self._mutex:
+            self._refill()
+            self.tokens -= cost
+            self.spent += cost
+            wait = -self.tokens / self.rate if self.tokens < 0 else 0.0
+            self.waited_s += wait
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def debit(self, cost: float) -> None:
+        """Take ``cost`` points without waiting (charged after the fact, e.g. rows of a page)."""
+        with self._mutex:
+            self._refill()
+            self.tokens -= cost
+            self.spent += cost
 
     def pause(self, seconds: float) -> None:
         """Empty the bucket so nothing is sent for about ``seconds`` (after a 429)."""
-        self.tokens = -seconds * self.rate
-        self.stamp = time.monotonic()
+        with self._mutex:
+            self.tokens = min(self.tokens, -seconds * self.rate)
+            self.stamp = time.monotonic()
+
+
+_SHARED: dict[str, TokenBucket] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_bucket(key: str, capacity: float) -> TokenBucket:
+    """The process-wide bucket for ``key`` (the venue host: the HTTP limit is per IP), created with
+    ``capacity`` points per minute on first use. Later callers asking another capacity get the
+    existing bucket (a warning says so): one budget, one limiter."""
+    with _SHARED_LOCK:
+        bucket = _SHARED.get(key)
+        if bucket is None:
+            bucket = _SHARED[key] = TokenBucket(capacity)
+        elif bucket.capacity != float(capacity):
+            log.warning("Ethereal rate budget for %s already set to %s points/min; %s ignored",
+                        key, bucket.capacity, capacity)
+        return bucket
 
 
 def retry_after_seconds(headers: httpx.Headers, default: float = 1.0) -> float:
@@ -112,6 +156,8 @@ class EtherealHttpClient(AsyncRESTClient):
         max_wait_s: float = 60.0,
         http_points_per_minute: float = HTTP_POINTS_PER_MINUTE,
         account_points_per_minute: float = ACCOUNT_POINTS_PER_MINUTE,
+        points_per_row: float = 1.0,
+        share_budget: bool = True,
     ) -> None:
         super().__init__(
             {
@@ -128,9 +174,12 @@ class EtherealHttpClient(AsyncRESTClient):
         self.urls = urls
         self.max_retries = max_retries
         self.max_wait_s = max_wait_s
-        self.http_bucket = TokenBucket(http_points_per_minute)
+        host = urlsplit(urls.rest).netloc or urls.rest
+        self.http_bucket = (shared_bucket(host, http_points_per_minute) if share_budget
+                            else TokenBucket(http_points_per_minute))
         self.account_bucket = TokenBucket(account_points_per_minute)
-        self.stats = {"requests": 0, "http_429": 0, "retries": 0}
+        self.points_per_row = points_per_row
+        self.stats = {"requests": 0, "http_429": 0, "retries": 0, "rows": 0}
 
     async def send_request(self, http_method, url_path, params, headers, data=None, *, base_url_override=None):
         signed = http_method == "POST" and str(url_path).rstrip("/").startswith(SIGNED_PATHS)
@@ -141,9 +190,14 @@ class EtherealHttpClient(AsyncRESTClient):
                 await self.account_bucket.acquire(1.0)
             self.stats["requests"] += 1
             try:
-                return await super().send_request(
+                res = await super().send_request(
                     http_method, url_path, params, headers, data=data, base_url_override=base_url_override
                 )
+                rows = res.get("data") if isinstance(res, dict) else None
+                if http_method == "GET" and isinstance(rows, list) and rows:
+                    self.stats["rows"] += len(rows)
+                    self.http_bucket.debit(self.points_per_row * len(rows))
+                return res
             except httpx.HTTPStatusError as e:
                 status = e.response.status_code
                 body = e.response.text

@@ -18,10 +18,23 @@ Simplified venue semantics (documented, deliberate):
   are rejected with ``OrderIncreasesPosition``.
 * Positions are netted per subaccount and product with average-cost accounting; realised PnL and
   fees go to the USD balance.
+* Every fill also publishes a ``PositionUpdate`` (size, side, cost) on the private stream.
 * Test controls: ``rate_limit(n, retry_after_s)`` answers the next ``n`` REST calls with HTTP 429,
   ``drop_connections()`` closes every WebSocket, ``broadcast_raw(text)`` sends an arbitrary frame,
   ``publish_book_diff`` / ``publish_ticker`` push market data, ``corrupt_next_pt`` makes the next
-  book diff skip a message.
+  book diff skip a message. Order entry faults (each for the next ``POST /v1/order``):
+  ``fail_next_order(status, process_after_s, process, hang_s)`` answers 5xx (or hangs ``hang_s``
+  so the client times out) while the order is taken into the book ``process_after_s`` later or
+  never (a queued taker order that a lookup right after the error does not find);
+  ``reject_next_after_ok(reason)`` publishes the ``REJECTED`` update *before* answering ``Ok``
+  (the engine rejects while the REST call is in flight); ``next_result_code(code)`` answers with a
+  result code the SDK does not know. ``drop_fill_messages(n)`` withholds the stream ``OrderFill``
+  of the next ``n`` fills (the REST fill list keeps them). Position events: ``liquidate`` and
+  ``auto_deleverage`` close/reduce a position with a venue-generated order (no client order id) at
+  any price, also off the tick grid, publishing ``PositionUpdate`` and (liquidation)
+  ``SubaccountLiquidation``; their ``OrderFill`` messages only if ``stream_fills``.
+  ``publish_order_status(order_id, status)`` pushes an update with any status string.
+  ``requests`` records ``(method, path, query)`` of every REST call.
 
 Use :class:`MockEtherealServer` (runs in a background thread; ``rest_url``, ``ws_url``) and call
 venue methods through ``server.call(fn, *args)`` so they run on the server's event loop.
@@ -96,6 +109,8 @@ class MockVenue:
         self.corrupt_pt = False
         self._clock_ms = 0
         self._pfm: list = []
+        self.order_faults: list[dict] = []
+        self.drop_fills = 0
 
     def _load(self, name: str) -> Any:
         return json.loads((self.fixtures / name).read_text())
@@ -259,7 +274,7 @@ class MockVenue:
     async def middleware(self, request: web.Request, handler: Callable) -> web.StreamResponse:
         if request.path.startswith("/v1/stream"):
             return await handler(request)
-        self.requests.append((request.method, request.path))
+        self.requests.append((request.method, request.path, dict(request.query)))
         if self.pending_429 > 0:
             self.pending_429 -= 1
             return web.json_response(
@@ -337,9 +352,9 @@ class MockVenue:
         return {
             "id": p["id"], "productId": pid, "cost": _s(abs(p["cost"])), "createdAt": p["createdAt"],
             "updatedAt": p["updatedAt"], "feesAccruedUsd": _s(p["fees"]), "fundingAccruedUsd": "0", "fundingUsd": "0",
-            "isLiquidated": False, "realizedPnl": _s(p["realized"]), "side": 0 if p["size"] >= 0 else 1,
+            "isLiquidated": bool(p.get("liquidated")), "realizedPnl": _s(p["realized"]), "side": 0 if p["size"] >= 0 else 1,
             "size": _s(abs(p["size"])), "totalDecreaseNotional": "0", "totalDecreaseQuantity": "0",
-            "totalIncreaseNotional": "0", "totalIncreaseQuantity": "0", "wasDeleveraged": False,
+            "totalIncreaseNotional": "0", "totalIncreaseQuantity": "0", "wasDeleveraged": bool(p.get("deleveraged")),
         }
 
     async def get_positions(self, request: web.Request) -> web.Response:
@@ -369,6 +384,9 @@ class MockVenue:
         rows = [f for f in self.fills if f["subaccountId"] == q.get("subaccountId")]
         if "createdAfter" in q:
             rows = [f for f in rows if f["createdAt"] >= int(q["createdAfter"])]
+        products = [x for v in q.getall("productIds", []) for x in v.split(",") if x]
+        if products:
+            rows = [f for f in rows if f["productId"] in products]
         return self._page(rows, request)
 
     # ------------------------------------------------------------------ REST: orders
@@ -417,9 +435,95 @@ class MockVenue:
             "status": "NEW", "stopPrice": "0", "subaccountId": sa["id"], "timeInForce": d.get("timeInForce"),
             "triggered": "TRIGGERED", "type": d["type"],
         }
+        fault = self.order_faults.pop(0) if self.order_faults else {}
+        kind = fault.get("kind")
+        if kind == "fail":
+            if fault["process"]:
+                async def later() -> None:
+                    await asyncio.sleep(fault["process_after_s"])
+                    order["createdAt"] = order["updatedAt"] = self.now_ms()
+                    self.orders[oid] = order
+                    await self._match(order, product)
+                asyncio.get_running_loop().create_task(later())
+            if fault["hang_s"]:
+                await asyncio.sleep(fault["hang_s"])
+            return self._error(fault["status"], "internal error", "Internal Server Error")
         self.orders[oid] = order
+        if kind == "reject_after_ok":
+            await self._finish(order, "REJECTED", fault["reason"])
+            return web.json_response({"id": oid, "clientOrderId": cloid, "filled": "0", "result": "Ok"})
         result = await self._match(order, product)
+        if kind == "result_code":
+            result = fault["code"]
         return web.json_response({"id": oid, "clientOrderId": cloid, "filled": "0", "result": result})
+
+    # ------------------------------------------------------------------ test controls: faults
+
+    def fail_next_order(self, status: int = 503, *, process_after_s: float = 0.0, process: bool = True,
+                        hang_s: float = 0.0) -> None:
+        """The next order submission answers HTTP ``status`` (after ``hang_s``); the order itself is
+        taken into the book ``process_after_s`` later when ``process`` (else it never exists)."""
+        self.order_faults.append({"kind": "fail", "status": status, "process_after_s": process_after_s,
+                                  "process": process, "hang_s": hang_s})
+
+    def reject_next_after_ok(self, reason: str = "RiskLimitExceeded") -> None:
+        """The next order is rejected on the stream before the REST answer ``Ok`` is sent."""
+        self.order_faults.append({"kind": "reject_after_ok", "reason": reason})
+
+    def next_result_code(self, code: str) -> None:
+        """The next order is processed normally but answered with result ``code``."""
+        self.order_faults.append({"kind": "result_code", "code": code})
+
+    def drop_fill_messages(self, n: int) -> None:
+        """Withhold the stream ``OrderFill`` of the next ``n`` fills."""
+        self.drop_fills = n
+
+    async def publish_order_status(self, order_id: str, status: str, available: str | None = None) -> None:
+        """Set an order's status (any string, e.g. one the SDK does not know) and publish it."""
+        order = self.orders[order_id]
+        order["status"] = status
+        if available is not None:
+            order["availableQuantity"] = available
+        order["updatedAt"] = self.now_ms()
+        await self._publish_order(order)
+
+    def _system_order(self, sid: str, product: dict, side: int, q: Decimal) -> dict:
+        now = self.now_ms()
+        order = {
+            "id": str(uuid.uuid4()), "clientOrderId": None, "availableQuantity": _s(q), "close": True,
+            "createdAt": now, "updatedAt": now, "expiresAt": now // 1000 + 60, "filled": "0", "postOnly": False,
+            "price": "0", "productId": product["id"], "quantity": _s(q), "reduceOnly": True,
+            "sender": "0x0000000000000000000000000000000000000000", "side": side, "status": "NEW", "stopPrice": "0",
+            "subaccountId": sid, "timeInForce": None, "triggered": "TRIGGERED", "type": "MARKET",
+        }
+        self.orders[order["id"]] = order
+        return order
+
+    async def _position_event(self, sid: str, symbol: str, q: str | None, px: str, *, stream_fills: bool,
+                              liquidation: bool) -> dict:
+        product = self.by_symbol[symbol]
+        pos = self._position(sid, product["id"])
+        if pos["size"] == 0:
+            raise ValueError(f"no position in {symbol}")
+        take = abs(pos["size"]) if q is None else min(_d(q), abs(pos["size"]))
+        order = self._system_order(sid, product, 1 if pos["size"] > 0 else 0, take)
+        fill = self._apply_fill(order, product, _d(px), take, maker=False, fee=D0)
+        pos["liquidated" if liquidation else "deleveraged"] = True
+        if not stream_fills:
+            self._pfm = [x for x in self._pfm if x[1] is not fill]
+        await self._publish_order(order)
+        if liquidation:
+            await self.publish("SubaccountLiquidation", sid, {"e": "SubaccountLiquidation", "t": self.now_ms(), "data": {
+                "sid": sid, "t": self.now_ms(), "d": [{"s": symbol, "px": _s(_d(px)), "sz": _s(take)}]}})
+        return fill
+
+    async def liquidate(self, sid: str, symbol: str, px: str, *, stream_fills: bool = False) -> dict:
+        """Liquidate the whole position at ``px`` with a venue order (no client order id)."""
+        return await self._position_event(sid, symbol, None, px, stream_fills=stream_fills, liquidation=True)
+
+    async def auto_deleverage(self, sid: str, symbol: str, q: str, px: str, *, stream_fills: bool = False) -> dict:
+        """Auto-deleverage ``q`` of the position at ``px`` (a venue order, no client order id)."""
+        return await self._position_event(sid, symbol, q, px, stream_fills=stream_fills, liquidation=False)
 
     def _position(self, sid: str, pid: str) -> dict:
         key = (sid, pid)
@@ -489,9 +593,11 @@ class MockVenue:
         await self._publish_order(order)
         return code
 
-    def _apply_fill(self, order: dict, product: dict, px: Decimal, q: Decimal, maker: bool) -> dict:
+    def _apply_fill(self, order: dict, product: dict, px: Decimal, q: Decimal, maker: bool,
+                    fee: Decimal | None = None) -> dict:
         fee_rate = _d(product["makerFee"] if maker else product["takerFee"])
-        fee = (px * q * fee_rate).quantize(Decimal("1e-9"))
+        if fee is None:
+            fee = (px * q * fee_rate).quantize(Decimal("1e-9"))
         sid, pid = order["subaccountId"], product["id"]
         pos = self._position(sid, pid)
         signed = q if order["side"] == 0 else -q
@@ -541,18 +647,33 @@ class MockVenue:
             "tr": "TRIGGERED"}]}})
         pending, self._pfm = self._pfm, []
         for o, f, p in pending:
+            if self.drop_fills > 0:
+                self.drop_fills -= 1
+                continue
             await self.publish("OrderFill", o["subaccountId"], {"e": "OrderFill", "t": self.now_ms(), "data": {
                 "t": self.now_ms(), "d": [{
                     "id": f["id"], "oid": o["id"], "cloid": o.get("clientOrderId") or "", "px": f["price"],
                     "sz": f["filled"], "typ": o["type"], "sd": o["side"], "s": p["ticker"], "sid": o["subaccountId"],
                     "ro": o["reduceOnly"], "fee": f["feeUsd"], "m": f["isMaker"], "t": f["createdAt"]}]}})
+        if _d(order["filled"]) > 0:
+            await self.publish_position(sid, product)
 
-    async def fill_resting(self, order_id: str, q: str | None = None) -> dict:
-        """Another trader takes the resting limit order ``order_id`` (maker fill at its price)."""
+    async def publish_position(self, sid: str, product: dict) -> None:
+        """Publish the subaccount's position in ``product`` as a ``PositionUpdate``."""
+        p = self._position(sid, product["id"])
+        await self.publish("PositionUpdate", sid, {"e": "PositionUpdate", "t": self.now_ms(), "data": {
+            "t": self.now_ms(), "d": [{
+                "id": p["id"], "sid": sid, "s": product["ticker"], "sd": 0 if p["size"] >= 0 else 1,
+                "sz": _s(abs(p["size"])), "cost": _s(abs(p["cost"])), "rpnl": _s(p["realized"]), "fpnl": "0",
+                "fee": _s(p["fees"])}]}})
+
+    async def fill_resting(self, order_id: str, q: str | None = None, px: str | None = None) -> dict:
+        """Another trader takes the resting limit order ``order_id`` (maker fill at its price, or at
+        ``px``, e.g. off the tick grid)."""
         order = self.orders[order_id]
         product = self.by_id[order["productId"]]
         take = _d(q) if q else _d(order["availableQuantity"])
-        fill = self._apply_fill(order, product, _d(order["price"]), take, maker=True)
+        fill = self._apply_fill(order, product, _d(px or order["price"]), take, maker=True)
         await self._publish_order(order)
         return fill
 

@@ -134,6 +134,9 @@ class OrderFillData(msgspec.Struct, frozen=True):
 
 
 class PositionUpdateItem(msgspec.Struct, frozen=True):
+    """One position: ``id``, ``sid`` subaccount, ``s`` symbol, ``sd`` side (0 long, 1 short), ``sz``
+    size, ``cost``, ``rpnl`` / ``fpnl`` realised / funding PnL, ``fee``, ``lpx`` liquidation price."""
+
     id: str
     sid: str
     s: str
@@ -151,6 +154,22 @@ class PositionUpdateData(msgspec.Struct, frozen=True):
     d: list[PositionUpdateItem]
 
 
+class SubaccountLiquidationItem(msgspec.Struct, frozen=True):
+    """One liquidated position: ``s`` symbol, ``px`` price, ``sz`` size."""
+
+    s: str
+    px: str
+    sz: str
+
+
+class SubaccountLiquidationData(msgspec.Struct, frozen=True):
+    """``SubaccountLiquidation.data``: ``sid`` subaccount, ``t`` ms, ``d`` liquidated positions."""
+
+    sid: str
+    t: int
+    d: list[SubaccountLiquidationItem]
+
+
 class Envelope(msgspec.Struct, frozen=True):
     """Outer frame: ``e`` event name, ``t`` server time ms, raw ``data``."""
 
@@ -166,6 +185,7 @@ DATA_TYPES: dict[str, type] = {
     "OrderUpdate": OrderUpdateData,
     "OrderFill": OrderFillData,
     "PositionUpdate": PositionUpdateData,
+    "SubaccountLiquidation": SubaccountLiquidationData,
 }
 
 _envelope_decoder = msgspec.json.Decoder(Envelope)
