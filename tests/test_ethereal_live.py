@@ -203,7 +203,7 @@ def test_full_loop_with_linked_signer_then_restart_reconciles():
             fee = Decimal("95001") * Decimal("0.01") * Decimal("0.0003")  # 0.285003
             comms = mkt.commissions()
             (paid,) = list(comms.values()) if isinstance(comms, dict) else comms
-            assert abs(paid.as_decimal() - fee) < Decimal("1e-8") and paid.currency.code == "USDT"
+            assert abs(paid.as_decimal() - fee) < Decimal("1e-8") and paid.currency.code == "USDE"
             gtd = s1.cache.order(s1.orders["gtd_rest"].client_order_id)
             assert gtd.liquidity_side.name == "MAKER" and float(gtd.avg_px) == 89000.0
             assert names(ev, "deltas") and names(ev, "trade") and names(ev, "bar")

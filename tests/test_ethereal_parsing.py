@@ -30,7 +30,7 @@ def test_products_become_crypto_perpetuals():
     assert isinstance(inst, CryptoPerpetual)
     assert inst.id == InstrumentId.from_str("BTCUSD-PERP.ETHEREAL") and ticker_of(inst.id) == "BTCUSD"
     assert inst.raw_symbol.value == "BTCUSD" and inst.base_currency.code == "BTC"
-    assert inst.quote_currency.code == inst.settlement_currency.code == "USDT"
+    assert inst.quote_currency.code == inst.settlement_currency.code == "USDE"
     assert inst.price_precision == 0 and str(inst.price_increment) == "1"  # tickSize "1"
     assert inst.size_precision == 4 and str(inst.size_increment) == "0.0001"  # lotSize "0.0001"
     assert str(inst.lot_size) == str(inst.min_quantity) == "0.0001"

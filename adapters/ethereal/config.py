@@ -35,6 +35,11 @@ class _Common(msgspec.Struct, frozen=True, kw_only=True):
     http_max_retries: int = 5
     ws_backoff_initial_s: float = 0.5
     ws_backoff_max_s: float = 30.0
+    settlement_currency: str = "USDE"  # Nautilus currency of USDe ("USDT" = the legacy mapping)
+
+    def check_currency(self) -> None:
+        if self.settlement_currency.upper() not in ("USDE", "USDT"):
+            raise EtherealConfigError(f"settlement_currency={self.settlement_currency!r}: expected 'USDE' or 'USDT'")
 
     def network_enum(self) -> EtherealNetwork:
         try:
@@ -57,6 +62,7 @@ class EtherealDataClientConfig(_Common, frozen=True, kw_only=True):
 
     def validate(self) -> EtherealDataClientConfig:
         self.network_enum()
+        self.check_currency()
         if self.instrument_refresh_mins < 0:
             raise EtherealConfigError(f"instrument_refresh_mins={self.instrument_refresh_mins}: must be >= 0")
         return self
@@ -95,6 +101,7 @@ class EtherealExecClientConfig(_Common, frozen=True, kw_only=True):
 
     def validate(self) -> EtherealExecClientConfig:
         self.network_enum()
+        self.check_currency()
         if not _ADDRESS.match(self.account_address or ""):
             raise EtherealConfigError(
                 f"account_address={self.account_address!r}: expected a 0x-prefixed 40-hex-digit wallet address"

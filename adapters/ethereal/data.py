@@ -120,7 +120,7 @@ class EtherealDataClient(MarketDataClient):
         self.http = EtherealHttpClient(eth_config.urls(), eth_config.network_enum(),
                                        timeout_s=eth_config.http_timeout_s,
                                        max_retries=eth_config.http_max_retries)
-        provider = EtherealInstrumentProvider(self.http, eth_config.tickers)
+        provider = EtherealInstrumentProvider(self.http, eth_config.tickers, currency=eth_config.settlement_currency)
         super().__init__(name=name, config=config, cache=cache, clock=clock, venue=ETHEREAL_VENUE,
                          instrument_provider=provider)
         self.provider = provider

@@ -173,14 +173,14 @@ class EtherealExecutionClient(ExecutionClient):
         self.http = EtherealHttpClient(eth_config.urls(), eth_config.network_enum(),
                                        timeout_s=eth_config.http_timeout_s,
                                        max_retries=eth_config.http_max_retries)
-        provider = EtherealInstrumentProvider(self.http, eth_config.tickers)
+        provider = EtherealInstrumentProvider(self.http, eth_config.tickers, currency=eth_config.settlement_currency)
         super().__init__(
             name=name, config=config, cache=cache, clock=clock, trader_id=trader_id, venue=ETHEREAL_VENUE,
             account_id=AccountId(eth_config.account_id), account_type=AccountType.MARGIN,
             oms_type=OmsType.NETTING, base_currency=None, instrument_provider=provider,
         )
         self.provider = provider
-        self.currency = settlement_currency()
+        self.currency = settlement_currency(eth_config.settlement_currency)
         self.subaccount_hex = (eth_config.subaccount if eth_config.subaccount.startswith("0x")
                                else encode_account_name(eth_config.subaccount))
         self.subaccount_id: str | None = None

@@ -86,11 +86,15 @@ def import_ethereal_history(
     network: str = "mainnet",
     rest_url: str | None = None,
     tv_url: str | None = None,
+    settlement_currency: str = "USDT",
 ) -> ImportReport:
     """Import Ethereal instruments, bars, funding and mark prices for ``tickers`` (``BTCUSD`` ...)
     for the UTC days ``start`` .. ``end`` (inclusive) into the catalog at ``catalog_path``.
 
-    ``interval`` is one of :data:`RESOLUTIONS`; ``kinds`` a subset of :data:`KINDS`. Returns the
+    ``interval`` is one of :data:`RESOLUTIONS`; ``kinds`` a subset of :data:`KINDS`.
+    ``settlement_currency``: quote/settlement currency of the catalog instruments. ``USDT`` by
+    default because backtest results (``nautilus_app/results.py``) value everything in USDT; the
+    live clients use ``USDE``. Returns the
     :class:`catalog.writer.ImportReport`. Raises :class:`DataImportError` for bad arguments, venue
     errors or malformed rows (nothing of a failed series is written).
     """
@@ -113,15 +117,15 @@ def import_ethereal_history(
     report = ImportReport(source=f"ethereal:{rest_url or net.value}")
     t0 = time.perf_counter()
     asyncio.run(_run(root, report, [t.upper() for t in tickers], start_ns, end_ns, interval, tuple(kinds),
-                     urls_for(net, rest=rest_url, tv=tv_url), net))
+                     urls_for(net, rest=rest_url, tv=tv_url), net, settlement_currency))
     report.seconds = time.perf_counter() - t0
     return report
 
 
-async def _run(root, report, tickers, start_ns, end_ns, interval, kinds, urls, net) -> None:
+async def _run(root, report, tickers, start_ns, end_ns, interval, kinds, urls, net, currency="USDT") -> None:
     http = EtherealHttpClient(urls, net)
     try:
-        provider = EtherealInstrumentProvider(http, tickers)
+        provider = EtherealInstrumentProvider(http, tickers, currency=currency)
         try:
             await provider.load_all_async()
         except EtherealHttpError as e:

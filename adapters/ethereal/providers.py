@@ -29,9 +29,10 @@ class EtherealInstrumentProvider(InstrumentProvider):
     """
 
     def __init__(self, http: EtherealHttpClient, tickers: list[str] | None = None,
-                 config: InstrumentProviderConfig | None = None) -> None:
+                 config: InstrumentProviderConfig | None = None, currency: str | None = None) -> None:
         super().__init__(config or InstrumentProviderConfig(load_all=True))
         self._http = http
+        self.currency = currency  # settlement currency code (None = USDE, the default)
         self._tickers = {t.upper() for t in tickers} if tickers else None
         self._products: dict[InstrumentId, Any] = {}
         self._by_symbol: dict[str, CryptoPerpetual] = {}
@@ -52,11 +53,13 @@ class EtherealInstrumentProvider(InstrumentProvider):
             if self._tickers is not None and ticker not in self._tickers:
                 continue
             status = p["status"] if isinstance(p, dict) else getattr(p.status, "value", p.status)
-            if status != "ACTIVE":
+            if status != "ACTIVE":  # PENDING, or a status the SDK does not know yet: not tradable
                 self.skipped.append(f"{ticker}: status {status}")
+                if status != "PENDING":
+                    log.warning("Ethereal product %s has status %r; not loaded", ticker, status)
                 continue
             try:
-                inst = product_to_instrument(p)
+                inst = product_to_instrument(p, currency=self.currency)
             except (ParseError, ValueError, KeyError, AttributeError) as e:
                 msg = f"{ticker}: cannot parse product ({e})"
                 self.skipped.append(msg)

@@ -14,6 +14,7 @@ from typing import Any
 from nautilus_trader.model import (
     CryptoPerpetual,
     Currency,
+    CurrencyType,
     InstrumentId,
     Money,
     Price,
@@ -24,14 +25,18 @@ from nautilus_trader.model import (
 from adapters.ethereal.common.constants import ETHEREAL
 
 MS = 1_000_000
-#: Nautilus currency for Ethereal's margin/settlement token. Products quote in "USD" and margin,
-#: funding and PnL settle in USDe (docs "Perpetual Futures"). Nautilus has no registered USDe
-#: currency (``Money.from_str("1 USDE")`` fails), its fiat USD has only 2 decimals (fees and funding
-#: would be rounded away), and the platform's results/metrics value everything in USDT
-#: (``nautilus_app/results.py``). So the adapter maps the settlement token to ``USDT`` (8 decimals,
-#: a 1:1 USD stablecoin): backtests, the catalog and live accounts agree. Change this one constant
-#: once results support other quote currencies.
-SETTLEMENT_CURRENCY = "USDT"
+#: Ethereal's margin/settlement token is USDe (Ethena's USD stablecoin): products quote in "USD" and
+#: margin, funding and PnL settle in USDe (docs "Perpetual Futures"). Nautilus has no built-in USDe,
+#: so the adapter registers ``USDE`` (8 decimals like USDT; the venue sends 9) and uses it for quote,
+#: settlement, balances, fees and funding. USDe is not USDT: a node trading Ethereal and a USDT venue
+#: keeps the two amounts in separate currencies (Nautilus accounts and ``Money`` never mix them).
+#: ``"USDT"`` is still accepted (``settlement_currency`` in the client configs, ``history`` import)
+#: for code that values everything in USDT, e.g. backtests whose results only support USDT.
+USDE = Currency("USDE", 8, 0, "Ethena USDe", CurrencyType.CRYPTO)
+Currency.register(USDE)
+SETTLEMENT_CURRENCY = "USDE"
+#: Settlement currencies the adapter can use (USDE, or the legacy mapping to USDT).
+SETTLEMENT_CURRENCIES = ("USDE", "USDT")
 #: Balance token names the venue may report for the settlement token.
 SETTLEMENT_TOKEN_NAMES = {"USD", "USDE", "WUSDE"}
 
@@ -108,9 +113,13 @@ def money(value: Any, currency: Currency, field: str = "amount") -> Money:
     return Money(dec(value, field), currency)
 
 
-def settlement_currency() -> Currency:
-    """The currency used for quote, settlement, balances, fees and funding (:data:`SETTLEMENT_CURRENCY`)."""
-    return Currency.from_str(SETTLEMENT_CURRENCY)
+def settlement_currency(code: str | None = None) -> Currency:
+    """The currency used for quote, settlement, balances, fees and funding: ``code`` (``USDE`` or
+    ``USDT``), default :data:`SETTLEMENT_CURRENCY` (``USDE``)."""
+    code = (code or SETTLEMENT_CURRENCY).upper()
+    if code not in SETTLEMENT_CURRENCIES:
+        raise ParseError(f"settlement currency {code!r}: expected one of {SETTLEMENT_CURRENCIES}")
+    return Currency.from_str(code)
 
 
 def product_to_instrument(
@@ -118,11 +127,13 @@ def product_to_instrument(
     *,
     ts_init: int = 0,
     margin_overrides: tuple[Decimal, Decimal] | None = None,
+    currency: str | None = None,
 ) -> CryptoPerpetual:
     """An Ethereal perpetual product (SDK ``ProductDto`` or its JSON dict) -> ``CryptoPerpetual``.
 
     * id ``<ticker>-PERP.ETHEREAL``, raw symbol = ticker (``BTCUSD``);
-    * base = ``baseTokenName``; quote and settlement = :data:`SETTLEMENT_CURRENCY` (``USDT``);
+    * base = ``baseTokenName``; quote and settlement = ``currency`` (default
+      :data:`SETTLEMENT_CURRENCY`, ``USDE``);
     * price/size increments = ``tickSize`` / ``lotSize`` with precisions = their decimals;
       ``lot_size`` and ``min_quantity`` = ``lotSize`` (``minQuantity`` is deprecated and equal to it);
       ``max_quantity`` = ``maxQuantity``; ``max_price`` / ``min_price`` from the product (0 = none);
@@ -151,7 +162,7 @@ def product_to_instrument(
         raise ParseError(f"product {ticker}: maxLeverage {max_lev} must be positive")
     maker = dec(g("maker_fee", "makerFee"), f"{ticker}.makerFee")
     taker = dec(g("taker_fee", "takerFee"), f"{ticker}.takerFee")
-    quote = settlement_currency()
+    quote = settlement_currency(currency)
     base = Currency.from_str(str(g("base_token_name", "baseTokenName")).upper())
     margin_init, margin_maint = margin_overrides or (Decimal(1), (Decimal(1) / (2 * max_lev)).quantize(Decimal("1e-9")))
     max_qty = dec(g("max_quantity", "maxQuantity"), f"{ticker}.maxQuantity")
