@@ -338,6 +338,15 @@ def build_engine(cfg: BacktestConfig, plan: DataPlan, data: list[Any]) -> tuple[
             series[iid] = load_bar_series(root, bt, lo, hi)
             bar_type_of[iid] = bt
     strategies = build_strategies(cfg)
+    for strategy in strategies:  # vectorised-signals strategies get their bars before the run
+        if getattr(strategy, "signal_kind", False):
+            bt = str(strategy.config.bar_type)
+            span = next(((lo, hi) for b, lo, hi in plan.bars if b == bt), None)
+            if span is None:
+                raise BacktestFailed(f"{strategy.id}: a vectorised-signals strategy needs its bar_type {bt} among the "
+                                     "run's bar_types (bars loaded from the catalog, not aggregated by Nautilus)")
+            iid = str(BarType.from_str(bt).instrument_id)
+            strategy.set_bars(series[iid] if bar_type_of.get(iid) == bt else load_bar_series(root, bt, *span))
     sims: dict[str, VenueSim] = {}
     start_date = cfg.start or str(pd.Timestamp(plan.first_ns, unit="ns", tz="UTC").date())
     for v in cfg.venues:
@@ -361,6 +370,11 @@ def build_engine(cfg: BacktestConfig, plan: DataPlan, data: list[Any]) -> tuple[
         perps = [i for i in iids if InstrumentId.from_str(i).symbol.value.endswith("-PERP")]
         if margin and v.liquidation and perps:
             overrides = v.bracket_overrides()
+            on_venue = [s for s in strategies if str(s.config.instrument_id).endswith("." + v.name)]
+            # isolated margin with only vectorised-signals strategies: the check is scheduled by them
+            # (a scan per position) instead of running in Python on every bar
+            scheduled = (v.margin_mode == "isolated" and bool(on_venue)
+                         and all(getattr(s, "signal_kind", False) for s in on_venue))
             sim.liquidation = LiquidationActor(
                 venue=v.name, margin_mode=v.margin_mode, bar_types=[bar_type_of[i] for i in perps],
                 series={i: series[i] for i in perps},
@@ -368,8 +382,19 @@ def build_engine(cfg: BacktestConfig, plan: DataPlan, data: list[Any]) -> tuple[
                                                 catalog=root) for i in perps},
                 leverages={i: v.leverage_for(i) for i in perps}, strategies=strategies,
                 actor_id=f"LIQUIDATION-{len(sims):03d}", fee_model=fee_model, fill_model=fill_model,
+                scheduled=scheduled,
             )
+            if scheduled:
+                for s in on_venue:
+                    s.liquidation = sim.liquidation
         sims[v.name] = sim
+    late: dict[str, set[int]] = {}  # venue -> times of mark-price / funding rows (signals strategies' sizing)
+    for d in data:
+        if not hasattr(d, "bar_type"):
+            late.setdefault(d.instrument_id.venue.value, set()).add(d.ts_init)
+    for strategy in strategies:
+        if getattr(strategy, "signal_kind", False):
+            strategy.late_data_ts = frozenset(late.get(strategy.instrument_id.venue.value, ()))
     for inst in load_instruments(cfg):
         engine.add_instrument(inst)
     engine.add_data(data)
@@ -432,7 +457,7 @@ def run_backtest(
             )
         for name, sim in sims.items():
             liq = sim.liquidation
-            if liq is not None and liq.bars_seen == 0 and result.iterations:
+            if liq is not None and not liq.scheduled and liq.bars_seen == 0 and result.iterations:
                 raise BacktestFailed(f"run {run_id}: the liquidation actor of venue {name} received no bars")
         path, metrics = results_mod.write_results(
             engine, result, cfg, run_id, plan, sims,

@@ -30,4 +30,17 @@ REGISTRY: dict[str, StrategyEntry] = {
     "mean_reversion": StrategyEntry(
         "strategies.mean_reversion:MeanReversion", "strategies.mean_reversion:MeanReversionConfig"
     ),
+    # vectorised-signals twins (strategies.signals): same configs and rules, signals computed once
+    "ema_cross_signals": StrategyEntry(
+        "strategies.signal_strategies:EMACrossSignals", "strategies.ema_cross:EMACrossConfig"
+    ),
+    "trend_following_signals": StrategyEntry(
+        "strategies.signal_strategies:TrendFollowingSignals", "strategies.trend_following:TrendFollowingConfig"
+    ),
+    "mean_reversion_signals": StrategyEntry(
+        "strategies.signal_strategies:MeanReversionSignals", "strategies.mean_reversion:MeanReversionConfig"
+    ),
+    "buy_and_hold_signals": StrategyEntry(
+        "strategies.signal_strategies:BuyAndHoldSignals", "strategies.buy_and_hold:BuyAndHoldConfig"
+    ),
 }

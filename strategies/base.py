@@ -391,7 +391,7 @@ class BarStrategy(Strategy):
             self._state_dirty = True
             self.entry_bar_index = self.bar_index
             return True
-        equity, quote = account_equity(self.portfolio, self.venue, self.instrument, bar.close, self.is_cash)
+        equity, quote = self.sizing_equity(bar)
         cash_cap = quote if (self.is_cash and side == OrderSide.BUY) else None
         res = entry_quantity(
             self.instrument,
@@ -411,6 +411,10 @@ class BarStrategy(Strategy):
         self._state_dirty = True
         self.entry_bar_index = self.bar_index
         return True
+
+    def sizing_equity(self, bar: Any) -> tuple[Decimal, Decimal]:
+        """``(equity, quote available)`` an entry on ``bar`` is sized from (:func:`strategies.sizing.account_equity`)."""
+        return account_equity(self.portfolio, self.venue, self.instrument, bar.close, self.is_cash)
 
     def exit_position(self, tag: str) -> None:
         """Close this strategy's open position(s) in the instrument at market."""

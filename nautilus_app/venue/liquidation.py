@@ -110,7 +110,7 @@ class LiquidationActor(DataActor):
     def __init__(self, *, venue: str, margin_mode: str, bar_types: list[str], series: dict[str, BarSeries],
                  brackets: dict[str, tuple[Bracket, ...]], leverages: dict[str, float], strategies: list[Any],
                  settlement: str = "USDT", actor_id: str = "LIQUIDATION-001", fee_model: Any = None,
-                 fill_model: Any = None) -> None:
+                 fill_model: Any = None, scheduled: bool = False) -> None:
         super().__init__(DataActorConfig(actor_id=ActorId(actor_id)))
         self.venue_name = venue
         self.margin_mode = margin_mode
@@ -129,11 +129,17 @@ class LiquidationActor(DataActor):
         self._wb = 0.0
         self._instruments: dict[str, Any] = {}
         self.bars_seen = 0
+        #: scheduled mode (isolated margin, vectorised-signals strategies): no bar subscription; the
+        #: strategies ask for the first bar that can liquidate their position (first_check_index) and
+        #: run the same check there (check_bar)
+        self.scheduled = scheduled
+        self._close_nd: dict[str, Any] = {}
 
     def on_start(self) -> None:
         for bt in self._bar_types:
             self._instruments[bt.instrument_id.value] = self.cache.instrument(bt.instrument_id)
-            self.subscribe_bars(bt)
+            if not self.scheduled:
+                self.subscribe_bars(bt)
 
     # ---- state ---------------------------------------------------------------------------
     def _mark(self, iid: str, t: int) -> float | None:
@@ -158,21 +164,24 @@ class LiquidationActor(DataActor):
     # ---- per bar ---------------------------------------------------------------------------
     def on_bar(self, bar: Any) -> None:
         self.bars_seen += 1
+        self._check(bar.bar_type.instrument_id, bar.ts_event, bar.close.as_double())
+
+    def _check(self, iid: Any, t: int, close: float) -> None:
+        """The check after the strategies handled the bar of ``iid`` closing at ``t`` (``close`` as
+        ``Price.as_double()``)."""
         for order in self._pending:  # a liquidation stop that did not fire (should not happen)
             if order.is_open:
                 self._strategies[order.strategy_id.value].cancel_order(order)
         self._pending = [o for o in self._pending if o.is_open]
-        iid = bar.bar_type.instrument_id
         s = self.series.get(iid.value)
         if s is None:
             return
         positions = self.cache.positions_open(instrument_id=iid)
         if not positions:
             return
-        k = s.next_index(bar.ts_event)
+        k = s.next_index(t)
         if k >= len(s):
             return
-        t = bar.ts_event
         cross = self.margin_mode == "cross"
         if cross and self._last_cross_ts == t:
             return  # one cross liquidation per timestamp; the account is re-evaluated on the next bar
@@ -205,7 +214,7 @@ class LiquidationActor(DataActor):
                                    other_maintenance=other_mm, other_unrealized_pnl=other_upnl)
             if lp <= 0.0:
                 continue
-            now = bar.close.as_double()
+            now = close
             if (now <= lp) if side == 1 else (now >= lp):
                 # already beyond LP at this close (cross: another liquidation moved the balance):
                 # close now, at LP, with a reduce-only market order
@@ -256,3 +265,65 @@ class LiquidationActor(DataActor):
             t, ts_bar, self.venue_name, p.instrument_id.value, p.strategy_id.value, p.id.value,
             order.client_order_id.value, "LONG" if side == 1 else "SHORT", qty, entry, trigger.as_double(),
             self.margin_mode, wb))
+
+    # ---- scheduled mode (isolated margin) ----------------------------------------------------
+    def _isolated_lp(self, p: Any) -> tuple[int, float]:
+        side = 1 if p.side == PositionSide.LONG else -1
+        iid = p.instrument_id.value
+        qty, entry = p.quantity.as_double(), p.avg_px_open
+        wb = isolated_margin(qty, entry, self.leverages[iid])
+        return side, liquidation_price(side=side, qty=qty, entry_price=entry, wallet_balance=wb,
+                                       brackets=self.brackets[iid], other_maintenance=0.0, other_unrealized_pnl=0.0)
+
+    def first_check_index(self, strategy: Any, start: int, stop: int | None = None) -> int | None:
+        """First bar index ``N >= start`` (``<= stop``) of the strategy's instrument on which the per-bar
+        check would act for the strategy's open position: its close already beyond the isolated
+        liquidation price, or the next bar's low (long) / high (short) reaching it. A vectorised scan of
+        the bar arrays; the price depends only on the position (size, entry, leverage, brackets), so it
+        is rescanned after every fill. None: no position, or not reached (by ``stop``)."""
+        import numpy as np
+
+        from strategies.signals import nautilus_doubles
+
+        if self.margin_mode != "isolated":
+            raise ValueError("scheduled liquidation checks are for isolated margin only")
+        iid = strategy.instrument_id
+        s = self.series.get(iid.value)
+        if s is None:
+            return None
+        positions = [p for p in self.cache.positions_open(instrument_id=iid, strategy_id=strategy.strategy_id)
+                     if p.side != PositionSide.FLAT]
+        if not positions:
+            return None
+        nd = self._close_nd.get(iid.value)
+        if nd is None:
+            nd = self._close_nd[iid.value] = nautilus_doubles(s.close, self._instruments[iid.value].price_precision)
+        last = len(s) - 2  # the check needs a next bar
+        hi = last if stop is None else min(stop, last)
+        best = None
+        for p in positions:
+            side, lp = self._isolated_lp(p)
+            if lp <= 0.0 or start > hi:
+                continue
+            lo, chunk = start, 4096
+            while lo <= hi:
+                end = min(hi, lo + chunk - 1)
+                if side == 1:
+                    hit = (nd[lo:end + 1] <= lp) | (s.low[lo + 1:end + 2] <= lp)
+                else:
+                    hit = (nd[lo:end + 1] >= lp) | (s.high[lo + 1:end + 2] >= lp)
+                found = np.flatnonzero(hit)
+                if len(found):
+                    n = lo + int(found[0])
+                    best = n if best is None else min(best, n)
+                    break
+                lo, chunk = end + 1, chunk * 4
+        return best
+
+    def check_bar(self, strategy: Any, i: int) -> None:
+        """Run the per-bar check for bar ``i`` of the strategy's instrument (after the strategy acted)."""
+        iid = strategy.instrument_id
+        s = self.series[iid.value]
+        nd = self._close_nd.get(iid.value)
+        close = float(nd[i]) if nd is not None else float(s.close[i])
+        self._check(iid, int(s.ts[i]), close)

@@ -1,0 +1,363 @@
+"""Vectorised-signals strategies (FreqTrade style), executed through Nautilus with the same venue models.
+
+A :class:`SignalStrategy` computes its indicators and entry/exit signals **once**, on whole arrays,
+before the first bar (``populate_indicators`` -> ``populate_entry_trend`` -> ``populate_exit_trend``
+on a pandas DataFrame, as FreqTrade's ``IStrategy``), and is then executed bar by bar by Nautilus
+without Python being called on every bar: the strategy subscribes to no bars; it sets a clock alert
+at the close time of the next bar on which a signal can act given its position (the next entry
+signal while flat, the next exit signal / max-hold bar while in a position) and is called only
+there and at its fills. Orders go through the same ``enter`` / ``exit_position`` as the event-driven
+strategies (``strategies.base``: exact-decimal sizing from the account's equity, reduce-only exits,
+latency), so next-open fills, slippage, fees, funding, margin, liquidation and the risk of being
+denied are the venue's, unchanged.
+
+No look-ahead. Row ``t`` of the frame is the bar that closes at ``ts[t]``; a signal in row ``t`` is
+acted on when that bar has closed (the alert fires at ``ts[t]``, after Nautilus processed the bar),
+and the order fills like an order sent from ``on_bar(bar t)``: at bar t+1's open by default. The
+populate functions receive the whole history, so they must only use rows ``<= t`` for row ``t``
+(rolling/ewm/shift(+k) are fine, ``shift(-1)`` is look-ahead); :func:`check_no_lookahead` tests a
+strategy by recomputing its signals on truncated histories.
+
+Frame columns given to ``populate_indicators``: ``ts`` (bar close time, UTC ns), ``open``, ``high``,
+``low``, ``close``, ``volume`` (floats nearest the bars' decimal values), ``segment`` (0, 1, ...: a new
+segment starts after a gap longer than ``max_gap_bars`` bar intervals, where the event-driven
+strategies reset their indicators), ``close_nd`` / ``high_nd`` / ``low_nd`` (the floats Nautilus's
+``Price.as_double()`` gives, what Nautilus's own indicators are fed). The signal columns the
+executor reads (missing ones are False / ""):
+
+- ``enter_long``, ``enter_short`` (bool): open a position when flat (short only with ``allow_short``);
+- ``exit_long``, ``exit_short`` (bool): close the position; ``exit_tag`` (str) tags the closing order;
+- ``ready`` (bool, default True): False where the strategy's indicators are not all initialized (nothing
+  happens on such a bar, not even a max-hold exit, as in the event-driven strategies).
+
+Execution rules per bar ``t`` (the event-driven strategies' order, :class:`SignalStrategy` class
+attributes select the variants): while an order is in flight nothing happens (as ``trading_blocked``);
+in a position: an ``exit_*`` whose tag is in ``exit_tags_before_max_hold``, else ``max_hold_bars``
+reached (tag ``MAX_HOLD``), else any ``exit_*`` -> exit; with ``reverse_on_exit`` an entry in the other
+direction may follow on the same bar (EMA cross), otherwise not. Flat: after ``cooldown_bars`` since
+the last exit, ``enter_long`` else ``enter_short``.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from nautilus_trader.model import InstrumentId, OrderSide, PositionSide, Price
+
+from strategies.base import BarStrategy
+
+__all__ = ["SignalStrategy", "check_no_lookahead", "nautilus_doubles", "nautilus_ema", "run_indicator",
+           "segment_ids"]
+
+
+def nautilus_doubles(values: np.ndarray, precision: int) -> np.ndarray:
+    """``Price(v, precision).as_double()`` for a whole array (Nautilus stores prices as integers
+    scaled by 1e16 and divides by 1e16: not always the float nearest the decimal)."""
+    return (np.round(np.asarray(values, dtype=np.float64) * 10.0 ** precision) * 10.0 ** (16 - precision)) / 1e16
+
+
+def segment_ids(ts: np.ndarray, max_gap_ns: int) -> np.ndarray:
+    """0, 1, ... per bar: a new segment starts where the time since the previous bar exceeds ``max_gap_ns``."""
+    if len(ts) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate([[0], np.cumsum(np.diff(ts) > max_gap_ns)]).astype(np.int64)
+
+
+def _segments(seg: np.ndarray) -> list[tuple[int, int]]:
+    starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]]) if len(seg) else np.zeros(0, dtype=np.int64)
+    ends = np.r_[starts[1:], len(seg)]
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def nautilus_ema(x: np.ndarray, period: int, seg: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Nautilus's ``ExponentialMovingAverage(period)`` over ``x`` (restarted at every segment):
+    ``(value, initialized)``. Value 0.0 for the first ``period - 1`` inputs, then the mean of the first
+    ``period`` inputs, then ``fma(alpha, x, (1 - alpha) x previous)`` with ``alpha = 2 / (period + 1)``
+    (bit-identical to rc7's indicator, tests/test_signals.py)."""
+    xs = np.asarray(x, dtype=np.float64).tolist()
+    n = len(xs)
+    out = [0.0] * n
+    ready = np.zeros(n, dtype=bool)
+    a = 2.0 / (period + 1)
+    b = 1.0 - a
+    fma = math.fma
+    for lo, hi in _segments(seg if seg is not None else np.zeros(n, dtype=np.int64)):
+        if hi - lo < period:
+            continue
+        acc = 0.0
+        for i in range(lo, lo + period):
+            acc += xs[i]
+        prev = acc / period
+        out[lo + period - 1] = prev
+        for i in range(lo + period, hi):
+            prev = fma(a, xs[i], b * prev)
+            out[i] = prev
+        ready[lo + period - 1:hi] = True
+    return np.array(out), ready
+
+
+def run_indicator(make: Any, inputs: list[np.ndarray], seg: np.ndarray, fields: tuple[str, ...] = ("value",)
+                  ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Any streaming indicator (Nautilus's or ``strategies.indicators``) run once over whole arrays,
+    a fresh one per segment: ``update_raw(*inputs[t])`` for every row, then ``fields`` and
+    ``initialized`` read after each row. Used for indicators whose floating-point recipe is not
+    reproduced in numpy, so their values are the event-driven strategy's to the bit."""
+    n = len(seg)
+    cols = [np.asarray(c, dtype=np.float64).tolist() for c in inputs]
+    outs = [[0.0] * n for _ in fields]
+    ready = [False] * n
+    for lo, hi in _segments(seg):
+        ind = make()
+        upd = ind.update_raw
+        for i in range(lo, hi):
+            upd(*[c[i] for c in cols])
+            for k, f in enumerate(fields):
+                outs[k][i] = getattr(ind, f)
+            ready[i] = ind.initialized
+    return [np.array(o) for o in outs], np.array(ready, dtype=bool)
+
+
+class _Bar:
+    """What ``enter`` reads from a bar (its close as a Nautilus ``Price``)."""
+
+    __slots__ = ("close",)
+
+    def __init__(self, close: Price) -> None:
+        self.close = close
+
+
+class SignalStrategy(BarStrategy):
+    """Base class of vectorised-signals strategies (module docstring).
+
+    Subclasses implement :meth:`populate_indicators`, :meth:`populate_entry_trend` and
+    :meth:`populate_exit_trend`; the config is any :class:`strategies.base.BarStrategyConfig`. The
+    runner hands the bars over with :meth:`set_bars` before the run (only bar types loaded from the
+    catalog, not Nautilus-aggregated ones). ``risk`` tables are not supported (per-bar work).
+    """
+
+    signal_kind: ClassVar[bool] = True
+    reverse_on_exit: ClassVar[bool] = False
+    exit_tags_before_max_hold: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, config: Any) -> None:
+        if getattr(config, "risk_config", None) is not None:
+            raise ValueError(f"{type(self).__name__}: a risk table is not supported by vectorised-signals strategies")
+        super().__init__(config)
+        self.max_hold_bars: int | None = getattr(config, "max_hold_bars", None)
+        self.cooldown_bars: int = int(getattr(config, "cooldown_bars", 0) or 0)
+        self._series: Any = None
+        self.frame: pd.DataFrame | None = None
+        self._done = -1
+        self._armed: set[int] = set()
+        self.wakeups = 0
+        self.liquidation: Any = None  # LiquidationActor in scheduled mode (isolated margin), set by the runner
+        #: close times of bars at which the run also holds mark prices / funding rows of this venue (set by
+        #: the runner): Nautilus processes those after the bar, so an event-driven strategy's on_bar sees
+        #: the state before them, while an alert at that time fires after them (see sizing_equity)
+        self.late_data_ts: frozenset[int] = frozenset()
+        self._pre: dict[int, dict[str, Any]] = {}
+        self._current = -1
+
+    # ---- to implement ----------------------------------------------------------------------
+    def populate_indicators(self, df: pd.DataFrame) -> pd.DataFrame:
+        return df
+
+    def populate_entry_trend(self, df: pd.DataFrame) -> pd.DataFrame:
+        return df
+
+    def populate_exit_trend(self, df: pd.DataFrame) -> pd.DataFrame:
+        return df
+
+    # ---- set-up ---------------------------------------------------------------------------
+    def set_bars(self, series: Any) -> None:
+        """The bars of ``bar_type`` the run feeds (a :class:`nautilus_app.venue.fill_timing.BarSeries`)."""
+        self._series = series
+
+    def signal_frame(self, price_precision: int) -> pd.DataFrame:
+        """The populated frame (indicators + signals) for the bars given to :meth:`set_bars`."""
+        s = self._series
+        df = pd.DataFrame({"ts": s.ts, "open": s.open, "high": s.high, "low": s.low, "close": s.close,
+                           "volume": s.volume})
+        df["segment"] = segment_ids(s.ts, self._max_gap_ns)
+        for col in ("close", "high", "low"):
+            df[f"{col}_nd"] = nautilus_doubles(df[col].to_numpy(), price_precision)
+        df = self.populate_indicators(df)
+        df = self.populate_entry_trend(df)
+        df = self.populate_exit_trend(df)
+        n = len(df)
+        for col in ("enter_long", "enter_short", "exit_long", "exit_short"):
+            df[col] = df[col].fillna(False).astype(bool) if col in df else np.zeros(n, dtype=bool)
+        df["exit_tag"] = df["exit_tag"].fillna("").astype(str) if "exit_tag" in df else ""
+        df["ready"] = df["ready"].fillna(False).astype(bool) if "ready" in df else np.ones(n, dtype=bool)
+        return df
+
+    def on_start(self) -> None:
+        self.instrument = self.cache.instrument(self.instrument_id)
+        if self.instrument is None or self._series is None:
+            self.log.error(f"{self.id}: no instrument or no bars handed over (set_bars); strategy does nothing")
+            return
+        account = self.portfolio.account(self.venue)
+        self.is_cash = bool(account.is_cash_account()) if account is not None else False
+        if self.is_cash and self.allow_short:
+            self.log.warning("allow_short=True ignored on a CASH account (long/flat only)")
+            self.allow_short = False
+        prec = self.instrument.price_precision
+        df = self.frame = self.signal_frame(prec)
+        self._ts = df["ts"].to_numpy(np.int64)
+        self._ts_list = self._ts.tolist()
+        self._close = df["close"].tolist()
+        self._prec = prec
+        el, es = df["enter_long"].to_numpy(), df["enter_short"].to_numpy()
+        xl, xs = df["exit_long"].to_numpy(), df["exit_short"].to_numpy()
+        self._el, self._es, self._xl, self._xs = el.tolist(), es.tolist(), xl.tolist(), xs.tolist()
+        self._tag = df["exit_tag"].tolist()
+        self._ready = df["ready"].tolist()
+        self._idx_enter = np.flatnonzero(el | (es & self.allow_short))
+        self._idx_exit_long = np.flatnonzero(xl)
+        self._idx_exit_short = np.flatnonzero(xs)
+        self._schedule_after(-1)
+
+    # ---- scheduling -------------------------------------------------------------------------
+    def _wake(self, i: int | None) -> None:
+        if i is None or i >= len(self._ts_list) or i <= self._done or i in self._armed:
+            return
+        self._armed.add(i)
+        t = self._ts_list[i]
+        if t in self.late_data_ts and t - 1 > self.clock.timestamp_ns():
+            self.clock.set_time_alert_ns(f"pre-{i}", t - 1, self._on_pre_alert)
+        self.clock.set_time_alert_ns(f"sig-{i}", t, self._on_alert)
+
+    def _on_pre_alert(self, event: Any) -> None:
+        """1 ns before a bar that shares its time with mark prices / funding: the unrealized PnL the
+        event-driven strategy would still see on that bar."""
+        i = int(event.name[4:])
+        venue_iids = {p.instrument_id for p in self.cache.positions_open(venue=self.venue)}
+        self._pre[i] = {iid.value: self.portfolio.unrealized_pnl(iid) for iid in venue_iids}
+
+    def sizing_equity(self, bar: Any) -> tuple[Any, Any]:
+        """The account's equity as an event-driven strategy reads it in ``on_bar`` of this bar.
+
+        At a bar that shares its close time with mark-price updates or funding settlements, the alert
+        fires after Nautilus applied them; the unrealized PnL is taken from 1 ns before the bar (as the
+        event-driven strategy sees it, marks being unchanged in between) and the funding settled at
+        that time is taken out again."""
+        equity, quote = super().sizing_equity(bar)
+        pre = self._pre.get(self._current)
+        if pre is None or self.is_cash:
+            return equity, quote
+        t = self._ts_list[self._current]
+        delta = Decimal(0)
+        for iid_s, before in pre.items():
+            now = self.portfolio.unrealized_pnl(InstrumentId.from_str(iid_s))
+            delta += (now.as_decimal() if now is not None else Decimal(0)) - (
+                before.as_decimal() if before is not None else Decimal(0))
+        for p in self.cache.positions(venue=self.venue):
+            for adj in p.adjustments():
+                if adj.ts_event == t and adj.pnl_change is not None:
+                    delta += adj.pnl_change.as_decimal()
+        return equity - delta, quote - delta
+
+    @staticmethod
+    def _next(idx: np.ndarray, after: int) -> int | None:
+        k = int(np.searchsorted(idx, after, side="right"))
+        return int(idx[k]) if k < len(idx) else None
+
+    def _schedule_after(self, i: int) -> None:
+        """Arm the next bar on which something can happen after bar ``i``."""
+        if self._state_dirty or self.has_pending_orders():
+            self._wake(i + 1)  # refresh after the order resolved, as on_bar does on the next bar
+            return
+        side = self.position_side()
+        cands: list[int | None] = []
+        if side == PositionSide.FLAT:
+            start = i
+            if self.last_exit_bar_index is not None and self.cooldown_bars:
+                start = max(i, self.last_exit_bar_index + self.cooldown_bars - 1)
+            cands.append(self._next(self._idx_enter, start))
+        else:
+            cands.append(self._next(self._idx_exit_long if side == PositionSide.LONG else self._idx_exit_short, i))
+            if self.max_hold_bars and self.entry_bar_index is not None:
+                cands.append(max(i + 1, self.entry_bar_index + self.max_hold_bars))
+            if self.liquidation is not None:
+                others = [c for c in cands if c is not None]
+                cands.append(self.liquidation.first_check_index(self, i + 1, min(others) if others else None))
+        nxt = [c for c in cands if c is not None]
+        if nxt:
+            self._wake(min(nxt))
+
+    def _on_alert(self, event: Any) -> None:
+        i = int(event.name[4:])
+        self._armed.discard(i)
+        if i <= self._done:
+            return
+        self._done = i
+        self.wakeups += 1
+        self.bar_index = i
+        self._current = i
+        if self._state_dirty:
+            self._refresh_state()
+        self._act(i, self._side)
+        # the venue's liquidation check of this bar, after the strategy (as the per-bar actor runs)
+        if self.liquidation is not None and self.liquidation.first_check_index(self, i, i) == i:
+            self.liquidation.check_bar(self, i)
+        self._schedule_after(i)
+        self._pre.pop(i, None)
+
+    def on_order_filled(self, event: Any) -> None:
+        super().on_order_filled(event)
+        if self._series is not None:  # e.g. a liquidation, or an order the latency model released
+            import bisect
+
+            self._wake(bisect.bisect_right(self._ts_list, event.ts_event))
+
+    # ---- the rules --------------------------------------------------------------------------
+    def _act(self, i: int, side: PositionSide) -> None:
+        if self.trading_blocked or not self._ready[i]:
+            return
+        if side != PositionSide.FLAT:
+            sig = self._xl[i] if side == PositionSide.LONG else self._xs[i]
+            tag = self._tag[i]
+            chosen = None
+            if sig and tag in self.exit_tags_before_max_hold:
+                chosen = tag
+            elif (self.max_hold_bars and self.entry_bar_index is not None
+                  and self.bars_held() >= self.max_hold_bars):
+                chosen = "MAX_HOLD"
+            elif sig:
+                chosen = tag
+            if chosen is None:
+                return
+            self.exit_position(chosen)
+            if not self.reverse_on_exit:
+                return
+        elif self.last_exit_bar_index is not None and i - self.last_exit_bar_index < self.cooldown_bars:
+            return
+        if self._el[i] and side != PositionSide.LONG:
+            self.enter(OrderSide.BUY, _Bar(Price(self._close[i], self._prec)))
+        elif self._es[i] and side != PositionSide.SHORT and self.allow_short:
+            self.enter(OrderSide.SELL, _Bar(Price(self._close[i], self._prec)))
+
+    def on_signal_bar(self, bar: Any, side: PositionSide) -> None:  # pragma: no cover - no bars subscribed
+        raise NotImplementedError
+
+
+def check_no_lookahead(strategy: SignalStrategy, df: pd.DataFrame, cuts: list[int]) -> None:
+    """Raise ``AssertionError`` if a signal in row ``t`` changes when rows after ``t`` are removed.
+
+    ``df`` is the frame given to ``populate_indicators`` (``strategy.signal_frame`` builds it);
+    each cut recomputes the signals on ``df[:cut]`` and compares them with the full run's rows.
+    """
+    def signals(frame: pd.DataFrame) -> pd.DataFrame:
+        out = strategy.populate_exit_trend(strategy.populate_entry_trend(strategy.populate_indicators(frame.copy())))
+        cols = [c for c in ("enter_long", "enter_short", "exit_long", "exit_short", "exit_tag") if c in out]
+        return out[cols]
+
+    full = signals(df)
+    for cut in cuts:
+        part = signals(df.iloc[:cut].reset_index(drop=True))
+        pd.testing.assert_frame_equal(part.reset_index(drop=True), full.iloc[:cut].reset_index(drop=True),
+                                      check_exact=True, obj=f"signals on the first {cut} rows")
