@@ -101,7 +101,7 @@ def _build(rows: list[dict], keys: list[str], index_col: str, extra: dict[str, A
             continue
         _normalise_column(col, content[:, keys.index(col)], out, currencies)
     out.update(currencies)
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, copy=False)
 
 
 def _keys(rows: list[dict], same_schema: bool = False) -> list[str]:
