@@ -71,6 +71,13 @@ PERP_VENUE = "BINANCE_USDM"
 ETHEREAL_VENUE_NAME = "ETHEREAL"
 
 
+
+def _ethereal_settlement(venue: Any) -> str:
+    """Ethereal's settlement currency for the paper book: the venue's starting-balance currency
+    (``"10000 USDT"`` keeps the legacy USDT mapping of USDe, ``"10000 USDE"`` uses Nautilus's USDE)."""
+    ccy = venue.starting_balances[0].split()[1].upper()
+    return ccy if ccy in ("USDE", "USDT") else "USDE"
+
 class PaperConfigError(ValueError):
     """The config cannot run as a paper session (names the key, the value and what was expected)."""
 
@@ -756,7 +763,8 @@ class PaperSession:
             dcfg = EtherealDataClientConfig(
                 network="testnet" if s.environment == "TESTNET" else "mainnet", rest_url=s.base_url_http,
                 ws_url=s.base_url_ws, tickers=tickers, instrument_refresh_mins=0,
-                ws_backoff_initial_s=s.reconnect_initial_ms / 1000, ws_backoff_max_s=s.reconnect_max_ms / 1000)
+                ws_backoff_initial_s=s.reconnect_initial_ms / 1000, ws_backoff_max_s=s.reconnect_max_ms / 1000,
+            settlement_currency=_ethereal_settlement(plan.venue))
             builder = builder.add_data_client(ETHEREAL_VENUE_NAME, EtherealDataClientFactory(dcfg), DataClientConfig())
         else:
             from nautilus_trader.adapters.binance import BinanceDataClientFactory
@@ -988,7 +996,8 @@ class PaperSession:
         dcfg = EtherealDataClientConfig(
             network="testnet" if s.environment == "TESTNET" else "mainnet", rest_url=s.base_url_http,
             ws_url=s.base_url_ws, tickers=tickers, instrument_refresh_mins=0,
-            ws_backoff_initial_s=s.reconnect_initial_ms / 1000, ws_backoff_max_s=s.reconnect_max_ms / 1000)
+            ws_backoff_initial_s=s.reconnect_initial_ms / 1000, ws_backoff_max_s=s.reconnect_max_ms / 1000,
+            settlement_currency=_ethereal_settlement(self.plan.venue))
         self.exec_factory = EtherealPaperExecClientFactory(
             starting_balances=list(v.starting_balances), maker_fee=Decimal(str(maker)), taker_fee=Decimal(str(taker)),
             redis_host=s.redis_host, redis_port=s.redis_port)

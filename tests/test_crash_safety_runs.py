@@ -114,7 +114,7 @@ def test_killed_backtests_leave_no_visible_half_results(catalog: Path, tmp_path:
 
 
 def test_killed_sweep_resumes_to_the_same_ranking(catalog: Path, tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, catalog)
+    write_config(tmp_path, catalog)  # the sweep's base_config
     sweep = tmp_path / "sweep.toml"
 
     def sweep_file(name: str) -> Path:

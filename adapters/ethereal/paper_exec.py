@@ -171,7 +171,9 @@ class EtherealPaperExecutionClient(ExecutionClient):
                          venue=ETHEREAL_VENUE, account_id=AccountId(account_id), account_type=AccountType.MARGIN,
                          oms_type=OmsType.NETTING, base_currency=None)
         self.book = RedisPaperBook(str(trader_id), redis_host, redis_port)
-        self.currency = settlement_currency()
+        # the book's currency is the starting balance's ("USDT": the legacy mapping of USDe; else USDE)
+        ccys = {b.split()[1].upper() for b in starting_balances}
+        self.currency = settlement_currency("USDT" if ccys == {"USDT"} else None)
         self.maker_fee, self.taker_fee = Decimal(str(maker_fee)), Decimal(str(taker_fee))
         self.poll_s = poll_ms / 1000
         starting = {}
