@@ -236,15 +236,63 @@ def candles_overview(run: Run, bar_type: str, catalog_root, max_candles: int = M
                                  lambda: _candle_data(run, bar_type, catalog_root, None, None, max_candles))
 
 
+#: Above this many trades in view, position periods are shaded instead of one marker per entry/exit.
+MAX_MARKERS = 300
+#: Trades in view up to which every trade gets an entry-to-exit line.
+MAX_TRADE_LINES = 300
+
+
+def price_decimals(values: np.ndarray, max_decimals: int = 8) -> int:
+    """Smallest number of decimals that writes every finite value exactly (to 1e-9 relative): the tick
+    precision of prices read from the data."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)][:5000]
+    for d in range(max_decimals + 1):
+        if np.all(np.abs(np.round(v, d) - v) <= 1e-9 * np.maximum(np.abs(v), 1.0)):
+            return d
+    return max_decimals
+
+
+def _trade_hover(t: pd.DataFrame, dec: int) -> list[str]:
+    """Hover text of each trade: side, quantity, entry/exit price at tick precision, strategy, exit
+    reason, duration, net PnL and return."""
+    dur = (t["exit_time"] - t["entry_time"]).dt.total_seconds().to_numpy()
+    reason = t["exit_reason"].astype(str).to_numpy() if "exit_reason" in t.columns else np.full(len(t), "")
+    is_open = t["is_open"].astype(bool).to_numpy() if "is_open" in t.columns else np.zeros(len(t), bool)
+    out = []
+    for i, r in enumerate(t.itertuples(index=False)):
+        rs = "open at the end" if is_open[i] else (reason[i] if reason[i] not in ("", "None", "nan") else "n/a")
+        out.append(f"<b>{r.side}</b> {r.quantity:,.8g} {getattr(r, 'instrument_id', '')}<br>"
+                   f"strategy {getattr(r, 'strategy_id', '')}<br>"
+                   f"entry {r.entry_time:%Y-%m-%d %H:%M} @ {r.entry_price:,.{dec}f}<br>"
+                   f"exit {r.exit_time:%Y-%m-%d %H:%M} @ {r.exit_price:,.{dec}f} ({rs})<br>"
+                   f"duration {fmt_duration(dur[i])}<br>"
+                   f"net PnL {r.pnl:,.2f} USDT, return {r.return_frac * 100:,.3f} %")
+    return out
+
+
+def fmt_duration(seconds: float) -> str:
+    from dash_ui.formatting import duration
+
+    return duration(seconds)
+
+
 def candles_figure(run: Run, bar_type: str, catalog_root, x0: int | None = None, x1: int | None = None,
-                   max_candles: int = MAX_CANDLES) -> tuple[go.Figure, str]:
-    """Candlesticks of ``bar_type`` over the run (or the ``[x0, x1]`` view) at an automatic timeframe,
-    the strategies' price indicators, and every trade entry, exit and liquidation in the view as an
-    exact marker (time = fill time = close of the deciding bar, price = fill price).
+                   max_candles: int = MAX_CANDLES, uirevision: str = "candles") -> tuple[go.Figure, str]:
+    """Candlesticks of ``bar_type`` over the run (or the ``[x0, x1]`` view) at an automatic timeframe with
+    a volume panel, the strategies' indicators (recorded during the run when the run has
+    ``indicators.parquet``, price overlays on the candles and oscillators in panels of their own; else
+    recomputed price overlays of the built-in strategies), and the trades in the view: with at most
+    :data:`MAX_MARKERS` trades an exact marker per entry and exit (time = fill time, price = fill price)
+    and an entry-to-exit line per trade; above that, position periods shaded (long green, short red).
+    Liquidations are always marked. Hover: side, quantity, prices at tick precision, strategy, exit
+    reason, duration, net PnL and return.
 
     Candles are drawn centred on their interval, so a candle spans open time to close time and a
     fill at a bar's close sits on that candle's right edge. Returns (figure, timeframe name).
     """
+    from dash_ui import plotdata
+
     if x0 is None and x1 is None:
         data = candles_overview(run, bar_type, catalog_root, max_candles)
     else:
@@ -257,55 +305,123 @@ def candles_figure(run: Run, bar_type: str, catalog_root, x0: int | None = None,
     tf_name = next((k for k, v in market.TIMEFRAMES.items() if v == tf), f"{tf // 60_000_000_000}m")
     open_ns = data["open_time"]
     mid = _dt(open_ns + tf // 2)
-    open_txt = _dt(open_ns).strftime("%Y-%m-%d %H:%M")
+    dec = price_decimals(data["close"])
+    recorded = plotdata.recorded_panels(run, bar_type, data["close_ts"])
+    panels = [] if recorded is None else recorded["panels"]
+    n_sub = len(panels)
+    # domains: price on top, volume under it, one panel per oscillator group
+    vol_h, sub_h = 0.14, 0.16
+    price_lo = vol_h + n_sub * sub_h + 0.02
+    layout_axes = {"yaxis": dict(domain=[price_lo, 1.0], title="price"),
+                   "yaxis2": dict(domain=[n_sub * sub_h, n_sub * sub_h + vol_h - 0.02], title="volume",
+                                  showgrid=False)}
+    for k in range(n_sub):
+        lo = (n_sub - 1 - k) * sub_h
+        layout_axes[f"yaxis{3 + k}"] = dict(domain=[lo + 0.01, lo + sub_h - 0.02], title=panels[k]["title"])
     fig.add_trace(go.Candlestick(x=mid, open=data["open"], high=data["high"], low=data["low"],
                                  close=data["close"], name=f"{bar_type.split('-1-')[0]} {tf_name}",
-                                 text=[f"open {t} UTC" for t in open_txt], hoverinfo="x+y+text",
+                                 text=[f"open {t} UTC" for t in _dt(open_ns).strftime("%Y-%m-%d %H:%M")],
+                                 hoverinfo="x+y+text", yhoverformat=f",.{dec}f",
                                  increasing_line_color="#26a69a", decreasing_line_color="#ef5350"))
-    iid = bar_instrument_id(bar_type)
+    up = data["close"] >= data["open"]
+    fig.add_trace(go.Bar(x=mid, y=data["volume"], name="volume", yaxis="y2", showlegend=False,
+                         marker_color=np.where(up, "#9fd4cf", "#f3b1b0"), marker_line_width=0,
+                         hovertemplate="volume %{y:,.4g}<extra></extra>"))
     close_x = _dt(data["close_ts"])
     palette = ["#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
-    for k, label in enumerate(data["ov_labels"].tolist()):
-        fig.add_trace(go.Scatter(x=close_x, y=data[f"ov_{k}"], mode="lines", name=str(label),
-                                 line=dict(width=1, color=palette[k % len(palette)])))
+    if recorded is not None:
+        for k, (lbl, vals) in enumerate(recorded["overlays"].items()):
+            fig.add_trace(go.Scatter(x=close_x, y=vals, mode="lines", name=f"{lbl} (recorded)",
+                                     line=dict(width=1, color=palette[k % len(palette)])))
+        for p, panel in enumerate(panels):
+            for k, (lbl, vals) in enumerate(panel["series"].items()):
+                fig.add_trace(go.Scatter(x=close_x, y=vals, mode="lines", name=f"{lbl} (recorded)",
+                                         yaxis=f"y{3 + p}", line=dict(width=1, color=palette[(k + 2) % len(palette)])))
+            for level in panel.get("levels", []):
+                fig.add_trace(go.Scatter(x=[close_x[0], close_x[-1]], y=[level, level], mode="lines",
+                                         yaxis=f"y{3 + p}", showlegend=False, hoverinfo="skip",
+                                         line=dict(width=0.8, color="#aaa", dash="dot")))
+    else:
+        for k, lbl in enumerate(data["ov_labels"].tolist()):
+            fig.add_trace(go.Scatter(x=close_x, y=data[f"ov_{k}"], mode="lines", name=str(lbl),
+                                     line=dict(width=1, color=palette[k % len(palette)])))
     n_view = int(data["n_view"][0])
-    # trades: exact
+    iid = bar_instrument_id(bar_type)
     t = run.trades()
+    shaded = False
     if not t.empty:
-        liq = run.liquidation_mask()
+        liq_all = run.liquidation_mask()
         sel = (t["instrument_id"].astype(str) == iid).to_numpy() if "instrument_id" in t.columns else np.ones(len(t), bool)
-        entry_ns = t["entry_time"].astype("int64").to_numpy() if len(t) else np.array([], np.int64)
-        exit_ns = t["exit_time"].astype("int64").to_numpy() if len(t) else np.array([], np.int64)
+        entry_ns = t["entry_time"].astype("int64").to_numpy()
+        exit_ns = t["exit_time"].astype("int64").to_numpy()
         lo_ns, hi_ns = (x0 if x0 is not None else -2**62), (x1 if x1 is not None else 2**62)
-        long = (t["side"].astype(str) == "LONG").to_numpy()
         in_e = sel & (entry_ns >= lo_ns) & (entry_ns <= hi_ns)
         in_x = sel & (exit_ns >= lo_ns) & (exit_ns <= hi_ns)
-        pnl = t["pnl"].astype(float).to_numpy()
-        for mask, name, sym, color in ((in_e & long, "Long entry", "triangle-up", "#2ca02c"),
-                                       (in_e & ~long, "Short entry", "triangle-down", "#d62728")):
-            if mask.any():
-                fig.add_trace(go.Scatter(x=_dt(entry_ns[mask]), y=t["entry_price"].to_numpy()[mask], mode="markers",
-                                         name=f"{name} ({int(mask.sum()):,})",
-                                         marker=dict(symbol=sym, size=9, color=color, line=dict(width=0.5, color="#000"))))
+        overlap = sel & (entry_ns <= hi_ns) & (exit_ns >= lo_ns)
         still_open = t["is_open"].astype(bool).to_numpy() if "is_open" in t.columns else np.zeros(len(t), bool)
         in_x &= ~still_open  # a position open at the end has no exit (its exit_price is the last close)
-        normal = in_x & ~liq
-        if normal.any():
-            fig.add_trace(go.Scatter(x=_dt(exit_ns[normal]), y=t["exit_price"].to_numpy()[normal], mode="markers",
-                                     name=f"Exit ({int(normal.sum()):,})", customdata=pnl[normal],
-                                     hovertemplate="exit %{x}<br>%{y}<br>PnL %{customdata:,.2f} USDT<extra></extra>",
-                                     marker=dict(symbol="x-thin", size=9, line=dict(width=2, color="#333"))))
-        lq = in_x & liq
+        long = (t["side"].astype(str).str.upper() == "LONG").to_numpy()
+        n_in_view = int(overlap.sum())
+        hover = np.array(_trade_hover(t[overlap], dec), dtype=object) if n_in_view <= 5 * MAX_MARKERS else None
+        hv = np.full(len(t), "", dtype=object)
+        if hover is not None:
+            hv[overlap] = hover
+        if n_in_view > MAX_MARKERS:
+            shaded = True
+            for side_mask, name, color in ((long, "Long periods", "rgba(44,160,44,0.18)"),
+                                           (~long, "Short periods", "rgba(214,39,40,0.18)")):
+                m = overlap & side_mask
+                if not m.any():
+                    continue
+                a, b = np.maximum(entry_ns[m], lo_ns), np.minimum(exit_ns[m], hi_ns)
+                xs = np.c_[a, a, b, b, a].astype("int64")
+                xx = [v for row in _dt(xs.ravel()).to_numpy().reshape(-1, 5) for v in [*row, None]]
+                yy = [0, 1, 1, 0, 0, None] * int(m.sum())
+                fig.add_trace(go.Scatter(x=xx, y=yy, yaxis="y9", fill="toself", mode="lines", line=dict(width=0),
+                                         fillcolor=color, name=f"{name} ({int(m.sum()):,} trades)", hoverinfo="skip"))
+            layout_axes["yaxis9"] = dict(overlaying="y", range=[0, 1], visible=False, fixedrange=True)
+        else:
+            if overlap.any():  # entry-to-exit lines, green for winners, red for losers
+                pnl = t["pnl"].astype(float).to_numpy()
+                for win, color, name in ((True, "#2ca02c", "winning trades"), (False, "#d62728", "losing trades")):
+                    m = overlap & ((pnl > 0) == win)
+                    if not m.any():
+                        continue
+                    xs = np.c_[entry_ns[m], exit_ns[m]].ravel()
+                    xd = _dt(xs).to_numpy().reshape(-1, 2)
+                    ys = np.c_[t["entry_price"].to_numpy()[m], t["exit_price"].to_numpy()[m]]
+                    fig.add_trace(go.Scatter(
+                        x=[v for row in xd for v in [*row, None]], y=[v for row in ys for v in [*row, None]],
+                        mode="lines", line=dict(color=color, width=1.2, dash="dot"), hoverinfo="skip",
+                        name=f"Entry-exit lines, {name} ({int(m.sum()):,})"))
+            for mask, name, sym, color in ((in_e & long, "Long entry", "triangle-up", "#2ca02c"),
+                                           (in_e & ~long, "Short entry", "triangle-down", "#d62728")):
+                if mask.any():
+                    fig.add_trace(go.Scatter(x=_dt(entry_ns[mask]), y=t["entry_price"].to_numpy()[mask], mode="markers",
+                                             name=f"{name} ({int(mask.sum()):,})", hovertext=hv[mask].tolist(),
+                                             hoverinfo="text",
+                                             marker=dict(symbol=sym, size=9, color=color,
+                                                         line=dict(width=0.5, color="#000"))))
+            normal = in_x & ~liq_all
+            if normal.any():
+                fig.add_trace(go.Scatter(x=_dt(exit_ns[normal]), y=t["exit_price"].to_numpy()[normal], mode="markers",
+                                         name=f"Exit ({int(normal.sum()):,})", hovertext=hv[normal].tolist(),
+                                         hoverinfo="text",
+                                         marker=dict(symbol="x-thin", size=9, line=dict(width=2, color="#333"))))
+        lq = in_x & liq_all
         if lq.any():
             fig.add_trace(go.Scatter(x=_dt(exit_ns[lq]), y=t["exit_price"].to_numpy()[lq], mode="markers",
-                                     name=f"Liquidation ({int(lq.sum()):,})", customdata=pnl[lq],
-                                     hovertemplate="LIQUIDATION %{x}<br>%{y}<br>PnL %{customdata:,.2f} USDT<extra></extra>",
+                                     name=f"Liquidation ({int(lq.sum()):,})", hovertext=hv[lq].tolist(), hoverinfo="text",
                                      marker=dict(symbol="x", size=14, color="#ff0000", line=dict(width=1, color="#000"))))
-    fig.update_layout(title=f"{bar_type} - {tf_name} candles from {n_view:,} stored bars in view",
-                      xaxis_rangeslider_visible=False, uirevision="candles", yaxis_title="price", **LAYOUT)
+    title = f"{bar_type} - {tf_name} candles from {n_view:,} stored bars in view"
+    if shaded:
+        title += f" (more than {MAX_MARKERS} trades in view: positions shaded; zoom in for markers)"
+    fig.update_layout(title=title, xaxis_rangeslider_visible=False, uirevision=uirevision, hovermode="closest",
+                      **layout_axes, **LAYOUT)
     if x0 is not None and x1 is not None:
         fig.update_xaxes(range=[_dt(np.array([x0]))[0], _dt(np.array([x1]))[0]])
     return fig, tf_name
+
 
 
 def _cached_overlays(run: Run, name: str, params: dict, bars: dict, step: int) -> dict:
@@ -363,4 +479,60 @@ def ohlc_figure(candles: pd.DataFrame, title: str, tf_ns: int) -> go.Figure:
                                      close=candles["close"], name="OHLC"), row=1, col=1)
         fig.add_trace(go.Bar(x=mid, y=candles["volume"], name="volume", marker_color="#888"), row=2, col=1)
     fig.update_layout(title=title, xaxis_rangeslider_visible=False, showlegend=False, **LAYOUT)
+    return fig
+
+
+def strategy_pnl_figure(run: Run) -> go.Figure:
+    """Cumulative net PnL (USDT) of each strategy at its trades' exits, and of all strategies together
+    (:func:`dash_ui.analytics.strategy_cum_pnl`); each line ends at the strategy's net PnL of the trades."""
+    from dash_ui import analytics
+
+    series = analytics.strategy_cum_pnl(run.trades())
+    fig = go.Figure()
+    if not series:
+        fig.update_layout(title="Cumulative PnL per strategy: no trades", **LAYOUT)
+        return fig
+    t = run.trades().sort_values(["exit_time", "entry_time"], kind="stable")
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+    for k, (sid, (x, y)) in enumerate(series.items()):
+        fig.add_trace(go.Scatter(x=_dt(x), y=y, mode="lines", line=dict(shape="hv", width=1.5,
+                                                                         color=palette[k % len(palette)]),
+                                 name=f"{sid} ({y[-1]:,.2f} USDT)",
+                                 hovertemplate=f"{sid}<br>%{{x}}<br>%{{y:,.2f}} USDT<extra></extra>"))
+    if len(series) > 1:
+        y = t["pnl"].astype(float).cumsum().to_numpy()
+        fig.add_trace(go.Scatter(x=_dt(t["exit_time"].astype("int64").to_numpy()), y=y, mode="lines",
+                                 name=f"All strategies ({y[-1]:,.2f} USDT)",
+                                 line=dict(shape="hv", width=1, color="#333", dash="dot"),
+                                 hovertemplate="all<br>%{x}<br>%{y:,.2f} USDT<extra></extra>"))
+    fig.add_hline(y=0, line_color="#999", line_width=1)
+    fig.update_layout(title="Cumulative net PnL per strategy (USDT, at each trade's exit)", yaxis_title="USDT",
+                      **LAYOUT)
+    return fig
+
+
+def margin_figure(run: Run, catalog_root) -> go.Figure | None:
+    """Leverage (gross notional / equity), margin used (USDT) and funding paid so far (USDT, paid > 0) over
+    time for margin / perpetual runs (:func:`dash_ui.analytics.margin_series`); None for spot runs."""
+    from plotly.subplots import make_subplots
+
+    from dash_ui import analytics
+
+    s = analytics.margin_series(run, catalog_root)
+    if s is None:
+        return None
+    src = str(s["source"][0])
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=("Leverage (gross notional / equity, x)", "Margin used (USDT)",
+                                        "Funding paid so far (USDT, paid > 0)"))
+    ys = {"leverage": s["leverage"], "margin_used": s["margin_used"], "funding_cum": s["funding_cum"]}
+    x, out, raw = market.downsample_xy(s["ts"], {k: np.nan_to_num(v) for k, v in ys.items()}, N_POINTS)
+    for row, (k, name, color) in enumerate((("leverage", "leverage", "#9467bd"), ("margin_used", "margin used", "#8c564b"),
+                                            ("funding_cum", "funding paid", "#d62728")), start=1):
+        fig.add_trace(go.Scatter(x=_dt(x), y=out[k], mode="lines", name=_ds_name(name, x.size, raw),
+                                 line=dict(color=color, width=1)), row=row, col=1)
+    fig.update_layout(title=f"Leverage, margin and funding ({src}: "
+                            + ("equity.parquet columns)" if src == "recorded" else
+                               "positions from trades.parquet x bar closes, margin = notional / configured leverage)"),
+                      showlegend=False, **{**LAYOUT, "margin": dict(l=60, r=20, t=70, b=40)})
     return fig

@@ -25,7 +25,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 DETAIL_READY = """() => {
   const g = [...document.querySelectorAll('.js-plotly-plot')];
   return g.length >= 6 && g.every(x => x._fullLayout && x.data && x.data.length > 0)
-    && !!document.querySelector('#metrics-table') && !!document.querySelector('#detail-trades td');
+    && !!document.querySelector('#metrics-table')
+    && (!!document.querySelector('#detail-trades .ag-row')
+        || ((document.querySelector('#detail-trades-title') || {}).innerText || '').startsWith('Trades (0)'));
 }"""
 
 

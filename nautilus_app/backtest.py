@@ -47,6 +47,7 @@ from nautilus_trader.persistence import ParquetDataCatalog
 from catalog.compact import load_bars
 from catalog.inventory import bar_interval_ns
 from catalog.reader import bar_store, read_columns, row_stats
+from nautilus_app import plotting
 from nautilus_app import results as results_mod
 from nautilus_app.config import BacktestConfig, VenueConfig
 from nautilus_app.coverage import CoverageError, bar_coverage, check_coverage
@@ -444,6 +445,7 @@ def run_backtest(
     del data
     try:
         engine.add_actor(ProgressActor(plan.first_ns, plan.last_ns, enabled=progress))
+        plotting.attach(engine, _strategies)  # plot_config series recorded during the run (nautilus_app/plotting.py)
         try:
             engine.run(run_config_id=run_id)
         except RuntimeError as e:

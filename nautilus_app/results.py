@@ -744,6 +744,9 @@ def write_results(
             tables["borrowing"] = borrowing
         tables["equity"] = equity_frame.reset_index()
         _write_parquet_files(stage, tables)
+        from nautilus_app import plotting
+
+        plotting.write_recorded(engine, stage)  # indicators.parquet + plot_config.json (strategies' plot_config)
         (stage / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
         run_info = {
             "run_id": run_id,

@@ -28,14 +28,49 @@ if not chromium_available():  # pragma: no cover - .ci/run installs it
 def env(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("dash")
     catalog, results, run_id = build_test_data(root)
+    extra = build_more_runs(root / "catalog_more", results)
     syn = synthetic.make_synthetic_run(results, root / "syn_catalog", days=20, seed=3, fast=30, slow=120,
                                        run_id="SYNTHETIC-test")
     ARTIFACTS.mkdir(exist_ok=True)
     with serve_app(results, catalog) as (url, _app), browser(root / "chromium-profile") as ctx:
         page = ctx.new_page()
         page.set_default_timeout(60_000)
-        yield {"url": url, "page": page, "results": results, "catalog": catalog, "run_id": run_id,
-               "synthetic": syn.name}
+        yield {"url": url, "page": page, "context": ctx, "results": results, "catalog": catalog, "run_id": run_id,
+               "synthetic": syn.name, **extra}
+
+
+def build_more_runs(catalog: Path, results: Path) -> dict:
+    """In a catalog of their own (the app's catalog stays the one of the other tests: runs read the catalog
+    named in their config.json): a perpetual run with a risk table (fixed-fractional sizing, stop-loss and take-profit orders, a
+    drawdown pause that refuses entries, funding) and the two reference configs (configs/demo_spot.toml,
+    configs/demo_perp.toml: four strategies on 1h / 15m bars built from 1m bars) on a few real days."""
+    from catalog.binance_vision import import_binance_vision
+    from nautilus_app.backtest import run_backtest
+    from nautilus_app.config import load_config, parse_config
+    from nautilus_app.paths import REPO_ROOT, shared_data_dir
+
+    mirror = str(shared_data_dir() / "binance-vision")
+    import_binance_vision(catalog, base_url=mirror, market="spot", symbols=("BTCUSDT", "ETHUSDT"), interval="1m",
+                          start="2025-06-01", end="2025-06-10", kinds=("klines",))
+    import_binance_vision(catalog, base_url=mirror, market="um", symbols=("BTCUSDT", "ETHUSDT"), interval="1m",
+                          start="2023-07-20", end="2023-07-27", kinds=("klines", "fundingRate", "markPriceKlines"))
+    eth, bar = "ETHUSDT-PERP.BINANCE_USDM", "ETHUSDT-PERP.BINANCE_USDM-1-MINUTE-LAST-EXTERNAL"
+    risk = {"sizing": {"method": "fixed_fractional", "risk_fraction": 0.01},
+            "stops": {"stop_loss_pct": 0.004, "take_profit_pct": 0.01},
+            "limits": {"drawdown_half_size": 0.005, "drawdown_pause": 0.01, "drawdown_pause_bars": 120}}
+    cfg = parse_config({
+        "name": "risk_run", "catalog": str(catalog), "start": "2023-07-20", "end": "2023-07-24", "bar_types": [bar],
+        "venues": [{"name": "BINANCE_USDM", "account_type": "MARGIN", "starting_balances": ["100000 USDT"],
+                    "leverages": {eth: 5}}],
+        "strategies": [{"name": "ema_cross", "params": {"instrument_id": eth, "bar_type": bar, "fast_period": 10,
+                                                        "slow_period": 30, "allow_short": True, "risk": risk}}]})
+    risk_id = run_backtest(cfg, results_root=results, progress=False).run_id
+    out = {"risk_run": risk_id, "catalog_more": catalog}
+    for name, start, end in (("demo_spot", "2025-06-01", "2025-06-08"), ("demo_perp", "2023-07-20", "2023-07-26")):
+        cfg = load_config(REPO_ROOT / "configs" / f"{name}.toml",
+                          overrides={"start": start, "end": end, "catalog": str(catalog)})
+        out[name] = run_backtest(cfg, results_root=results, progress=False).run_id
+    return out
 
 
 def number(text: str) -> float | None:
@@ -122,9 +157,14 @@ def test_detail_page_figures_equal_the_run_files(env: dict) -> None:
         for i, rec in enumerate(records):
             for key in ("net_pnl_usdt", "fees_paid_usdt", "exposure", "trades"):
                 assert_shown(page.inner_text(f"#{table}-{i}-{key}").replace(" USDT", ""), rec[key], key)
+    derived = {"excess_return": metrics["total_return"] - metrics["buy_and_hold_return"],
+               "costs_pct_of_start": metrics["total_costs_usdt"] / metrics["starting_equity"]}
     for el in page.query_selector_all("[id^=kpi-]"):
         key = el.get_attribute("id")[4:]
-        assert_shown(el.inner_text(), metrics[key], key)
+        if key.startswith("note-"):
+            continue
+        assert_shown(el.inner_text(), {**metrics, **derived}[key], key)
+    assert page.inner_text("#kpi-note-cagr") == f"annualised from {metrics['span_days']:,.1f} days"
     # equity curve: ends at final_equity, and its extremes are the true ones (min/max downsampling)
     eq = pd.read_parquet(folder / "equity.parquet")
     traces = gd(page, "detail-equity")
@@ -141,13 +181,23 @@ def test_detail_page_figures_equal_the_run_files(env: dict) -> None:
     hist = gd(page, "detail-hist")[0]
     trades = pd.read_parquet(folder / "trades.parquet")
     assert sum(hist["y"]) == len(trades) == metrics["trades"]
-    # candles: one entry and one exit marker per trade, at the exact fill prices
+    # candles: more than MAX_MARKERS trades -> position periods shaded (one polygon per trade), else one
+    # entry and one exit marker per trade at the exact fill prices; a volume panel; the recorded EMAs
+    from dash_ui.charts import MAX_MARKERS
+
     candles = gd(page, "detail-candles")
-    entries = [t for t in candles if t["name"].startswith(("Long entry", "Short entry"))]
-    exits = [t for t in candles if t["name"].startswith("Exit")]
-    assert sum(len(t["y"]) for t in entries) == len(trades)
-    assert sorted(y for t in exits for y in t["y"]) == pytest.approx(sorted(trades["exit_price"]))
-    assert any(t["name"].startswith("EMA(10)") for t in candles) and any(t["name"].startswith("EMA(30)") for t in candles)
+    names = [t["name"] for t in candles]
+    assert "volume" in names
+    if len(trades) > MAX_MARKERS:
+        shaded = [t for t in candles if t["name"].startswith(("Long periods", "Short periods"))]
+        assert sum(sum(1 for v in t["y"] if v is None) for t in shaded) == len(trades)
+    else:
+        entries = [t for t in candles if t["name"].startswith(("Long entry", "Short entry"))]
+        exits = [t for t in candles if t["name"].startswith("Exit")]
+        assert sum(len(t["y"]) for t in entries) == len(trades)
+        assert sorted(y for t in exits for y in t["y"]) == pytest.approx(sorted(trades["exit_price"]))
+    assert any(n.startswith("EMA fast") and "recorded" in n for n in names)
+    assert any(n.startswith("EMA slow") and "recorded" in n for n in names)
     # monthly heatmap: June 2025 return from the equity file
     monthly = page.evaluate("""() => { const g = document.querySelector('#detail-monthly .js-plotly-plot');
         return g._fullData[0].z.map(r => Array.from(r)); }""")
@@ -156,8 +206,13 @@ def test_detail_page_figures_equal_the_run_files(env: dict) -> None:
     assert z[~np.isnan(z)].tolist() == pytest.approx([june])
     # trade table shows the first trade; cost table shows the fees of metrics.json
     assert page.inner_text("#detail-trades-title") == f"Trades ({len(trades):,})"
-    first_row = page.inner_text("#detail-trades tbody tr:nth-child(3)")  # header, filter row, first data row
+    page.locator("#detail-trades").scroll_into_view_if_needed()  # AG Grid renders rows once in view
+    page.wait_for_selector("#detail-trades .ag-center-cols-container .ag-row[row-index='0']")
+    first_row = page.inner_text("#detail-trades .ag-center-cols-container .ag-row[row-index='0']").replace("\u2212", "-")
+    d = (trades["exit_time"].iloc[0] - trades["entry_time"].iloc[0]).total_seconds()
+    assert f"{int(d // 3600):02d}:{int(d % 3600 // 60):02d}:{round(d % 60):02d}" in first_row
     assert trades["entry_time"].iloc[0].strftime("%Y-%m-%d %H:%M:%S") in first_row
+    assert f"{trades['pnl'].iloc[0]:,.2f}" in first_row and f"{trades['return_frac'].iloc[0] * 100:,.2f} %" in first_row
     assert_shown(page.inner_text("#cost-fees").replace(" USDT", ""), metrics["fees_paid_usdt"], "fees")
     for slug, key in (("slippage", "slippage_cost_usdt"), ("liquidation-fees", "liquidation_fees_usdt"),
                       ("funding", "funding_paid_usdt")):
@@ -186,12 +241,31 @@ def test_detail_zoom_resamples_and_trade_table_pages(env: dict) -> None:
                            " return !!g && g._fullData[0].x.length < 700; }")
     y = gd(page, "detail-equity")[0]["y"]
     assert y == pytest.approx(eq["equity"].iloc[999:1602].tolist())
-    # server-side paging of the trade table
+    # server-side sort of the trade table, reached with the keyboard: focus the "Net PnL" header, Enter
     trades = pd.read_parquet(env["results"] / run_id / "trades.parquet")
-    page.click("#detail-trades button.next-page")
-    page.wait_for_function("(t) => { const d = document.querySelector('#detail-trades');"
-                           " return !!d && d.innerText.includes(t); }",
-                           arg=trades["entry_time"].iloc[20].strftime("%Y-%m-%d %H:%M:%S"))
+    page.locator("#detail-trades").scroll_into_view_if_needed()  # AG Grid renders rows once in view
+    page.wait_for_selector("#detail-trades .ag-center-cols-container .ag-row[row-index='0']")
+    header = page.locator("#detail-trades .ag-header-cell[col-id='pnl']")
+    header.focus()
+    page.keyboard.press("Enter")  # ascending
+    row0 = "#detail-trades .ag-center-cols-container .ag-row[row-index='0']"
+    page.wait_for_function("([sel, t]) => (document.querySelector(sel) || {innerText: ''}).innerText.replace('\u2212', '-').includes(t)",
+                           arg=[row0, f"{trades['pnl'].min():,.2f}"])
+    # a filter typed in the displayed unit: Return > 0.1 means 0.1 %, not 10 %
+    from dash_ui.data import ResultsStore
+    from dash_ui.pages.detail import trades_block
+
+    run = ResultsStore(env["results"]).get(run_id)
+    block = trades_block(run, 0, 10_000, None, {"return_frac": {"filterType": "number", "type": "greaterThan",
+                                                                "filter": 0.1}})
+    assert block["rowCount"] == int((trades["return_frac"] > 0.001).sum())
+    # clicking a trade row zooms the candles to it
+    page.click(row0)
+    page.wait_for_function("() => (document.querySelector('#detail-tf') || {innerText: ''}).innerText.startsWith('trade #')")
+    worst = trades.loc[trades["pnl"].idxmin()]
+    rng = page.evaluate("() => document.querySelector('#detail-candles .js-plotly-plot')._fullLayout.xaxis.range")
+    lo, hi = pd.Timestamp(rng[0], tz="UTC"), pd.Timestamp(rng[1], tz="UTC")
+    assert lo < worst["entry_time"] and worst["exit_time"] < hi
 
 
 def test_synthetic_run_is_labelled(env: dict) -> None:
@@ -227,7 +301,7 @@ def test_data_explorer(env: dict) -> None:
     text = page.inner_text("#inv-table")
     for folder in (env["catalog"] / "data" / "bars").iterdir():
         assert folder.name in text
-    # one day of hourly candles, resampled from 1m: 24 candles
+    # one day of hourly candles of BTCUSDT spot, resampled from 1m: 24 candles
     page.fill("#ex-start", "2025-06-03")  # default timeframe 1h
     page.fill("#ex-end", "2025-06-04")
     page.click("#ex-show")
@@ -365,3 +439,119 @@ def test_research_page_lists_registry_runs(env: dict) -> None:
     finally:
         reg.close()
         shutil.rmtree(nested, ignore_errors=True)
+
+
+def _server_errors(page) -> list:
+    errors: list = []
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 500 else None)
+    page.on("pageerror", lambda e: errors.append(f"page error {e}"))
+    return errors
+
+
+def test_every_page_with_every_run(env: dict) -> None:
+    """Every run (a 1m EMA cross, a synthetic run, a perpetual run with stops, sizing and refused entries,
+    and the two reference configs on a few real days) opens on the detail page with its KPIs equal to
+    metrics.json; the comparison of all of them, the runs list, research, data and launch pages load
+    without a server error."""
+    page = env["context"].new_page()
+    page.set_default_timeout(60_000)
+    errors = _server_errors(page)
+    ids = [env["run_id"], env["synthetic"], env["risk_run"], env["demo_spot"], env["demo_perp"]]
+    for rid in ids:
+        metrics = json.loads((env["results"] / rid / "metrics.json").read_text())
+        page.goto(f"{env['url']}/run/{rid}")
+        page.wait_for_function(DETAIL_READY)
+        for key in ("total_return", "sharpe", "max_drawdown", "trades", "exposure"):
+            assert_shown(page.inner_text(f"#kpi-{key}"), metrics[key], key)
+        # every metric row is there, nested ones included
+        for key, value in metrics.items():
+            if not isinstance(value, list):
+                page.inner_text(f"#metric-{key}")
+        shot(page, f"run_{rid.split('-')[0]}")
+        assert page.title().startswith(rid), page.title()
+    page.goto(f"{env['url']}/compare?runs={','.join(ids)}")
+    page.wait_for_function("(n) => { const g = document.querySelector('#compare-equity .js-plotly-plot');"
+                           " return !!g && !!g._fullData && g._fullData.length >= n; }", arg=len(ids))
+    for path in ("/", "/research", "/data", "/launch"):
+        page.goto(env["url"] + path)
+        page.wait_for_load_state("networkidle")
+    assert page.evaluate("() => document.documentElement.lang") == "en"
+    assert not errors, errors
+    page.close()
+
+
+def test_risk_run_detail_and_comparison(env: dict) -> None:
+    """The risk table's nested counts (refusals / reductions per reason, events per action) are shown as
+    counts, the perpetual run gets its leverage / margin / funding chart, and a comparison including it
+    shows them side by side."""
+    page, rid = env["page"], env["risk_run"]
+    folder = env["results"] / rid
+    m = json.loads((folder / "metrics.json").read_text())
+    assert m["risk_refusals_total"] > 0 and m["risk_refusals"]  # the run really refused entries
+    page.goto(f"{env['url']}/run/{rid}")
+    page.wait_for_function(DETAIL_READY)
+    for key in ("risk_refusals", "risk_reductions", "risk_events"):
+        expected = ", ".join(f"{k}: {v:,}" for k, v in m[key].items()) or "none"
+        assert page.inner_text(f"#metric-{key}") == expected
+    assert page.inner_text("#metric-risk_refusals_total") == f"{m['risk_refusals_total']:,}"
+    page.wait_for_function("() => { const g = document.querySelector('#detail-margin .js-plotly-plot');"
+                           " return !!g && !!g._fullData && g._fullData.length === 3; }")
+    margin = gd(page, "detail-margin")
+    funding = pd.read_parquet(folder / "funding.parquet")
+    assert margin[2]["y"][-1] == pytest.approx(-funding["amount"].sum())
+    # leverage: |position| x close / equity at a bar inside a trade, computed here from the files
+    trades = pd.read_parquet(folder / "trades.parquet")
+    eq = pd.read_parquet(folder / "equity.parquet").set_index("ts")["equity"]
+    t0 = trades.iloc[0]
+    at = eq.index[(eq.index >= t0["entry_time"]) & (eq.index < t0["exit_time"])][0]
+    bars = pd.concat(pd.read_parquet(f, columns=["ts_init", "close"]) for f in
+                     (env["catalog_more"] / "data" / "bars" / "ETHUSDT-PERP.BINANCE_USDM-1-MINUTE-LAST-EXTERNAL").glob("*.parquet"))
+    close = bars.assign(ts=pd.to_datetime(bars["ts_init"].astype("int64"), utc=True)).set_index("ts")["close"].astype(float)
+    expected_lev = t0["quantity"] * close.loc[:at].iloc[-1] / eq.loc[at]
+    xs = [pd.Timestamp(x, tz="UTC") for x in margin[0]["x"]]
+    if at in xs:  # the chart may thin the series; compare where the sample is drawn
+        assert margin[0]["y"][xs.index(at)] == pytest.approx(expected_lev, rel=1e-9)
+    # per-strategy cumulative PnL ends at the strategy's net PnL
+    pnl = gd(page, "detail-strategy-pnl")
+    assert pnl[0]["y"][-1] == pytest.approx(m["by_strategy"][0]["net_pnl_usdt"] + m["by_strategy"][0]["borrow_interest_usdt"])
+    shot(page, "run_detail_risk")
+    ids = [env["run_id"], rid]
+    page.goto(f"{env['url']}/compare?runs={','.join(ids)}")
+    page.wait_for_selector("#compare-table")
+    assert page.inner_text("#cmp-1-risk_refusals") == ", ".join(f"{k}: {v:,}" for k, v in m["risk_refusals"].items())
+    assert page.inner_text("#cmp-0-risk_refusals") == "n/a"
+    shot(page, "compare_risk")
+
+
+def test_recorded_indicators_on_the_traded_timeframe(env: dict) -> None:
+    """demo_perp's mean reversion trades 15-minute bars built by Nautilus from 1-minute bars: its recorded
+    trend SMA and Bollinger middle equal a pandas SMA of 15-minute closes resampled here from the catalog's
+    1-minute bars, stamped at the 15-minute closes; the candle chart draws them and an RSI panel."""
+    from nautilus_app.config import strategy_parameters
+
+    rid = env["demo_perp"]
+    folder = env["results"] / rid
+    ind = pd.read_parquet(folder / "indicators.parquet")
+    cfg = json.loads((folder / "plot_config.json").read_text())
+    config = json.loads((folder / "config.json").read_text())
+    mr = next(i for i, s in enumerate(config["strategies"]) if s["name"] == "mean_reversion"
+              and s["params"]["instrument_id"].startswith("BTC"))
+    params = {**strategy_parameters("mean_reversion"), **config["strategies"][mr]["params"]}
+    sid = next(k for k, v in cfg.items() if k.startswith("MeanReversion") and v["bar_type"].startswith("BTC"))
+    rows = ind[ind["strategy_id"] == sid].set_index("ts")
+    bars = pd.concat(pd.read_parquet(f, columns=["ts_init", "close"]) for f in
+                     (env["catalog_more"] / "data" / "bars" / "BTCUSDT-PERP.BINANCE_USDM-1-MINUTE-LAST-EXTERNAL").glob("*.parquet"))
+    close = bars.assign(ts=pd.to_datetime(bars["ts_init"].astype("int64"), utc=True)).set_index("ts")["close"].astype(float)
+    close = close[(close.index > pd.Timestamp("2023-07-20", tz="UTC")) & (close.index <= pd.Timestamp("2023-07-26", tz="UTC"))]
+    c15 = close.resample("15min", label="right", closed="right").last().dropna()
+    sma = c15.rolling(int(params["trend_ma_period"])).mean()
+    mid = c15.rolling(int(params["bb_period"])).mean()
+    got = rows.set_index(pd.to_datetime(rows.index, utc=True))
+    assert len(got) == len(c15) and (got.index == c15.index).all()
+    assert got[f"{sid}:trend SMA"].to_numpy() == pytest.approx(sma.to_numpy(), rel=1e-9, nan_ok=True)
+    assert got[f"{sid}:BB middle"].to_numpy() == pytest.approx(mid.to_numpy(), rel=1e-9, nan_ok=True)
+    page = env["page"]
+    page.goto(f"{env['url']}/run/{rid}")
+    page.wait_for_function(DETAIL_READY)
+    names = [t["name"] for t in gd(page, "detail-candles")]
+    assert any(n.startswith("RSI") for n in names) and any(n.startswith("trend SMA") for n in names)

@@ -229,3 +229,61 @@ def test_detail_page_breakdown_tables_and_nested_metrics() -> None:
     assert "metric-trades" in keys and "metric-by_strategy" not in keys
     assert fmt("buy_and_hold_by_instrument", {"X": 0.1, "Y": -0.2}) == "X: 10.00 %, Y: -20.00 %"
     assert fmt("by_strategy", [{}, {}]) == "2 rows"
+
+
+def test_formatter_knows_metric_types_and_never_raises() -> None:
+    """The risk table's nested counts (dicts of metrics.json) are counts per reason, not floats; any value
+    of an unexpected type is shown as text instead of raising (the cause of the blank risk-run pages)."""
+    from dash_ui.formatting import fmt, kind
+
+    assert fmt("risk_refusals", {"below_minimum": 66, "drawdown_pause": 5}) == "below_minimum: 66, drawdown_pause: 5"
+    assert fmt("risk_reductions", {}) == "none"
+    assert fmt("risk_events", {"pause_start": 1234}) == "pause_start: 1,234"
+    assert fmt("risk_refusals_total", 71) == "71"
+    assert fmt("buy_and_hold_by_instrument", {"X": 0.1}) == "X: 10.00 %"
+    assert fmt("total_return", -0.123456) == "-12.35 %"
+    assert fmt("span_days", 2.5) == "2.50" and fmt("start", "2025-06-01T00:00:00+00:00") == "2025-06-01 00:00:00"
+    assert fmt("max_drawdown_duration_s", 93784) == "1d 02:03:04 (93,784 s)"
+    assert fmt("excess_return", 0.05) == "5.00 %" and kind("costs_pct_of_start") == "percent"
+    for odd in ({"a": {"b": [1, 2]}}, [1, 2], "text", object(), float("nan"), None, True, {"x": None}):
+        for key in ("sharpe", "total_return", "trades", "fees_paid_usdt", "risk_refusals", "unknown", "start"):
+            assert isinstance(fmt(key, odd), str)
+
+
+def test_headline_numbers_by_hand() -> None:
+    from dash_ui import analytics
+
+    h = analytics.headline({"total_return": 0.10, "buy_and_hold_return": 0.25, "starting_equity": 10_000.0,
+                            "total_costs_usdt": 1_500.0, "span_days": 6.0})
+    assert h["excess_return"] == pytest.approx(-0.15) and h["costs_pct_of_start"] == pytest.approx(0.15)
+    assert h["annualised_note"] == "annualised from 6.0 days"
+    h = analytics.headline({"total_return": 0.1, "starting_equity": 100.0, "span_days": 400.0},
+                           [{"usdt": 2.0}, {"usdt": None}, {"usdt": 3.0}])
+    assert h["excess_return"] is None and h["costs_pct_of_start"] == pytest.approx(0.05) and h["annualised_note"] is None
+
+
+def test_position_quantity_and_cumulative_pnl_by_hand() -> None:
+    from dash_ui import analytics
+
+    ts = pd.to_datetime(["2024-01-01 00:00", "2024-01-01 00:10", "2024-01-01 00:20", "2024-01-01 00:30"], utc=True)
+    trades = pd.DataFrame({
+        "instrument_id": ["A", "A", "B"], "strategy_id": ["s1", "s2", "s1"], "side": ["LONG", "SHORT", "LONG"],
+        "quantity": [2.0, 0.5, 1.0], "entry_time": ts[[0, 1, 0]], "exit_time": ts[[2, 3, 1]],
+        "pnl": [10.0, -4.0, 1.0], "is_open": [False, True, False]})
+    at = np.array([t.value for t in ts] + [ts[-1].value + 10**12], dtype=np.int64)
+    # A: +2 from 00:00 until 00:20, -0.5 from 00:10 (open at the end: held to the end)
+    assert analytics.position_qty(trades, "A", at).tolist() == [2.0, 1.5, -0.5, -0.5, -0.5]
+    assert analytics.position_qty(trades, "B", at).tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
+    cum = analytics.strategy_cum_pnl(trades)
+    assert cum["s1"][1].tolist() == [1.0, 11.0] and cum["s2"][1].tolist() == [-4.0]
+
+
+def test_plot_source_bar_type_and_price_decimals() -> None:
+    from dash_ui.charts import price_decimals
+    from nautilus_app.plotting import source_bar_type
+
+    assert source_bar_type("ETHUSDT-PERP.BINANCE_USDM-15-MINUTE-LAST-INTERNAL@1-MINUTE-EXTERNAL") == \
+        "ETHUSDT-PERP.BINANCE_USDM-1-MINUTE-LAST-EXTERNAL"
+    assert source_bar_type("BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL") == "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"
+    assert price_decimals(np.array([29367.3, 29367.31, 100.0])) == 2
+    assert price_decimals(np.array([0.06551, 0.0655])) == 5

@@ -7,16 +7,19 @@ import json
 from urllib.parse import quote
 
 import dash
+import dash_ag_grid as dag
 import numpy as np
 import pandas as pd
-from dash import Input, Output, State, dash_table, dcc, html
+from dash import Input, Output, State, dcc, html
 
-from dash_ui import charts
+from dash_ui import analytics, charts
 from dash_ui.data import RunNotFound
-from dash_ui.formatting import fmt, label
+from dash_ui.formatting import ag_format, fmt, label
 
-KPIS = ["total_return", "buy_and_hold_return", "cagr", "sharpe", "max_drawdown", "trades", "win_rate",
-        "profit_factor", "fees_paid_usdt", "funding_paid_usdt"]
+KPIS = ["total_return", "buy_and_hold_return", "excess_return", "cagr", "sharpe", "max_drawdown", "exposure",
+        "trades", "win_rate", "profit_factor", "costs_pct_of_start", "fees_paid_usdt", "funding_paid_usdt"]
+#: KPIs annualised from the run's span (a note says from how many days on runs shorter than a year).
+ANNUALISED = {"cagr", "sharpe", "annual_volatility", "sortino", "calmar"}
 GRAPH_CONFIG = {"displaylogo": False, "scrollZoom": False}
 
 
@@ -99,67 +102,150 @@ def breakdown_table(records: list[dict], key: str, title: str, id_: str) -> html
     return html.Table([head, html.Tbody(rows)], className="kv", id=id_)
 
 
-TRADE_COLUMNS = ["instrument_id", "strategy_id", "side", "entry_time", "exit_time", "quantity", "entry_price",
-                 "exit_price", "pnl", "return_frac", "fees", "funding"]
+#: Trade table columns: (trades.parquet column, header with unit, kind: text/time/usdt/percent/qty/price/...).
+TRADE_COLUMNS = [("trade_no", "#", "count"), ("strategy_id", "Strategy", "text"), ("instrument_id", "Instrument", "text"),
+                 ("side", "Side", "text"), ("entry_time", "Entry (UTC)", "time"), ("exit_time", "Exit (UTC)", "time"),
+                 ("duration_s", "Duration", "duration"), ("quantity", "Quantity", "qty"),
+                 ("entry_price", "Entry price", "price"), ("exit_price", "Exit price", "price"),
+                 ("pnl", "Net PnL (USDT)", "usdt"), ("return_frac", "Return (%)", "percent"),
+                 ("fees", "Fees (USDT)", "usdt"), ("funding", "Funding (USDT, received > 0)", "usdt"),
+                 ("slippage_cost", "Slippage (USDT)", "usdt"), ("exit_reason", "Exit reason", "text"),
+                 ("is_open", "Open at end", "text"), ("liquidated", "Liquidated", "text")]
+_KIND_KEY = {"usdt": "pnl_usdt", "percent": "return_frac", "count": "trades"}
 
 
-def _trade_columns(run) -> list[dict]:
-    t = run.trades()
-    cols = [c for c in TRADE_COLUMNS if c in t.columns] + [c for c in t.columns if c not in TRADE_COLUMNS]
+def trades_frame(run) -> pd.DataFrame:
+    """trades.parquet with a 1-based ``trade_no`` (entry order as stored) and ``duration_s``; cached."""
+    with run._lock:
+        hit = run._cache.get("trades_frame")
+    if hit is not None:
+        return hit
+    t = run.trades().copy()
+    t.insert(0, "trade_no", np.arange(1, len(t) + 1))
+    if len(t) and "entry_time" in t.columns:
+        t["duration_s"] = (t["exit_time"] - t["entry_time"]).dt.total_seconds()
+    with run._lock:
+        run._cache["trades_frame"] = t
+    return t
+
+
+def trade_column_defs(run) -> list[dict]:
+    """AG Grid column definitions: labelled headers with units, USDT to 2 decimals, returns as percents,
+    prices at the data's tick precision, green/red PnL, number filters in the displayed unit."""
+    t = trades_frame(run)
+    dec = charts.price_decimals(pd.concat([t["entry_price"], t["exit_price"]]).to_numpy()) if len(t) else 2
+    known = {c for c, _, _ in TRADE_COLUMNS}
+    cols = [(c, h, k) for c, h, k in TRADE_COLUMNS if c in t.columns]
+    cols += [(c, c, "number" if pd.api.types.is_numeric_dtype(t[c]) and t[c].dtype != bool else "text")
+             for c in t.columns if c not in known]
     out = []
-    for c in cols:
-        d = {"name": c, "id": c}
-        if c in t.columns and pd.api.types.is_numeric_dtype(t[c]):
-            d["type"] = "numeric"
+    for c, h, k in cols:
+        d = {"field": c, "headerName": h, "sortable": True, "resizable": True,
+             "headerTooltip": f"trades.parquet column {c}"}
+        if k in ("usdt", "percent", "count", "number", "qty", "price", "duration"):
+            d |= {"filter": "agNumberColumnFilter", "type": "rightAligned"}
+        elif k == "time":
+            d |= {"filter": "agTextColumnFilter"}
+        else:
+            d |= {"filter": "agTextColumnFilter"}
+        if k in _KIND_KEY:
+            d |= ag_format(_KIND_KEY[k])
+        elif k == "price":
+            d["valueFormatter"] = {"function": f"params.value == null ? '' : d3.format(',.{dec}f')(params.value)"}
+        elif k == "qty":
+            d["valueFormatter"] = {"function": "params.value == null ? '' : d3.format(',.8~f')(params.value)"}
+        elif k == "duration":
+            d["valueFormatter"] = {"function": (
+                "params.value == null ? '' : (params.value >= 86400 ? d3.format('d')(Math.floor(params.value / 86400))"
+                " + 'd ' : '') + d3.format('02d')(Math.floor(params.value % 86400 / 3600)) + ':' + "
+                "d3.format('02d')(Math.floor(params.value % 3600 / 60)) + ':' + d3.format('02d')(Math.round(params.value % 60))")}
+            d["headerTooltip"] = "exit time - entry time"
+        if c == "pnl" or c == "return_frac":
+            d["cellStyle"] = {"styleConditions": [
+                {"condition": "params.value > 0", "style": {"color": "#1b7f2a"}},
+                {"condition": "params.value < 0", "style": {"color": "#c62828"}}]}
+        if c == "funding":
+            d["headerTooltip"] = "funding cash flow of the trade: paid < 0, received > 0"
         out.append(d)
     return out
 
 
-def trades_page(run, page: int, size: int, sort_by: list | None, filter_query: str | None) -> tuple[list[dict], int]:
-    """One page of the trade table (server-side sort and filter so 100k trades stay fast).
+def _filter_trades(t: pd.DataFrame, filter_model: dict | None) -> pd.DataFrame:
+    """Apply an AG Grid filter model. Number filters are typed in the displayed unit (a percent column
+    filtered at 10 means 10 %, i.e. 0.10 in trades.parquet)."""
+    for col, f in (filter_model or {}).items():
+        if col not in t.columns:
+            continue
+        conds = f.get("conditions") or [f]
+        masks = []
+        for cond in conds:
+            typ, val = cond.get("type"), cond.get("filter")
+            s = t[col]
+            if cond.get("filterType") == "number":
+                scale = 0.01 if col == "return_frac" else 1.0
+                v = None if val is None else float(val) * scale
+                v2 = cond.get("filterTo")
+                v2 = None if v2 is None else float(v2) * scale
+                s = pd.to_numeric(s, errors="coerce")
+                m = {"equals": s == v, "notEqual": s != v, "greaterThan": s > v, "greaterThanOrEqual": s >= v,
+                     "lessThan": s < v, "lessThanOrEqual": s <= v,
+                     "inRange": (s >= v) & (s <= (v2 if v2 is not None else v)),
+                     "blank": s.isna(), "notBlank": s.notna()}.get(typ)
+            else:
+                txt = s.dt.strftime("%Y-%m-%d %H:%M:%S") if pd.api.types.is_datetime64_any_dtype(s) else s.astype(str)
+                val = str(val or "").lower()
+                low = txt.str.lower()
+                m = {"contains": low.str.contains(val, regex=False), "notContains": ~low.str.contains(val, regex=False),
+                     "equals": low == val, "notEqual": low != val, "startsWith": low.str.startswith(val),
+                     "endsWith": low.str.endswith(val)}.get(typ)
+            if m is not None:
+                masks.append(m.fillna(False).to_numpy(bool))
+        if masks:
+            mask = masks[0]
+            for m in masks[1:]:
+                mask = (mask & m) if f.get("operator") == "AND" else (mask | m)
+            t = t[mask]
+    return t
 
-    ``filter_query`` is DataTable's syntax; supported: ``{col} op value`` joined by `` && ``, with
-    ops ``= != > >= < <= contains``. Returns (rows, page count).
-    """
-    t = run.trades()
-    if filter_query:
-        for part in filter_query.split(" && "):
-            t = _apply_filter(t, part)
-    if sort_by:
-        t = t.sort_values([s["column_id"] for s in sort_by], ascending=[s["direction"] == "asc" for s in sort_by],
+
+def trades_block(run, start: int, end: int, sort_model: list | None, filter_model: dict | None) -> dict:
+    """Rows ``[start, end)`` of the trade table after the grid's filter and sort (server side, so 100k
+    trades stay fast): ``{"rowData": [...], "rowCount": n}`` for AG Grid's infinite row model."""
+    t = _filter_trades(trades_frame(run), filter_model)
+    if sort_model:
+        t = t.sort_values([s["colId"] for s in sort_model], ascending=[s["sort"] == "asc" for s in sort_model],
                           kind="stable")
-    pages = max(1, int(np.ceil(len(t) / size)))
-    chunk = t.iloc[page * size:(page + 1) * size].copy()
+    chunk = t.iloc[start:end].copy()
     for c in chunk.columns:
         if pd.api.types.is_datetime64_any_dtype(chunk[c]):
             chunk[c] = chunk[c].dt.strftime("%Y-%m-%d %H:%M:%S")
+        elif chunk[c].dtype == bool:
+            chunk[c] = np.where(chunk[c], "yes", "no")
         elif pd.api.types.is_float_dtype(chunk[c]):
-            chunk[c] = chunk[c].round(8)
-    return chunk.to_dict("records"), pages
+            chunk[c] = chunk[c].astype(object).where(np.isfinite(chunk[c]), None)
+    return {"rowData": chunk.to_dict("records"), "rowCount": int(len(t))}
 
 
-def _apply_filter(t: pd.DataFrame, part: str) -> pd.DataFrame:
-    import re
+def trades_csv(run) -> str:
+    """The whole trade table as CSV with the displayed headers (units in the header; USDT and prices
+    unrounded, returns as fractions, times ISO 8601 UTC)."""
+    t = trades_frame(run)
+    names = {c: h for c, h, _ in TRADE_COLUMNS}
+    names["return_frac"] = "Return (fraction)"
+    names["duration_s"] = "Duration (s)"
+    out = t.copy()
+    for c in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[c]):
+            out[c] = out[c].dt.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return out.rename(columns=names).to_csv(index=False)
 
-    m = re.match(r"\{(.+?)\} (s?[<>]=?|s?=|s?!=|contains|scontains|icontains) (.+)", part.strip())
-    if not m or m.group(1) not in t.columns:
-        return t
-    col, op, val = m.group(1), m.group(2).lstrip("s").lstrip("i"), m.group(3).strip().strip('"')
-    s = t[col]
-    if op == "contains":
-        return t[s.astype(str).str.contains(val, case=False, regex=False)]
-    try:
-        if pd.api.types.is_datetime64_any_dtype(s):
-            v = pd.Timestamp(val, tz="UTC")
-        elif pd.api.types.is_numeric_dtype(s):
-            v = float(val)
-        else:
-            v = val
-            s = s.astype(str)
-    except ValueError:
-        return t
-    ops = {"=": s == v, "!=": s != v, ">": s > v, ">=": s >= v, "<": s < v, "<=": s <= v}
-    return t[ops[op]] if op in ops else t
+
+def trades_page(run, page: int, size: int, sort_by: list | None, filter_query: str | None) -> tuple[list[dict], int]:
+    """One page of trades (kept for API-style callers): rows ``page*size .. +size`` sorted by DataTable-style
+    ``sort_by``. Returns (rows, page count)."""
+    sort_model = [{"colId": s["column_id"], "sort": s["direction"]} for s in (sort_by or [])]
+    block = trades_block(run, page * size, (page + 1) * size, sort_model, None)
+    return block["rowData"], max(1, int(np.ceil(block["rowCount"] / size)))
 
 
 def layout(ctx, run_id: str) -> html.Div:
@@ -191,9 +277,16 @@ def layout(ctx, run_id: str) -> html.Div:
             html.Span("  |  "), html.A("JSON", href=f"/api/runs/{quote(run_id)}", target="_blank"),
         ]),
     ])
+    head = analytics.headline(m, run.cost_breakdown())
+    values = {**m, **{k: head[k] for k in ("excess_return", "costs_pct_of_start")}}
+    notes = {"excess_return": "total return - buy and hold", "costs_pct_of_start": "fees + funding + slippage "
+             "+ liquidation fees / starting equity"}
+    if head["annualised_note"]:
+        notes |= {k: head["annualised_note"] for k in ANNUALISED}
     kpis = html.Div([html.Div([html.Div(label(k), className="label"),
-                               html.Div(fmt(k, m.get(k)), className="value", id=f"kpi-{k}")], className="kpi")
-                     for k in KPIS], className="kpis")
+                               html.Div(fmt(k, values.get(k)), className="value", id=f"kpi-{k}"),
+                               html.Div(notes[k], className="muted", style={"fontSize": "11px"}, id=f"kpi-note-{k}") if k in notes else None],
+                              className="kpi") for k in KPIS], className="kpis")
     trades = run.trades()
     by_strategy, by_instrument = breakdowns(run)
     n_open = int(m.get("open_trades") or (trades["is_open"].sum() if "is_open" in trades.columns else 0))
@@ -201,8 +294,10 @@ def layout(ctx, run_id: str) -> html.Div:
                        "the last close, not closed: no exit fee); they are counted in trades and exposure and "
                        "flagged is_open in the trade table.", className="error", id="detail-open-warning") \
         if n_open else None
-    page_size = 20
-    first_rows, pages = trades_page(run, 0, page_size, None, None)
+    margin_card = html.Div([
+        html.P("Perpetual / margin run: gross notional of the open positions over equity, margin held and funding "
+               "paid so far (positive = paid).", className="muted"),
+        _graph("detail-margin", 520)], className="card") if analytics.is_margin_run(run) else None
     return html.Div([
         dcc.Store(id="detail-run", data=run_id), dcc.Store(id="detail-zoom"), dcc.Store(id="detail-candles-zoom"),
         header, kpis, open_note,
@@ -217,6 +312,7 @@ def layout(ctx, run_id: str) -> html.Div:
             html.Div("", id="detail-tf", className="muted"),
             _graph("detail-candles", 520),
         ], className="card"),
+        margin_card,
         html.Div([
             html.H3("Results per strategy and per instrument"),
             html.P("USDT; costs paid > 0; return contribution = net PnL / starting equity. Definitions: "
@@ -225,14 +321,20 @@ def layout(ctx, run_id: str) -> html.Div:
             html.P("no per-strategy results in this run", className="muted"),
             breakdown_table(by_instrument, "instrument_id", "Instrument", "detail-by-instrument") if by_instrument
             else html.P("no per-instrument results in this run", className="muted"),
+            _graph("detail-strategy-pnl", 360),
         ], className="card", style={"overflowX": "auto"}),
         html.Div([
             html.H3(f"Trades ({len(trades):,})", id="detail-trades-title"),
-            dash_table.DataTable(
-                id="detail-trades", columns=_trade_columns(run), data=first_rows, page_current=0, page_size=page_size,
-                page_count=pages, page_action="custom", sort_action="custom", sort_mode="multi", sort_by=[],
-                filter_action="custom", filter_query="", style_table={"overflowX": "auto"},
-                style_cell={"fontSize": 12, "padding": "2px 6px"},
+            html.Div([html.Button("Download CSV (all trades)", id="detail-trades-csv-btn", n_clicks=0),
+                      dcc.Download(id="detail-trades-csv"),
+                      html.Span(" Click a row to zoom the candles to that trade. Headers sort (Enter on a focused "
+                                "header), the filter icon filters in the displayed unit (10 on Return = 10 %).",
+                                className="muted")]),
+            dag.AgGrid(
+                id="detail-trades", columnDefs=trade_column_defs(run), rowModelType="infinite",
+                defaultColDef={"minWidth": 90, "flex": 1, "filterParams": {"maxNumConditions": 1}},
+                dashGridOptions={"cacheBlockSize": 100, "maxBlocksInCache": 20, "tooltipShowDelay": 300},
+                style={"height": "460px"},
             ),
         ], className="card"),
         html.Div([
@@ -302,14 +404,33 @@ def register(app, ctx) -> None:
         return charts.monthly_heatmap(run), charts.trade_histogram(run), charts.cost_figure(run)
 
     @app.callback(Output("detail-candles", "figure"), Output("detail-tf", "children"),
-                  Input("detail-bar-type", "value"), State("detail-run", "data"))
-    def candles(bar_type, run_id):
-        """Automatic timeframe over the whole run."""
-        if not bar_type:
-            return dash.no_update, "this run has no bar types"
+                  Output("detail-bar-type", "value"),
+                  Input("detail-bar-type", "value"), Input("detail-trades", "cellClicked"),
+                  State("detail-trades", "getRowsRequest"), State("detail-run", "data"))
+    def candles(bar_type, cell, req, run_id):
+        """Automatic timeframe over the whole run; a click on a trade row zooms to that trade (its
+        instrument, entry to exit with a margin of half the trade's duration, at least 30 bars either side)."""
         run = ctx.store.get(run_id)
+        if dash.ctx.triggered_id == "detail-trades" and cell and cell.get("rowIndex") is not None:
+            # the clicked row under the grid's current sort and filter (those of its last block request)
+            req = req or {}
+            i = int(cell["rowIndex"])
+            rows = trades_block(run, i, i + 1, req.get("sortModel"), req.get("filterModel"))["rowData"]
+            if rows:
+                n = int(rows[0]["trade_no"])
+                r = trades_frame(run).iloc[n - 1]
+                iid = str(r.get("instrument_id", ""))
+                bt = next((b for b in run.bar_types() if b.startswith(iid + "-")), bar_type)
+                e0, e1 = int(r["entry_time"].value), int(r["exit_time"].value)
+                pad = max((e1 - e0) // 2, 30 * charts.market.bar_step_ns(bt))
+                fig, tf = charts.candles_figure(run, bt, run.catalog_root(ctx.catalog_root), e0 - pad, e1 + pad,
+                                                uirevision=f"trade-{n}")
+                return (fig, f"trade #{n}: timeframe {tf} (double click the chart for the whole run)",
+                        bt if bt != bar_type else dash.no_update)
+        if not bar_type:
+            return dash.no_update, "this run has no bar types", dash.no_update
         fig, tf = charts.candles_figure(run, bar_type, run.catalog_root(ctx.catalog_root))
-        return fig, f"timeframe {tf} (zoom in for finer candles; trades are exact)"
+        return fig, f"timeframe {tf} (zoom in for finer candles; trades are exact)", dash.no_update
 
     @app.callback(Output("detail-candles", "figure", allow_duplicate=True),
                   Output("detail-tf", "children", allow_duplicate=True),
@@ -325,12 +446,35 @@ def register(app, ctx) -> None:
         fig, tf = charts.candles_figure(run, bar_type, run.catalog_root(ctx.catalog_root), *rng)
         return fig, f"timeframe {tf} (zoom in for finer candles; trades are exact)"
 
-    @app.callback(
-        Output("detail-trades", "data"), Output("detail-trades", "page_count"),
-        Input("detail-trades", "page_current"), Input("detail-trades", "page_size"),
-        Input("detail-trades", "sort_by"), Input("detail-trades", "filter_query"),
-        State("detail-run", "data"), prevent_initial_call=True,
-    )
-    def trade_page(page, size, sort_by, filter_query, run_id):
+    @app.callback(Output("detail-trades", "getRowsResponse"), Input("detail-trades", "getRowsRequest"),
+                  State("detail-run", "data"), prevent_initial_call=True)
+    def trade_rows(req, run_id):
+        """Blocks of the trade table for AG Grid's infinite row model (server-side sort and filter)."""
+        if not req:
+            return dash.no_update
         run = ctx.store.get(run_id)
-        return trades_page(run, page or 0, size or 20, sort_by, filter_query)
+        return trades_block(run, int(req.get("startRow") or 0), int(req.get("endRow") or 100),
+                            req.get("sortModel"), req.get("filterModel"))
+
+    @app.callback(Output("detail-trades-csv", "data"), Input("detail-trades-csv-btn", "n_clicks"),
+                  State("detail-run", "data"), prevent_initial_call=True)
+    def trade_csv(_n, run_id):
+        run = ctx.store.get(run_id)
+        return dcc.send_string(trades_csv(run), f"{run_id.replace('/', '_')}-trades.csv")
+
+    @app.callback(Output("detail-strategy-pnl", "figure"), Input("detail-run", "data"))
+    def strategy_pnl(run_id):
+        return charts.strategy_pnl_figure(ctx.store.get(run_id))
+
+    @app.callback(Output("detail-margin", "figure"), Input("detail-run", "data"))
+    def margin(run_id):
+        run = ctx.store.get(run_id)
+        fig = charts.margin_figure(run, ctx.catalog_root)
+        return fig if fig is not None else dash.no_update
+
+    app.clientside_callback(
+        """function(cell) { const g = document.getElementById('detail-candles');
+            if (cell && g) { g.scrollIntoView({behavior: 'instant', block: 'center'}); }
+            return window.dash_clientside.no_update; }""",
+        Output("detail-candles-zoom", "id"), Input("detail-trades", "cellClicked"), prevent_initial_call=True,
+    )

@@ -101,6 +101,10 @@ def layout(ctx) -> html.Div:
 
 
 def register(app, ctx) -> None:
+    from dash_ui.pages import titles
+
+    titles.install(app)
+
     @app.callback(
         Output("runs-table", "data"), Output("runs-title", "children"),
         Input("runs-refresh", "n_intervals"), Input("runs-search", "value"), Input("runs-strategy", "value"),

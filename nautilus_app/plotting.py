@@ -1,0 +1,230 @@
+"""What strategies plot, recorded during the run: ``plot_config`` (FreqTrade's idea) and a recorder actor.
+
+A strategy class declares what it wants drawn on the run's candle chart::
+
+    class MyStrategy(Strategy):
+        plot_config = {
+            "main_plot": {"fast": {"label": "EMA fast"}, "slow": {}},      # on the price axis
+            "subplots": {"RSI": {"rsi": {"levels": [30, 70]}},            # one panel per key
+                         "ADX": {"adx": {}}},
+        }
+
+Each entry names an attribute of the strategy instance: an indicator (its ``value`` is recorded), a
+dotted path to a number (``"bb.upper"``), or a plain float attribute. ``label`` (default: the attribute
+path) and ``levels`` (horizontal guide lines of a sub-panel) are optional. Built-in strategies without
+their own ``plot_config`` use :data:`BUILTIN_PLOT_CONFIGS` (by class name).
+
+:class:`PlotRecorder` (a Nautilus ``DataActor``) subscribes to each plotting strategy's own bar type
+and records the values at the close of every bar of the timeframe the strategy traded (e.g. 15-minute
+bars aggregated by Nautilus from 1-minute bars). It listens to the source bars (the 1-minute ones: an
+internal aggregator cannot have a second subscriber) and, for strategies that remember the last bar
+they handled (``strategies.base.BarStrategy._last_ts``), records a row stamped with that bar's close
+whenever it changes, so each row holds the values the strategy decided with on that bar, whatever the
+order in which Nautilus calls the recorder and the strategy. Strategies without ``_last_ts`` are read
+on each of their own (non-aggregated) bars. Uninitialised indicators are recorded as NaN.
+
+Results: ``indicators.parquet`` (columns ``strategy_id``, ``bar_type``, ``ts`` = bar close, UTC ns,
+then one float column per series, ``<strategy_id>:<label>``) and ``plot_config.json`` (per strategy:
+bar type, ``main_plot`` labels, ``subplots`` {title: {labels, levels}}, column names), written by
+:func:`write_recorded` into the results folder. Nothing is recorded when no strategy plots anything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from nautilus_trader.common import DataActor, DataActorConfig
+from nautilus_trader.model import ActorId
+
+#: plot_config of the built-in strategies (strategies/), by class name.
+BUILTIN_PLOT_CONFIGS: dict[str, dict] = {
+    "EMACross": {"main_plot": {"fast": {"label": "EMA fast"}, "slow": {"label": "EMA slow"}}},
+    "TrendFollowing": {"main_plot": {"fast": {"label": "SMA fast"}, "slow": {"label": "SMA slow"}},
+                       "subplots": {"ADX": {"adx": {"label": "ADX", "levels_from": ["adx_threshold"]}},
+                                    "ATR": {"atr": {"label": "ATR"}, "atr_mean": {"label": "ATR mean"}}}},
+    "MeanReversion": {"main_plot": {"bb.upper": {"label": "BB upper"}, "bb.middle": {"label": "BB middle"},
+                                    "bb.lower": {"label": "BB lower"}, "trend": {"label": "trend SMA"}},
+                      "subplots": {"RSI": {"rsi": {"label": "RSI", "levels_from": ["rsi_lower", "rsi_exit",
+                                                                                   "rsi_upper"]}}}},
+}
+_RESULTS_KEY = "plot_records"
+
+
+def plot_config_of(strategy: Any) -> dict | None:
+    """The strategy's ``plot_config`` class attribute, else the built-in one for its class, else None."""
+    cfg = getattr(type(strategy), "plot_config", None)
+    if cfg is None:
+        cfg = BUILTIN_PLOT_CONFIGS.get(type(strategy).__name__)
+    if not cfg or not isinstance(cfg, dict):
+        return None
+    return cfg
+
+
+def _resolve(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def read_value(strategy: Any, path: str) -> float:
+    """Value of ``path`` on the strategy: an indicator's ``value`` (NaN until initialised), a number
+    reached by a dotted path (NaN if the owning indicator is not initialised)."""
+    target = _resolve(strategy, path)
+    owner = _resolve(strategy, path.rpartition(".")[0]) if "." in path else target
+    if owner is not None and hasattr(owner, "initialized") and not owner.initialized:
+        return math.nan
+    if target is not None and not isinstance(target, int | float) and hasattr(target, "value"):
+        target = target.value
+    try:
+        return float(target)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def source_bar_type(bar_type: str) -> str:
+    """The bar type a (possibly internally aggregated) bar type is built from:
+    ``X-15-MINUTE-LAST-INTERNAL@1-MINUTE-EXTERNAL`` -> ``X-1-MINUTE-LAST-EXTERNAL``; others unchanged."""
+    if "@" not in bar_type:
+        return bar_type
+    head, src = bar_type.split("@", 1)
+    parts = head.split("-")
+    # head = <instrument id with dashes>-<step>-<aggregation>-<price>-INTERNAL; src = <step>-<aggregation>-EXTERNAL
+    instrument = "-".join(parts[:-4])
+    step, agg, source = src.split("-")
+    return f"{instrument}-{step}-{agg}-{parts[-2]}-{source}"
+
+
+class _Plan:
+    def __init__(self, strategy: Any, cfg: dict) -> None:
+        self.strategy = strategy
+        self.sid = strategy.id.value if hasattr(strategy, "id") else str(strategy.strategy_id)
+        self.bar_type = strategy.bar_type
+        self.paths: list[str] = []
+        self.main: list[str] = []
+        self.subplots: dict[str, dict] = {}
+        config = getattr(strategy, "config", None)
+        for path, spec in (cfg.get("main_plot") or {}).items():
+            self.paths.append(path)
+            self.main.append((spec or {}).get("label") or path)
+        for title, series in (cfg.get("subplots") or {}).items():
+            labels, levels = [], []
+            for path, spec in (series or {}).items():
+                spec = spec or {}
+                self.paths.append(path)
+                labels.append(spec.get("label") or path)
+                levels += [float(x) for x in spec.get("levels", [])]
+                levels += [float(getattr(config, k)) for k in spec.get("levels_from", [])
+                           if isinstance(getattr(config, k, None), int | float)]
+            self.subplots[str(title)] = {"labels": labels, "levels": sorted(set(levels))}
+        self.labels = self.main + [lbl for s in self.subplots.values() for lbl in s["labels"]]
+        self.ts: list[int] = []
+        self.rows: list[list[float]] = []
+
+    def snapshot(self) -> list[float]:
+        return [read_value(self.strategy, p) for p in self.paths]
+
+
+class PlotRecorder(DataActor):
+    """Records each plotting strategy's ``plot_config`` series at every bar of its own bar type."""
+
+    def __new__(cls, *args: object, **kwargs: object) -> PlotRecorder:  # pyo3 base takes no extra args
+        return super().__new__(cls)
+
+    def __init__(self, strategies: list[Any]) -> None:
+        super().__init__(DataActorConfig(actor_id=ActorId("PLOTRECORDER-001")))
+        self.plans: list[_Plan] = []
+        for s in strategies:
+            cfg = plot_config_of(s)
+            if cfg is not None and getattr(s, "bar_type", None) is not None:
+                plan = _Plan(s, cfg)
+                if plan.paths:
+                    self.plans.append(plan)
+        # Bars of the strategy's source series: a bar type aggregated inside Nautilus
+        # ("X-15-MINUTE-LAST-INTERNAL@1-MINUTE-EXTERNAL") has one aggregator that a second subscriber cannot
+        # share, so the recorder listens to the source bars and records whenever the strategy has seen a new bar.
+        self._by_bar: dict[str, list[_Plan]] = {}
+        for p in self.plans:
+            self._by_bar.setdefault(source_bar_type(str(p.bar_type)), []).append(p)
+
+    def on_start(self) -> None:
+        from nautilus_trader.model import BarType
+
+        for src in self._by_bar:
+            self.subscribe_bars(BarType.from_str(src))
+
+    def _record(self, p: _Plan, ts: int) -> None:
+        if p.ts and p.ts[-1] >= ts:
+            return
+        p.ts.append(ts)
+        p.rows.append(p.snapshot())
+
+    def on_bar(self, bar: Any) -> None:
+        ts = bar.ts_event
+        for p in self._by_bar.get(str(bar.bar_type), ()):
+            seen = getattr(p.strategy, "_last_ts", None)
+            if seen is None:  # no record of the strategy's last bar: its own bars only, assumed handled
+                if str(bar.bar_type) == str(p.bar_type):
+                    self._record(p, ts)
+            elif 0 <= seen <= ts:  # the strategy's last bar (this one, or an earlier one if not yet handled)
+                self._record(p, seen)
+
+    def on_stop(self) -> None:
+        for p in self.plans:  # the strategy's last bar, when the recorder ran before the strategy on it
+            seen = getattr(p.strategy, "_last_ts", None)
+            if seen is not None and 0 <= seen < 2**62:
+                self._record(p, seen)
+
+    def frame(self):
+        """All recorded rows as a DataFrame (see the module docstring) and the plot config JSON."""
+        import pandas as pd
+
+        frames, config = [], {}
+        for p in self.plans:
+            cols = [f"{p.sid}:{lbl}" for lbl in p.labels]
+            arr = np.array(p.rows, dtype=np.float64).reshape(len(p.rows), len(p.paths))
+            df = pd.DataFrame(arr, columns=cols)
+            df.insert(0, "ts", np.array(p.ts, dtype=np.int64))
+            df.insert(0, "bar_type", str(p.bar_type))
+            df.insert(0, "strategy_id", p.sid)
+            frames.append(df)
+            config[p.sid] = {"bar_type": str(p.bar_type),
+                             "main_plot": {lbl: f"{p.sid}:{lbl}" for lbl in p.main},
+                             "subplots": {t: {"series": {lbl: f"{p.sid}:{lbl}" for lbl in s["labels"]},
+                                              "levels": s["levels"]} for t, s in p.subplots.items()}}
+        if not frames:
+            return None, {}
+        return pd.concat(frames, ignore_index=True), config
+
+
+_ACTIVE: dict[int, PlotRecorder] = {}
+
+
+def attach(engine: Any, strategies: list[Any]) -> PlotRecorder | None:
+    """Add a :class:`PlotRecorder` for ``strategies`` to the engine (None when none of them plots)."""
+    rec = PlotRecorder(strategies)
+    if not rec.plans:
+        return None
+    engine.add_actor(rec)
+    _ACTIVE.clear()  # one engine runs at a time per process; drop recorders of runs that failed
+    _ACTIVE[id(engine)] = rec
+    return rec
+
+
+def write_recorded(engine: Any, folder: Path) -> None:
+    """Write ``indicators.parquet`` and ``plot_config.json`` of the engine's recorder into ``folder``."""
+    rec = _ACTIVE.pop(id(engine), None)
+    if rec is None:
+        return
+    df, config = rec.frame()
+    for p in rec.plans:  # Nautilus strategies may only be dropped on the thread that made them
+        p.strategy = None
+    if df is None:
+        return
+    df.to_parquet(Path(folder) / "indicators.parquet", index=False)
+    (Path(folder) / "plot_config.json").write_text(json.dumps(config, indent=2))
