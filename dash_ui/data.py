@@ -170,7 +170,7 @@ class Run:
         from nautilus_app import paths
 
         p = Path(cat)
-        return p if p.is_absolute() else (paths.REPO_ROOT / p).resolve()
+        return p if p.is_absolute() else (paths.base_dir() / p).resolve()
 
     def liquidation_mask(self) -> np.ndarray:
         """Boolean per trade: closed by a liquidation. Read from whichever column exists: a boolean

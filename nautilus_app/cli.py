@@ -500,6 +500,8 @@ def _instrument_arguments(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of all commands."""
     p = argparse.ArgumentParser(prog="nautilus-app", description=__doc__.split("\n\n")[0])
+    p.add_argument("--version", action="version", version=version_text())
+    p.add_argument("--userdir", type=Path, default=None, metavar="DIR", help=USERDIR_HELP)
     p.add_argument("--strategy-dir", type=Path, default=None,
                    help="user strategy folder (default $NAUTILUS_STRATEGY_DIR or ./user_strategies); every Strategy "
                         "class in its *.py files is runnable by class name")
@@ -691,18 +693,74 @@ def build_parser() -> argparse.ArgumentParser:
     for sp in sub.choices.values():  # accepted after the command too: `nautilus-app backtest X --strategy-dir D`
         sp.add_argument("--strategy-dir", dest="strategy_dir_cmd", type=Path, default=None,
                         help="user strategy folder (default $NAUTILUS_STRATEGY_DIR or ./user_strategies)")
+        sp.add_argument("--userdir", dest="userdir_cmd", type=Path, default=None, metavar="DIR", help=USERDIR_HELP)
     return p
+
+
+USERDIR_HELP = ("user directory holding catalog/, results/, user_strategies/ and instruments.toml (default "
+                "$NAUTILUS_USERDIR; in a source checkout its own folders, in an installed package the working "
+                "directory); explicit options and their environment variables still win (nautilus_app/paths.py)")
+
+#: Top-level module of an optional dependency -> the extra that installs it (pyproject.toml).
+EXTRA_OF_MODULE = {
+    "ccxt": "download",
+    "dash": "dash", "dash_ag_grid": "dash", "flask": "dash", "werkzeug": "dash", "plotly": "dash",
+    "tsdownsample": "dash",
+    "optuna": "research", "sqlalchemy": "research", "alembic": "research",
+    "ray": "ray",
+    "psycopg": "postgres",
+    "redis": "paper", "aiohttp": "paper", "prometheus_client": "paper",
+    "ethereal": "ethereal", "eth_account": "ethereal", "websockets": "ethereal", "httpx": "ethereal",
+    "playwright": "test", "pytest": "test", "cryptography": "test",
+}
+
+
+def version_text() -> str:
+    """``nautilus-app --version``: this package's, NautilusTrader's and Python's versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(dist: str) -> str:
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return (f"nautilus-app {of('nautilus-app')} (nautilus_trader {of('nautilus_trader')}, "
+            f"Python {sys.version.split()[0]})")
+
+
+def _early_userdir(argv: list[str]) -> Path | None:
+    """``--userdir`` from the raw arguments (before the parser is built: its defaults depend on it)."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--userdir", type=Path, default=None)
+    known, _ = pre.parse_known_args(argv)
+    return known.userdir
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     import os
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    userdir = _early_userdir(argv)
+    if userdir is not None:  # an env var, read by nautilus_app/paths.py here and in worker processes
+        if not userdir.expanduser().is_dir():
+            print(f"error: --userdir {userdir}: not a directory (create it first)", file=sys.stderr)
+            return 2
+        os.environ[paths.USERDIR_ENV] = str(userdir.expanduser().resolve())
     args = build_parser().parse_args(argv)
     strategy_dir = args.strategy_dir_cmd or args.strategy_dir
     if strategy_dir is not None:  # an env var, so worker processes (sweeps, Ray, the Dash launcher) see it too
         os.environ["NAUTILUS_STRATEGY_DIR"] = str(Path(strategy_dir).resolve())
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except ModuleNotFoundError as e:  # an optional dependency of this command is not installed
+        extra = EXTRA_OF_MODULE.get((e.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"error: `nautilus-app {args.command}` needs {e.name}, which is not installed: "
+              f"pip install \"nautilus-app[{extra}]\" (or [all])", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

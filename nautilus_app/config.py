@@ -336,11 +336,12 @@ class BacktestConfig(_Frozen, kw_only=True):
     tearsheet: bool = False
 
     def catalog_path(self) -> Path:
-        """Absolute catalog root (relative paths are taken from the repository root)."""
+        """Absolute catalog root (relative paths are taken from the repository root, or the user directory:
+        :func:`nautilus_app.paths.base_dir`)."""
         if self.catalog is None:
             return paths.default_catalog_path()
         p = Path(self.catalog)
-        return p if p.is_absolute() else (paths.REPO_ROOT / p).resolve()
+        return p if p.is_absolute() else (paths.base_dir() / p).resolve()
 
     def start_ns(self) -> int | None:
         """Start as UTC nanoseconds, or None."""

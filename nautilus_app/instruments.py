@@ -403,14 +403,18 @@ class InstrumentOverrideError(ValueError):
 
 def instruments_file_path(catalog: str | Path | None = None, explicit: str | Path | None = None) -> Path:
     """Location of the override file: ``explicit`` (``--instruments``), else ``$NAUTILUS_INSTRUMENTS``,
+    else ``<userdir>/instruments.toml`` when a user directory is in force and has one (nautilus_app/paths.py),
     else ``<catalog>/instruments.toml`` (``catalog`` None = the default catalog). It may not exist."""
     if explicit is not None:
         return Path(explicit)
     env = os.environ.get(INSTRUMENTS_ENV)
     if env:
         return Path(env)
-    from nautilus_app.paths import default_catalog_path
+    from nautilus_app.paths import default_catalog_path, user_instruments_file
 
+    user_file = user_instruments_file()  # <userdir>/instruments.toml (nautilus_app/paths.py)
+    if user_file is not None:
+        return user_file
     return Path(catalog if catalog is not None else default_catalog_path()) / "instruments.toml"
 
 

@@ -270,9 +270,9 @@ def parse_sweep(raw: dict[str, Any], *, source: str = "<sweep>", base_dir: Path 
         base_path = Path(spec.base_config)
         if not base_path.is_absolute():
             cand = (base_dir or Path.cwd()) / base_path
-            from nautilus_app.paths import REPO_ROOT
+            from nautilus_app.paths import base_dir
 
-            base_path = cand if cand.exists() else REPO_ROOT / base_path
+            base_path = cand if cand.exists() else base_dir() / base_path
         if not base_path.exists():
             fail("base_config", spec.base_config, "a backtest config file (relative to the sweep file or the repo)")
         base = load_config(base_path)
