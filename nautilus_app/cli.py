@@ -754,11 +754,16 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["NAUTILUS_STRATEGY_DIR"] = str(Path(strategy_dir).resolve())
     try:
         return int(args.func(args))
-    except ModuleNotFoundError as e:  # an optional dependency of this command is not installed
-        extra = EXTRA_OF_MODULE.get((e.name or "").split(".")[0])
+    except ImportError as e:  # an optional dependency of this command is not installed
+        # ModuleNotFoundError names the module; Nautilus's own check says "plotly is required for ..."
+        if isinstance(e, ModuleNotFoundError):
+            module = (e.name or "").split(".")[0]
+        else:
+            module = str(e).split(" is required", 1)[0] if " is required" in str(e) else ""
+        extra = EXTRA_OF_MODULE.get(module)
         if extra is None:
             raise
-        print(f"error: `nautilus-app {args.command}` needs {e.name}, which is not installed: "
+        print(f"error: `nautilus-app {args.command}` needs {module}, which is not installed: "
               f"pip install \"nautilus-app[{extra}]\" (or [all])", file=sys.stderr)
         return 1
 
