@@ -20,8 +20,9 @@ ENV_VARS = ("NAUTILUS_USERDIR", "CATALOG_PATH", "RESULTS_DIR", "NAUTILUS_STRATEG
 
 @pytest.fixture()
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for var in ENV_VARS:
-        monkeypatch.delenv(var, raising=False)
+    for var in ENV_VARS:  # set first so the teardown restores the original (the CLI's --userdir exports one)
+        monkeypatch.setenv(var, "x")
+        monkeypatch.delenv(var)
     return monkeypatch
 
 
