@@ -40,13 +40,14 @@ the last exit, ``enter_long`` else ``enter_short``.
 
 from __future__ import annotations
 
+import bisect
 import math
 from decimal import Decimal
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from nautilus_trader.model import InstrumentId, OrderSide, PositionSide, Price
+from nautilus_trader.model import InstrumentId, OrderSide, PositionSide, Price, TimeInForce
 
 from strategies.base import BarStrategy
 
@@ -140,6 +141,8 @@ class SignalStrategy(BarStrategy):
     """
 
     signal_kind: ClassVar[bool] = True
+    #: a fixed order quantity (base units, e.g. "0.01") instead of ``position_fraction`` of equity
+    fixed_quantity: ClassVar[str | None] = None
     reverse_on_exit: ClassVar[bool] = False
     exit_tags_before_max_hold: ClassVar[frozenset[str]] = frozenset()
 
@@ -161,6 +164,7 @@ class SignalStrategy(BarStrategy):
         self.late_data_ts: frozenset[int] = frozenset()
         self._pre: dict[int, dict[str, Any]] = {}
         self._current = -1
+        self._in_alert = False
 
     # ---- to implement ----------------------------------------------------------------------
     def populate_indicators(self, df: pd.DataFrame) -> pd.DataFrame:
@@ -216,9 +220,9 @@ class SignalStrategy(BarStrategy):
         self._el, self._es, self._xl, self._xs = el.tolist(), es.tolist(), xl.tolist(), xs.tolist()
         self._tag = df["exit_tag"].tolist()
         self._ready = df["ready"].tolist()
-        self._idx_enter = np.flatnonzero(el | (es & self.allow_short))
-        self._idx_exit_long = np.flatnonzero(xl)
-        self._idx_exit_short = np.flatnonzero(xs)
+        self._idx_enter = np.flatnonzero(el | (es & self.allow_short)).tolist()
+        self._idx_exit_long = np.flatnonzero(xl).tolist()
+        self._idx_exit_short = np.flatnonzero(xs).tolist()
         self._schedule_after(-1)
 
     # ---- scheduling -------------------------------------------------------------------------
@@ -262,15 +266,19 @@ class SignalStrategy(BarStrategy):
         return equity - delta, quote - delta
 
     @staticmethod
-    def _next(idx: np.ndarray, after: int) -> int | None:
-        k = int(np.searchsorted(idx, after, side="right"))
-        return int(idx[k]) if k < len(idx) else None
+    def _next(idx: list[int], after: int) -> int | None:
+        k = bisect.bisect_right(idx, after)
+        return idx[k] if k < len(idx) else None
 
     def _schedule_after(self, i: int) -> None:
         """Arm the next bar on which something can happen after bar ``i``."""
-        if self._state_dirty or self.has_pending_orders():
+        if self.has_pending_orders():
             self._wake(i + 1)  # refresh after the order resolved, as on_bar does on the next bar
             return
+        if self._state_dirty:
+            # our orders were filled at once (no latency): what on_bar would read on the next bar
+            # (nothing else can fill before it), read now instead of waking up for it
+            self._refresh_state()
         side = self.position_side()
         cands: list[int | None] = []
         if side == PositionSide.FLAT:
@@ -294,6 +302,13 @@ class SignalStrategy(BarStrategy):
         self._armed.discard(i)
         if i <= self._done:
             return
+        self._in_alert = True
+        try:
+            self._process(i)
+        finally:
+            self._in_alert = False
+
+    def _process(self, i: int) -> None:
         self._done = i
         self.wakeups += 1
         self.bar_index = i
@@ -309,9 +324,7 @@ class SignalStrategy(BarStrategy):
 
     def on_order_filled(self, event: Any) -> None:
         super().on_order_filled(event)
-        if self._series is not None:  # e.g. a liquidation, or an order the latency model released
-            import bisect
-
+        if self._series is not None and not self._in_alert:  # a liquidation, an order the latency model released
             self._wake(bisect.bisect_right(self._ts_list, event.ts_event))
 
     # ---- the rules --------------------------------------------------------------------------
@@ -340,6 +353,18 @@ class SignalStrategy(BarStrategy):
             self.enter(OrderSide.BUY, _Bar(Price(self._close[i], self._prec)))
         elif self._es[i] and side != PositionSide.SHORT and self.allow_short:
             self.enter(OrderSide.SELL, _Bar(Price(self._close[i], self._prec)))
+
+    def enter(self, side: OrderSide, bar: Any, fraction: float | None = None) -> bool:
+        """``BarStrategy.enter``, or a market order of :attr:`fixed_quantity` when set."""
+        if self.fixed_quantity is None:
+            return super().enter(side, bar, fraction)
+        if self.trading_blocked or (side == OrderSide.SELL and not self.allow_short):
+            return False
+        qty = self.instrument.make_qty(Decimal(self.fixed_quantity))
+        self.submit_order(self.order_factory.market(self.instrument_id, side, qty, time_in_force=TimeInForce.GTC))
+        self._state_dirty = True
+        self.entry_bar_index = self.bar_index
+        return True
 
     def on_signal_bar(self, bar: Any, side: PositionSide) -> None:  # pragma: no cover - no bars subscribed
         raise NotImplementedError

@@ -9,12 +9,16 @@ Cases, each a fresh process timed from interpreter start to result, in interleav
 * ``ours_cli``: ``nautilus-app backtest`` with a plain Nautilus strategy kept outside the repository
   (catalog import not timed; the results folder written, tearsheet on demand);
 * ``nautilus_script``: a plain Nautilus 2 script (feather -> ``BarDataWrangler`` -> ``BacktestEngine``);
+* ``ours_signals``: the same command with the same rules written as a vectorised-signals strategy
+  (``strategies.signals.SignalStrategy``: FreqTrade-style ``populate_*`` on the whole DataFrame, Python
+  called only at signals and fills), also kept outside the repository;
 * ``backtesting_py``: backtesting.py 0.6.6, installed by this script into a throwaway virtual
   environment under ``$XDG_CACHE_HOME`` (never a project dependency); prices scaled by 0.01 so that one
   unit is 0.01 BTC.
 
 Prints ONE JSON line: per case the median seconds, the trades and final equity it reported (they must
-agree), and same-round ratios ``ours_cli / nautilus_script`` and ``ours_cli / backtesting_py``. Set
+agree), and same-round ratios ``ours_cli / nautilus_script``, ``ours_cli / backtesting_py``,
+``ours_signals / nautilus_script`` and ``ours_signals / backtesting_py`` (goals: <= 1.2 and <= 0.5). Set
 ``ROUNDS`` (default 3).
 """
 
@@ -38,6 +42,42 @@ from nautilus_app import paths  # noqa: E402
 FEATHER = paths.shared_data_dir() / "freqtrade" / "binance" / "BTC_USDT-1m.feather"
 
 STRATEGY = (REPO / "tests" / "fixtures" / "plain_ema.py").read_text()  # the same plain Nautilus strategy the tests run
+
+SIGNALS_STRATEGY = '''
+import numpy as np
+
+from strategies.base import BarStrategyConfig
+from strategies.signals import SignalStrategy, nautilus_ema
+
+
+class PlainEMASignalsConfig(BarStrategyConfig):
+    def __init__(self, *, trade_size: str = "0.01", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.trade_size = str(trade_size)
+
+
+class PlainEMASignals(SignalStrategy):
+    """EMA 10/20 long/flat on whole arrays: long while fast >= slow, flat while fast < slow."""
+
+    def __init__(self, config: PlainEMASignalsConfig) -> None:
+        super().__init__(config)
+        self.fixed_quantity = config.trade_size
+
+    def populate_indicators(self, df):
+        close, seg = df["close_nd"].to_numpy(), df["segment"].to_numpy()
+        df["fast"], fast_ok = nautilus_ema(close, 10, seg)  # Nautilus's EMA (seeded with the mean of 10 closes)
+        df["slow"], slow_ok = nautilus_ema(close, 20, seg)
+        df["ready"] = fast_ok & slow_ok
+        return df
+
+    def populate_entry_trend(self, df):
+        df["enter_long"] = df["fast"] >= df["slow"]
+        return df
+
+    def populate_exit_trend(self, df):
+        df["exit_long"] = df["fast"] < df["slow"]
+        return df
+'''
 
 NAUTILUS_SCRIPT = '''
 import json, sys
@@ -142,6 +182,7 @@ def main() -> int:
     strats = tmp / "strats"
     strats.mkdir()
     (strats / "plain_ema.py").write_text(STRATEGY)
+    (strats / "signals_ema.py").write_text(SIGNALS_STRATEGY)
     (tmp / "nautilus_script.py").write_text(NAUTILUS_SCRIPT)
     (tmp / "backtesting_script.py").write_text(BACKTESTING_SCRIPT)
     catalog = tmp / "catalog"
@@ -167,12 +208,32 @@ def main() -> int:
         bar_type = "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"
         trade_size = "0.01"
         '''))
+    (tmp / "run_signals.toml").write_text(textwrap.dedent(f'''
+        name = "peers_signals"
+        bar_types = ["BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"]
+        catalog = "{catalog}"
+        [[venues]]
+        name = "BINANCE"
+        account_type = "CASH"
+        starting_balances = ["100000 USDT"]
+        maker_fee = 0.001
+        taker_fee = 0.001
+        fill_timing = "same_close"
+        costs = "fees_only"
+        [[strategies]]
+        strategy_path = "strats/signals_ema.py:PlainEMASignals"
+        [strategies.params]
+        instrument_id = "BTCUSDT.BINANCE"
+        bar_type = "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"
+        trade_size = "0.01"
+        max_gap_bars = 0
+        '''))
     bt_py = _venv_python()
     results = tmp / "results"
 
-    def ours() -> tuple[float, dict]:
-        dt, _ = _timed([sys.executable, "-m", "nautilus_app", "backtest", str(tmp / "run.toml"), "--no-progress",
-                        "--results-dir", str(results)])
+    def ours(config: str = "run.toml") -> tuple[float, dict]:
+        dt, _ = _timed([sys.executable, "-m", "nautilus_app", "backtest", str(tmp / config), "--no-progress",
+                        "--results-dir", str(results)], cwd=str(tmp), env={**os.environ, "PYTHONPATH": str(REPO)})
         run = max(results.iterdir(), key=lambda p: p.stat().st_mtime)
         m = json.loads((run / "metrics.json").read_text())
         return dt, {"trades": m["trades"], "final_equity": round(m["final_equity"], 4)}
@@ -183,20 +244,24 @@ def main() -> int:
 
     cases = {
         "ours_cli": ours,
+        "ours_signals": lambda: ours("run_signals.toml"),
         "nautilus_script": lambda: script(sys.executable, tmp / "nautilus_script.py", str(strats)),
         "backtesting_py": lambda: script(str(bt_py), tmp / "backtesting_script.py"),
     }
     times: dict[str, list[float]] = {k: [] for k in cases}
     answers: dict[str, dict] = {}
-    ratios: dict[str, list[float]] = {"ours_cli/nautilus_script": [], "ours_cli/backtesting_py": []}
+    ratios: dict[str, list[float]] = {f"{a}/{b}": [] for a in ("ours_cli", "ours_signals")
+                                      for b in ("nautilus_script", "backtesting_py")}
     for _ in range(rounds):
         this = {}
         for name, fn in cases.items():
             this[name], answers[name] = fn()
             times[name].append(this[name])
-        ratios["ours_cli/nautilus_script"].append(this["ours_cli"] / this["nautilus_script"])
-        ratios["ours_cli/backtesting_py"].append(this["ours_cli"] / this["backtesting_py"])
-    out = {"bars": 130_708, "rounds": rounds, "loadavg_1m": os.getloadavg()[0]}
+        for key in ratios:
+            a, b = key.split("/")
+            ratios[key].append(this[a] / this[b])
+    out = {"benchmark": "peers", "data": "real BTC/USDT spot 1m (freqtrade feather)", "bars": 130_708,
+           "rounds": rounds, "loadavg_1m": round(os.getloadavg()[0], 2)}
     for name in cases:
         out[name] = {"median_s": round(statistics.median(times[name]), 3), **answers[name]}
     out["ratios_median"] = {k: round(statistics.median(v), 3) for k, v in ratios.items()}
