@@ -360,6 +360,11 @@ class BarStrategy(Strategy):
         return total
 
     def position_side(self) -> PositionSide:
+        positions = self.cache.positions_open(instrument_id=self.instrument_id, strategy_id=self.strategy_id)
+        if not positions:
+            return PositionSide.FLAT
+        if len(positions) == 1:  # NETTING: one position, whose side is its signed quantity's sign
+            return positions[0].side
         q = self.net_quantity()
         if q > 0:
             return PositionSide.LONG

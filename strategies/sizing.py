@@ -30,6 +30,7 @@ string) when it is below ``min_quantity`` or ``min_notional``.
 from __future__ import annotations
 
 from decimal import ROUND_FLOOR, Decimal
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from nautilus_trader.model import Currency, Price, Quantity, Venue
@@ -108,21 +109,41 @@ def entry_quantity(
     px = price.as_decimal() if isinstance(price, Price) else Decimal(price)
     if px <= 0 or equity <= 0:
         return SizingResult(None, f"non-positive equity {equity} or price {px}")
-    mult = instrument.multiplier.as_decimal()
-    notional = Decimal(repr(float(fraction))) * equity
+    mult, inc, max_q, min_q, min_n, prec = _instrument_decimals(instrument)
+    notional = _float_decimal(fraction) * equity
     if quote_available is not None:
-        cap = quote_available / (Decimal(1) + Decimal(repr(float(fee_headroom))))
+        cap = quote_available / (Decimal(1) + _float_decimal(fee_headroom))
         notional = min(notional, cap)
-    inc = instrument.size_increment.as_decimal()
     qty = floor_to_increment(notional / (px * mult), inc)
-    max_q = instrument.max_quantity
-    if max_q is not None and qty > max_q.as_decimal():
-        qty = floor_to_increment(max_q.as_decimal(), inc)
-    min_q = instrument.min_quantity
-    if qty <= 0 or (min_q is not None and qty < min_q.as_decimal()):
-        return SizingResult(None, f"qty {qty} below min quantity {min_q}")
-    min_n = instrument.min_notional
-    if min_n is not None and qty * px * mult < min_n.as_decimal():
-        return SizingResult(None, f"notional {qty * px * mult} below min notional {min_n}")
-    prec = instrument.size_precision
+    if max_q is not None and qty > max_q:
+        qty = floor_to_increment(max_q, inc)
+    if qty <= 0 or (min_q is not None and qty < min_q):
+        return SizingResult(None, f"qty {qty} below min quantity {instrument.min_quantity}")
+    if min_n is not None and qty * px * mult < min_n:
+        return SizingResult(None, f"notional {qty * px * mult} below min notional {instrument.min_notional}")
     return SizingResult(Quantity.from_str(f"{qty:.{prec}f}"), "ok")
+
+
+@lru_cache(maxsize=256)
+def _float_decimal(x: float) -> Decimal:
+    """``Decimal(repr(float(x)))``: the decimal a float parameter was written as."""
+    return Decimal(repr(float(x)))
+
+
+_INSTRUMENT_DECIMALS: dict[int, tuple[Any, tuple]] = {}
+
+
+def _instrument_decimals(instrument: Any) -> tuple:
+    """(multiplier, size increment, max qty, min qty, min notional, size precision) as decimals, read
+    once per instrument object (the object is kept with them, so its id cannot be reused meanwhile)."""
+    hit = _INSTRUMENT_DECIMALS.get(id(instrument))
+    if hit is not None and hit[0] is instrument:
+        return hit[1]
+    def dec(v: Any) -> Decimal | None:
+        return None if v is None else v.as_decimal()
+    values = (instrument.multiplier.as_decimal(), instrument.size_increment.as_decimal(), dec(instrument.max_quantity),
+              dec(instrument.min_quantity), dec(instrument.min_notional), instrument.size_precision)
+    if len(_INSTRUMENT_DECIMALS) > 256:
+        _INSTRUMENT_DECIMALS.clear()
+    _INSTRUMENT_DECIMALS[id(instrument)] = (instrument, values)
+    return values
