@@ -455,16 +455,42 @@ def cost_figure(run: Run) -> go.Figure:
     return fig
 
 
-def comparison_figure(runs: list[Run]) -> go.Figure:
-    """Equity of several runs normalised to 1.0 at their starting equity, each downsampled."""
+def _compare_x(run: Run, ts: np.ndarray, axis: str):
+    """x values of a comparison trace: UTC times, or days since the run's first equity sample."""
+    if axis == "days":
+        first = int(run.equity_arrays()["ts"][0])
+        return (ts.astype(np.int64) - first) / 86_400e9
+    return _dt(ts)
+
+
+def comparison_figure(runs: list[Run], axis: str = "calendar") -> go.Figure:
+    """Equity of several runs normalised to 1.0 at their starting equity, each downsampled. ``axis``:
+    ``calendar`` (UTC time) or ``days`` (days since each run's first sample: runs of different periods
+    start together)."""
     fig = go.Figure()
     for run in runs:
         a = run.equity_arrays()
         start = float(run.metrics.get("starting_equity") or a["equity"][0])
         x, out, raw = market.downsample_xy(a["ts"], {"e": a["equity"] / start}, N_POINTS)
-        fig.add_trace(go.Scatter(x=_dt(x), y=out["e"], mode="lines", name=_ds_name(run.run_id, x.size, raw)))
+        fig.add_trace(go.Scatter(x=_compare_x(run, x, axis), y=out["e"], mode="lines",
+                                 name=_ds_name(run.run_id, x.size, raw)))
     fig.update_layout(title="Equity normalised to the starting equity (1.0 = start)", yaxis_title="x start",
-                      **LAYOUT)
+                      xaxis_title="days since the run's start" if axis == "days" else "time (UTC)", **LAYOUT)
+    return fig
+
+
+def comparison_drawdown_figure(runs: list[Run], axis: str = "calendar") -> go.Figure:
+    """Drawdown (equity / running peak - 1, in %) of several runs overlaid; the minimum of each trace is
+    ``-max_drawdown`` of its metrics.json (MinMax downsampling keeps the extremes)."""
+    fig = go.Figure()
+    for run in runs:
+        a = run.equity_arrays()
+        dd = _drawdown(a) * 100.0
+        x, out, raw = market.downsample_xy(a["ts"], {"dd": dd}, N_POINTS)
+        fig.add_trace(go.Scatter(x=_compare_x(run, x, axis), y=out["dd"], mode="lines",
+                                 name=_ds_name(run.run_id, x.size, raw)))
+    fig.update_layout(title="Drawdown (%, equity / running peak - 1)", yaxis_title="%",
+                      xaxis_title="days since the run's start" if axis == "days" else "time (UTC)", **LAYOUT)
     return fig
 
 

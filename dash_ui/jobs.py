@@ -10,7 +10,8 @@ Each job gets its run id up front (``<name>-<UTC time>-<config digest>``, as the
 ``python -m dash_ui.worker`` in its own process, at most ``max_parallel`` at a time (FIFO). Progress
 is the percentage of simulated time printed by the run's tqdm bar on stderr; after 100 % the worker
 writes the results folder, which appears atomically (renamed from a dot-staging folder) when done.
-Job states: ``queued`` -> ``running`` -> ``done`` | ``failed``. State lives in memory and in
+Job states: ``queued`` -> ``running`` -> ``done`` | ``failed`` | ``cancelled`` (:meth:`JobRunner.cancel`: a
+queued job is never started, a running worker is killed and its hidden staging folder left unlisted). State lives in memory and in
 ``.jobs/<run_id>.json`` (for inspection); a restart of the app forgets queued jobs.
 """
 
@@ -209,12 +210,27 @@ class JobRunner:
         """All jobs of this server, newest first."""
         return sorted(self.jobs.values(), key=lambda j: j.submitted, reverse=True)
 
+    def cancel(self, job_id: str) -> Job | None:
+        """Cancel a queued or running job (a running worker process is killed); None if unknown. A job
+        already done, failed or cancelled is returned unchanged."""
+        with self._lock:
+            job = self.jobs.get(job_id)
+            if job is None or job.status not in ("queued", "running"):
+                return job
+            job.status, job.stage, job.finished = "cancelled", "cancelled", time.time()
+            job.error = "cancelled by the user"
+            proc = self._procs.get(job_id)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        self._save(job)
+        return job
+
     def wait(self, job_id: str, timeout: float = 300.0) -> Job:
         """Block until the job is done or failed (tests, scripts)."""
         t_end = time.time() + timeout
         while time.time() < t_end:
             job = self.jobs[job_id]
-            if job.status in ("done", "failed"):
+            if job.status in ("done", "failed", "cancelled"):
                 return job
             time.sleep(0.1)
         raise TimeoutError(f"job {job_id} still {self.jobs[job_id].status} after {timeout} s")
@@ -241,13 +257,20 @@ class JobRunner:
                 self._save(job)
 
     def _run(self, job: Job) -> None:
-        job.status, job.stage, job.started = "running", "starting", time.time()
+        with self._lock:
+            if job.status == "cancelled":  # cancelled while queued: never started
+                return
+            job.status, job.stage, job.started = "running", "starting", time.time()
         self._save(job)
         env = dict(os.environ, CATALOG_PATH=str(self.catalog_root), PYTHONUNBUFFERED="1")
         cmd = [self.python, "-m", "dash_ui.worker", str(self.jobs_dir / f"{job.id}.toml"),
                "--results-dir", str(self.results_root), "--run-id", job.id]
         proc = subprocess.Popen(cmd, cwd=paths.REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self._procs[job.id] = proc
+        with self._lock:
+            self._procs[job.id] = proc
+            cancelled = job.status == "cancelled"
+        if cancelled:  # cancelled between the status change and the start of the process
+            proc.kill()
         stdout_chunks: list[bytes] = []
         out_thread = threading.Thread(target=lambda: stdout_chunks.append(proc.stdout.read()), daemon=True)
         out_thread.start()
@@ -273,11 +296,17 @@ class JobRunner:
         self._procs.pop(job.id, None)
         text = err.decode(errors="replace").replace("\r", "\n")
         job.log_tail = "\n".join(line for line in text.splitlines() if line.strip())[-4000:]
+        if job.status == "cancelled":
+            job.stage = "cancelled"
+            self._save(job)
+            return
         job.finished = time.time()
         if rc == 0 and (self.results_root / job.id / "metrics.json").exists():
             job.status, job.stage, job.progress = "done", "done", 1.0
         else:
             errors = [line for line in text.splitlines() if line.startswith("error:")]
             job.status, job.stage = "failed", "failed"
-            job.error = errors[-1][len("error: "):] if errors else f"worker exited with code {rc}: {job.log_tail[-500:]}"
+            lines = [line for line in job.log_tail.splitlines() if line.strip()]
+            last = lines[-1].strip() if lines else "no output"  # an uncaught exception: its last traceback line
+            job.error = errors[-1][len("error: "):] if errors else f"worker exited with code {rc}: {last[:500]}"
         self._save(job)

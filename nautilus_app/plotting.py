@@ -11,8 +11,15 @@ A strategy class declares what it wants drawn on the run's candle chart::
 
 Each entry names an attribute of the strategy instance: an indicator (its ``value`` is recorded), a
 dotted path to a number (``"bb.upper"``), or a plain float attribute. ``label`` (default: the attribute
-path) and ``levels`` (horizontal guide lines of a sub-panel) are optional. Built-in strategies without
-their own ``plot_config`` use :data:`BUILTIN_PLOT_CONFIGS` (by class name).
+path) and ``levels`` (horizontal guide lines of a sub-panel) or ``levels_from`` (names of config
+values drawn as guide lines) are optional. The built-in strategies declare theirs on their classes
+(``strategies/ema_cross.py``, ``trend_following.py``, ``mean_reversion.py``, ``signal_strategies.py``).
+
+Vectorised-signals strategies (:class:`strategies.signals.SignalStrategy`, recognised by their
+``signal_frame`` method) compute their indicators once, as columns of their signal frame
+(``strategy.frame``, one row per bar of the traded timeframe, ``ts`` = bar close): their ``plot_config``
+names those columns, which are taken whole at the end of the run (no per-bar recording, no bar
+subscription, so the vectorised execution stays free of per-bar Python calls).
 
 :class:`PlotRecorder` (a Nautilus ``DataActor``) subscribes to each plotting strategy's own bar type
 and records the values at the close of every bar of the timeframe the strategy traded (e.g. 15-minute
@@ -40,25 +47,12 @@ import numpy as np
 from nautilus_trader.common import DataActor, DataActorConfig
 from nautilus_trader.model import ActorId
 
-#: plot_config of the built-in strategies (strategies/), by class name.
-BUILTIN_PLOT_CONFIGS: dict[str, dict] = {
-    "EMACross": {"main_plot": {"fast": {"label": "EMA fast"}, "slow": {"label": "EMA slow"}}},
-    "TrendFollowing": {"main_plot": {"fast": {"label": "SMA fast"}, "slow": {"label": "SMA slow"}},
-                       "subplots": {"ADX": {"adx": {"label": "ADX", "levels_from": ["adx_threshold"]}},
-                                    "ATR": {"atr": {"label": "ATR"}, "atr_mean": {"label": "ATR mean"}}}},
-    "MeanReversion": {"main_plot": {"bb.upper": {"label": "BB upper"}, "bb.middle": {"label": "BB middle"},
-                                    "bb.lower": {"label": "BB lower"}, "trend": {"label": "trend SMA"}},
-                      "subplots": {"RSI": {"rsi": {"label": "RSI", "levels_from": ["rsi_lower", "rsi_exit",
-                                                                                   "rsi_upper"]}}}},
-}
 _RESULTS_KEY = "plot_records"
 
 
 def plot_config_of(strategy: Any) -> dict | None:
-    """The strategy's ``plot_config`` class attribute, else the built-in one for its class, else None."""
+    """The strategy's ``plot_config`` class attribute, else None."""
     cfg = getattr(type(strategy), "plot_config", None)
-    if cfg is None:
-        cfg = BUILTIN_PLOT_CONFIGS.get(type(strategy).__name__)
     if not cfg or not isinstance(cfg, dict):
         return None
     return cfg
@@ -125,6 +119,18 @@ class _Plan:
         self.labels = self.main + [lbl for s in self.subplots.values() for lbl in s["labels"]]
         self.ts: list[int] = []
         self.rows: list[list[float]] = []
+        #: vectorised-signals strategy: the plotted series are columns of its signal frame
+        self.frame_based = callable(getattr(strategy, "signal_frame", None))
+
+    def take_frame(self) -> None:
+        """Rows of a frame-based plan from the strategy's signal frame (missing columns are NaN)."""
+        frame = getattr(self.strategy, "frame", None)
+        if frame is None or "ts" not in getattr(frame, "columns", ()):
+            return
+        n = len(frame)
+        self.ts = frame["ts"].to_numpy(np.int64).tolist()
+        cols = [frame[p].to_numpy(np.float64) if p in frame.columns else np.full(n, np.nan) for p in self.paths]
+        self.rows = np.column_stack(cols).tolist() if cols and n else []
 
     def snapshot(self) -> list[float]:
         return [read_value(self.strategy, p) for p in self.paths]
@@ -150,6 +156,8 @@ class PlotRecorder(DataActor):
         # share, so the recorder listens to the source bars and records whenever the strategy has seen a new bar.
         self._by_bar: dict[str, list[_Plan]] = {}
         for p in self.plans:
+            if p.frame_based:
+                continue
             self._by_bar.setdefault(source_bar_type(str(p.bar_type)), []).append(p)
 
     def on_start(self) -> None:
@@ -186,6 +194,8 @@ class PlotRecorder(DataActor):
 
         frames, config = [], {}
         for p in self.plans:
+            if p.frame_based and not p.ts:
+                p.take_frame()
             cols = [f"{p.sid}:{lbl}" for lbl in p.labels]
             arr = np.array(p.rows, dtype=np.float64).reshape(len(p.rows), len(p.paths))
             df = pd.DataFrame(arr, columns=cols)

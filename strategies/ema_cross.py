@@ -32,7 +32,7 @@ close, rounded down to the size increment (``strategies.sizing``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from nautilus_trader.indicators import ExponentialMovingAverage
 from nautilus_trader.model import OrderSide, PositionSide
@@ -56,6 +56,9 @@ class EMACrossConfig(BarStrategyConfig):
 
 class EMACross(BarStrategy):
     """Long on EMA up-cross; exit (and short if allowed) on down-cross."""
+
+    #: What the run's candle chart draws (nautilus_app/plotting.py: recorded at every bar the strategy trades).
+    plot_config: ClassVar[dict] = {"main_plot": {"fast": {"label": "EMA fast"}, "slow": {"label": "EMA slow"}}}
 
     def __init__(self, config: EMACrossConfig) -> None:
         super().__init__(config)

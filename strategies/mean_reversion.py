@@ -45,7 +45,7 @@ time; at bar N's close with ``fill_timing = "same_close"`` (Nautilus's own bar e
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from nautilus_trader.indicators import RelativeStrengthIndex, SimpleMovingAverage
 from nautilus_trader.model import OrderSide, PositionSide
@@ -105,6 +105,12 @@ class MeanReversionConfig(BarStrategyConfig):
 
 class MeanReversion(BarStrategy):
     """RSI + Bollinger (sample std) mean reversion with a trend veto, max hold and cooldown."""
+
+    #: What the run's candle chart draws (nautilus_app/plotting.py: recorded at every bar the strategy trades).
+    plot_config: ClassVar[dict] = {
+        "main_plot": {"bb.upper": {"label": "BB upper"}, "bb.middle": {"label": "BB middle"},
+                      "bb.lower": {"label": "BB lower"}, "trend": {"label": "trend SMA"}},
+        "subplots": {"RSI": {"rsi": {"label": "RSI", "levels_from": ["rsi_lower", "rsi_exit", "rsi_upper"]}}}}
 
     def __init__(self, config: MeanReversionConfig) -> None:
         super().__init__(config)

@@ -9,6 +9,8 @@ the arrays with :func:`strategies.signals.run_indicator`), signals with numpy on
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 from nautilus_trader.indicators import AverageTrueRange, RelativeStrengthIndex, SimpleMovingAverage
@@ -35,6 +37,9 @@ def _px(values: np.ndarray, precision: int) -> np.ndarray:
 
 class EMACrossSignals(SignalStrategy):
     """:class:`strategies.ema_cross.EMACross` as vectorised signals (config :class:`EMACrossConfig`)."""
+
+    #: Columns of the signal frame drawn on the run's candle chart (nautilus_app/plotting.py).
+    plot_config: ClassVar[dict] = {"main_plot": {"ema_fast": {"label": "EMA fast"}, "ema_slow": {"label": "EMA slow"}}}
 
     reverse_on_exit = True  # up-cross: close a short, then buy; down-cross: close a long, then (maybe) short
 
@@ -81,6 +86,12 @@ class _SMAOf:
 
 class TrendFollowingSignals(SignalStrategy):
     """:class:`strategies.trend_following.TrendFollowing` as vectorised signals."""
+
+    #: Columns of the signal frame drawn on the run's candle chart (nautilus_app/plotting.py).
+    plot_config: ClassVar[dict] = {
+        "main_plot": {"sma_fast": {"label": "SMA fast"}, "sma_slow": {"label": "SMA slow"}},
+        "subplots": {"ADX": {"adx": {"label": "ADX", "levels_from": ["adx_threshold"]}},
+                     "ATR": {"atr": {"label": "ATR"}, "atr_mean": {"label": "ATR mean"}}}}
 
     exit_tags_before_max_hold = frozenset({"EXTREME_VOLATILITY", "WEAK_TREND"})
 
@@ -129,6 +140,12 @@ class TrendFollowingSignals(SignalStrategy):
 
 class MeanReversionSignals(SignalStrategy):
     """:class:`strategies.mean_reversion.MeanReversion` as vectorised signals."""
+
+    #: Columns of the signal frame drawn on the run's candle chart (nautilus_app/plotting.py).
+    plot_config: ClassVar[dict] = {
+        "main_plot": {"bb_upper": {"label": "BB upper"}, "bb_middle": {"label": "BB middle"},
+                      "bb_lower": {"label": "BB lower"}, "trend": {"label": "trend SMA"}},
+        "subplots": {"RSI": {"rsi": {"label": "RSI", "levels_from": ["rsi_lower", "rsi_exit", "rsi_upper"]}}}}
 
     def __init__(self, config: MeanReversionConfig) -> None:
         super().__init__(config)

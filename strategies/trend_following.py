@@ -47,7 +47,7 @@ time; at bar N's close with ``fill_timing = "same_close"`` (Nautilus's own bar e
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from nautilus_trader.indicators import AverageTrueRange, SimpleMovingAverage
 from nautilus_trader.model import OrderSide, PositionSide
@@ -100,6 +100,12 @@ class TrendFollowingConfig(BarStrategyConfig):
 
 class TrendFollowing(BarStrategy):
     """SMA alignment + ADX filter + ATR spike guard; exits on extreme volatility, weak trend, max hold or MA cross back."""
+
+    #: What the run's candle chart draws (nautilus_app/plotting.py: recorded at every bar the strategy trades).
+    plot_config: ClassVar[dict] = {
+        "main_plot": {"fast": {"label": "SMA fast"}, "slow": {"label": "SMA slow"}},
+        "subplots": {"ADX": {"adx": {"label": "ADX", "levels_from": ["adx_threshold"]}},
+                     "ATR": {"atr": {"label": "ATR"}, "atr_mean": {"label": "ATR mean"}}}}
 
     def __init__(self, config: TrendFollowingConfig) -> None:
         super().__init__(config)

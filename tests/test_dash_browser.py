@@ -119,17 +119,81 @@ def gd(page, graph_id: str) -> dict:
                                       y: t.y ? Array.from(t.y) : []})); }""", graph_id)
 
 
+GRID_ROWS = """async (id) => { const api = await dash_ag_grid.getApiAsync(id); const out = [];
+    api.forEachNodeAfterFilterAndSort(n => out.push(n.data)); return out; }"""
+
+
+def grid_rows(page, grid_id: str) -> list[dict]:
+    """Row data of an AG Grid after its filters and sort (as the grid holds them)."""
+    return page.evaluate(GRID_ROWS, grid_id)
+
+
 def test_runs_page_lists_every_run(env: dict) -> None:
     page = env["page"]
     page.goto(env["url"] + "/")
-    page.wait_for_selector("#runs-table td")
+    page.wait_for_selector("#runs-table .ag-row")
     folders = sorted(p.name for p in env["results"].iterdir() if p.is_dir() and not p.name.startswith("."))
-    page.wait_for_function("(n) => document.querySelectorAll('#runs-table tbody tr td.dash-cell').length > 0", arg=1)
+    page.wait_for_function("(n) => document.querySelectorAll('#runs-table .ag-center-cols-container .ag-row').length >= n",
+                           arg=len(folders))
     text = page.inner_text("#runs-table")
     for f in folders:
         assert f in text
     assert page.inner_text("#runs-title") == f"Runs ({len(folders)} of {len(folders)})"
+    # decision columns first, with units
+    headers = [h for h in page.locator("#runs-table .ag-header-cell-text").all_inner_texts() if h.strip()]
+    assert [h.replace("\n", " ") for h in headers[:8]] == [
+        "Run", "Return (%)", "Excess vs buy & hold (%)", "Sharpe", "Max drawdown (%)", "Trades",
+        "Costs, % of start", "Period (UTC)"], headers
+    # shown values: percents with 2 decimals, excess and costs computed from metrics.json here
+    rid = env["run_id"]
+    m = json.loads((env["results"] / rid / "metrics.json").read_text())
+    row = page.locator(f"#runs-table .ag-center-cols-container .ag-row[row-id='{rid}']")
+    cell = lambda col: row.locator(f"[col-id='{col}']").inner_text()  # noqa: E731
+    assert cell("total_return") == f"{m['total_return'] * 100:,.2f} %".replace("-", "\u2212")
+    assert cell("excess_return") == f"{(m['total_return'] - m['buy_and_hold_return']) * 100:,.2f} %".replace("-", "\u2212")
+    assert cell("costs_pct_of_start") == f"{m['total_costs_usdt'] / m['starting_equity'] * 100:,.2f} %".replace("-", "\u2212")
+    assert cell("fees_paid_usdt") == f"{m['fees_paid_usdt']:,.2f}"
+    color = row.locator("[col-id='total_return']").evaluate("e => getComputedStyle(e).color")
+    assert color == ("rgb(27, 127, 42)" if m["total_return"] > 0 else "rgb(198, 40, 40)")
     shot(page, "runs")
+    # the min filter is in the displayed unit: max drawdown >= 1 means >= 1 %
+    all_m = {f: json.loads((env["results"] / f / "metrics.json").read_text()) for f in folders}
+    expected = sorted(f for f, mm in all_m.items() if mm["max_drawdown"] >= 0.01)
+    assert 0 < len(expected) < len(folders)
+    page.click("#runs-metric")
+    page.keyboard.type("Max drawdown")
+    page.keyboard.press("Enter")
+    page.fill("#runs-min", "1")
+    page.press("#runs-min", "Enter")
+    page.wait_for_function("(n) => document.querySelector('#runs-title').innerText.startsWith(`Runs (${n} of`)",
+                           arg=len(expected))
+    assert sorted(r["run_id"] for r in grid_rows(page, "runs-table")) == expected
+    # a min no run reaches: 0 rows and a message
+    page.fill("#runs-min", "1000")
+    page.press("#runs-min", "Enter")
+    page.wait_for_function("() => document.querySelector('#runs-filter-note').innerText.includes('no run matches')")
+    page.fill("#runs-min", "")
+    page.press("#runs-min", "Enter")
+    page.wait_for_function("(n) => document.querySelector('#runs-title').innerText.startsWith(`Runs (${n} of`)",
+                           arg=len(folders))
+    # sorting with the keyboard: focus the Sharpe header, Enter sorts ascending
+    page.locator("#runs-table .ag-header-cell[col-id='sharpe']").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => !!document.querySelector(\"#runs-table .ag-header-cell[col-id='sharpe'][aria-sort='ascending']\")")
+    shown = [r["sharpe"] for r in grid_rows(page, "runs-table")]
+    expected_sharpe = sorted(mm["sharpe"] for mm in all_m.values())
+    assert shown == pytest.approx(expected_sharpe)
+    # the grid's own number filter is in the displayed unit too (10 on Return = 10 %)
+    exp10 = sorted(f for f, mm in all_m.items() if mm["total_return"] * 100 > -10)
+    n = page.evaluate("""async () => { const api = await dash_ag_grid.getApiAsync('runs-table');
+        await api.setColumnFilterModel('total_return', {filterType: 'number', type: 'greaterThan', filter: -10});
+        api.onFilterChanged(); let n = 0; api.forEachNodeAfterFilter(() => n++); return n; }""")
+    assert n == len(exp10)
+    page.evaluate("async () => { const api = await dash_ag_grid.getApiAsync('runs-table'); api.setFilterModel(null); }")
+    # ticking rows builds the comparison link
+    page.locator(f"#runs-table .ag-pinned-left-cols-container .ag-row[row-id='{rid}'] input[type=checkbox]").check()
+    page.wait_for_function("() => document.querySelector('#runs-compare').innerText.includes('(1)')")
+    assert rid in page.get_attribute("#runs-compare", "href")
     # search filters the list
     page.fill("#runs-search", "SYNTHETIC")
     page.press("#runs-search", "Enter")
@@ -291,13 +355,39 @@ def test_compare_page(env: dict) -> None:
         assert traces[i]["y"][-1] == pytest.approx(m["final_equity"] / m["starting_equity"])
         for key in ("total_return", "sharpe", "max_drawdown", "trades"):
             assert_shown(page.inner_text(f"#cmp-{i}-{key}"), m[key], key)
+    # drawdown overlay: each trace's minimum is -max_drawdown (in %)
+    page.wait_for_function("() => { const g = document.querySelector('#compare-drawdown .js-plotly-plot');"
+                           " return !!g && !!g._fullData && g._fullData.length === 2; }")
+    dd = gd(page, "compare-drawdown")
+    for i, rid in enumerate(ids):
+        m = json.loads((env["results"] / rid / "metrics.json").read_text())
+        assert min(dd[i]["y"]) == pytest.approx(-m["max_drawdown"] * 100, abs=1e-9)
+    # the parameter diff lists exactly the config keys that differ (computed here from config.json)
+    cfgs = [json.loads((env["results"] / rid / "config.json").read_text()) for rid in ids]
+    p0 = cfgs[0]["strategies"][0]["params"]
+    p1 = cfgs[1]["strategies"][0]["params"]
+    for k in sorted(set(p0) | set(p1)):
+        key = f"strategies[0].params.{k}"
+        if p0.get(k) != p1.get(k):
+            assert page.inner_text(f"[id='diff-0-{key}']") == ("(absent)" if k not in p0 else str(p0[k]))
+        else:
+            assert page.locator(f"[id='diff-0-{key}']").count() == 0, key
+    # days since start: both curves start at x = 0 and end at their span in days
+    page.click("#compare-axis input[value='days']")
+    page.wait_for_function("() => { const g = document.querySelector('#compare-equity .js-plotly-plot');"
+                           " return !!g && g._fullData.length === 2 && g._fullData[0].x[0] === 0; }")
+    eq = gd(page, "compare-equity")
+    for i, rid in enumerate(ids):
+        ts = pd.read_parquet(env["results"] / rid / "equity.parquet")["ts"]
+        assert eq[i]["x"][0] == 0
+        assert eq[i]["x"][-1] == pytest.approx((ts.iloc[-1] - ts.iloc[0]).total_seconds() / 86400)
     shot(page, "compare")
 
 
 def test_data_explorer(env: dict) -> None:
     page = env["page"]
     page.goto(env["url"] + "/data")
-    page.wait_for_selector("#inv-table td")
+    page.wait_for_selector("#inv-table .ag-row")
     text = page.inner_text("#inv-table")
     for folder in (env["catalog"] / "data" / "bars").iterdir():
         assert folder.name in text
@@ -315,14 +405,27 @@ def test_data_explorer(env: dict) -> None:
     assert highs == pytest.approx(expected.tolist())
     shot(page, "data_explorer")
     # a row click lists the series' gaps
-    page.click("#inv-table td >> nth=1")
+    page.click("#inv-table .ag-center-cols-container .ag-row[row-index='0'] [col-id='identifier']")
     page.wait_for_selector("#inv-gap-text")
+    first = grid_rows(page, "inv-table")[0]
+    assert page.inner_text("#inv-gap-text").startswith(f"{first['kind']}/{first['identifier']}")
 
 
 def test_launch_backtest_from_ui(env: dict) -> None:
     page = env["page"]
     page.goto(env["url"] + "/launch")
     page.wait_for_selector("#launch-submit")
+    # the stored range of the chosen series, from the catalog's files read here
+    folder = env["catalog"] / "data" / "bars" / "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"
+    ts = pd.to_datetime(pd.concat(pd.read_parquet(f, columns=["ts_init"]) for f in folder.glob("*.parquet"))["ts_init"]
+                        .astype("int64"), utc=True)
+    page.wait_for_selector("#launch-range-list")
+    assert (f"BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL: {ts.min():%Y-%m-%d %H:%M} -> {ts.max():%Y-%m-%d %H:%M} UTC "
+            f"({len(ts):,} bars") in page.inner_text("#launch-range-list")
+    # every label of the form is tied to its control
+    untied = page.evaluate("() => [...document.querySelectorAll('label')].filter(l => !l.htmlFor || "
+                           "!document.getElementById(l.htmlFor)).map(l => l.innerText)")
+    assert untied == []
     # an invalid value is refused with the field named, nothing queued
     page.fill("#launch-name", "bad name/with slash")
     page.click("#launch-submit")
@@ -355,6 +458,23 @@ def test_launch_backtest_from_ui(env: dict) -> None:
                            " return !!t && t.innerText.includes(id); }", arg=run_id)
 
 
+def test_launch_cancel(env: dict) -> None:
+    """A running backtest is cancelled from the page (worker killed, no results folder)."""
+    page = env["page"]
+    page.goto(env["url"] + "/launch")
+    page.wait_for_selector("#launch-submit")
+    page.fill("#launch-name", "ui_cancel")
+    page.click("#launch-submit")  # the whole stored range: long enough to be cancelled while running
+    page.wait_for_selector("#launch-queued")
+    run_id = page.inner_text("#launch-queued").removeprefix("Queued ").strip()
+    page.click("#launch-cancel")
+    page.wait_for_function("() => (document.querySelector('#launch-progress-text') || {innerText: ''})"
+                           ".innerText.startsWith('cancelled')", timeout=60_000)
+    job = json.loads((env["results"] / ".jobs" / f"{run_id}.json").read_text())
+    assert job["status"] == "cancelled"
+    assert not (env["results"] / run_id).exists()
+
+
 def _registry_rows(results: Path, run_id: str) -> list[dict]:
     """Three fake-but-consistent registry runs: two ema_cross trials of one sweep (one pointing at the
     real run folder, one at a folder that does not exist) and one standalone mean_reversion run whose
@@ -362,20 +482,20 @@ def _registry_rows(results: Path, run_id: str) -> list[dict]:
     return [
         {"key": "a1" * 32, "type": "ema_cross", "params": {"fast_period": 10, "slow_period": 30}, "sweep": True,
          "metrics": {"sharpe": 1.5, "max_drawdown": 0.10, "total_return": 0.20, "trades": 12},
-         "path": results / run_id, "link": run_id},
+         "path": results / run_id, "link": run_id, "bar_type": "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"},
         {"key": "b2" * 32, "type": "ema_cross", "params": {"fast_period": 20, "slow_period": 60}, "sweep": True,
          "metrics": {"sharpe": 0.5, "max_drawdown": 0.30, "total_return": -0.05, "trades": 7},
-         "path": results / "gone-run", "link": None},
+         "path": results / "gone-run", "link": None, "bar_type": "ETHUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"},
         {"key": "c3" * 32, "type": "mean_reversion", "params": {"bb_period": 20}, "sweep": False,
          "metrics": {"sharpe": 2.0, "max_drawdown": 0.05, "total_return": 0.30, "trades": 3},
-         "path": results / "research" / "t_sweep" / run_id, "link": f"research/t_sweep/{run_id}"},
+         "path": results / "research" / "t_sweep" / run_id, "link": f"research/t_sweep/{run_id}",
+         "bar_type": "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"},
     ]
 
 
 def test_research_page_lists_registry_runs(env: dict) -> None:
     import shutil
 
-    from dash_ui.pages.research import SHOWN
     from nautilus_app.research.registry import Registry
 
     page, results = env["page"], env["results"]
@@ -391,7 +511,8 @@ def test_research_page_lists_registry_runs(env: dict) -> None:
             pid, _ = reg.ensure_parameter_set(sid, r["params"])
             reg.prepare_run(run_key=r["key"], kind="trial" if r["sweep"] else "standalone", config={"i": i},
                             config_hash=f"h{i}", code_version="test", components=[(sid, pid, "0" * 64)],
-                            sweep_id=sweep_id if r["sweep"] else None, trial_number=i if r["sweep"] else None)
+                            sweep_id=sweep_id if r["sweep"] else None, trial_number=i if r["sweep"] else None,
+                            bar_types=[r["bar_type"]])
             reg.claim_run(r["key"], "test:1")
             reg.finish_run(r["key"], metrics=r["metrics"], objective=r["metrics"]["sharpe"], results_path=str(r["path"]),
                            iterations=1, orders=1, engine_seconds=0.1, wall_seconds=0.2, peak_rss_mb=None)
@@ -400,7 +521,7 @@ def test_research_page_lists_registry_runs(env: dict) -> None:
             page.goto(env["url"] + url)
             page.wait_for_function("(n) => document.querySelector('#research-count')?.innerText === `Runs (${n})`",
                                    arg=len(expected))
-            text = page.inner_text("#research-runs") if expected else ""
+            text = "".join(d["run"] for d in grid_rows(page, "research-runs")) if expected else ""
             for r in rows:
                 assert (r["key"][:12] in text) == (r in expected), (url, r["key"])
 
@@ -422,18 +543,51 @@ def test_research_page_lists_registry_runs(env: dict) -> None:
                                arg=len(expected))
         # the shown metric values are the registry's; links exist only where the results folder does
         shown("/research", rows)
+        page.wait_for_function("() => document.querySelectorAll('#research-runs .ag-center-cols-container .ag-row')"
+                               ".length === 3")
+        data = {d["run"]: d for d in grid_rows(page, "research-runs")}
         for r in rows:
-            tr = page.locator("#research-runs tbody tr", has_text=r["key"][:12])
-            cells = tr.locator("td").all_inner_texts()
+            d = data[r["key"][:12]]
             for m in ("sharpe", "max_drawdown", "total_return", "trades"):
-                assert float(cells[SHOWN.index(m)]) == pytest.approx(r["metrics"][m]), (r["key"], m, cells)
-            assert json.loads(cells[SHOWN.index("params")]) == r["params"]
-            links = tr.locator("a")
+                assert d[m] == pytest.approx(r["metrics"][m]), (r["key"], m, d)
+            assert json.loads(d["params"]) == r["params"]
+            row = page.locator(f"#research-runs .ag-center-cols-container .ag-row[row-id='{d['id']}']")
+            # percents shown as percents, ratios with 3 decimals
+            assert row.locator("[col-id='max_drawdown']").inner_text() == f"{r['metrics']['max_drawdown'] * 100:.2f} %"
+            assert row.locator("[col-id='sharpe']").inner_text() == f"{r['metrics']['sharpe']:.3f}"
+            links = row.locator("a")
             if r["link"] is None:
-                assert links.count() == 0 and "results folder not found" in tr.inner_text()
+                assert links.count() == 0 and "results folder not found" in row.inner_text()
             else:
                 assert links.first.get_attribute("href") == f"/run/{r['link']}"
-        page.locator("#research-runs tbody tr", has_text=rows[2]["key"][:12]).locator("a").first.click()
+        # ranking across instruments by sharpe: BTCUSDT s_mean_reversion 2.0 (rank 1), s_ema_cross 1.5 (rank 2);
+        # ETHUSDT s_ema_cross 0.5 (rank 1) -> mean ranks 1.0 and 1.5
+        page.wait_for_function("() => document.querySelectorAll('#research-ranking .ag-center-cols-container .ag-row')"
+                               ".length === 2")
+        ranking = grid_rows(page, "research-ranking")
+        assert [x["strategy"] for x in ranking] == ["s_mean_reversion", "s_ema_cross"]
+        assert [x["mean_rank"] for x in ranking] == [1.0, 1.5]
+        assert [x["instruments"] for x in ranking] == [1, 2] and [x["wins"] for x in ranking] == [1, 1]
+        assert [x["mean"] for x in ranking] == pytest.approx([2.0, (1.5 + 0.5) / 2])
+        assert ranking[1]["worst"] == pytest.approx(0.5)
+        # parameter heatmap: the ema_cross sweep's two parameters
+        page.goto(env["url"] + "/research?strategy_type=ema_cross")
+        page.wait_for_function("() => { const g = document.querySelector('#research-param-heatmap .js-plotly-plot');"
+                               " return !!g && !!g._fullData && g._fullData.length === 1; }")
+        z = page.evaluate("() => document.querySelector('#research-param-heatmap .js-plotly-plot')._fullData[0].z")
+        # x = fast_period [10, 20], y = slow_period [30, 60]; cell = best sharpe
+        blank = [v is None or v != v for v in (z[0][1], z[1][0])]  # no run there: NaN (or null)
+        assert z[0][0] == pytest.approx(1.5) and z[1][1] == pytest.approx(0.5) and blank == [True, True]
+        # return vs drawdown scatter: one point per run, in percent
+        sc = gd(page, "research-scatter")
+        pts = sorted((x, y) for t in sc for x, y in zip(t["x"], t["y"], strict=True))
+        exp = sorted((r["metrics"]["max_drawdown"] * 100, r["metrics"]["total_return"] * 100) for r in rows
+                     if r["type"] == "ema_cross")
+        assert [v for p in pts for v in p] == pytest.approx([v for p in exp for v in p])
+        shot(page, "research_analysis")
+        page.goto(env["url"] + "/research")
+        page.wait_for_selector("#research-runs .ag-row a")
+        page.locator(f"#research-runs .ag-row a[href='/run/{rows[2]['link']}']").first.click()
         page.wait_for_function(DETAIL_READY)
         assert page.inner_text("#detail-title").startswith(rows[2]["link"])
     finally:

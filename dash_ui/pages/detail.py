@@ -15,6 +15,7 @@ from dash import Input, Output, State, dcc, html
 from dash_ui import analytics, charts
 from dash_ui.data import RunNotFound
 from dash_ui.formatting import ag_format, fmt, label
+from dash_ui.forms import labelled
 
 KPIS = ["total_return", "buy_and_hold_return", "excess_return", "cagr", "sharpe", "max_drawdown", "exposure",
         "trades", "win_rate", "profit_factor", "costs_pct_of_start", "fees_paid_usdt", "funding_paid_usdt"]
@@ -306,9 +307,8 @@ def layout(ctx, run_id: str) -> html.Div:
                   html.Div(_graph("detail-hist", 340), className="card")],
                  className="grid2"),
         html.Div([
-            html.Div([html.Label("Instrument"),
-                      dcc.Dropdown(bar_types, bar_types[0] if bar_types else None, id="detail-bar-type", clearable=False)],
-                     style={"maxWidth": "520px"}),
+            labelled("Instrument", dcc.Dropdown(bar_types, bar_types[0] if bar_types else None, id="detail-bar-type",
+                                                clearable=False), maxWidth="520px"),
             html.Div("", id="detail-tf", className="muted"),
             _graph("detail-candles", 520),
         ], className="card"),

@@ -4,11 +4,37 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+import dash_ag_grid as dag
 import pandas as pd
-from dash import Input, Output, State, dash_table, dcc, html
+from dash import Input, Output, State, dcc, html
 
 from catalog.inventory import bar_instrument_id
-from dash_ui import charts, market
+from dash_ui import charts, grids, market
+from dash_ui.forms import labelled
+
+#: Inventory columns: (field, header, kind).
+INVENTORY_COLUMNS = [("kind", "Kind", "text"), ("identifier", "Series", "text"), ("instrument_id", "Instrument", "text"),
+                     ("first", "First (UTC)", "text"), ("last", "Last (UTC)", "text"), ("rows", "Rows", "count"),
+                     ("files", "Files", "count"), ("MB", "Size (MB)", "mb"), ("gaps", "Gaps", "count")]
+
+
+def inventory_column_defs() -> list[dict]:
+    out = []
+    for f, h, k in INVENTORY_COLUMNS:
+        if k == "text":
+            out.append(grids.text_col(f, h, minWidth=150 if f in ("first", "last") else 120,
+                                      flex=3 if f == "identifier" else 1))
+        else:
+            d = grids.number_col(f, h, fmt_key="trades" if k == "count" else "span_days", signed=False)
+            out.append(d | {"headerName": h})
+    return out
+
+
+def gap_column_defs(columns) -> list[dict]:
+    names = {"last_before": "Last bar before (UTC)", "first_after": "First bar after (UTC)",
+             "missing": "Missing rows"}
+    return [grids.number_col(c, names.get(c, c), fmt_key="trades", signed=False) if c == "missing"
+            else grids.text_col(c, names.get(c, c)) for c in columns]
 
 
 def _inventory_rows(ctx) -> list[dict]:
@@ -22,30 +48,28 @@ def _inventory_rows(ctx) -> list[dict]:
 def layout(ctx) -> html.Div:
     rows = _inventory_rows(ctx)
     bar_types = ctx.bar_types()
-    cols = ["kind", "identifier", "instrument_id", "first", "last", "rows", "files", "MB", "gaps"]
     return html.Div([
         html.H2("Data explorer"),
         html.P(f"Catalog {ctx.catalog_root}. Times are UTC bar close times (ts_init). Click a row for its gaps.",
                className="muted"),
-        html.Div(dash_table.DataTable(
-            id="inv-table", columns=[{"name": c, "id": c} for c in cols], data=rows, sort_action="native",
-            filter_action="native", page_size=20, style_cell={"fontSize": 13, "padding": "3px 8px"},
+        html.Div(dag.AgGrid(
+            id="inv-table", columnDefs=inventory_column_defs(), rowData=rows,
+            getRowId="params.data.kind + '/' + params.data.identifier",
+            defaultColDef={"minWidth": 90, "flex": 1, "filterParams": {"maxNumConditions": 1}},
+            dashGridOptions={**grids.GRID_OPTIONS, "pagination": True, "paginationPageSize": 20,
+                             "domLayout": "autoHeight"},
+            style={"width": "100%"},
         ), className="card"),
         html.Div(id="inv-gaps", className="card"),
         html.Div([
             html.H3("Candles"),
             html.Div([
-                html.Div([html.Label("Bar series"), dcc.Dropdown(bar_types, bar_types[0] if bar_types else None,
-                                                                id="ex-bar-type", clearable=False)],
-                         style={"minWidth": "420px"}),
-                html.Div([html.Label("Timeframe"), dcc.Dropdown(list(market.TIMEFRAMES), "1h", id="ex-tf",
-                                                               clearable=False)]),
-                html.Div([html.Label("From (UTC, candle open)"), dcc.Input(id="ex-start", type="text",
-                                                                           placeholder="YYYY-MM-DD")]),
-                html.Div([html.Label("To (UTC, exclusive)"), dcc.Input(id="ex-end", type="text",
-                                                                       placeholder="YYYY-MM-DD")]),
-                html.Div([html.Label("Max candles"), dcc.Input(id="ex-limit", type="number", value=2000, min=1,
-                                                               max=50000)]),
+                labelled("Bar series", dcc.Dropdown(bar_types, bar_types[0] if bar_types else None, id="ex-bar-type",
+                                                    clearable=False), minWidth="420px"),
+                labelled("Timeframe", dcc.Dropdown(list(market.TIMEFRAMES), "1h", id="ex-tf", clearable=False)),
+                labelled("From (UTC, candle open)", dcc.Input(id="ex-start", type="text", placeholder="YYYY-MM-DD")),
+                labelled("To (UTC, exclusive)", dcc.Input(id="ex-end", type="text", placeholder="YYYY-MM-DD")),
+                labelled("Max candles", dcc.Input(id="ex-limit", type="number", value=2000, min=1, max=50000)),
                 html.Button("Show", id="ex-show", n_clicks=0),
             ], className="filters"),
             html.Div(id="ex-info", className="muted"),
@@ -55,14 +79,16 @@ def layout(ctx) -> html.Div:
 
 
 def register(app, ctx) -> None:
-    @app.callback(Output("inv-gaps", "children"), Input("inv-table", "active_cell"), State("inv-table", "derived_viewport_data"),
+    @app.callback(Output("inv-gaps", "children"), Input("inv-table", "cellClicked"), State("inv-table", "rowData"),
                   prevent_initial_call=True)
-    def gaps(cell, view):
+    def gaps(cell, data):
         from catalog.inventory import gap_list
 
-        if not cell or not view:
+        if not cell or not data:
             return ""
-        row = view[cell["row"]]
+        row = next((r for r in data if str(r.get("kind")) + "/" + str(r.get("identifier")) == cell.get("rowId")), None)
+        if row is None:
+            return ""
         g = gap_list(ctx.catalog_root, row["kind"], row["identifier"])
         if g.empty:
             return html.P(f"{row['kind']}/{row['identifier']}: no gaps.", id="inv-gap-text")
@@ -70,8 +96,11 @@ def register(app, ctx) -> None:
                      first_after=g["first_after"].dt.strftime("%Y-%m-%d %H:%M"))
         return html.Div([html.P(f"{row['kind']}/{row['identifier']}: {len(g)} gaps, {int(g['missing'].sum()):,} "
                                 "missing rows", id="inv-gap-text"),
-                         dash_table.DataTable(data=g.to_dict("records"), page_size=10,
-                                              columns=[{"name": c, "id": c} for c in g.columns])])
+                         dag.AgGrid(id="inv-gap-table", rowData=g.to_dict("records"),
+                                    columnDefs=gap_column_defs(g.columns),
+                                    defaultColDef={"flex": 1, "minWidth": 120},
+                                    dashGridOptions={**grids.GRID_OPTIONS, "pagination": True,
+                                                     "paginationPageSize": 10, "domLayout": "autoHeight"})])
 
     @app.callback(Output("ex-graph", "figure"), Output("ex-info", "children"),
                   Input("ex-show", "n_clicks"), State("ex-bar-type", "value"), State("ex-tf", "value"),

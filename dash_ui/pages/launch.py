@@ -15,6 +15,7 @@ import dash
 from dash import ALL, Input, Output, State, dcc, html
 
 from catalog.inventory import bar_instrument_id
+from dash_ui.forms import labelled
 from dash_ui.jobs import SubmissionError
 
 FIXED = ("instrument_id", "bar_type")
@@ -36,7 +37,7 @@ def param_controls(name: str) -> list:
         else:
             ctl = dcc.Input(id=pid, type="text", value="" if default is None else str(default))
         kind = type(default).__name__ if default is not None else "text"
-        out.append(html.Div([html.Label(f"{k} ({kind})"), ctl], style={"minWidth": "150px"}))
+        out.append(labelled(f"{k} ({kind})", ctl, minWidth="150px"))
     return out
 
 
@@ -116,6 +117,47 @@ def build_config(*, name, strategy, bar_types, strategy_bar, start, end, balance
     return raw
 
 
+def data_ranges(ctx, bar_types: list[str] | None) -> html.Div | str:
+    """The stored range of each chosen bar series (catalog inventory: first and last bar close, UTC, rows,
+    gaps) and the range they all cover (the dates a run over all of them can use)."""
+    if not bar_types:
+        return "Choose instruments to see their stored data range."
+    inv = ctx.inventory()
+    inv = inv[(inv["kind"] == "bars") & inv["identifier"].isin(bar_types)] if len(inv) else inv
+    rows, firsts, lasts = [], [], []
+    for bt in bar_types:
+        r = inv[inv["identifier"] == bt] if len(inv) else inv
+        if not len(r):
+            rows.append(html.Li(f"{bt}: no stored bars", className="error"))
+            continue
+        r = r.iloc[0]
+        firsts.append(r["first"])
+        lasts.append(r["last"])
+        rows.append(html.Li(f"{bt}: {r['first']:%Y-%m-%d %H:%M} -> {r['last']:%Y-%m-%d %H:%M} UTC "
+                            f"({int(r['rows']):,} bars, {int(r['gaps'])} gaps)"))
+    common = ""
+    if firsts and len(firsts) == len(bar_types):
+        lo, hi = max(firsts), min(lasts)
+        common = (f"All chosen series: {lo:%Y-%m-%d %H:%M} -> {hi:%Y-%m-%d %H:%M} UTC" if lo <= hi
+                  else "The chosen series do not overlap in time.")
+    return html.Div([html.B("Stored data (bar close times)"), html.Ul(rows, id="launch-range-list"),
+                     html.Div(common, id="launch-range-common")])
+
+
+def error_block(job) -> html.Div | None:
+    """A failed job's error as one line, the worker's log (traceback) behind a toggle."""
+    if not job.error:
+        return None
+    first = next((line for line in str(job.error).splitlines() if line.strip()), str(job.error))
+    first = first if len(first) <= 300 else first[:297] + "..."
+    return html.Div([
+        html.Div(first, className="error", id="launch-job-error"),
+        html.Details([html.Summary("traceback and log"), html.Pre(job.log_tail or str(job.error), id="launch-job-log",
+                                                                  style={"maxHeight": "360px", "overflow": "auto"})],
+                     id="launch-job-details") if (job.log_tail or "\n" in str(job.error)) else None,
+    ])
+
+
 def layout(ctx) -> html.Div:
     from nautilus_app.strategy_loader import StrategyLoadError, discover_strategies
 
@@ -133,36 +175,31 @@ def layout(ctx) -> html.Div:
                "when done.", className="muted"),
         html.Div([
             html.Div([
-                html.Div([html.Label("Run name"), dcc.Input(id="launch-name", type="text", value="ui_run")]),
-                html.Div([html.Label("Strategy"), dcc.Dropdown(names, "ema_cross", id="launch-strategy", clearable=False)]),
-                html.Div([html.Label("Instruments (bar series)"),
-                          dcc.Dropdown(bar_types, bar_types[:1], id="launch-bar-types", multi=True)],
-                         style={"minWidth": "420px"}),
-                html.Div([html.Label("Strategy trades"), dcc.Dropdown(bar_types, bar_types[0] if bar_types else None,
-                                                                      id="launch-strategy-bar", clearable=False)],
-                         style={"minWidth": "420px"}),
+                labelled("Run name", dcc.Input(id="launch-name", type="text", value="ui_run")),
+                labelled("Strategy", dcc.Dropdown(names, "ema_cross", id="launch-strategy", clearable=False)),
+                labelled("Instruments (bar series)", dcc.Dropdown(bar_types, bar_types[:1], id="launch-bar-types",
+                                                                  multi=True), minWidth="420px"),
+                labelled("Strategy trades", dcc.Dropdown(bar_types, bar_types[0] if bar_types else None,
+                                                         id="launch-strategy-bar", clearable=False), minWidth="420px"),
             ], className="filters"),
+            html.Div(data_ranges(ctx, bar_types[:1]), id="launch-ranges", className="muted"),
             html.Div([
-                html.Div([html.Label("Start (UTC, inclusive)"), dcc.Input(id="launch-start", type="text",
-                                                                          placeholder="YYYY-MM-DD")]),
-                html.Div([html.Label("End (UTC, exclusive)"), dcc.Input(id="launch-end", type="text",
-                                                                        placeholder="YYYY-MM-DD")]),
-                html.Div([html.Label("Starting balance (USDT)"), dcc.Input(id="launch-balance", type="number",
-                                                                           value=100000, min=1)]),
-                html.Div([html.Label("Account"), dcc.Dropdown(["auto", "CASH", "MARGIN"], "auto", id="launch-account",
-                                                              clearable=False)]),
-                html.Div([html.Label("OMS"), dcc.Dropdown(["NETTING", "HEDGING"], "NETTING", id="launch-oms",
-                                                          clearable=False)]),
-                html.Div([html.Label("Maker fee (fraction, blank = Binance default)"),
-                          dcc.Input(id="launch-maker", type="number", step="any")]),
-                html.Div([html.Label("Taker fee (fraction, blank = Binance default)"),
-                          dcc.Input(id="launch-taker", type="number", step="any")]),
-                html.Div([html.Label("Leverage (MARGIN)"), dcc.Input(id="launch-leverage", type="number", value=1,
-                                                                      min=1, max=125)]),
+                labelled("Start (UTC, inclusive)", dcc.Input(id="launch-start", type="text", placeholder="YYYY-MM-DD")),
+                labelled("End (UTC, exclusive)", dcc.Input(id="launch-end", type="text", placeholder="YYYY-MM-DD")),
+                labelled("Starting balance (USDT)", dcc.Input(id="launch-balance", type="number", value=100000, min=1)),
+                labelled("Account", dcc.Dropdown(["auto", "CASH", "MARGIN"], "auto", id="launch-account",
+                                                 clearable=False)),
+                labelled("OMS", dcc.Dropdown(["NETTING", "HEDGING"], "NETTING", id="launch-oms", clearable=False)),
+                labelled("Maker fee (fraction, blank = Binance default)",
+                         dcc.Input(id="launch-maker", type="number", step="any")),
+                labelled("Taker fee (fraction, blank = Binance default)",
+                         dcc.Input(id="launch-taker", type="number", step="any")),
+                labelled("Leverage (MARGIN)", dcc.Input(id="launch-leverage", type="number", value=1, min=1, max=125)),
             ], className="filters"),
             html.H4("Strategy parameters"),
             html.Div(param_controls("ema_cross"), id="launch-params", className="filters"),
             html.Button("Run backtest", id="launch-submit", n_clicks=0),
+            html.Button("Cancel this backtest", id="launch-cancel", n_clicks=0, style={"marginLeft": "12px"}),
             html.Div(id="launch-message", style={"marginTop": "8px"}),
         ], className="card"),
         dcc.Store(id="launch-job"),
@@ -176,6 +213,18 @@ def register(app, ctx) -> None:
     @app.callback(Output("launch-params", "children"), Input("launch-strategy", "value"), prevent_initial_call=True)
     def params(strategy):
         return param_controls(strategy) if strategy else []
+
+    @app.callback(Output("launch-ranges", "children"), Input("launch-bar-types", "value"), prevent_initial_call=True)
+    def ranges(bar_types):
+        return data_ranges(ctx, bar_types or [])
+
+    @app.callback(Output("launch-message", "children", allow_duplicate=True), Input("launch-cancel", "n_clicks"),
+                  State("launch-job", "data"), prevent_initial_call=True)
+    def cancel(_n, job_id):
+        job = ctx.jobs.cancel(job_id) if job_id else None
+        if job is None:
+            return html.Span("No backtest launched from this page to cancel.", id="launch-cancelled")
+        return html.Span(f"{job.id}: {job.status}", id="launch-cancelled")
 
     @app.callback(Output("launch-strategy-bar", "options"), Output("launch-strategy-bar", "value"),
                   Input("launch-bar-types", "value"), State("launch-strategy-bar", "value"), prevent_initial_call=True)
@@ -217,7 +266,7 @@ def register(app, ctx) -> None:
                 html.Div(html.Div(style={"width": f"{job.progress * 100:.0f}%"}), className="progress"),
                 html.P(f"{job.status}: {job.stage} ({job.progress:.0%})", id="launch-progress-text"),
                 dcc.Link("Open results", href=f"/run/{quote(job.id)}", id="launch-result-link") if done else None,
-                html.Pre(job.error, className="error", id="launch-job-error") if job.error else None,
+                error_block(job),
             ])
         rows = [html.Tr([html.Td(dcc.Link(j.id, href=f"/run/{quote(j.id)}")), html.Td(j.status),
                          html.Td(f"{j.progress:.0%}"), html.Td(j.stage)]) for j in ctx.jobs.list()]

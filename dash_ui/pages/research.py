@@ -24,16 +24,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import dash_ag_grid as dag
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, dash_table, dcc, html
+from dash import Input, Output, dcc, html
 
+from dash_ui import grids
+from dash_ui.forms import labelled
 from nautilus_app.research.registry import HEADLINE_METRICS
 from nautilus_app.research.spec import OBJECTIVES
 
-SHOWN = ["run", "sweep", "kind", "status", "strategy", "strategy_type", "param_version", "params", "objective",
-         *HEADLINE_METRICS, "results"]
+SHOWN = ["run", "sweep", "kind", "status", "strategy", "strategy_type", "instrument", "param_version", "params",
+         "objective", *HEADLINE_METRICS, "results"]
 METRICS = list(HEADLINE_METRICS)
 #: Metrics where smaller is better: "best" in the heatmap is their minimum.
 LOWER_IS_BETTER = frozenset({"max_drawdown", "max_drawdown_duration_s", "annual_volatility", "fees_paid_usdt",
@@ -214,6 +217,143 @@ def heatmap_figure(hm: Heatmap) -> go.Figure:
     return fig
 
 
+# ---- ranking across instruments, parameter heatmap, return vs drawdown -------------------------------------
+
+
+def ranking_table(hm: Heatmap) -> pd.DataFrame:
+    """Rank the heatmap's rows (strategies or strategy versions) across instruments.
+
+    Within each instrument (a column of ``hm.values``) the rows are ranked on the cell value, 1 = best
+    (highest; lowest for :data:`LOWER_IS_BETTER`; ties share the lowest rank, ``method="min"``). A row's
+    ``mean_rank`` is the mean of its ranks over the instruments where it has a value. Also per row:
+    ``instruments`` (with a value), ``mean`` / ``median`` / ``worst`` / ``best`` cell value, and
+    ``wins`` = instruments where it ranks first. Sorted by mean rank, then by mean value (better first).
+    """
+    v = hm.values
+    lower = hm.metric in LOWER_IS_BETTER
+    ranks = v.rank(axis=0, ascending=lower, method="min")
+    out = pd.DataFrame({
+        "strategy": v.index,
+        "instruments": v.notna().sum(axis=1).to_numpy(),
+        "mean_rank": ranks.mean(axis=1, skipna=True).to_numpy(),
+        "wins": (ranks == 1).sum(axis=1).to_numpy(),
+        "mean": v.mean(axis=1, skipna=True).to_numpy(),
+        "median": v.median(axis=1, skipna=True).to_numpy(),
+        "worst": (v.max(axis=1) if lower else v.min(axis=1)).to_numpy(),
+        "best": (v.min(axis=1) if lower else v.max(axis=1)).to_numpy(),
+    })
+    out = out[out["instruments"] > 0]
+    out = out.sort_values(["mean_rank", "mean"], ascending=[True, lower], kind="stable").reset_index(drop=True)
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    return out
+
+
+def param_names(df: pd.DataFrame) -> list[str]:
+    """Parameter names with at least two distinct numeric values among the runs (heatmap axes)."""
+    seen: dict[str, set] = {}
+    for p in (df["params"] if len(df) and "params" in df.columns else []):
+        for k, v in (p or {}).items():
+            if isinstance(v, int | float) and not isinstance(v, bool):
+                seen.setdefault(k, set()).add(v)
+    return sorted(k for k, vals in seen.items() if len(vals) > 1)
+
+
+@dataclass(frozen=True)
+class ParamHeatmap:
+    """``values``: rows = values of parameter ``y``, columns = values of ``x``; ``counts`` = runs per cell."""
+
+    values: pd.DataFrame
+    counts: pd.DataFrame
+    x: str
+    y: str
+    metric: str
+    agg: str
+    used: int
+
+
+def param_heatmap_table(df: pd.DataFrame, x: str, y: str, metric: str, agg: str = "best") -> ParamHeatmap:
+    """``metric`` over two parameters: each cell aggregates the runs whose params have ``x`` and ``y`` at
+    the cell's values (``best``: max, min for :data:`LOWER_IS_BETTER`; ``mean``: mean), over whatever
+    else varies (other parameters, instruments, windows). Runs without both parameters or the metric are
+    left out."""
+    if agg not in ("best", "mean"):
+        raise ValueError(f"agg must be best|mean, not {agg!r}")
+    cells: dict[tuple, list[float]] = {}
+    for r in (df.to_dict("records") if len(df) else []):
+        p = r.get("params") or {}
+        v = _value((r.get("metrics") or {}).get(metric))
+        xv, yv = p.get(x), p.get(y)
+        if v is None or not isinstance(xv, int | float) or not isinstance(yv, int | float):
+            continue
+        cells.setdefault((yv, xv), []).append(v)
+    ys, xs = sorted({k[0] for k in cells}), sorted({k[1] for k in cells})
+    values = pd.DataFrame(np.nan, index=pd.Index(ys, name=y), columns=pd.Index(xs, name=x))
+    counts = pd.DataFrame(0, index=values.index, columns=values.columns)
+    pick = min if metric in LOWER_IS_BETTER else max
+    for (yv, xv), vals in cells.items():
+        values.loc[yv, xv] = pick(vals) if agg == "best" else float(np.mean(vals))
+        counts.loc[yv, xv] = len(vals)
+    return ParamHeatmap(values=values, counts=counts, x=x, y=y, metric=metric, agg=agg,
+                        used=sum(len(v) for v in cells.values()))
+
+
+def param_heatmap_figure(ph: ParamHeatmap) -> go.Figure:
+    """Plotly heatmap of :func:`param_heatmap_table` (value printed in each cell, green = better)."""
+    from dash_ui.charts import LAYOUT
+
+    z = ph.values.to_numpy(np.float64)
+    fig = go.Figure()
+    if not z.size:
+        fig.update_layout(title=f"{ph.metric}: no runs with both {ph.x!r} and {ph.y!r} and this metric",
+                          **{**LAYOUT, "legend": {}})
+        return fig
+    text = [["" if np.isnan(v) else _fmt(ph.metric, v) for v in row] for row in z]
+    how = "best run" if ph.agg == "best" else "mean over runs"
+    fig.add_trace(go.Heatmap(
+        z=z, x=[str(c) for c in ph.values.columns], y=[str(i) for i in ph.values.index], text=text,
+        texttemplate="%{text}", customdata=ph.counts.to_numpy(), colorscale="RdYlGn",
+        reversescale=ph.metric in LOWER_IS_BETTER,
+        hovertemplate=ph.x + "=%{x}<br>" + ph.y + "=%{y}<br>" + ph.metric + " (" + how
+                      + "): %{z}<br>%{customdata} runs<extra></extra>"))
+    fig.update_layout(title=f"{ph.metric} by {ph.x} x {ph.y} ({how})", xaxis_title=ph.x, yaxis_title=ph.y,
+                      **{**LAYOUT, "legend": {}})
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(type="category")
+    return fig
+
+
+def scatter_points(df: pd.DataFrame) -> pd.DataFrame:
+    """One point per run with both ``total_return`` and ``max_drawdown`` (fractions): run key, strategy,
+    instrument (None for multi-instrument runs), params as JSON."""
+    out = []
+    for r in (df.to_dict("records") if len(df) else []):
+        m = r.get("metrics") or {}
+        tr, dd = _value(m.get("total_return")), _value(m.get("max_drawdown"))
+        if tr is None or dd is None:
+            continue
+        out.append({"run_key": r["run_key"], "strategy": r.get("strategy"), "instrument": run_instrument(r),
+                    "total_return": tr, "max_drawdown": dd,
+                    "params": json.dumps(r.get("params") or {}, sort_keys=True)})
+    return pd.DataFrame(out, columns=["run_key", "strategy", "instrument", "total_return", "max_drawdown", "params"])
+
+
+def scatter_figure(points: pd.DataFrame) -> go.Figure:
+    """Total return (%) against max drawdown (%), one trace per strategy; hover names the run."""
+    from dash_ui.charts import LAYOUT
+
+    fig = go.Figure()
+    for strat, g in points.groupby("strategy", sort=True):
+        fig.add_trace(go.Scatter(
+            x=g["max_drawdown"] * 100, y=g["total_return"] * 100, mode="markers", name=str(strat),
+            customdata=np.stack([g["run_key"].str[:12], g["instrument"].fillna("several"), g["params"]], axis=1),
+            hovertemplate="%{customdata[0]} %{customdata[1]}<br>max drawdown %{x:.2f} %<br>return %{y:.2f} %"
+                          "<br>%{customdata[2]}<extra>" + str(strat) + "</extra>"))
+    fig.add_hline(y=0, line_color="#999", line_width=1)
+    fig.update_layout(title=f"Total return vs max drawdown ({len(points)} runs; up and left is better)",
+                      xaxis_title="Max drawdown (%)", yaxis_title="Total return (%)", **LAYOUT)
+    return fig
+
+
 def rows(ctx, df: pd.DataFrame) -> list[dict]:
     """DataTable rows: the run key (first 12 characters), metrics as numbers, params as JSON and a
     markdown link to the detail page (or why there is none)."""
@@ -223,6 +363,7 @@ def rows(ctx, df: pd.DataFrame) -> list[dict]:
         row = {k: r.get(k) for k in SHOWN if k in r}
         row["id"] = f"{r['run_key']}:{r.get('component', 0)}"
         row["run"] = r["run_key"][:12]
+        row["instrument"] = run_instrument(r) or "several"
         row["params"] = json.dumps(r.get("params") or {}, sort_keys=True)
         for m in ("objective", *METRICS):
             v = r.get(m)
@@ -239,16 +380,48 @@ def rows(ctx, df: pd.DataFrame) -> list[dict]:
     return out
 
 
+#: Headers of the runs table's text columns.
+TEXT_HEADERS = {"run": "Run key", "sweep": "Sweep", "kind": "Kind", "status": "Status", "strategy": "Strategy",
+                "strategy_type": "Strategy type", "instrument": "Instrument", "params": "Parameters",
+                "results": "Results folder"}
+
+
 def _columns() -> list[dict]:
+    """AG Grid columns of the runs table: metrics in their unit (percents, USDT 2 decimals), filters in
+    the displayed unit, the results folder as a link."""
     cols = []
     for k in SHOWN:
-        c = {"name": k, "id": k}
         if k == "results":
-            c["presentation"] = "markdown"
-        elif k in METRICS or k in ("objective", "param_version"):
-            c["type"] = "numeric"
-        cols.append(c)
+            cols.append(grids.link_col(k, TEXT_HEADERS[k], minWidth=220))
+        elif k == "param_version":
+            cols.append(grids.number_col(k, "Param. version", fmt_key="trades", signed=False))
+        elif k == "objective":
+            cols.append(grids.number_col(k, "Objective", fmt_key="sharpe", signed=False))
+        elif k in METRICS:
+            cols.append(grids.number_col(k, signed=k in ("total_return", "cagr")))
+        else:
+            cols.append(grids.text_col(k, TEXT_HEADERS.get(k, k), minWidth=200 if k == "params" else 110))
     return cols
+
+
+RANK_COLUMNS = [("rank", "Rank"), ("strategy", "Strategy"), ("instruments", "Instruments"),
+                ("mean_rank", "Mean rank (1 = best)"), ("wins", "Ranked first on"), ("mean", "Mean"),
+                ("median", "Median"), ("worst", "Worst instrument"), ("best", "Best instrument")]
+
+
+def ranking_columns(metric: str) -> list[dict]:
+    """Ranking grid columns; value columns in ``metric``'s unit."""
+    out = []
+    for f, h in RANK_COLUMNS:
+        if f == "strategy":
+            out.append(grids.text_col(f, h, minWidth=200))
+        elif f in ("rank", "instruments", "wins"):
+            out.append(grids.number_col(f, h, fmt_key="trades", signed=False))
+        elif f == "mean_rank":
+            out.append(grids.number_col(f, h, fmt_key="span_days", signed=False) | {"headerName": h})
+        else:
+            out.append(grids.number_col(f, f"{h}: {metric}", fmt_key=metric, signed=False))
+    return out
 
 
 def layout(ctx, query_args: dict | None = None) -> html.Div:
@@ -269,62 +442,79 @@ def layout(ctx, query_args: dict | None = None) -> html.Div:
                                                       "one, or start the app with --registry URL)."),
                  className="error", id="research-error"),
     ])
-    sweeps_table = dash_table.DataTable(
-        id="research-sweeps", data=sweeps.astype(str).to_dict("records") if len(sweeps) else [],
-        columns=[{"name": c, "id": c} for c in (sweeps.columns if len(sweeps) else [])],
-        style_table={"overflowX": "auto"}, style_cell={"fontSize": 12, "padding": "2px 6px"})
+    sweep_cols = list(sweeps.columns) if len(sweeps) else []
+    sweeps_table = dag.AgGrid(
+        id="research-sweeps", rowData=sweeps.astype(str).to_dict("records") if len(sweeps) else [],
+        columnDefs=[grids.text_col(c, c.replace("_", " ").capitalize()) for c in sweep_cols],
+        defaultColDef={"flex": 1, "minWidth": 110},
+        dashGridOptions={**grids.GRID_OPTIONS, "domLayout": "autoHeight"}, style={"width": "100%"})
+    num = {"type": "number", "debounce": True}
     return html.Div([
         header,
         html.Div([html.H3(f"Sweeps ({len(sweep_names)})"), sweeps_table], className="card"),
         html.Div([
-            html.Div([html.Label("Strategy type"),
-                      dcc.Dropdown(types, q.get("strategy_type"), id="research-type")]),
-            html.Div([html.Label("Sweep"), dcc.Dropdown(sweep_names, q.get("sweep"), id="research-sweep")]),
-            html.Div([html.Label("Status"), dcc.Dropdown(["done", "failed", "pending", "running"],
-                                                         q.get("status", "done"), id="research-status")]),
-            html.Div([html.Label("Metric"), dcc.Dropdown(metric_opts, q.get("metric"), id="research-metric")]),
-            html.Div([html.Label("min"), dcc.Input(id="research-min", type="number", value=_num(q.get("min")),
-                                                   debounce=True)]),
-            html.Div([html.Label("max"), dcc.Input(id="research-max", type="number", value=_num(q.get("max")),
-                                                   debounce=True)]),
-            html.Div([html.Label("Metric 2"), dcc.Dropdown(metric_opts, q.get("metric2"), id="research-metric2")]),
-            html.Div([html.Label("min"), dcc.Input(id="research-min2", type="number", value=_num(q.get("min2")),
-                                                   debounce=True)]),
-            html.Div([html.Label("max"), dcc.Input(id="research-max2", type="number", value=_num(q.get("max2")),
-                                                   debounce=True)]),
+            labelled("Strategy type", dcc.Dropdown(types, q.get("strategy_type"), id="research-type")),
+            labelled("Sweep", dcc.Dropdown(sweep_names, q.get("sweep"), id="research-sweep")),
+            labelled("Status", dcc.Dropdown(["done", "failed", "pending", "running"], q.get("status", "done"),
+                                            id="research-status")),
+            labelled("Metric", dcc.Dropdown(metric_opts, q.get("metric"), id="research-metric")),
+            labelled("min (fractions: 0.1 = 10 %)", dcc.Input(id="research-min", value=_num(q.get("min")), **num)),
+            labelled("max", dcc.Input(id="research-max", value=_num(q.get("max")), **num)),
+            labelled("Metric 2", dcc.Dropdown(metric_opts, q.get("metric2"), id="research-metric2")),
+            labelled("min", dcc.Input(id="research-min2", value=_num(q.get("min2")), **num)),
+            labelled("max", dcc.Input(id="research-max2", value=_num(q.get("max2")), **num)),
         ], className="filters card"),
         html.Div([
             html.H3("Strategy x symbol"),
             html.Div(HEATMAP_TEXT, className="muted", id="research-heatmap-help"),
             html.Div([
-                html.Div([html.Label("Heatmap metric"),
-                          dcc.Dropdown(list(OBJECTIVES), q.get("hm_metric", "sharpe"), id="research-hm-metric",
-                                       clearable=False)]),
-                html.Div([html.Label("Cell"),
-                          dcc.Dropdown([{"label": "best run", "value": "best"},
-                                        {"label": "mean over runs", "value": "mean"}],
-                                       q.get("hm_agg", "best"), id="research-hm-agg", clearable=False)]),
-                html.Div([html.Label("Rows"),
-                          dcc.Dropdown([{"label": "strategy", "value": "strategy"},
-                                        {"label": "strategy + parameter version", "value": "version"}],
-                                       q.get("hm_rows", "strategy"), id="research-hm-rows", clearable=False)]),
-                html.Div([html.Label("Run kind"), dcc.Dropdown(KINDS, q.get("hm_kind"), id="research-hm-kind",
-                                                               placeholder="any")]),
+                labelled("Heatmap metric", dcc.Dropdown(list(OBJECTIVES), q.get("hm_metric", "sharpe"),
+                                                        id="research-hm-metric", clearable=False)),
+                labelled("Cell", dcc.Dropdown([{"label": "best run", "value": "best"},
+                                               {"label": "mean over runs", "value": "mean"}],
+                                              q.get("hm_agg", "best"), id="research-hm-agg", clearable=False)),
+                labelled("Rows", dcc.Dropdown([{"label": "strategy", "value": "strategy"},
+                                               {"label": "strategy + parameter version", "value": "version"}],
+                                              q.get("hm_rows", "strategy"), id="research-hm-rows", clearable=False)),
+                labelled("Run kind", dcc.Dropdown(KINDS, q.get("hm_kind"), id="research-hm-kind", placeholder="any")),
             ], className="filters"),
             html.Div("", className="muted", id="research-heatmap-caption"),
             dcc.Graph(id="research-heatmap", figure=go.Figure()),
+            html.H3("Ranking across instruments"),
+            html.Div("The rows of the heatmap ranked within each instrument on its metric (1 = best; lowest for "
+                     "drawdown and cost metrics), then by their mean rank over the instruments they ran on. Value "
+                     "columns: the heatmap cells (best run or mean, as chosen) in the metric's unit.",
+                     className="muted"),
+            dag.AgGrid(id="research-ranking", rowData=[], columnDefs=ranking_columns("sharpe"),
+                       defaultColDef={"flex": 1, "minWidth": 100, "wrapHeaderText": True, "autoHeaderHeight": True},
+                       dashGridOptions={**grids.GRID_OPTIONS, "domLayout": "autoHeight"}, style={"width": "100%"}),
         ], className="card"),
+        html.Div([
+            html.H3("Parameter heatmap"),
+            html.Div("The heatmap metric over two parameters of the filtered runs (same cell rule: best run or mean "
+                     "over the runs sharing both values, whatever else varies).", className="muted"),
+            html.Div([
+                labelled("x parameter", dcc.Dropdown([], q.get("px"), id="research-px")),
+                labelled("y parameter", dcc.Dropdown([], q.get("py"), id="research-py")),
+            ], className="filters"),
+            html.Div("", className="muted", id="research-param-caption"),
+            dcc.Graph(id="research-param-heatmap", figure=go.Figure()),
+        ], className="card"),
+        html.Div([dcc.Graph(id="research-scatter", figure=go.Figure(), style={"height": "460px"})], className="card"),
         html.H3("Runs", id="research-count"),
-        dash_table.DataTable(
-            id="research-runs", columns=_columns(), data=[], sort_action="native", filter_action="native",
-            page_size=50, markdown_options={"link_target": "_self"}, style_table={"overflowX": "auto"},
-            style_cell={"fontSize": 12, "padding": "2px 6px"}),
+        dag.AgGrid(
+            id="research-runs", columnDefs=_columns(), rowData=[], getRowId="params.data.id",
+            defaultColDef={"minWidth": 100, "flex": 1, "filterParams": {"maxNumConditions": 1},
+                           "wrapHeaderText": True, "autoHeaderHeight": True},
+            dashGridOptions={**grids.GRID_OPTIONS, "pagination": True, "paginationPageSize": 50,
+                             "domLayout": "autoHeight"},
+            style={"width": "100%"}),
     ])
 
 
 def register(app, ctx) -> None:
     @app.callback(
-        Output("research-runs", "data"), Output("research-count", "children"),
+        Output("research-runs", "rowData"), Output("research-count", "children"),
         Input("research-type", "value"), Input("research-sweep", "value"), Input("research-status", "value"),
         Input("research-metric", "value"), Input("research-min", "value"), Input("research-max", "value"),
         Input("research-metric2", "value"), Input("research-min2", "value"), Input("research-max2", "value"),
@@ -358,3 +548,41 @@ def register(app, ctx) -> None:
                    + (f"; {hm.skipped} runs left out (several instruments/strategies or no {hm.metric})"
                       if hm.skipped else ""))
         return heatmap_figure(hm), caption
+
+    @app.callback(
+        Output("research-ranking", "rowData"), Output("research-ranking", "columnDefs"),
+        Output("research-px", "options"), Output("research-py", "options"),
+        Output("research-px", "value"), Output("research-py", "value"),
+        Output("research-param-heatmap", "figure"), Output("research-param-caption", "children"),
+        Output("research-scatter", "figure"),
+        Input("research-type", "value"), Input("research-sweep", "value"), Input("research-status", "value"),
+        Input("research-metric", "value"), Input("research-min", "value"), Input("research-max", "value"),
+        Input("research-metric2", "value"), Input("research-min2", "value"), Input("research-max2", "value"),
+        Input("research-hm-metric", "value"), Input("research-hm-agg", "value"), Input("research-hm-rows", "value"),
+        Input("research-hm-kind", "value"), Input("research-px", "value"), Input("research-py", "value"),
+    )
+    def analysis(stype, sweep, status, m1, lo1, hi1, m2, lo2, hi2, metric, agg, rows_by, kind, px, py):
+        """Ranking across instruments, the parameter heatmap and the return/drawdown scatter of the filtered runs."""
+        metric, agg = metric or "sharpe", agg or "best"
+        try:
+            df = query(ctx, stype, sweep, status, [(m1, _num(lo1), _num(hi1)), (m2, _num(lo2), _num(hi2))],
+                       kind=kind)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            empty = go.Figure()
+            return [], ranking_columns(metric), [], [], None, None, empty, f"error: {exc}", empty
+        rank = ranking_table(heatmap_table(df, metric, agg, rows_by or "strategy"))
+        rank_rows = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
+                     for r in rank.to_dict("records")]
+        names = param_names(df)
+        px = px if px in names else (names[0] if names else None)
+        py = py if py in names and py != px else next((n for n in names if n != px), None)
+        if px and py:
+            ph = param_heatmap_table(df, px, py, metric, agg)
+            pfig = param_heatmap_figure(ph)
+            caption = f"{ph.values.shape[1]} x {ph.values.shape[0]} parameter values from {ph.used} runs"
+        else:
+            pfig = go.Figure()
+            pfig.update_layout(title="no two parameters vary among these runs")
+            caption = "choose runs (a sweep) where at least two numeric parameters vary"
+        return (rank_rows, ranking_columns(metric), names, names, px, py, pfig, caption,
+                scatter_figure(scatter_points(df)))

@@ -100,7 +100,7 @@ def main() -> int:
             page.wait_for_function(DETAIL_READY, timeout=60_000, polling=20)
             reloads.append(page.evaluate("() => performance.now()"))
             page.evaluate(NAV, "/")
-            page.wait_for_selector("#runs-table td", timeout=30_000)
+            page.wait_for_selector("#runs-table .ag-row", timeout=30_000)
             t = page.evaluate("() => performance.now()")
             page.evaluate(NAV, f"/run/{run.name}")
             page.wait_for_function(DETAIL_READY, timeout=60_000, polling=20)

@@ -1,0 +1,94 @@
+"""plot_config declared on the strategy classes (issue 24): the built-ins' class attributes, and the
+vectorised-signals strategies whose plotted series are columns of their signal frame, recorded whole
+(no bar subscription) and equal to the event-driven twin's values recorded bar by bar."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nautilus_app import plotting
+
+
+def test_builtins_declare_plot_config_on_their_classes() -> None:
+    from strategies.ema_cross import EMACross
+    from strategies.mean_reversion import MeanReversion
+    from strategies.signal_strategies import EMACrossSignals, MeanReversionSignals, TrendFollowingSignals
+    from strategies.trend_following import TrendFollowing
+
+    assert not hasattr(plotting, "BUILTIN_PLOT_CONFIGS")
+    assert set(EMACross.plot_config["main_plot"]) == {"fast", "slow"}
+    assert set(TrendFollowing.plot_config["subplots"]) == {"ADX", "ATR"}
+    assert MeanReversion.plot_config["subplots"]["RSI"]["rsi"]["levels_from"] == ["rsi_lower", "rsi_exit", "rsi_upper"]
+    # the signals twins plot the same series, under the same labels, from their frame columns
+    for a, b in ((EMACross, EMACrossSignals), (TrendFollowing, TrendFollowingSignals),
+                 (MeanReversion, MeanReversionSignals)):
+        la = [s["label"] for s in a.plot_config["main_plot"].values()]
+        lb = [s["label"] for s in b.plot_config["main_plot"].values()]
+        assert la == lb
+        assert list(a.plot_config.get("subplots", {})) == list(b.plot_config.get("subplots", {}))
+
+
+def test_signals_strategy_records_its_frame_equal_to_the_event_driven_twin(tmp_path: Path) -> None:
+    from catalog.binance_vision import import_binance_vision
+    from nautilus_app.backtest import run_backtest
+    from nautilus_app.config import parse_config
+    from nautilus_app.paths import shared_data_dir
+
+    catalog = tmp_path / "catalog"
+    import_binance_vision(catalog, base_url=str(shared_data_dir() / "binance-vision"), market="spot",
+                          symbols=("BTCUSDT",), interval="1m", start="2025-06-02", end="2025-06-04", kinds=("klines",))
+    bar = "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"  # signals strategies trade stored (catalog) bars
+    params = {"instrument_id": "BTCUSDT.BINANCE", "bar_type": bar, "fast_period": 5, "slow_period": 12,
+              "position_fraction": 0.1}
+    cfg = parse_config({
+        "name": "plot_signals", "catalog": str(catalog), "start": "2025-06-02", "end": "2025-06-04",
+        "bar_types": ["BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"],
+        "venues": [{"name": "BINANCE", "account_type": "CASH", "starting_balances": ["100000 USDT"]}],
+        "strategies": [{"name": "ema_cross", "params": params}, {"name": "ema_cross_signals", "params": params}]})
+    folder = run_backtest(cfg, results_root=tmp_path / "results", progress=False).results_path
+    ind = pd.read_parquet(folder / "indicators.parquet")
+    conf = json.loads((folder / "plot_config.json").read_text())
+    assert len(conf) == 2
+    (ev_id, ev), (sg_id, sg) = sorted(conf.items(), key=lambda kv: "SIGNALS" in kv[0].upper())
+    assert list(ev["main_plot"]) == list(sg["main_plot"]) == ["EMA fast", "EMA slow"]
+    a = ind[ind["strategy_id"] == ev_id].set_index("ts")
+    b = ind[ind["strategy_id"] == sg_id].set_index("ts")
+    # 1-minute bars over two days: one row per bar close
+    assert len(b) == 2 * 1440 and b.index.is_monotonic_increasing
+    assert (np.diff(b.index.to_numpy()) == 60 * 10**9).all()
+    common = a.index.intersection(b.index)
+    assert len(common) >= len(b) - 1
+    for label in ("EMA fast", "EMA slow"):
+        x = a.loc[common, ev["main_plot"][label]].to_numpy()
+        y = b.loc[common, sg["main_plot"][label]].to_numpy()
+        ok = ~np.isnan(x)
+        assert ok.sum() > 2000
+        np.testing.assert_allclose(y[ok], x[ok], rtol=0, atol=1e-9)
+    assert not np.isnan(b[sg["main_plot"]["EMA slow"]].iloc[-1])
+    assert b[sg["main_plot"]["EMA fast"]].iloc[-1] == pytest.approx(a[ev["main_plot"]["EMA fast"]].iloc[-1], abs=1e-9)
+
+
+def test_frame_based_plans_do_not_subscribe() -> None:
+    class FakeSignals:
+        plot_config = {"main_plot": {"ema_fast": {"label": "EMA fast"}}}
+        bar_type = "X.V-1-MINUTE-LAST-EXTERNAL"
+        config = None
+
+        def __init__(self) -> None:
+            self.strategy_id = "S-1"
+            self.frame = pd.DataFrame({"ts": [1, 2, 3], "ema_fast": [np.nan, 1.5, 2.5]})
+
+        def signal_frame(self, precision):  # noqa: ANN001 - the marker of a vectorised strategy
+            return self.frame
+
+    rec = plotting.PlotRecorder([FakeSignals()])
+    assert rec.plans and rec.plans[0].frame_based and rec._by_bar == {}
+    df, conf = rec.frame()
+    assert df["ts"].tolist() == [1, 2, 3]
+    np.testing.assert_array_equal(df["S-1:EMA fast"].to_numpy(), [np.nan, 1.5, 2.5])
+    assert conf["S-1"]["main_plot"] == {"EMA fast": "S-1:EMA fast"}
