@@ -748,6 +748,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --userdir {userdir}: not a directory (create it first)", file=sys.stderr)
             return 2
         os.environ[paths.USERDIR_ENV] = str(userdir.expanduser().resolve())
+    elif paths.user_dir() is not None:  # installed package: pin the working directory for worker processes
+        os.environ[paths.USERDIR_ENV] = str(paths.user_dir())  # (the Dash launcher's start in another cwd)
     args = build_parser().parse_args(argv)
     strategy_dir = args.strategy_dir_cmd or args.strategy_dir
     if strategy_dir is not None:  # an env var, so worker processes (sweeps, Ray, the Dash launcher) see it too
