@@ -350,9 +350,17 @@ class SignalStrategy(BarStrategy):
         elif self.last_exit_bar_index is not None and i - self.last_exit_bar_index < self.cooldown_bars:
             return
         if self._el[i] and side != PositionSide.LONG:
-            self.enter(OrderSide.BUY, _Bar(Price(self._close[i], self._prec)))
+            self.enter(OrderSide.BUY, self._bar(i))
         elif self._es[i] and side != PositionSide.SHORT and self.allow_short:
-            self.enter(OrderSide.SELL, _Bar(Price(self._close[i], self._prec)))
+            self.enter(OrderSide.SELL, self._bar(i))
+
+    def _bar(self, i: int) -> Any:
+        """Bar ``i`` as Nautilus holds it (the cache keeps the latest bar of every bar type, subscribed or
+        not; its decimal close is what ``on_bar`` would see), else one built from the float close."""
+        bar = self.cache.bar(self.bar_type)
+        if bar is not None and bar.ts_event == self._ts_list[i]:
+            return bar
+        return _Bar(Price(self._close[i], self._prec))
 
     def enter(self, side: OrderSide, bar: Any, fraction: float | None = None) -> bool:
         """``BarStrategy.enter``, or a market order of :attr:`fixed_quantity` when set."""

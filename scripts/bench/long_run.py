@@ -71,10 +71,12 @@ def child(root: Path, strategy: str) -> dict:
 
         def __init__(self, start_ns: int, end_ns: int, steps: int = 10, enabled: bool = True) -> None:
             super().__init__(DataActorConfig(actor_id=ActorId("DECILES-001")))
+            self.start_ns = start_ns
             self.bounds = [start_ns + (end_ns - start_ns) * k // 10 for k in range(1, 10)] + [end_ns]
 
         def on_start(self) -> None:
-            marks.append((0, time.perf_counter()))
+            # from the first bar (after every strategy's on_start, e.g. a signals strategy's precompute)
+            self.clock.set_time_alert_ns("decile-start", self.start_ns, lambda e: marks.append((0, time.perf_counter())))
             for k, t in enumerate(self.bounds):
                 self.clock.set_time_alert_ns(f"decile-{k}", t, lambda e, k=k: marks.append((k + 1, time.perf_counter())))
 
@@ -85,6 +87,7 @@ def child(root: Path, strategy: str) -> dict:
         "strategies": [{"name": strategy, "params": {"instrument_id": IID, "bar_type": BAR_TYPE, "fast_period": 10,
                                                      "slow_period": 20, "position_fraction": 0.2}}],
     }, source="bench")
+    t_call = time.perf_counter()
     out = bt.run_backtest(cfg, results_root=root / "results", progress=False)
     deciles = [b - a for (_, a), (_, b) in zip(marks, marks[1:], strict=False)]
     return {
@@ -92,6 +95,7 @@ def child(root: Path, strategy: str) -> dict:
         "final_equity": round(out.metrics["final_equity"], 6),
         "engine_seconds": round(out.engine_seconds, 2), "end_to_end_seconds": round(out.total_seconds, 2),
         "results_seconds": round(out.total_seconds - out.engine_seconds, 2),
+        "precompute_and_start_seconds": round(marks[0][1] - t_call, 3) if marks else None,
         "decile_seconds": [round(d, 3) for d in deciles],
         "decile_slowdown": round(deciles[-1] / deciles[0] - 1.0, 3) if len(deciles) == 10 else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
