@@ -344,7 +344,7 @@ def build_engine(cfg: BacktestConfig, plan: DataPlan, data: list[Any]) -> tuple[
             bt = str(strategy.config.bar_type)
             span = next(((lo, hi) for b, lo, hi in plan.bars if b == bt), None)
             if span is None:
-                raise BacktestFailed(f"{strategy.id}: a vectorised-signals strategy needs its bar_type {bt} among the "
+                raise BacktestFailed(f"{type(strategy).__name__}: a vectorised-signals strategy needs its bar_type {bt} among the "
                                      "run's bar_types (bars loaded from the catalog, not aggregated by Nautilus)")
             iid = str(BarType.from_str(bt).instrument_id)
             strategy.set_bars(series[iid] if bar_type_of.get(iid) == bt else load_bar_series(root, bt, *span))
