@@ -252,7 +252,10 @@ class RayExecutor:
 
     Args:
         workers: Concurrent tasks; with no ``address`` also the ``num_cpus`` of the local Ray started here.
-        address: Existing cluster (``"auto"``, ``"ray://head:10001"``); None starts a local Ray.
+        address: Existing cluster: ``"auto"`` or the head's ``"host:6379"`` GCS address (``ray://`` client
+            addresses need the ``ray[client]`` extra, not installed); None starts a local Ray. A cluster
+            started with ``ray start`` (Ray 2.60) uses token auth: the driver needs ``RAY_AUTH_MODE=token``
+            and the token (``RAY_AUTH_TOKEN_PATH``, ``RAY_AUTH_TOKEN`` or ``~/.ray/auth_token``).
         init_kwargs: Extra ``ray.init`` arguments (e.g. ``runtime_env``).
 
     Raises:
@@ -267,7 +270,13 @@ class RayExecutor:
         self._ray = ray
         self.capacity = max(1, int(workers))
         self._owns = False
-        if not ray.is_initialized():
+        if ray.is_initialized():
+            if address and address != "auto":  # never run silently on another (e.g. a local) Ray
+                current = ray.get_runtime_context().gcs_address
+                if address.split("://")[-1].split(":")[-1] != current.split(":")[-1]:
+                    raise RuntimeError(f"Ray is already initialised in this process for {current}, not {address}: "
+                                       "call ray.shutdown() first or run the sweep in a new process")
+        else:
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, **init_kwargs}
             if address:
                 ray.init(address=address, **kwargs)
