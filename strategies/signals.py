@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from array import array
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -211,15 +212,18 @@ class SignalStrategy(BarStrategy):
             self.allow_short = False
         prec = self.instrument.price_precision
         df = self.frame = self.signal_frame(prec)
-        self._ts = df["ts"].to_numpy(np.int64)
-        self._ts_list = self._ts.tolist()
-        self._close = df["close"].tolist()
+        # compact per-bar lookups (8 bytes per bar for times/prices, 1 for flags, exit tags as codes):
+        # indexing gives Python ints/floats as cheaply as lists, at a fraction of their memory
+        self._ts_list = array("q", df["ts"].to_numpy(np.int64).tobytes())
+        self._close = array("d", df["close"].to_numpy(np.float64).tobytes())
         self._prec = prec
         el, es = df["enter_long"].to_numpy(), df["enter_short"].to_numpy()
         xl, xs = df["exit_long"].to_numpy(), df["exit_short"].to_numpy()
-        self._el, self._es, self._xl, self._xs = el.tolist(), es.tolist(), xl.tolist(), xs.tolist()
-        self._tag = df["exit_tag"].tolist()
-        self._ready = df["ready"].tolist()
+        self._el, self._es, self._xl, self._xs = (bytes(a.astype(np.uint8)) for a in (el, es, xl, xs))
+        tags = pd.Categorical(df["exit_tag"])
+        self._tag_names = [str(c) for c in tags.categories]
+        self._tag_codes = array("q", tags.codes.astype(np.int64).tobytes())
+        self._ready = bytes(df["ready"].to_numpy().astype(np.uint8))
         self._idx_enter = np.flatnonzero(el | (es & self.allow_short)).tolist()
         self._idx_exit_long = np.flatnonzero(xl).tolist()
         self._idx_exit_short = np.flatnonzero(xs).tolist()
@@ -333,7 +337,7 @@ class SignalStrategy(BarStrategy):
             return
         if side != PositionSide.FLAT:
             sig = self._xl[i] if side == PositionSide.LONG else self._xs[i]
-            tag = self._tag[i]
+            tag = self._tag_names[self._tag_codes[i]]
             chosen = None
             if sig and tag in self.exit_tags_before_max_hold:
                 chosen = tag

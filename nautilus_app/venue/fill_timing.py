@@ -33,6 +33,7 @@ fill price) for the cost breakdown in the results.
 from __future__ import annotations
 
 import bisect
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -65,11 +66,14 @@ class BarSeries:
     def __len__(self) -> int:
         return len(self.ts)
 
-    def lists(self) -> dict[str, list]:
-        """Plain Python lists of ts/open/close/volume (built once: indexing them is cheaper per order)."""
+    def lists(self) -> dict[str, Any]:
+        """ts/open/close/volume as ``array.array`` (built once): indexing gives Python ints/floats, as cheap
+        per order as a list, in 8 bytes per bar instead of a list's ~32 (a 5-year 1m run: ~250 MB less)."""
         if not self._lists:
-            self._lists.update(ts=self.ts.tolist(), open=self.open.tolist(), close=self.close.tolist(),
-                               volume=self.volume.tolist())
+            self._lists.update(ts=array("q", self.ts.astype(np.int64).tobytes()),
+                               open=array("d", self.open.astype(np.float64).tobytes()),
+                               close=array("d", self.close.astype(np.float64).tobytes()),
+                               volume=array("d", self.volume.astype(np.float64).tobytes()))
         return self._lists
 
     def next_index(self, t: int) -> int:
