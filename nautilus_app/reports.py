@@ -221,10 +221,12 @@ def positions_frame(cache: Any, sorted_positions: tuple | None = None) -> pd.Dat
     closed = [r["ts_closed"] for r in rows]
     extra = {
         "ts_opened": _utc([r["ts_opened"] for r in rows]),
-        # Nautilus's [Timestamp or pd.NA] column: datetimes with NaT, or all-NA (-> "string", as normalised)
+        # Nautilus's [Timestamp or pd.NA] column as normalise_report leaves it: datetimes when every
+        # position is closed, text ("2023-07-10 00:46:00+00:00", None) when some are open, "string" if none is
         "ts_closed": (pd.array([pd.NA] * len(rows), dtype="string") if all(t is None for t in closed) else
-                      pd.array([pd.Timestamp(t, tz="UTC") if t is not None else pd.NaT for t in closed],
-                               dtype="datetime64[ns, UTC]")),
+                      np.array([None if t is None else str(pd.Timestamp(t, tz="UTC")) for t in closed], dtype=object)
+                      if any(t is None for t in closed) else
+                      pd.array([pd.Timestamp(t, tz="UTC") for t in closed], dtype="datetime64[ns, UTC]")),
         "is_snapshot": np.array(flags, dtype=bool),
     }
     return _build(rows, keys, "position_id", extra)

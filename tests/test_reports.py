@@ -86,6 +86,13 @@ CASES = {
             {"name": "trend_following", "params": {"instrument_id": ETH, "bar_type": ETH_BAR}},
         ],
     },
+    # positions left open at the end (close_positions_on_stop = false): live positions not closed
+    "open_at_end": {
+        "name": "r5", "start": "2023-07-10", "end": "2023-07-12", "bar_types": [ETH_BAR],
+        "venues": [{"name": "BINANCE_USDM", "account_type": "MARGIN", "starting_balances": ["10000 USDT"]}],
+        "strategies": [{"name": "ema_cross", "params": {"instrument_id": ETH, "bar_type": ETH_BAR, "allow_short": True,
+                                                        "close_positions_on_stop": False}}],
+    },
     # spot CASH account (two balances per state)
     "spot": {
         "name": "r3", "bar_types": [SPOT_BAR],
@@ -103,6 +110,9 @@ def test_tables_from_the_cache_equal_nautilus_reports_normalised(case: str, cata
     for name, o, n in zip(names, old, new, strict=True):
         assert_same(f"{case}.{name}", o, n)
     orders, fills, positions, funding, _account = new
+    if case == "open_at_end":
+        assert positions["ts_closed"].isna().any()
+        return
     if case == "perp_liquidation":
         assert (orders["type"] == "STOP_MARKET").any() and (orders["tags"] == '["LIQUIDATION"]').any()
         return
