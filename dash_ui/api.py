@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from flask import Blueprint, Flask, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from dash_ui import market
-from dash_ui.data import RunNotFound, valid_run_id
+from dash_ui.data import RunNotFound, valid_run_key
 from dash_ui.jobs import SubmissionError
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ MAX_DEPTH = 32
 MAX_ITEMS = 20_000
 MAX_OHLCV_LIMIT = 50_000
 MAX_TRADES_LIMIT = 100_000
+#: most rows of one CSV answer (the default: a whole table)
+MAX_CSV_ROWS = 10_000_000
 #: times accepted in query parameters (UTC ns): 1970-01-01 .. 2200-01-01
 MIN_TIME_NS = 0
 MAX_TIME_NS = 7_258_118_400 * 1_000_000_000
@@ -38,19 +41,21 @@ MAX_TIME_NS = 7_258_118_400 * 1_000_000_000
 class ApiError(Exception):
     """An invalid request: ``status`` (4xx), message and the offending ``field``."""
 
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+    def __init__(self, status: int, message: str, field: str | None = None, extra: dict | None = None) -> None:
         super().__init__(message)
-        self.status, self.message, self.field = status, message, field
+        self.status, self.message, self.field, self.extra = status, message, field, extra or {}
 
 
 def _check_args() -> None:
-    """Query parameters: no NUL or control characters, no parameter given twice."""
+    """Query parameters: no NUL or control characters, none given twice or empty (``?limit=``)."""
     for name in request.args:
         values = request.args.getlist(name)
         if len(values) > 1:
             raise ApiError(400, f"{name}: given {len(values)} times, expected once", name)
         if any(ord(ch) < 32 for ch in name + values[0]):
             raise ApiError(400, f"{name}: control characters (NUL ...) are not allowed", name)
+        if values[0] == "":
+            raise ApiError(400, f"{name}: given empty; give a value or leave the parameter out", name)
 
 
 def _path_of(path: list) -> str:
@@ -161,14 +166,62 @@ def _time_arg(name: str) -> int | None:
     return ns
 
 
+def _finite(v: float) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
 def _safe(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
 
 
-def _records(df: pd.DataFrame) -> list[dict]:
-    """JSON records; times as ISO-8601 UTC strings with all nanoseconds (pandas' ISO output keeps µs)."""
+#: ISO-8601 UTC times as the API writes them: ``2025-06-01T00:01:00.000000000Z`` (nanoseconds always shown)
+ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)$")
+
+
+def iso_ns(ns: Any) -> Any:
+    """UTC ns (int or int array) -> ISO-8601 ``YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`` (None for None/NaT)."""
+    if ns is None:
+        return None
+    arr = np.asarray(ns, dtype="int64").astype("datetime64[ns]")
+    txt = np.char.add(np.datetime_as_string(arr, unit="ns"), "Z")
+    return str(txt) if txt.ndim == 0 else txt.astype(object)
+
+
+def iso_time(v: Any) -> Any:
+    """Any time value (ISO string with an offset, pandas/py datetime, epoch seconds float) -> :func:`iso_ns`."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return None
+    if isinstance(v, int | float) and not isinstance(v, bool):  # epoch seconds (job times; µs precision)
+        return iso_ns(round(v * 1e6) * 1000)
+    ts = pd.Timestamp(v)
+    if ts is pd.NaT:
+        return None
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return iso_ns(ts.value)
+
+
+def norm_times(v: Any) -> Any:
+    """Every ISO-8601 time string in a JSON value (metrics.json's ``start``, ``max_drawdown_peak``, ...)
+    rewritten in the API's one format (:data:`ISO_RE` -> :func:`iso_ns`)."""
+    if isinstance(v, dict):
+        return {k: norm_times(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [norm_times(x) for x in v]
+    if isinstance(v, str) and ISO_RE.match(v):
+        try:
+            return iso_time(v)
+        except (ValueError, OverflowError):
+            return v
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _time_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """Datetime columns and int64 ``ts_*`` columns (UTC ns, e.g. orders' ``ts_init``) as ISO strings."""
     out = df.copy()
     for c in out.columns:
         col = out[c]
@@ -178,7 +231,14 @@ def _records(df: pd.DataFrame) -> list[dict]:
             txt = np.char.add(np.datetime_as_string(vals, unit="ns"), "Z").astype(object)
             txt[np.isnat(vals)] = None
             out[c] = txt
-    return json.loads(out.to_json(orient="records", date_format="iso", date_unit="ns"))
+        elif str(c).startswith("ts_") and pd.api.types.is_integer_dtype(col):
+            out[c] = iso_ns(col.to_numpy(dtype="int64"))
+    return out
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    """JSON records; times as ISO-8601 UTC strings with all nanoseconds (pandas' ISO output keeps µs)."""
+    return json.loads(_time_columns(df).to_json(orient="records", date_format="iso", date_unit="ns"))
 
 
 def symbols(ctx: AppContext) -> list[dict]:
@@ -197,7 +257,7 @@ def symbols(ctx: AppContext) -> list[dict]:
         })
         entry["bar_types"].append(row["identifier"])
         entry["rows"] += int(row["rows"])
-        first, last = row["first"].isoformat(), row["last"].isoformat()
+        first, last = iso_time(row["first"]), iso_time(row["last"])
         entry["first"] = min(entry["first"] or first, first)
         entry["last"] = max(entry["last"] or last, last)
     return sorted(out.values(), key=lambda e: e["instrument_id"])
@@ -265,49 +325,89 @@ def ohlcv(ctx: AppContext, entry: dict, timeframe: str, start_ns: int | None, en
         candles = candles[candles["open_time"].astype("int64") >= start_ns]
     truncated = len(candles) > limit
     candles = candles.iloc[:limit]
-    data = np.c_[candles["open_time"].astype("int64").to_numpy() // 1_000_000,
-                 candles[["open", "high", "low", "close", "volume"]].to_numpy()]
-    rows = [[int(r[0]), *map(float, r[1:])] for r in data]
+    times = iso_ns(candles["open_time"].astype("int64").to_numpy())
+    values = candles[["open", "high", "low", "close", "volume"]].to_numpy(dtype=float)
+    rows = [[t, *map(float, r)] for t, r in zip(times, values, strict=True)]
     return {"symbol": entry["symbol"], "instrument_id": entry["instrument_id"], "trading_mode": entry["trading_mode"],
             "timeframe": timeframe, "source_bar_type": bar_type,
-            "columns": ["open_time_ms", "open", "high", "low", "close", "volume"],
+            "columns": ["open_time", "open", "high", "low", "close", "volume"],
             "bars_per_candle": [int(b) for b in candles["bars"]], "count": len(rows), "truncated": truncated,
             "data": rows}
 
 
+def _check_key(run_id: str) -> None:
+    if not valid_run_key(run_id):
+        raise ApiError(400, f"id={run_id!r}: not a valid run id (a folder name, or research/<sweep>/<run_id> for "
+                            "a sweep trial)", "id")
+
+
+def job_json(job) -> dict:
+    """A job as JSON: times ISO-8601 UTC, the worker log only for failed jobs."""
+    d = job.to_dict()
+    for k in ("submitted", "started", "finished"):
+        d[k] = iso_time(d.get(k))
+    d["log_tail"] = (job.log_tail or "")[-2000:] if job.status == "failed" else ""
+    return d
+
+
 def run_status(ctx: AppContext, run_id: str) -> dict:
     """Status of a run id: ``done`` (results folder exists), or the job's state; 404 if unknown."""
-    if not valid_run_id(run_id):
-        raise ApiError(400, f"id={run_id!r}: not a valid run id", "id")
+    _check_key(run_id)
     job = ctx.jobs.get(run_id)
     if ctx.store.exists(run_id):
         run = ctx.store.get(run_id)
-        return {"id": run_id, "status": "done", "progress": 1.0, "stage": "done", "run": run.info,
-                "metrics": run.metrics, "error": None,
-                "links": {k: f"/api/runs/{run_id}/{k}" for k in ("metrics", "trades", "equity")}
+        return {"id": run_id, "status": "done", "progress": 1.0, "stage": "done", "run": norm_times(run.info),
+                "metrics": norm_times(run.metrics), "error": None,
+                "links": {k: f"/api/runs/{run_id}/{k}" for k in ("metrics", "config", *TABLES, "equity")}
                 | {"page": f"/run/{run_id}"}}
     if job is None:
         raise ApiError(404, f"id={run_id!r}: no such run or job", "id")
-    return {"id": run_id, "status": job.status, "progress": job.progress, "stage": job.stage, "error": job.error,
-            "submitted": job.submitted, "started": job.started, "finished": job.finished,
-            "log_tail": job.log_tail[-2000:] if job.status == "failed" else ""}
+    return {k: v for k, v in job_json(job).items() if k != "config"}
 
 
 def _get_run(ctx: AppContext, run_id: str):
-    if not valid_run_id(run_id):
-        raise ApiError(400, f"id={run_id!r}: not a valid run id", "id")
+    """The results of a run. A queued/running job: 409 (not there yet); a failed or cancelled job: 404 with
+    the job's error (``status``, ``job_error``, ``log_tail``); unknown: 404."""
+    _check_key(run_id)
     try:
         return ctx.store.get(run_id)
     except RunNotFound:
         job = ctx.jobs.get(run_id)
+        if job is not None and job.status in ("queued", "running"):
+            raise ApiError(409, f"id={run_id!r}: run is {job.status} ({job.progress:.0%}), results not available "
+                                "yet", "id", {"status": job.status}) from None
         if job is not None:
-            raise ApiError(409, f"id={run_id!r}: run is {job.status}, results not available yet", "id") from None
+            raise ApiError(404, f"id={run_id!r}: run {job.status}: {job.error}", "id",
+                           {"status": job.status, "job_error": job.error,
+                            "log_tail": (job.log_tail or "")[-2000:]}) from None
         raise ApiError(404, f"id={run_id!r}: no such run", "id") from None
+
+
+#: per-run tables served as JSON pages or CSV: name -> (Run method, sort column or None)
+TABLES = {"trades": "trades", "fills": "fills", "orders": "orders", "positions": "positions", "funding": "funding"}
+
+
+def table_of(run, name: str) -> pd.DataFrame:
+    """``<name>.parquet`` of a run (empty frame when the run has none: a spot run has no funding)."""
+    return run._parquet(TABLES[name])
+
+
+def csv_text(df: pd.DataFrame) -> str:
+    """A table as CSV: header row, times ISO-8601 UTC with nanoseconds, floats in their shortest exact form."""
+    return _time_columns(df).to_csv(index=False, lineterminator="\n")
 
 
 def register_api(server: Flask, ctx: AppContext) -> None:
     """Add the ``/api`` routes and JSON error handlers to the app's Flask server."""
     bp = Blueprint("api", __name__, url_prefix="/api")
+
+    @bp.get("/openapi.json")
+    def openapi_doc():
+        from dash_ui.openapi import openapi_document
+
+        ids = ctx.store.run_ids()
+        syms = symbols(ctx)
+        return jsonify(openapi_document(ids[0] if ids else None, syms[0]["instrument_id"] if syms else None))
 
     @bp.get("/health")
     def health():
@@ -363,44 +463,75 @@ def register_api(server: Flask, ctx: AppContext) -> None:
 
     @bp.get("/backtests")
     def list_jobs():
-        return jsonify([{k: v for k, v in j.to_dict().items() if k != "log_tail"} for j in ctx.jobs.list()])
+        return jsonify([{k: v for k, v in job_json(j).items() if k != "log_tail"} for j in ctx.jobs.list()])
 
-    @bp.get("/backtests/<run_id>")
+    @bp.get("/backtests/<path:run_id>")
     def job_status(run_id: str):
         return jsonify(run_status(ctx, run_id))
 
+    @bp.delete("/backtests/<path:run_id>")
+    def cancel_job(run_id: str):
+        """Cancel a queued (never started) or running (worker killed) job: 200 with the job; 409 when it
+        already finished (done, failed, cancelled) or is a run this server did not launch; 404 unknown."""
+        _check_key(run_id)
+        job = ctx.jobs.get(run_id)
+        if job is None:
+            if ctx.store.exists(run_id):
+                raise ApiError(409, f"id={run_id!r}: a finished run (not a job of this server): nothing to cancel",
+                               "id", {"status": "done"})
+            raise ApiError(404, f"id={run_id!r}: no such job", "id")
+        if job.status not in ("queued", "running"):
+            raise ApiError(409, f"id={run_id!r}: job already {job.status}: nothing to cancel", "id",
+                           {"status": job.status})
+        job = ctx.jobs.cancel(run_id)
+        return jsonify({k: v for k, v in job_json(job).items() if k != "config"})
+
     @bp.get("/runs")
     def runs():
-        df = ctx.store.list_runs()
-        return jsonify([{k: _safe(v) for k, v in r.items()} for r in df.to_dict("records")])
+        trials = request.args.get("trials", "false")
+        if trials not in ("true", "false"):
+            raise ApiError(400, f"trials={trials!r}: expected true or false", "trials")
+        df = ctx.store.list_runs(trials=trials == "true")
+        return jsonify([{k: norm_times(_safe(v)) for k, v in r.items()} for r in df.to_dict("records")])
 
-    @bp.get("/runs/<run_id>")
-    def run(run_id: str):
-        return jsonify(run_status(ctx, run_id))
-
-    @bp.get("/runs/<run_id>/metrics")
+    @bp.get("/runs/<path:run_id>/metrics")
     def metrics(run_id: str):
-        return jsonify(_get_run(ctx, run_id).metrics)
+        return jsonify(norm_times(_get_run(ctx, run_id).metrics))
 
-    @bp.get("/runs/<run_id>/config")
+    @bp.get("/runs/<path:run_id>/config")
     def config(run_id: str):
         return jsonify(_get_run(ctx, run_id).config)
 
-    @bp.get("/runs/<run_id>/trades")
-    def trades(run_id: str):
+    def table(run_id: str, name: str):
         r = _get_run(ctx, run_id)
+        fmt = request.args.get("format", "json")
+        if fmt not in ("json", "csv"):
+            raise ApiError(400, f"format={fmt!r}: expected json or csv", "format")
+        t = table_of(r, name)
+        if fmt == "csv":
+            limit = _int_arg("limit", MAX_CSV_ROWS, 1, MAX_CSV_ROWS)
+            offset = _int_arg("offset", 0, 0, 10**9)
+            body = csv_text(t.iloc[offset:offset + limit])
+            fname = f"{run_id.replace('/', '_')}-{name}.csv"
+            return Response(body, mimetype="text/csv",
+                            headers={"Content-Disposition": f'attachment; filename="{fname}"'})
         limit = _int_arg("limit", 1000, 1, MAX_TRADES_LIMIT)
         offset = _int_arg("offset", 0, 0, 10**9)
-        t = r.trades()
         page = t.iloc[offset:offset + limit]
         return jsonify({"id": run_id, "total": len(t), "offset": offset, "limit": limit,
-                        "columns": list(t.columns), "trades": _records(page)})
+                        "columns": [str(c) for c in t.columns], name: _records(page)})
 
-    @bp.get("/runs/<run_id>/equity")
+    for _name in TABLES:
+        bp.add_url_rule(f"/runs/<path:run_id>/{_name}", f"table_{_name}",
+                        lambda run_id, _n=_name: table(run_id, _n), methods=["GET"])
+
+    @bp.get("/runs/<path:run_id>/equity")
     def equity(run_id: str):
         r = _get_run(ctx, run_id)
         max_points = _int_arg("max_points", 5000, 0, 10**8)
         start, end = _time_arg("start"), _time_arg("end")
+        if start is not None and end is not None and end < start:
+            raise ApiError(400, "end must not be before start", "end")
         a = r.equity_arrays()
         cols = [c for c in ("equity", "benchmark_equity", "drawdown") if c in a]
         if max_points == 0:
@@ -415,10 +546,15 @@ def register_api(server: Flask, ctx: AppContext) -> None:
                 keep &= x <= end
             x, ys = x[keep], {c: v[keep] for c, v in ys.items()}
             raw = int(np.count_nonzero((a["ts"] >= (start or -2**62)) & (a["ts"] <= (end or 2**62))))
-        data = np.c_[x // 1_000_000, *[ys[c] for c in cols]] if x.size else np.empty((0, len(cols) + 1))
-        return jsonify({"id": run_id, "columns": ["ts_ms", *cols], "points": int(x.size), "raw_points": int(raw),
+        times = iso_ns(np.asarray(x, dtype=np.int64)) if x.size else []
+        vals = np.c_[tuple(ys[c] for c in cols)] if x.size else np.empty((0, len(cols)))
+        return jsonify({"id": run_id, "columns": ["ts", *cols], "points": int(x.size), "raw_points": int(raw),
                         "downsampled": bool(x.size < raw), "method": "minmax (tsdownsample)" if x.size < raw else None,
-                        "data": [[int(row[0]), *map(float, row[1:])] for row in data]})
+                        "data": [[t, *map(_finite, row)] for t, row in zip(times, vals, strict=True)]})
+
+    @bp.get("/runs/<path:run_id>")
+    def run(run_id: str):
+        return jsonify(run_status(ctx, run_id))
 
     @bp.get("/catalog/symbols")
     def catalog_symbols():
@@ -460,7 +596,7 @@ def register_api(server: Flask, ctx: AppContext) -> None:
 
     @server.errorhandler(ApiError)
     def api_error(e: ApiError):
-        resp = jsonify({"error": e.message, "field": e.field})
+        resp = jsonify({"error": e.message, "field": e.field, **e.extra})
         if getattr(e, "allow", None):
             resp.headers["Allow"] = ", ".join(e.allow)  # type: ignore[attr-defined]
         return resp, e.status

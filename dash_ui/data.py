@@ -282,9 +282,34 @@ class ResultsStore:
         self._summaries[run_id] = (mt, row)
         return row
 
-    def list_runs(self) -> pd.DataFrame:
-        """Every complete run, one row each (see :meth:`summary`), newest first."""
-        rows = [self.summary(r) for r in self.run_ids()]
+    def trial_ids(self, max_depth: int = 3) -> list[str]:
+        """Complete run folders below the top level, as relative ids (``research/<sweep>/<run_id>``: the
+        research registry's sweep trials), newest first. Dot-folders are skipped, and so is everything
+        inside a run folder."""
+        import os
+
+        out: list[tuple[float, str]] = []
+        if not self.root.is_dir():
+            return []
+        for top in self.root.iterdir():
+            if not top.is_dir() or top.name.startswith(".") or (top / "metrics.json").exists():
+                continue
+            base = len(top.parts) - 1
+            for dirpath, dirnames, filenames in os.walk(top):
+                depth = len(Path(dirpath).parts) - base
+                if "metrics.json" in filenames and depth > 1:
+                    key = Path(dirpath).relative_to(self.root).as_posix()
+                    if valid_run_key(key):
+                        out.append((_mtime(Path(dirpath) / "metrics.json"), key))
+                    dirnames[:] = []
+                    continue
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")] if depth < max_depth + 1 else []
+        return [k for _, k in sorted(out, reverse=True)]
+
+    def list_runs(self, trials: bool = False) -> pd.DataFrame:
+        """Every complete run, one row each (see :meth:`summary`), newest first; with ``trials``, then the
+        nested runs of :meth:`trial_ids` (relative ids)."""
+        rows = [self.summary(r) for r in self.run_ids() + (self.trial_ids() if trials else [])]
         cols = ["run_id", "name", "strategies", "instruments", "start", "end", "created", "synthetic", *LIST_METRICS]
         return pd.DataFrame(rows, columns=cols)
 

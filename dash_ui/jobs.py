@@ -87,6 +87,53 @@ def check_time(raw: dict, key: str) -> None:
         raise SubmissionError(f"key {key} = {v!r}: outside {_TIME_RANGE[0]} .. {_TIME_RANGE[1]} UTC", key)
 
 
+def param_field(field: str | None, message: str, raw: dict) -> str | None:
+    """``strategies[i].params`` refined to the first parameter the message names (a config class that
+    rejects ``fast_period (30) must be < slow_period (10)`` -> ``strategies[0].params.fast_period``)."""
+    m = re.fullmatch(r"strategies\[(\d+)\]\.params", field or "")
+    if not m:
+        return field
+    try:
+        params = raw["strategies"][int(m.group(1))]["params"]
+    except (KeyError, IndexError, TypeError):
+        return field
+    tail = message.split("rejected the values", 1)[-1]
+    hits = sorted((mm.start(), k) for k in params if isinstance(k, str)
+                  for mm in [re.search(rf"(?<![\w.]){re.escape(k)}(?!\w)", tail)] if mm)
+    return f"{field}.{hits[0][1]}" if hits else field
+
+
+def check_data(cfg: Any) -> None:
+    """The data a run needs is in its catalog, checked before queueing with the run's own data plan
+    (:func:`nautilus_app.backtest.plan_data`: bars of every bar type in ``[start, end)``, coverage beyond
+    known exchange halts unless ``allow_gaps``, funding rates for perpetuals).
+
+    Raises:
+        SubmissionError: ``bar_types[i]`` for a series the catalog does not hold at all (unknown
+            instrument), ``start`` / ``end`` for dates outside the stored data, ``allow_gaps`` for gaps.
+    """
+    from catalog.reader import bar_files
+    from nautilus_app.backtest import BacktestFailed, plan_data
+    from nautilus_app.coverage import CoverageError
+
+    root = cfg.catalog_path()
+    for i, bt in enumerate(cfg.bar_types):
+        if not bar_files(Path(root), bt):
+            raise SubmissionError(f"key bar_types[{i}] = {bt!r}: not in the catalog {root} (no stored bars; "
+                                  "GET /api/catalog/symbols lists what is there)", f"bar_types[{i}]")
+    try:
+        plan_data(cfg)
+    except (CoverageError, BacktestFailed) as e:
+        msg = str(e)
+        if "no funding rates" in msg:
+            field = "venues"
+        elif "allow_gaps" in msg and "missing beyond" in msg:
+            field = "start" if cfg.start is not None else "allow_gaps"
+        else:
+            field = "start" if cfg.start is not None else ("end" if cfg.end is not None else "bar_types")
+        raise SubmissionError(f"no data for this run: {msg}", field) from None
+
+
 def strip_none(value: Any) -> Any:
     """Drop ``None`` values recursively (TOML has no null; absent keys take the config defaults)."""
     if isinstance(value, dict):
@@ -126,10 +173,14 @@ class JobRunner:
             catalog is refused (field ``catalog``).
         max_parallel: Concurrent worker processes (default 1: a backtest uses a whole core).
         python: Interpreter for the workers (default: this one).
+        check_data: Refuse a submission whose data is not in the catalog (:func:`check_data`); off only for
+            tests with stand-in workers and no catalog.
     """
 
-    def __init__(self, results_root: Path, catalog_root: Path, max_parallel: int = 1, python: str | None = None) -> None:
+    def __init__(self, results_root: Path, catalog_root: Path, max_parallel: int = 1, python: str | None = None,
+                 check_data: bool = True) -> None:
         self.results_root = Path(results_root)
+        self.check_data = check_data
         self.catalog_root = Path(catalog_root)
         self.python = python or sys.executable
         self.jobs: dict[str, Job] = {}
@@ -172,9 +223,11 @@ class JobRunner:
         try:
             cfg = parse_config(raw, source="request")
         except ConfigError as e:
-            raise SubmissionError(str(e), field_of(str(e))) from e
+            raise SubmissionError(str(e), param_field(field_of(str(e)), str(e), raw)) from e
         except (ValueError, TypeError, OverflowError, KeyError, AttributeError) as e:  # never a 500
             raise SubmissionError(f"invalid config: {type(e).__name__}: {e}", field_of(str(e))) from e
+        if self.check_data:
+            check_data(cfg)
         return raw, cfg
 
     def submit(self, raw: Any) -> Job:

@@ -39,6 +39,18 @@ def call(server: dict, path: str, body: object | None = None, raw: bytes | None 
         return e.code, json.loads(e.read())
 
 
+def same_metrics(api: dict, on_disk: dict) -> bool:
+    """metrics.json as the API serves it: equal values, its time strings rewritten in the API's one format
+    (ISO 8601 UTC with nanoseconds, ``...000000000Z``) for the same instants."""
+    assert api.keys() == on_disk.keys()
+    for k, v in on_disk.items():
+        if k in ("start", "end", "max_drawdown_peak", "max_drawdown_trough") and isinstance(v, str):
+            assert api[k].endswith("Z") and pd.Timestamp(api[k]) == pd.Timestamp(v), k
+        else:
+            assert api[k] == v, k
+    return True
+
+
 def test_runs_list_and_metrics_match_files(server: dict) -> None:
     status, runs = call(server, "/api/runs")
     assert status == 200
@@ -47,9 +59,9 @@ def test_runs_list_and_metrics_match_files(server: dict) -> None:
     for k in ("total_return", "sharpe", "max_drawdown", "trades", "fees_paid_usdt"):
         assert row[k] == on_disk[k]
     status, metrics = call(server, f"/api/runs/{server['run_id']}/metrics")
-    assert status == 200 and metrics == on_disk
+    assert status == 200 and same_metrics(metrics, on_disk)
     status, st = call(server, f"/api/runs/{server['run_id']}")
-    assert status == 200 and st["status"] == "done" and st["metrics"] == on_disk
+    assert status == 200 and st["status"] == "done" and same_metrics(st["metrics"], on_disk)
 
 
 def test_trades_and_equity_match_parquet(server: dict) -> None:
@@ -64,11 +76,12 @@ def test_trades_and_equity_match_parquet(server: dict) -> None:
     status, full = call(server, f"/api/runs/{server['run_id']}/equity?max_points=0")
     assert status == 200 and full["points"] == len(eq) and not full["downsampled"]
     arr = np.array(full["data"])
-    assert arr[:, 0].astype(np.int64).tolist() == (eq["ts"].astype("int64") // 1_000_000).tolist()
-    assert arr[:, 1] == pytest.approx(eq["equity"].to_numpy())
+    assert full["columns"][0] == "ts"
+    assert (pd.to_datetime(arr[:, 0], utc=True) == eq["ts"]).all()  # ISO 8601 UTC
+    assert arr[:, 1].astype(float) == pytest.approx(eq["equity"].to_numpy())
     status, small = call(server, f"/api/runs/{server['run_id']}/equity?max_points=500")
     assert small["downsampled"] and small["points"] <= 510 and small["raw_points"] == len(eq)
-    ys = np.array(small["data"])[:, 1]
+    ys = np.array([r[1] for r in small["data"]])
     # min/max downsampling keeps the extremes and both ends
     assert ys.max() == eq["equity"].max() and ys.min() == eq["equity"].min()
     assert ys[-1] == eq["equity"].iloc[-1] and ys[0] == eq["equity"].iloc[0]
@@ -107,7 +120,8 @@ def test_ohlcv_matches_raw_binance_csv(server: dict) -> None:
     status, out = call(server, "/api/ohlcv?symbol=BTC/USDT&timeframe=1h&start=2025-06-03&end=2025-06-04&limit=100")
     assert status == 200 and out["instrument_id"] == "BTCUSDT.BINANCE" and out["count"] == 24
     got = pd.DataFrame(out["data"], columns=out["columns"])
-    assert (pd.to_datetime(got["open_time_ms"], unit="ms", utc=True) == expected.index).all()
+    assert got["open_time"].str.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:00:00\.000000000Z").all()
+    assert (pd.to_datetime(got["open_time"], utc=True) == expected.index).all()
     for c in ("open", "high", "low", "close"):
         assert got[c].to_numpy() == pytest.approx(expected[c].to_numpy(), abs=1e-9)
     assert got["volume"].to_numpy() == pytest.approx(expected["volume"].to_numpy(), rel=1e-9)
@@ -129,7 +143,7 @@ def test_ohlcv_matches_raw_binance_csv(server: dict) -> None:
     ("/api/ohlcv?symbol=BTCUSDT.BINANCE&trading_mode=margin", 400, "trading_mode"),
     ("/api/runs/no-such-run", 404, "id"),
     ("/api/runs/no-such-run/trades", 404, "id"),
-    ("/api/runs/..%2Fetc/metrics", 404, None),
+    ("/api/runs/..%2Fetc/metrics", 400, "id"),  # path converter: ../ reaches the run-id check
     ("/api/catalog/symbols?trading_mode=options", 400, "trading_mode"),
     ("/api/does-not-exist", 404, None),
 ])
@@ -195,7 +209,7 @@ def test_submit_backtest_and_poll_to_done(server: dict) -> None:
     assert seen & {"queued", "running"}
     folder = server["results"] / run_id
     on_disk = json.loads((folder / "metrics.json").read_text())
-    assert st["metrics"] == on_disk
+    assert same_metrics(st["metrics"], on_disk)
     # the run traded the requested window only: 2 days of 1m bars
     eq = pd.read_parquet(folder / "equity.parquet")
     assert len(eq) == 2 * 1440

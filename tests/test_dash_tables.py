@@ -178,7 +178,8 @@ def test_cancel_running_and_queued_jobs(tmp_path: Path) -> None:
     from dash_ui.testing import spot_config
 
     cat = tmp_path / "catalog"
-    runner = JobRunner(tmp_path / "results", cat, python=_fake_python(tmp_path, "sleep 60\n"))
+    runner = JobRunner(tmp_path / "results", cat, python=_fake_python(tmp_path, "sleep 60\n"),
+                       check_data=False)  # a stand-in worker: no catalog
     try:
         first = runner.submit(spot_config(cat, name="c1"))
         second = runner.submit(spot_config(cat, name="c2"))
@@ -208,7 +209,8 @@ def test_failed_job_error_is_one_line(tmp_path: Path) -> None:
     cat = tmp_path / "catalog"
     body = ("echo 'Traceback (most recent call last):' >&2\necho '  File \"x.py\", line 1' >&2\n"
             "echo 'ValueError: the real cause' >&2\nexit 1\n")
-    runner = JobRunner(tmp_path / "results", cat, python=_fake_python(tmp_path, body))
+    runner = JobRunner(tmp_path / "results", cat, python=_fake_python(tmp_path, body),
+                       check_data=False)  # a stand-in worker: no catalog
     try:
         job = runner.wait(runner.submit(spot_config(cat, name="f1")).id, 30)
         assert job.status == "failed"
