@@ -206,7 +206,7 @@ def resolve_token(host: str, token_file: Path | None = None) -> tuple[str | None
 
 
 NAV = [("/", "Runs"), ("/compare", "Compare"), ("/research", "Research"), ("/data", "Data explorer"),
-       ("/launch", "Launch backtest")]
+       ("/launch", "Launch backtest"), ("/sessions", "Sessions")]
 
 CSS = """
 body { font-family: -apple-system, 'Segoe UI', Roboto, sans-serif; margin: 0; background: #f6f7f9; color: #222; }
@@ -273,7 +273,7 @@ def create_app(results_root: Path | None = None, catalog_root: Path | None = Non
             Body limits apply either way.
     """
     from dash_ui import api, sidecar
-    from dash_ui.pages import compare, detail, explorer, launch, research, runs
+    from dash_ui.pages import compare, detail, explorer, launch, research, runs, sessions
 
     results_root = Path(results_root or paths.results_dir()).resolve()
     catalog_root = Path(catalog_root or paths.default_catalog_path()).resolve()
@@ -313,9 +313,11 @@ def create_app(results_root: Path | None = None, catalog_root: Path | None = Non
             return launch.layout(ctx)
         if pathname == "/research":
             return research.layout(ctx, query)
+        if pathname == "/sessions":
+            return sessions.layout(ctx)
         return html.Div([html.H2("Not found"), html.P(f"No page at {pathname}.")])
 
-    for page in (runs, detail, compare, explorer, launch, research):
+    for page in (runs, detail, compare, explorer, launch, research, sessions):
         page.register(app, ctx)
     api.register_api(app.server, ctx)
 

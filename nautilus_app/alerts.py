@@ -85,7 +85,7 @@ class Alerter:
         self.failed = 0
         self.history: list[dict] = []
         self._q: queue.Queue = queue.Queue()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # _record is called with it held (fire -> suppressed)
         self._thread = threading.Thread(target=self._worker, name="alerts", daemon=True)
         self._thread.start()
 

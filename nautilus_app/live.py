@@ -407,6 +407,9 @@ class LiveSupervisor(Strategy):
         self.flattening_until: float | None = None
         self.stop_after_flatten = False
         self.funding_alerted: set[str] = set()
+        self.retry_flatten = False
+        self.resume_after_flat = False
+        self.closing: set[str] = set()  # positions a close was sent for (this flatten)
 
     # -- views used by the rails (node thread)
     def last_price(self, iid: str) -> float | None:
@@ -554,17 +557,32 @@ class LiveSupervisor(Strategy):
         self.session.killed = reason
         _event(logging.ERROR, "kill switch: cancelling open orders and closing positions", reason=reason, stop=stop)
         self.session.alert("kill_switch", f"kill switch ({'stop' if stop else 'flatten'}): {reason}", force=True)
+        self.flattening_until = time.monotonic() + 20
+        self.stop_after_flatten = self.stop_after_flatten or stop
+        self.closing = set()
+        self._flatten_now()
+
+    def _flatten_now(self) -> None:
+        """Cancel and close; a position whose instrument has no price yet is retried at the next tick (Nautilus
+        denies market orders without a market price, e.g. right after start-up)."""
         from nautilus_trader.model import OrderSide, TimeInForce
 
+        self.retry_flatten = False
         own = {str(s.strategy_id): s for s in self.session.strategies}
         for o in self.cache.orders_open():
             owner = own.get(str(o.strategy_id))
             try:
-                (owner or self).cancel_order(o)
+                (owner or self).cancel_order(o.client_order_id)
             except Exception as e:  # noqa: BLE001 - keep going with the rest
                 _event(logging.ERROR, "kill switch: cancel failed", client_order_id=str(o.client_order_id), error=repr(e))
         for p in self.cache.positions_open():
             owner = own.get(str(p.strategy_id))
+            if str(p.id) in self.closing:
+                continue
+            if str(p.instrument_id) not in self.last_close:
+                self.retry_flatten = True
+                continue
+            self.closing.add(str(p.id))
             try:
                 if owner is not None:
                     owner.close_position(p)
@@ -572,11 +590,10 @@ class LiveSupervisor(Strategy):
                     qty = p.quantity
                     side = OrderSide.SELL if float(p.signed_qty) > 0 else OrderSide.BUY
                     self.submit_order(self.order_factory.market(p.instrument_id, side, qty,
-                                                                time_in_force=TimeInForce.GTC, reduce_only=True))
+                                                                time_in_force=TimeInForce.GTC, reduce_only=True),
+                                      position_id=p.id)  # against that position (not one of the supervisor's)
             except Exception as e:  # noqa: BLE001
                 _event(logging.ERROR, "kill switch: close failed", position_id=str(p.id), error=repr(e))
-        self.flattening_until = time.monotonic() + 20
-        self.stop_after_flatten = self.stop_after_flatten or stop
 
     def _flat(self) -> bool:
         return not list(self.cache.orders_open()) and not list(self.cache.positions_open()) and \
@@ -597,7 +614,14 @@ class LiveSupervisor(Strategy):
             action, reason = req
             self.flatten(reason, stop=action == "stop")
         if self.flattening_until is not None:
+            if self.retry_flatten:
+                self._flatten_now()
             if self._flat():
+                if self.resume_after_flat:  # start-up flatten of unknown venue state: trading may begin
+                    self.resume_after_flat = False
+                    sess.rails.halted = None
+                    sess.killed = None
+                    _event(logging.WARNING, "unknown venue state flattened: trading allowed")
                 _event(logging.WARNING, "kill switch: flat (no open orders or positions)")
                 self.flattening_until = None
                 self._write(force=True)
@@ -686,6 +710,7 @@ class LiveSession:
         self._metrics_server: Any = None
         self.started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         self.running = False
+        self.snapshot: dict[str, Any] = {"session": self.run_id, "mode": "live"}
 
     # -- alerts
     def alert(self, rule: str, message: str, **kw: Any) -> None:
@@ -756,8 +781,8 @@ class LiveSession:
         _event(logging.WARNING, f"reconciliation: {policy} {msg}")
         self.alert("reconciliation", f"{policy}: {msg}", force=True)
         if policy == "flatten":
+            sup.resume_after_flat = True  # entries held until flat, then trading continues
             sup.flatten("reconciliation: flatten unknown venue state")
-            self.rails.halted = None  # flatten at start-up closes what was unknown; trading continues
         self.save_ledger()
 
     def save_ledger(self) -> None:
@@ -870,7 +895,7 @@ class LiveSession:
             from nautilus_app.monitoring import start_metrics_server
 
             self._metrics_server, self.metrics_port = start_metrics_server(
-                lambda: [self.status()], s.monitoring.metrics_port, s.monitoring.metrics_host)
+                lambda: [dict(self.snapshot, running=self.running)], s.monitoring.metrics_port, s.monitoring.metrics_host)
             _event(logging.INFO, "metrics served", url=f"http://{s.monitoring.metrics_host}:{self.metrics_port}/metrics")
         (self.control_dir / "KILL").unlink(missing_ok=True)
         (self.control_dir / "pid").write_text(f"{os.getpid()}\n{self.run_id}\n{self.results_path}\n")
@@ -962,7 +987,7 @@ class LiveSession:
             lat = []
             for o in all_orders:
                 sent = self.sent_at.get(str(o.client_order_id))
-                evs = list(o.events) if hasattr(o, "events") else []
+                evs = o.events() if callable(getattr(o, "events", None)) else list(getattr(o, "events", []))
                 if sent is not None and len(evs) > 1:
                     first = min((int(e.ts_event) for e in evs[1:] if int(e.ts_event) >= sent), default=None)
                     if first is not None:
@@ -1002,8 +1027,11 @@ class LiveSession:
         return st
 
     def write_status(self) -> None:
+        """Compute the status on the node's thread (Nautilus objects must not be touched from another thread:
+        the metrics server reads :attr:`snapshot`), write ``status.json`` and the ledger."""
         try:
-            _write(self.results_path / "status.json", json.dumps(self.status(), indent=2, default=str))
+            self.snapshot = self.status()
+            _write(self.results_path / "status.json", json.dumps(self.snapshot, indent=2, default=str))
             self.save_ledger()
         except Exception as e:  # noqa: BLE001
             self.errors += 1
