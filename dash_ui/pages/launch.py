@@ -19,6 +19,42 @@ from dash_ui.forms import labelled
 from dash_ui.jobs import SubmissionError
 
 FIXED = ("instrument_id", "bar_type")
+#: timeframes the strategy can trade: Nautilus aggregates them from the stored bars during the run
+#: (``BTCUSDT.BINANCE-15-MINUTE-LAST-INTERNAL@1-MINUTE-EXTERNAL``); "stored" = the stored series itself
+TIMEFRAME_SPECS = {"3m": (3, "MINUTE"), "5m": (5, "MINUTE"), "15m": (15, "MINUTE"), "30m": (30, "MINUTE"),
+                   "1h": (1, "HOUR"), "2h": (2, "HOUR"), "4h": (4, "HOUR"), "6h": (6, "HOUR"), "12h": (12, "HOUR"),
+                   "1d": (1, "DAY")}
+TIMEFRAME_OPTIONS = [{"label": "stored bars (as imported)", "value": "stored"}] + [
+    {"label": f"{k} (built from the stored bars)", "value": k} for k in TIMEFRAME_SPECS]
+
+
+def traded_bar_type(stored: str, timeframe: str | None) -> str:
+    """The bar type a strategy trades: the stored series, or ``timeframe`` aggregated by Nautilus from it
+    (``<iid>-15-MINUTE-LAST-INTERNAL@1-MINUTE-EXTERNAL``; the README's way to trade higher timeframes).
+
+    Raises:
+        SubmissionError: an unknown timeframe, one that is not a multiple of the stored step, or a stored
+            series that is not an EXTERNAL time bar (field ``strategies[0].params.bar_type``).
+    """
+    from catalog.inventory import bar_interval_ns
+    from dash_ui.market import TIMEFRAMES
+
+    field = "strategies[0].params.bar_type"
+    if timeframe in (None, "", "stored"):
+        return stored
+    if timeframe not in TIMEFRAME_SPECS:
+        raise SubmissionError(f"key {field}: timeframe {timeframe!r} is not one of {list(TIMEFRAME_SPECS)}", field)
+    iid = bar_instrument_id(stored)
+    rest = stored[len(iid) + 1:].split("-")  # step, aggregation, price, source
+    step = bar_interval_ns(stored)
+    if len(rest) != 4 or rest[3] != "EXTERNAL" or not step:
+        raise SubmissionError(f"key {field}: {stored} is not a stored (EXTERNAL) time bar series to build "
+                              f"{timeframe} bars from", field)
+    if TIMEFRAMES[timeframe] <= step or TIMEFRAMES[timeframe] % step:
+        raise SubmissionError(f"key {field}: {timeframe} bars cannot be built from {stored} (not a larger multiple "
+                              "of its step)", field)
+    n, unit = TIMEFRAME_SPECS[timeframe]
+    return f"{iid}-{n}-{unit}-{rest[2]}-INTERNAL@{rest[0]}-{rest[1]}-{rest[3]}"
 
 
 def param_controls(name: str) -> list:
@@ -46,7 +82,8 @@ def typed_params(name: str, names: list[dict], values: list) -> dict:
     default is None is left out; a JSON object typed for one is parsed, e.g. the ``risk`` table).
 
     Raises:
-        SubmissionError: a value of the wrong type (field ``strategies[0].params.<name>``).
+        SubmissionError: a required value left blank, a malformed JSON object (field
+            ``strategies[0].params.<name>``). Wrong types are left to the config validation.
     """
     from nautilus_app.config import strategy_parameters
 
@@ -68,25 +105,36 @@ def typed_params(name: str, names: list[dict], values: list) -> dict:
             except ValueError as exc:
                 raise SubmissionError(f"key {field} = {v!r}: expected a JSON object ({exc})", field) from None
             continue
-        if isinstance(d, bool):
-            out[k] = v in (True, "true")
-        elif isinstance(d, int):
-            if float(v) != int(float(v)):
-                raise SubmissionError(f"key {field} = {v!r}: expected a whole number", field)
-            out[k] = int(float(v))
-        elif isinstance(d, float):
-            out[k] = float(v)
-        else:
-            out[k] = str(v)
+        out[k] = _as_type(v, d)
     return out
 
 
+def _as_type(v, default):
+    """A form value as the type of the parameter's default when it converts exactly (``"10"`` -> 10,
+    ``10.0`` -> 10 for an int); otherwise the value as typed, so that the config validation (the API's
+    parse_config path) refuses it with its message naming the parameter (``expected int``)."""
+    if isinstance(default, bool):
+        return {"true": True, "false": False}.get(str(v).lower(), v) if not isinstance(v, bool) else v
+    try:
+        if isinstance(default, int):
+            f = float(v)
+            return int(f) if f.is_integer() else (f if isinstance(v, int | float) else v)
+        if isinstance(default, float):
+            return float(v)
+    except (TypeError, ValueError, OverflowError):
+        return v
+    return str(v) if isinstance(default, str) else v
+
+
 def build_config(*, name, strategy, bar_types, strategy_bar, start, end, balance, maker, taker, leverage,
-                 account, oms, param_ids, param_values) -> dict:
+                 account, oms, param_ids, param_values, timeframe: str | None = None) -> dict:
     """The config mapping (docs/config.md schema) described by the launch form.
 
     Venues are derived from the chosen bar types; the account type is MARGIN for ``-PERP``
-    instruments and CASH otherwise unless chosen explicitly.
+    instruments and CASH otherwise unless chosen explicitly. ``timeframe`` (``15m``, ``1h``, ...): the
+    strategy trades bars of that size built by Nautilus from ``strategy_bar`` (:func:`traded_bar_type`).
+    Nothing is checked here beyond the form's own shape: the mapping goes through the API's validation
+    (:meth:`dash_ui.jobs.JobRunner.submit`: parse_config and the data check).
     """
     if not strategy:
         raise SubmissionError("key strategies[0].name: choose a strategy", "strategies[0].name")
@@ -107,7 +155,7 @@ def build_config(*, name, strategy, bar_types, strategy_bar, start, end, balance
         if acct == "MARGIN" and leverage not in (None, ""):
             v["default_leverage"] = float(leverage)
     params = typed_params(strategy, param_ids, param_values)
-    params |= {"instrument_id": bar_instrument_id(strategy_bar), "bar_type": strategy_bar}
+    params |= {"instrument_id": bar_instrument_id(strategy_bar), "bar_type": traded_bar_type(strategy_bar, timeframe)}
     raw = {"name": name or "ui_run", "bar_types": list(bar_types), "venues": list(venues.values()),
            "strategies": [{"name": strategy, "params": params}]}
     if start:
@@ -181,6 +229,8 @@ def layout(ctx) -> html.Div:
                                                                   multi=True), minWidth="420px"),
                 labelled("Strategy trades", dcc.Dropdown(bar_types, bar_types[0] if bar_types else None,
                                                          id="launch-strategy-bar", clearable=False), minWidth="420px"),
+                labelled("Timeframe", dcc.Dropdown(TIMEFRAME_OPTIONS, "stored", id="launch-timeframe",
+                                                   clearable=False), minWidth="240px"),
             ], className="filters"),
             html.Div(data_ranges(ctx, bar_types[:1]), id="launch-ranges", className="muted"),
             html.Div([
@@ -240,14 +290,15 @@ def register(app, ctx) -> None:
         State("launch-balance", "value"), State("launch-maker", "value"), State("launch-taker", "value"),
         State("launch-leverage", "value"), State("launch-account", "value"), State("launch-oms", "value"),
         State({"type": "launch-param", "name": ALL}, "id"), State({"type": "launch-param", "name": ALL}, "value"),
+        State("launch-timeframe", "value"),
         prevent_initial_call=True,
     )
     def submit(_n, name, strategy, bar_types, sbar, start, end, balance, maker, taker, leverage, account, oms,
-               pids, pvals):
+               pids, pvals, timeframe):
         try:
             raw = build_config(name=name, strategy=strategy, bar_types=bar_types, strategy_bar=sbar, start=start,
                                end=end, balance=balance, maker=maker, taker=taker, leverage=leverage,
-                               account=account, oms=oms, param_ids=pids, param_values=pvals)
+                               account=account, oms=oms, param_ids=pids, param_values=pvals, timeframe=timeframe)
             job = ctx.jobs.submit(raw)
         except SubmissionError as e:
             return html.Div([html.B(f"Invalid field {e.field}: " if e.field else "Invalid: "), str(e)],
