@@ -545,9 +545,18 @@ class LiveSupervisor(Strategy):
                     maint += float(m.maintenance.as_double())
             except Exception:  # noqa: BLE001 - cash accounts have no margins
                 maint = 0.0
+            source = "venue"
+            if maint <= 0:  # no margins from the venue's account state: the instruments' maintenance rates
+                source = "instrument margin_maint"
+                for p in self.cache.positions_open():
+                    px = self.last_close.get(str(p.instrument_id))
+                    inst = self.cache.instrument(p.instrument_id)
+                    if px is not None and inst is not None:
+                        maint += abs(float(p.signed_qty)) * px * float(inst.margin_maint)
             if maint > 0 and eq > 0 and (eq - maint) / eq < buf:
-                self.session.alert("liquidation_risk", f"equity {eq:.2f} close to maintenance margin {maint:.2f}",
-                                   subject="margin")
+                self.session.alert("liquidation_risk", f"equity {eq:.2f} close to maintenance margin {maint:.2f} "
+                                   f"(buffer {(eq - maint) / eq:.4%} < liquidation_buffer {buf:.4%})",
+                                   subject="margin", equity=eq, maintenance_margin=maint, margin_source=source)
 
     # -- kill switch
     def flatten(self, reason: str, stop: bool = False) -> None:
