@@ -31,6 +31,18 @@ DETAIL_READY = """() => {
 }"""
 
 
+#: JS predicate: the detail page's first paint is usable: KPI cards, equity and drawdown drawn with data, the
+#: metrics table and the first trade rows (the figures further down arrive after it: dash_ui/pages/detail.py).
+FIRST_PAINT = """() => {
+  const ok = id => { const g = document.querySelector('#' + id + ' .js-plotly-plot');
+                     return !!g && !!g._fullLayout && !!g.data && g.data.length > 0; };
+  return !!document.querySelector('#kpi-total_return') && ok('detail-equity') && ok('detail-drawdown')
+    && !!document.querySelector('#metrics-table')
+    && (!!document.querySelector('#detail-trades .ag-row')
+        || ((document.querySelector('#detail-trades-title') || {}).innerText || '').startsWith('Trades (0)'));
+}"""
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:

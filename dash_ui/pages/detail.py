@@ -301,6 +301,7 @@ def layout(ctx, run_id: str) -> html.Div:
         _graph("detail-margin", 520)], className="card") if analytics.is_margin_run(run) else None
     return html.Div([
         dcc.Store(id="detail-run", data=run_id), dcc.Store(id="detail-zoom"), dcc.Store(id="detail-candles-zoom"),
+        dcc.Store(id="detail-stage2"),
         header, kpis, open_note,
         html.Div([_graph("detail-equity"), _graph("detail-drawdown", 240)], className="card"),
         html.Div([html.Div(_graph("detail-monthly", 340), className="card"),
@@ -357,6 +358,17 @@ def register(app, ctx) -> None:
         run = ctx.store.get(run_id)
         return charts.equity_figure(run), charts.drawdown_figure(run)
 
+    # First paint = header, KPIs, equity + drawdown, the trade table's first rows (and the tables of the
+    # layout); the figures further down (monthly, histogram, costs, candles, per-strategy PnL, margin) are
+    # requested once the equity figure has arrived, so they do not compete with it for the server and the
+    # browser's main thread (docs/dash.md, "Detail page timing").
+    app.clientside_callback(
+        """function(fig, run, done) {  // once per page: an equity zoom must not reload the figures below
+            return (fig && done !== run) ? run : window.dash_clientside.no_update; }""",
+        Output("detail-stage2", "data"), Input("detail-equity", "figure"), State("detail-run", "data"),
+        State("detail-stage2", "data"), prevent_initial_call=True,
+    )
+
     # Zoom events are filtered in the browser: a graph also emits `autosize` relayout events, and a
     # server callback that fires again while pending has its earlier response dropped by Dash, which
     # would cancel a zoom. Only real x-range changes reach the stores below (and the server).
@@ -398,7 +410,7 @@ def register(app, ctx) -> None:
         return charts.equity_figure(run, *rng), charts.drawdown_figure(run, *rng)
 
     @app.callback(Output("detail-monthly", "figure"), Output("detail-hist", "figure"), Output("detail-costs", "figure"),
-                  Input("detail-run", "data"))
+                  Input("detail-stage2", "data"), prevent_initial_call=True)
     def static_figures(run_id):
         run = ctx.store.get(run_id)
         return charts.monthly_heatmap(run), charts.trade_histogram(run), charts.cost_figure(run)
@@ -406,8 +418,8 @@ def register(app, ctx) -> None:
     @app.callback(Output("detail-candles", "figure"), Output("detail-tf", "children"),
                   Output("detail-bar-type", "value"),
                   Input("detail-bar-type", "value"), Input("detail-trades", "cellClicked"),
-                  State("detail-trades", "getRowsRequest"), State("detail-run", "data"))
-    def candles(bar_type, cell, req, run_id):
+                  Input("detail-stage2", "data"), State("detail-trades", "getRowsRequest"), State("detail-run", "data"))
+    def candles(bar_type, cell, stage2, req, run_id):
         """Automatic timeframe over the whole run; a click on a trade row zooms to that trade (its
         instrument, entry to exit with a margin of half the trade's duration, at least 30 bars either side)."""
         run = ctx.store.get(run_id)
@@ -429,6 +441,8 @@ def register(app, ctx) -> None:
                         bt if bt != bar_type else dash.no_update)
         if not bar_type:
             return dash.no_update, "this run has no bar types", dash.no_update
+        if not stage2:  # first paint: the candles come with the second stage
+            return dash.no_update, "loading candles...", dash.no_update
         fig, tf = charts.candles_figure(run, bar_type, run.catalog_root(ctx.catalog_root))
         return fig, f"timeframe {tf} (zoom in for finer candles; trades are exact)", dash.no_update
 
@@ -462,11 +476,11 @@ def register(app, ctx) -> None:
         run = ctx.store.get(run_id)
         return dcc.send_string(trades_csv(run), f"{run_id.replace('/', '_')}-trades.csv")
 
-    @app.callback(Output("detail-strategy-pnl", "figure"), Input("detail-run", "data"))
+    @app.callback(Output("detail-strategy-pnl", "figure"), Input("detail-stage2", "data"), prevent_initial_call=True)
     def strategy_pnl(run_id):
         return charts.strategy_pnl_figure(ctx.store.get(run_id))
 
-    @app.callback(Output("detail-margin", "figure"), Input("detail-run", "data"))
+    @app.callback(Output("detail-margin", "figure"), Input("detail-stage2", "data"), prevent_initial_call=True)
     def margin(run_id):
         run = ctx.store.get(run_id)
         fig = charts.margin_figure(run, ctx.catalog_root)
