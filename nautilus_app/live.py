@@ -410,6 +410,7 @@ class LiveSupervisor(Strategy):
         self.retry_flatten = False
         self.resume_after_flat = False
         self.closing: set[str] = set()  # positions a close was sent for (this flatten)
+        self.started_wall: float | None = None  # set by on_start (Nautilus starts strategies once connected)
 
     # -- views used by the rails (node thread)
     def last_price(self, iid: str) -> float | None:
@@ -474,7 +475,7 @@ class LiveSupervisor(Strategy):
                     self.subscribe_funding_rates(InstrumentId.from_str(live))
                 except Exception:  # noqa: BLE001 - funding alerts are optional
                     pass
-        self.last_bar_wall = time.monotonic()
+        self.last_bar_wall = self.started_wall = time.monotonic()
         self.clock.set_timer("live-supervisor", dt.timedelta(seconds=0.25), callback=self._tick)
         if self.session.refused:
             self.session.request_stop(f"reconciliation refused: {self.session.refused}")
@@ -709,6 +710,7 @@ class LiveSession:
         self._stop_reason: str | None = None
         self._lock = threading.Lock()
         self.refused: str | None = None
+        self.failed: str | None = None
         self.reconciled = False
         self.reconciliation: dict[str, Any] = {}
         self.killed: str | None = None
@@ -938,6 +940,11 @@ class LiveSession:
                 timer.cancel()
             for sig, h in previous.items():
                 signal.signal(sig, h)
+        if failure is None and not self.refused and (self.supervisor is None or self.supervisor.started_wall is None):
+            # stopped (max_seconds, signal) while Nautilus still waited for its clients: the session never traded
+            self.failed = (f"stopped before the node was ready: the {self.plan.live_venue} data/execution clients "
+                           "were not connected")
+            _event(logging.ERROR, self.failed, reason=self._stop_reason)
         self.save_ledger()
         self.write_results_safe(final=True)
         self.write_status()
@@ -954,6 +961,8 @@ class LiveSession:
             pass
         if failure is not None:
             raise failure
+        if self.failed:
+            raise RuntimeError(self.failed)
         if self.refused:
             raise LiveRefused(self.refused)
         return self.results_path
@@ -968,7 +977,7 @@ class LiveSession:
                               "testnet": self.plan.settings.testnet, "running": self.running,
                               "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
                               "started_at": self.started_at, "halted": self.rails.halted, "killed": self.killed,
-                              "refused": self.refused, "reconciliation": self.reconciliation,
+                              "refused": self.refused, "failed": self.failed, "reconciliation": self.reconciliation,
                               "stop_reason": self._stop_reason, "metrics_port": self.metrics_port}
         if sup is None:
             return st
