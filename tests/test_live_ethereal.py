@@ -220,7 +220,8 @@ def test_live_ethereal_end_to_end_rail_kill_switch_and_no_key(tmp_path: Path) ->
 
 def test_live_ethereal_reconciliation_refuses_unknown_position(tmp_path: Path) -> None:
     """The mock holds a 0.02 BTCUSD position this node never made: the node refuses (exit 3), sends no order and
-    no cancel; the position is untouched."""
+    no cancel; the position is untouched. Restarted with ``--on-unknown flatten`` it closes the position first
+    (reduce-only market sell 0.02 through the execution client), then trades (the scripted buy 0.01)."""
     server = MockEtherealServer(FIXTURES).start()
     feed = TradeFeed(server)
     pid = server.venue.by_symbol["BTCUSD"]["id"]
@@ -234,10 +235,13 @@ def test_live_ethereal_reconciliation_refuses_unknown_position(tmp_path: Path) -
         cfg = write_config(tmp_path, server, "2:BUY:0.0100")
         proc = subprocess.run(cmd(cfg, tmp_path / "results", "--max-seconds", "30"), capture_output=True,
                               text=True, env=env(), cwd=REPO_ROOT, timeout=120)
-    finally:
-        feed.stop()
         requests = list(server.venue.requests)
         size = venue_size(server)
+        proc2 = subprocess.run(cmd(cfg, tmp_path / "results2", "--max-seconds", "8", "--on-unknown", "flatten"),
+                               capture_output=True, text=True, env=env(), cwd=REPO_ROOT, timeout=120)
+        orders = venue_orders(server)
+    finally:
+        feed.stop()
         server.stop()
     assert proc.returncode == 3, proc.stderr[-3000:]
     assert "refused" in proc.stderr and "BTCUSD-PERP.ETHEREAL" in proc.stderr
@@ -245,3 +249,10 @@ def test_live_ethereal_reconciliation_refuses_unknown_position(tmp_path: Path) -
     assert size == Decimal("0.02")
     st = json.loads((results_folder(tmp_path / "results") / "status.json").read_text())
     assert st["refused"] and st["reconciliation"]["unknown_positions"] == {"BTCUSD-PERP.ETHEREAL": 0.02}
+    # --on-unknown flatten: the unknown position is closed at the mock first, then the strategy trades
+    assert proc2.returncode == 0, proc2.stderr[-3000:]
+    seen = [(o["side"], o["quantity"], o["type"], o["reduceOnly"], o["status"]) for o in orders]
+    assert seen[0] == (1, "0.02", "MARKET", True, "FILLED"), seen
+    assert (0, "0.01", "MARKET", False, "FILLED") in seen[1:], seen
+    st2 = json.loads((results_folder(tmp_path / "results2") / "status.json").read_text())
+    assert st2["reconciliation"]["policy"] == "flatten" and st2["refused"] is None
