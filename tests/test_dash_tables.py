@@ -184,7 +184,8 @@ def test_cancel_running_and_queued_jobs(tmp_path: Path) -> None:
         first = runner.submit(spot_config(cat, name="c1"))
         second = runner.submit(spot_config(cat, name="c2"))
         t0 = time.time()
-        while runner.get(first.id).status != "running" and time.time() - t0 < 20:
+        # "running" is set just before the worker process starts: wait for the process too
+        while first.id not in runner._procs and time.time() - t0 < 20:
             time.sleep(0.05)
         assert runner.get(first.id).status == "running"
         proc = runner._procs[first.id]
