@@ -44,6 +44,7 @@ from nautilus_trader.model import BarType, InstrumentId
 from nautilus_trader.trading import Strategy, StrategyConfig
 
 from nautilus_app import paths
+from nautilus_app.jsonlog import setup_json_logging
 from nautilus_app.live_config import Credentials, LiveConfigError, LiveSettings, resolve_credentials
 from nautilus_app.live_options import OPT_IN_FLAG
 
@@ -81,31 +82,9 @@ class Redactor:
 REDACT = Redactor()
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        out = {"ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
-               "level": record.levelname, "logger": record.name, "event": record.getMessage()}
-        out.update(getattr(record, "fields", {}) or {})
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return REDACT(json.dumps(out, default=str))
-
-
 def setup_logging(path: Path | None) -> None:
     """JSON lines (redacted) on stderr and in ``path`` for ``nautilus_app.live`` and ``nautilus_app.alerts``."""
-    for name in ("nautilus_app.live", "nautilus_app.alerts"):
-        lg = logging.getLogger(name)
-        lg.setLevel(logging.INFO)
-        lg.propagate = False
-        for h in list(lg.handlers):
-            lg.removeHandler(h)
-        handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handlers.append(logging.FileHandler(path))
-        for h in handlers:
-            h.setFormatter(_JsonFormatter())
-            lg.addHandler(h)
+    setup_json_logging(("nautilus_app.live", "nautilus_app.alerts"), path, redact=REDACT)
 
 
 def _event(level: int, event: str, **fields: Any) -> None:

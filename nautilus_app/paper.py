@@ -61,6 +61,7 @@ from nautilus_trader.model import ActorId, BarType, InstrumentId
 
 from nautilus_app import paths
 from nautilus_app.config import BacktestConfig
+from nautilus_app.jsonlog import setup_json_logging
 from nautilus_app.paper_config import PaperSettings
 from nautilus_app.paper_state import PaperState
 
@@ -84,39 +85,6 @@ class PaperConfigError(ValueError):
 
 class PaperFailed(RuntimeError):
     """The paper node could not start or stopped with an error."""
-
-
-# ---- JSON logs -------------------------------------------------------------------------------
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ``ts`` (UTC ISO), ``level``, ``logger``, ``event``, plus extra fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        out = {
-            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "event": record.getMessage(),
-        }
-        out.update(getattr(record, "fields", {}) or {})
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
-
-
-def setup_json_logging(path: Path | None = None, level: int = logging.INFO) -> None:
-    """Send ``nautilus_app.paper`` logs as JSON lines to stderr and, if given, to ``path`` (appended)."""
-    logger = logging.getLogger("nautilus_app.paper")
-    logger.setLevel(level)
-    logger.propagate = False
-    for h in list(logger.handlers):
-        logger.removeHandler(h)
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(path))
-    for h in handlers:
-        h.setFormatter(JsonFormatter())
-        logger.addHandler(h)
 
 
 def _event(level: int, event: str, **fields: Any) -> None:
@@ -1403,7 +1371,7 @@ def run_paper_from_args(args: Any) -> int:
     except PaperFailed as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    setup_json_logging(session.results_path / "paper.log.jsonl")
+    setup_json_logging(("nautilus_app.paper",), session.results_path / "paper.log.jsonl")
     try:
         path = session.run()
     except Exception as e:  # noqa: BLE001 - report any node failure with a clear exit code
