@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -132,7 +133,10 @@ class _Staging(Staging):
     (:meth:`catalog.atomic.Staging.commit_dir`); single instrument files are promoted with os.replace."""
 
     def catalog(self) -> ParquetDataCatalog:
-        return ParquetDataCatalog(str(self.path))
+        """The staging folder as a Nautilus catalog (one per staging, built on first use)."""
+        if getattr(self, "_catalog", None) is None:
+            self._catalog = ParquetDataCatalog(str(self.path))
+        return self._catalog
 
     def promote(self, rel: str) -> str:
         """Move one file ``rel`` (relative to the staging root) to the same place in the real catalog."""
@@ -231,6 +235,28 @@ def _check_complete(table: pa.Table, ident: str) -> None:
             raise ValueError(f"{ident}: empty {k} at ts={int(table['ts'][i].as_py())} ns; nothing written")
 
 
+def _commit_blocks(root: Path, st: TypeStats, ts: np.ndarray, existing: Callable[[], list[tuple[int, int]]],
+                   split_gap_ns: int, folder: str, write_block: Callable[[_Staging, np.ndarray], tuple[str, int]]) -> None:
+    """The all-or-nothing commit every writer shares: under the catalog's import lock, skip rows already
+    stored (:func:`plan_blocks` against ``existing()``), write each new contiguous block with
+    ``write_block(staging, row indices) -> (file, rows)`` into a staging folder, then swap ``folder``
+    (e.g. ``data/bars/<id>``) in one step; files and row counts go to the report entry ``st``."""
+    with import_lock(root):
+        new_index, blocks = plan_blocks(ts, existing(), split_gap_ns)
+        st.rows_skipped += int(ts.size - new_index.size)
+        if not blocks:
+            return
+        files, n = [], 0
+        with _Staging(root) as staging:
+            for i0, i1 in blocks:
+                f, k = write_block(staging, new_index[i0:i1])
+                files.append(f)
+                n += k
+            staging.commit_dir(folder)
+    st.files_written += files
+    st.rows_written += n
+
+
 def write_bars(
     root: Path,
     bar_type: BarType,
@@ -257,32 +283,23 @@ def write_bars(
     ts = table["ts"].to_numpy()
     _check_complete(table, ident)
     wrangler = BarDataWrangler(ident, price_precision, size_precision)
-    with import_lock(root):
-        new_index, blocks = plan_blocks(ts, existing_intervals(root, NautilusDataType.Bar, ident),
-                                        _split_gap(interval_ns))
-        st.rows_skipped += int(ts.size - new_index.size)
-        if not blocks:
-            return
-        # every block is built and staged first; then the folder is swapped in one step
-        with _Staging(root) as staging:
-            cat = staging.catalog()
-            files, n = [], 0
-            for i0, i1 in blocks:
-                sel = table.take(pa.array(new_index[i0:i1]))
-                tsu = pa.array(sel["ts"].to_numpy().astype(np.uint64), pa.uint64())
-                batch = pa.record_batch(
-                    {k: sel[k].combine_chunks().cast(DEC) for k in ("open", "high", "low", "close", "volume")}
-                    | {"ts_event": tsu, "ts_init": tsu}
-                )
-                bars = wrangler.process_record_batch_bytes(_ipc_bytes(batch))
-                if len(bars) != i1 - i0:
-                    raise ValueError(f"{ident}: Nautilus built {len(bars)} bars from {i1 - i0} rows (precision "
-                                     f"{price_precision}/{size_precision}?); nothing written")
-                files.append(str(cat.write_bars(bars)))
-                n += len(bars)
-            staging.commit_dir(f"data/bars/{ident}")
-    st.files_written += files
-    st.rows_written += n
+
+    def write_block(staging: _Staging, idx: np.ndarray) -> tuple[str, int]:
+        sel = table.take(pa.array(idx))
+        tsu = pa.array(sel["ts"].to_numpy().astype(np.uint64), pa.uint64())
+        batch = pa.record_batch(
+            {k: sel[k].combine_chunks().cast(DEC) for k in ("open", "high", "low", "close", "volume")}
+            | {"ts_event": tsu, "ts_init": tsu}
+        )
+        bars = wrangler.process_record_batch_bytes(_ipc_bytes(batch))
+        if len(bars) != idx.size:
+            raise ValueError(f"{ident}: Nautilus built {len(bars)} bars from {idx.size} rows (precision "
+                             f"{price_precision}/{size_precision}?); nothing written")
+        return str(staging.catalog().write_bars(bars)), len(bars)
+
+    # every block is built and staged first; then the folder is swapped in one step
+    _commit_blocks(root, st, ts, lambda: existing_intervals(root, NautilusDataType.Bar, ident),
+                   _split_gap(interval_ns), f"data/bars/{ident}", write_block)
 
 
 def write_mark_prices(
@@ -311,24 +328,12 @@ def write_mark_prices(
     # Exact: decimal -> scaled int -> Price.from_raw would need FIXED_SCALAR handling; the
     # string route is exact and fast enough for mark prices (one per hour).
     values = table["value"].combine_chunks().cast(pa.decimal128(38, precision)).cast(pa.string()).to_pylist()
-    with import_lock(root):
-        new_index, blocks = plan_blocks(
-            ts, existing_intervals(root, NautilusDataType.MarkPriceUpdate, ident), _split_gap(interval_ns))
-        st.rows_skipped += int(ts.size - new_index.size)
-        if not blocks:
-            return
-        with _Staging(root) as staging:
-            cat = staging.catalog()
-            files, n = [], 0
-            for i0, i1 in blocks:
-                idx = new_index[i0:i1]
-                ups = [MarkPriceUpdate(instrument_id, Price.from_str(values[i]), int(ts[i]), int(ts[i]))
-                       for i in idx.tolist()]
-                files.append(str(cat.write_mark_price_updates(ups)))
-                n += len(ups)
-            staging.commit_dir(f"data/mark_prices/{ident}")
-    st.files_written += files
-    st.rows_written += n
+    def write_block(staging: _Staging, idx: np.ndarray) -> tuple[str, int]:
+        ups = [MarkPriceUpdate(instrument_id, Price.from_str(values[i]), int(ts[i]), int(ts[i])) for i in idx.tolist()]
+        return str(staging.catalog().write_mark_price_updates(ups)), len(ups)
+
+    _commit_blocks(root, st, ts, lambda: existing_intervals(root, NautilusDataType.MarkPriceUpdate, ident),
+                   _split_gap(interval_ns), f"data/mark_prices/{ident}", write_block)
 
 
 def funding_schema(instrument_id: InstrumentId) -> pa.Schema:
@@ -378,36 +383,26 @@ def write_funding_rates(
     rates = table["rate"].combine_chunks()
     if rates.null_count:
         raise ValueError(f"{ident}: a funding rate is empty; nothing written")
-    with import_lock(root):
-        new_index, blocks = plan_blocks(ts, existing_intervals(root, NautilusDataType.FundingRateUpdate, ident),
-                                        DAY_NS)
-        st.rows_skipped += int(ts.size - new_index.size)
-        if not blocks:
-            return
-        with _Staging(root) as staging:
-            files, n = [], 0
-            for i0, i1 in blocks:
-                idx = new_index[i0:i1]
-                tsa = pa.array(ts[idx], pa.timestamp("ns", tz="UTC"))
-                out = pa.table(
-                    {
-                        "rate": rates.take(pa.array(idx)),
-                        "interval": pa.array(minutes[idx], pa.uint64()),
-                        "next_funding_ns": tsa,
-                        "ts_event": tsa,
-                        "ts_init": tsa,
-                    },
-                    schema=schema,
-                )
-                rel = f"data/funding_rates/{ident}/{ts_file_part(ts[idx[0]])}_{ts_file_part(ts[idx[-1]])}.parquet"
-                tmp = staging.path / rel
-                tmp.parent.mkdir(parents=True, exist_ok=True)
-                pq.write_table(out, tmp, compression="zstd")
-                files.append(rel)
-                n += int(idx.size)
-            staging.commit_dir(f"data/funding_rates/{ident}")
-    st.files_written += files
-    st.rows_written += n
+    def write_block(staging: _Staging, idx: np.ndarray) -> tuple[str, int]:
+        tsa = pa.array(ts[idx], pa.timestamp("ns", tz="UTC"))
+        out = pa.table(
+            {
+                "rate": rates.take(pa.array(idx)),
+                "interval": pa.array(minutes[idx], pa.uint64()),
+                "next_funding_ns": tsa,
+                "ts_event": tsa,
+                "ts_init": tsa,
+            },
+            schema=schema,
+        )
+        rel = f"data/funding_rates/{ident}/{ts_file_part(ts[idx[0]])}_{ts_file_part(ts[idx[-1]])}.parquet"
+        tmp = staging.path / rel
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(out, tmp, compression="zstd")
+        return rel, int(idx.size)
+
+    _commit_blocks(root, st, ts, lambda: existing_intervals(root, NautilusDataType.FundingRateUpdate, ident),
+                   DAY_NS, f"data/funding_rates/{ident}", write_block)
 
 
 def write_instruments(root: Path, instruments: list, report: ImportReport, count_once: bool = False) -> None:
@@ -485,33 +480,24 @@ def write_trades(
     t = t.take(pa.array(idx))
     ts = t["ts"].to_numpy()
     wrangler = TradeTickDataWrangler(ident, price_precision, size_precision)
-    with import_lock(root):
-        existing = existing_intervals_kind(root, "trades", ident)
-        new_index, blocks = plan_blocks(ts, existing, DAY_NS)  # works for non-decreasing ts too
-        st.rows_skipped += int(ts.size - new_index.size)
-        if not blocks:
-            return
-        with _Staging(root) as staging:
-            cat = staging.catalog()
-            files, n = [], 0
-            for i0, i1 in blocks:
-                sel = t.take(pa.array(new_index[i0:i1]))
-                tsu = pa.array(sel["ts"].to_numpy().astype(np.uint64), pa.uint64())
-                side = np.where(sel["buyer_maker"].to_numpy(zero_copy_only=False), "SELLER", "BUYER")
-                batch = pa.record_batch({
-                    "price": sel["price"].combine_chunks().cast(DEC),
-                    "size": sel["size"].combine_chunks().cast(DEC),
-                    "aggressor_side": pa.array(side.tolist(), pa.string()),
-                    "trade_id": pc_cast_str(sel["trade_id"]),
-                    "ts_event": tsu,
-                    "ts_init": tsu,
-                })
-                ticks = wrangler.process_record_batch_bytes(_ipc_bytes(batch))
-                files.append(str(cat.write_trade_ticks(ticks)))
-                n += len(ticks)
-            staging.commit_dir(f"data/trades/{ident}")
-    st.files_written += files
-    st.rows_written += n
+    def write_block(staging: _Staging, idx: np.ndarray) -> tuple[str, int]:
+        sel = t.take(pa.array(idx))
+        tsu = pa.array(sel["ts"].to_numpy().astype(np.uint64), pa.uint64())
+        side = np.where(sel["buyer_maker"].to_numpy(zero_copy_only=False), "SELLER", "BUYER")
+        batch = pa.record_batch({
+            "price": sel["price"].combine_chunks().cast(DEC),
+            "size": sel["size"].combine_chunks().cast(DEC),
+            "aggressor_side": pa.array(side.tolist(), pa.string()),
+            "trade_id": pc_cast_str(sel["trade_id"]),
+            "ts_event": tsu,
+            "ts_init": tsu,
+        })
+        ticks = wrangler.process_record_batch_bytes(_ipc_bytes(batch))
+        return str(staging.catalog().write_trade_ticks(ticks)), len(ticks)
+
+    # plan_blocks works for non-decreasing ts too
+    _commit_blocks(root, st, ts, lambda: existing_intervals_kind(root, "trades", ident), DAY_NS,
+                   f"data/trades/{ident}", write_block)
 
 
 def pc_cast_str(arr: pa.ChunkedArray | pa.Array) -> pa.Array:
