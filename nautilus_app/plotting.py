@@ -58,20 +58,22 @@ def plot_config_of(strategy: Any) -> dict | None:
     return cfg
 
 
-def _resolve(obj: Any, path: str) -> Any:
-    for part in path.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            return None
-    return obj
-
-
 def read_value(strategy: Any, path: str) -> float:
     """Value of ``path`` on the strategy: an indicator's ``value`` (NaN until initialised), a number
     reached by a dotted path (NaN if the owning indicator is not initialised)."""
-    target = _resolve(strategy, path)
-    owner = _resolve(strategy, path.rpartition(".")[0]) if "." in path else target
-    if owner is not None and hasattr(owner, "initialized") and not owner.initialized:
+    head, _, last = path.rpartition(".")
+    return _read(strategy, tuple(head.split(".")) if head else (), last)
+
+
+def _read(strategy: Any, head: tuple[str, ...], last: str) -> float:
+    """:func:`read_value` with the path split once (the recorder calls this on every bar)."""
+    owner = strategy
+    for part in head:
+        owner = getattr(owner, part, None)
+        if owner is None:
+            return math.nan
+    target = getattr(owner, last, None)
+    if not getattr(owner if head else target, "initialized", True):
         return math.nan
     if target is not None and not isinstance(target, int | float) and hasattr(target, "value"):
         target = target.value
@@ -99,6 +101,7 @@ class _Plan:
         self.strategy = strategy
         self.sid = strategy.id.value if hasattr(strategy, "id") else str(strategy.strategy_id)
         self.bar_type = strategy.bar_type
+        self.bar_type_str = str(strategy.bar_type)
         self.paths: list[str] = []
         self.main: list[str] = []
         self.subplots: dict[str, dict] = {}
@@ -121,6 +124,7 @@ class _Plan:
         self.rows: list[list[float]] = []
         #: vectorised-signals strategy: the plotted series are columns of its signal frame
         self.frame_based = callable(getattr(strategy, "signal_frame", None))
+        self._split: list[tuple[tuple[str, ...], str]] | None = None
 
     def take_frame(self) -> None:
         """Rows of a frame-based plan from the strategy's signal frame (missing columns are NaN)."""
@@ -133,7 +137,11 @@ class _Plan:
         self.rows = np.column_stack(cols).tolist() if cols and n else []
 
     def snapshot(self) -> list[float]:
-        return [read_value(self.strategy, p) for p in self.paths]
+        if self._split is None:  # paths split once, resolved on every bar (a strategy may swap indicators)
+            self._split = [(tuple(h.split(".")) if h else (), last) for h, _, last in
+                           (p.rpartition(".") for p in self.paths)]
+        strategy = self.strategy
+        return [_read(strategy, head, last) for head, last in self._split]
 
 
 class PlotRecorder(DataActor):
@@ -174,10 +182,11 @@ class PlotRecorder(DataActor):
 
     def on_bar(self, bar: Any) -> None:
         ts = bar.ts_event
-        for p in self._by_bar.get(str(bar.bar_type), ()):
+        key = str(bar.bar_type)
+        for p in self._by_bar.get(key, ()):
             seen = getattr(p.strategy, "_last_ts", None)
             if seen is None:  # no record of the strategy's last bar: its own bars only, assumed handled
-                if str(bar.bar_type) == str(p.bar_type):
+                if key == p.bar_type_str:
                     self._record(p, ts)
             elif 0 <= seen <= ts:  # the strategy's last bar (this one, or an earlier one if not yet handled)
                 self._record(p, seen)
