@@ -139,6 +139,14 @@ def working(server: MockEtherealServer) -> list[dict]:
     return [o for o in venue_orders(server) if o["status"] in ("NEW", "PENDING", "FILLED_PARTIAL")]
 
 
+def _status(results: Path) -> dict:
+    """The running node's status.json ({} while it is not there yet)."""
+    try:
+        return json.loads((results_folder(results) / "status.json").read_text())
+    except (FileNotFoundError, AssertionError, ValueError):  # no folder or file yet, or mid-write
+        return {}
+
+
 def wait_until(pred, timeout: float, proc: subprocess.Popen, what: str) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -167,7 +175,10 @@ def test_live_ethereal_end_to_end_rail_kill_switch_and_no_key(tmp_path: Path) ->
         try:
             wait_until(lambda: venue_size(server) == Decimal("0.01") and len(working(server)) == 1, 60, proc,
                        "the entry fill and the resting order at the mock")
-            st = json.loads((results_folder(results) / "status.json").read_text())
+            # status.json is rewritten periodically: wait until it shows the denied order too
+            wait_until(lambda: _status(results).get("metrics", {}).get("orders_denied"), 30, proc,
+                       "the denied order in status.json")
+            st = _status(results)
             c1 = ctl("flatten", cfg, results, 15)
             assert c1.returncode == 0, c1.stdout + c1.stderr
             wait_until(lambda: venue_size(server) == 0 and not working(server), 30, proc, "flat at the mock")
