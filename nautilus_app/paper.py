@@ -889,7 +889,7 @@ class PaperSession:
         """The venue's klines of ``live_bt`` closing in ``(after_ns, before_ns)`` (Binance REST; none for Ethereal)."""
         if self.plan.product == "ethereal":
             return []
-        from nautilus_app.replay import INTERVAL_MS
+        from nautilus_app.testkit.replay import INTERVAL_MS
 
         b = BarType.from_str(live_bt)
         step_ms = self.plan.interval_ns // 1_000_000

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dash_ui.testing import SPOT_BAR, build_test_data, serve_app, spot_config
 from nautilus_app.paths import shared_data_dir
+from nautilus_app.testkit.dash_testing import SPOT_BAR, build_test_data, serve_app, spot_config
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from catalog.binance_vision import import_binance_vision
-from dash_ui.testing import serve_app
 from nautilus_app.paths import shared_data_dir
+from nautilus_app.testkit.dash_testing import serve_app
 
 BAR = "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"
 
@@ -195,8 +195,8 @@ def test_dash_serve_prints_token_on_all_interfaces(tmp_path: Path) -> None:
     import sys
     import time
 
-    from dash_ui.testing import free_port
     from nautilus_app.paths import REPO_ROOT
+    from nautilus_app.testkit.dash_testing import free_port
 
     env = {k: v for k, v in os.environ.items() if k != "NAUTILUS_DASH_TOKEN"}
     proc = subprocess.Popen([sys.executable, "-m", "nautilus_app", "dash", "--host", "0.0.0.0", "--port",

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from dash_ui.testing import SPOT_BAR, serve_app, spot_config
+from nautilus_app.testkit.dash_testing import SPOT_BAR, serve_app, spot_config
 
 EXAMPLES = 25  # generated cases per operation and mode (about 25 operations: ~40 s on a loaded machine)
 ISO = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$"

@@ -13,8 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dash_ui import synthetic
-from dash_ui.testing import DETAIL_READY, browser, build_test_data, chromium_available, serve_app
+from nautilus_app.testkit import synthetic
+from nautilus_app.testkit.dash_testing import (
+    DETAIL_READY,
+    browser,
+    build_test_data,
+    chromium_available,
+    serve_app,
+)
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 NAV = "(p) => { window.history.pushState({}, '', p); window.dispatchEvent(new PopStateEvent('popstate')); }"

@@ -175,7 +175,7 @@ def _fake_python(tmp_path: Path, body: str) -> str:
 
 def test_cancel_running_and_queued_jobs(tmp_path: Path) -> None:
     from dash_ui.jobs import JobRunner
-    from dash_ui.testing import spot_config
+    from nautilus_app.testkit.dash_testing import spot_config
 
     cat = tmp_path / "catalog"
     runner = JobRunner(tmp_path / "results", cat, python=_fake_python(tmp_path, "sleep 60\n"),
@@ -205,7 +205,7 @@ def test_cancel_running_and_queued_jobs(tmp_path: Path) -> None:
 
 def test_failed_job_error_is_one_line(tmp_path: Path) -> None:
     from dash_ui.jobs import JobRunner
-    from dash_ui.testing import spot_config
+    from nautilus_app.testkit.dash_testing import spot_config
 
     cat = tmp_path / "catalog"
     body = ("echo 'Traceback (most recent call last):' >&2\necho '  File \"x.py\", line 1' >&2\n"

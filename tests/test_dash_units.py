@@ -138,7 +138,8 @@ def test_overview_sidecar_is_persisted_exact_and_invalidated(tmp_path, monkeypat
     changed equity file gives a new key (rebuilt); the cache folder is never listed as a run."""
     import os
 
-    from dash_ui import charts, sidecar, synthetic
+    from dash_ui import charts, sidecar
+    from nautilus_app.testkit import synthetic
 
     folder = synthetic.make_synthetic_run(tmp_path / "results", tmp_path / "catalog", days=40, seed=5, fast=30,
                                           slow=120, run_id="SYNTHETIC-sidecar")

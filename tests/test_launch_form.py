@@ -14,7 +14,7 @@ import pytest
 
 from dash_ui.jobs import JobRunner, SubmissionError
 from dash_ui.pages.launch import build_config, traded_bar_type
-from dash_ui.testing import SPOT_BAR
+from nautilus_app.testkit.dash_testing import SPOT_BAR
 
 PERP = "ETHUSDT-PERP.BINANCE_USDM-1-MINUTE-LAST-EXTERNAL"
 

@@ -3,7 +3,7 @@ Binance replay server (offline, real Redis). The default simulated execution cli
 tests/test_paper_sim.py.
 
 The node is the real thing: ``scripts/run_paper.py`` in a subprocess, Nautilus's Rust Binance
-USDT-M data client pointed at :class:`nautilus_app.replay.BinanceReplayServer`, the sandbox
+USDT-M data client pointed at :class:`nautilus_app.testkit.replay.BinanceReplayServer`, the sandbox
 execution client, Nautilus's Redis cache database at 127.0.0.1:6379. Each test uses its own
 trader id (own Redis keys) and deletes its keys afterwards.
 
@@ -32,7 +32,7 @@ from nautilus_app.backtest import run_backtest
 from nautilus_app.config import parse_config
 from nautilus_app.paper_state import PaperState
 from nautilus_app.paths import REPO_ROOT, shared_data_dir
-from nautilus_app.replay import BinanceReplayServer, load_funding, load_klines
+from nautilus_app.testkit.replay import BinanceReplayServer, load_funding, load_klines
 
 MIRROR = shared_data_dir() / "binance-vision"
 ZIP = MIRROR / "data/futures/um/daily/klines/ETHUSDT/1m/ETHUSDT-1m-2023-08-01.zip"

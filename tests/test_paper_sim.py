@@ -28,7 +28,7 @@ from catalog.binance_vision import import_binance_vision
 from nautilus_app.paper_parity import FILL_COLS, compare
 from nautilus_app.paper_state import PaperState
 from nautilus_app.paths import REPO_ROOT, shared_data_dir
-from nautilus_app.replay import BinanceReplayServer, load_funding, load_klines
+from nautilus_app.testkit.replay import BinanceReplayServer, load_funding, load_klines
 
 MIRROR = shared_data_dir() / "binance-vision"
 

@@ -24,7 +24,7 @@ from nautilus_app.backtest import run_backtest
 from nautilus_app.config import parse_config
 from nautilus_app.paper_state import PaperState
 from nautilus_app.paths import REPO_ROOT, shared_data_dir
-from nautilus_app.replay import BinanceReplayServer, load_klines, sbe_exchange_info_spot
+from nautilus_app.testkit.replay import BinanceReplayServer, load_klines, sbe_exchange_info_spot
 
 MIRROR = shared_data_dir() / "binance-vision"
 ZIP = MIRROR / "data/spot/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2023-04.zip"

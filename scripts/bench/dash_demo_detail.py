@@ -6,9 +6,9 @@ The two runs are made once (``run_backtest`` on the catalog named by the configs
 reused while their config files are unchanged. For each run (headless system Chromium via Playwright):
 
 * ``first_paint_ms``: from the runs list to the detail page by client-side navigation (the way a user opens
-  a run) until the first paint is usable (``dash_ui.testing.FIRST_PAINT``: KPI cards, equity and drawdown
+  a run) until the first paint is usable (``nautilus_app.testkit.dash_testing.FIRST_PAINT``: KPI cards, equity and drawdown
   drawn with data, the metrics table and the first trade rows), median of 5 (caches warm);
-* ``in_app_ms``: the same navigation until everything is drawn (``dash_ui.testing.DETAIL_READY``: every
+* ``in_app_ms``: the same navigation until everything is drawn (``nautilus_app.testkit.dash_testing.DETAIL_READY``: every
   graph with data, incl. the candles and the figures requested after the first paint), median of 5;
 * ``first_in_app_ms``: the same for the first open of the run after the server started (the overview
   sidecars built by the warm-up thread, the run's files not yet in memory);
@@ -35,7 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from dash_ui.testing import DETAIL_READY, FIRST_PAINT, browser, free_port  # noqa: E402
+from nautilus_app.testkit.dash_testing import DETAIL_READY, FIRST_PAINT, browser, free_port  # noqa: E402
 
 NAV = "(p) => { window.history.pushState({}, '', p); window.dispatchEvent(new PopStateEvent('popstate')); }"
 CONFIGS = ("demo_spot", "demo_perp")

@@ -1,10 +1,10 @@
 """Time-to-usable of the run detail page for a SYNTHETIC 5-year 1-minute run (~2.6M bars), in Chromium.
 
 Generates (once, cached under ``$DASH_BENCH_DIR``, default ``/tmp/dash_bench``) a synthetic results
-folder and catalog with :mod:`dash_ui.synthetic` (seeded random walk + vectorised EMA crossover,
+folder and catalog with :mod:`nautilus_app.testkit.synthetic` (seeded random walk + vectorised EMA crossover,
 labelled SYNTHETIC; not market data), serves the app in this process, and drives the system Chromium
 (Playwright, headless). "Usable" = every graph on the page has its data drawn, the metrics table and
-the first trade rows are shown (``dash_ui.testing.DETAIL_READY``). Measured:
+the first trade rows are shown (``nautilus_app.testkit.dash_testing.DETAIL_READY``). Measured:
 
 * ``cold_ms``: fresh browser profile and a freshly started server (no in-memory cache; plotly.js
   downloaded and parsed by a browser with an empty cache), with the run's overview sidecar already
@@ -37,8 +37,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from dash_ui import synthetic  # noqa: E402
-from dash_ui.testing import DETAIL_READY, browser, free_port, serve_app  # noqa: E402
+from nautilus_app.testkit import synthetic  # noqa: E402
+from nautilus_app.testkit.dash_testing import DETAIL_READY, browser, free_port, serve_app  # noqa: E402
 
 NAV = "(p) => { window.history.pushState({}, '', p); window.dispatchEvent(new PopStateEvent('popstate')); }"
 

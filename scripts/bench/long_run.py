@@ -1,7 +1,7 @@
 """Peak memory and decile slowdown of a 5-year 1-minute single-symbol backtest (issue 23, goal 4).
 
 Data: SYNTHETIC (not market data): 2,629,800 1m bars (5 x 365.25 days) of a seeded random walk
-(:func:`dash_ui.synthetic.synthetic_bars`) written as ``BTCUSDT.BINANCE`` bars with the real
+(:func:`nautilus_app.testkit.synthetic.synthetic_bars`) written as ``BTCUSDT.BINANCE`` bars with the real
 instrument's precisions into a throwaway catalog (``$LONG_RUN_DIR``, default ``/tmp/long_run_bench``;
 reused when present).
 
@@ -40,8 +40,8 @@ def make_catalog(root: Path, days: float) -> int:
 
     from catalog.common import bar_table
     from catalog.writer import ImportReport, write_bars, write_instruments
-    from dash_ui.synthetic import synthetic_bars
     from nautilus_app.instruments import build_instrument
+    from nautilus_app.testkit.synthetic import synthetic_bars
 
     inst = build_instrument("BTCUSDT", "spot")
     bars = synthetic_bars(days, seed=7, start="2020-01-01")

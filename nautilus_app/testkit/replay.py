@@ -640,11 +640,11 @@ def sbe_exchange_info_spot(symbols: Iterable[str]) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m nautilus_app.replay --symbols ETHUSDT --start 2023-08-01 --end 2023-08-02 --port 8765``:
+    """``python -m nautilus_app.testkit.replay --symbols ETHUSDT --start 2023-08-01 --end 2023-08-02 --port 8765``:
     serve the replay until interrupted (then point ``[paper] base_url_http/ws`` at it)."""
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m nautilus_app.replay", description="Binance USDT-M replay server")
+    p = argparse.ArgumentParser(prog="python -m nautilus_app.testkit.replay", description="Binance USDT-M replay server")
     p.add_argument("--symbols", nargs="+", default=["ETHUSDT"])
     p.add_argument("--start", required=True, help="first bar open (UTC ISO)")
     p.add_argument("--end", required=True, help="exclusive end (UTC ISO)")
