@@ -18,8 +18,8 @@ from nautilus_trader.model import InstrumentId
 
 from adapters.ethereal.config import EtherealDataClientConfig
 from adapters.ethereal.data import BookState, EtherealDataClient
-from adapters.ethereal.mock import MockEtherealServer
-from adapters.ethereal.mock.testkit import FIXTURES, fixture
+from nautilus_app.testkit.ethereal_mock import MockEtherealServer
+from nautilus_app.testkit.ethereal_mock.testkit import FIXTURES, fixture
 
 IID = InstrumentId.from_str("BTCUSD-PERP.ETHEREAL")
 WS = fixture("ws_messages.json")

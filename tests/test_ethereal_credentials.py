@@ -10,7 +10,7 @@ from eth_account import Account
 
 from adapters.ethereal.common.credentials import CredentialError, load_signing_key, parse_private_key
 from adapters.ethereal.config import EtherealExecClientConfig
-from adapters.ethereal.mock.testkit import account
+from nautilus_app.testkit.ethereal_mock.testkit import account
 
 KEY = account()["mainKeyForTests"]
 ADDR = Account.from_key(KEY).address

@@ -9,8 +9,8 @@ import pytest
 from nautilus_trader.model import Currency, Money, OrderSide
 
 from adapters.ethereal.common.parsing import product_to_instrument, settlement_currency
-from adapters.ethereal.mock import MockEtherealServer
-from adapters.ethereal.mock.testkit import FIXTURES, fixture, run_in_node_thread, wait_for
+from nautilus_app.testkit.ethereal_mock import MockEtherealServer
+from nautilus_app.testkit.ethereal_mock.testkit import FIXTURES, fixture, run_in_node_thread, wait_for
 from tests.test_ethereal_exec_resilience import build, started, status
 from tests.test_ethereal_live import IID, Q, Recorder
 

@@ -21,7 +21,7 @@ from nautilus_trader.model import (
 
 from adapters.ethereal.config import EtherealDataClientConfig
 from adapters.ethereal.data import EtherealDataClient
-from adapters.ethereal.mock.testkit import fixture
+from nautilus_app.testkit.ethereal_mock.testkit import fixture
 
 WS = fixture("ws_messages.json")
 

@@ -29,8 +29,14 @@ from nautilus_trader.trading import Strategy, StrategyConfig
 from adapters.ethereal.config import EtherealDataClientConfig, EtherealExecClientConfig
 from adapters.ethereal.execution import venue_cloid
 from adapters.ethereal.factories import EtherealDataClientFactory, EtherealExecClientFactory
-from adapters.ethereal.mock import MockEtherealServer
-from adapters.ethereal.mock.testkit import FIXTURES, account, run_in_node_thread, signer_key, wait_for
+from nautilus_app.testkit.ethereal_mock import MockEtherealServer
+from nautilus_app.testkit.ethereal_mock.testkit import (
+    FIXTURES,
+    account,
+    run_in_node_thread,
+    signer_key,
+    wait_for,
+)
 from tests.test_ethereal_live import IID, Q, Recorder
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")

@@ -13,9 +13,9 @@ from nautilus_trader.model import BarType, InstrumentId, NautilusDataType
 from nautilus_trader.persistence import ParquetDataCatalog
 
 from adapters.ethereal.history import import_ethereal_history
-from adapters.ethereal.mock import MockEtherealServer
-from adapters.ethereal.mock.testkit import FIXTURES, fixture
 from catalog.errors import DataImportError
+from nautilus_app.testkit.ethereal_mock import MockEtherealServer
+from nautilus_app.testkit.ethereal_mock.testkit import FIXTURES, fixture
 
 IID = "BTCUSD-PERP.ETHEREAL"
 HOUR_NS = 3_600_000_000_000

@@ -33,8 +33,8 @@ from nautilus_trader.trading import Strategy
 from adapters.ethereal.config import EtherealDataClientConfig, EtherealExecClientConfig
 from adapters.ethereal.execution import venue_cloid
 from adapters.ethereal.factories import EtherealDataClientFactory, EtherealExecClientFactory
-from adapters.ethereal.mock import MockEtherealServer
-from adapters.ethereal.mock.testkit import (
+from nautilus_app.testkit.ethereal_mock import MockEtherealServer
+from nautilus_app.testkit.ethereal_mock.testkit import (
     FIXTURES,
     account,
     fixture,

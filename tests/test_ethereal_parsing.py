@@ -16,9 +16,9 @@ from adapters.ethereal.common.parsing import (
     qty,
     ticker_of,
 )
-from adapters.ethereal.mock.testkit import fixture
 from adapters.ethereal.providers import EtherealInstrumentProvider
 from adapters.ethereal.websocket.messages import WsMessageError, decode_event
+from nautilus_app.testkit.ethereal_mock.testkit import fixture
 
 PRODUCTS = fixture("products.json")["data"]
 WS = fixture("ws_messages.json")

@@ -28,7 +28,7 @@ from adapters.ethereal.common.signing import (
     sign_typed,
     trade_order_values,
 )
-from adapters.ethereal.mock.testkit import fixture, main_key, signer_key
+from nautilus_app.testkit.ethereal_mock.testkit import fixture, main_key, signer_key
 
 RPC = fixture("rpc_config.json")
 SUB = "0x" + b"primary".hex().ljust(64, "0")

@@ -15,9 +15,9 @@ from adapters.ethereal.http.client import (
     TokenBucket,
     retry_after_seconds,
 )
-from adapters.ethereal.mock import MockEtherealServer
-from adapters.ethereal.mock.testkit import FIXTURES
 from adapters.ethereal.websocket.client import EtherealWebSocketClient, WsSubscribeError
+from nautilus_app.testkit.ethereal_mock import MockEtherealServer
+from nautilus_app.testkit.ethereal_mock.testkit import FIXTURES
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.ethereal.mock import MockEtherealServer
-from adapters.ethereal.mock.testkit import FIXTURES, account
 from nautilus_app.paths import REPO_ROOT
+from nautilus_app.testkit.ethereal_mock import MockEtherealServer
+from nautilus_app.testkit.ethereal_mock.testkit import FIXTURES, account
 from tests.test_live import Receiver, all_text, redis_contains, results_folder
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")

@@ -165,8 +165,8 @@ def rds():
 
 
 def test_ethereal_paper_kill9_restart_keeps_book(tmp_path, rds):
-    from adapters.ethereal.mock import MockEtherealServer
-    from adapters.ethereal.mock.testkit import FIXTURES
+    from nautilus_app.testkit.ethereal_mock import MockEtherealServer
+    from nautilus_app.testkit.ethereal_mock.testkit import FIXTURES
 
     server = MockEtherealServer(FIXTURES).start()
     ticker = _Ticker(server)
@@ -307,8 +307,8 @@ def _wait_status(path: Path, pred, timeout: float, what: str, proc: subprocess.P
 def test_paper_command_on_ethereal_kill9_resumes_strategy_position(tmp_path):
     import pandas as pd
 
-    from adapters.ethereal.mock import MockEtherealServer
-    from adapters.ethereal.mock.testkit import FIXTURES
+    from nautilus_app.testkit.ethereal_mock import MockEtherealServer
+    from nautilus_app.testkit.ethereal_mock.testkit import FIXTURES
 
     r = redis.Redis(decode_responses=True)
     trader = "PAPER_ETHTEST-001"

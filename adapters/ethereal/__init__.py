@@ -12,7 +12,7 @@ Layout follows Nautilus's own adapters:
 * :mod:`adapters.ethereal.data` / :mod:`adapters.ethereal.execution` -- the live clients.
 * :mod:`adapters.ethereal.factories` -- factories for ``LiveNode.builder(...).add_data_client`` etc.
 * :mod:`adapters.ethereal.history` -- funding and price history into the Parquet catalog.
-* :mod:`adapters.ethereal.mock` -- a local REST + WebSocket stand-in for the venue (tests, demos).
+* :mod:`nautilus_app.testkit.ethereal_mock` -- a local REST + WebSocket stand-in for the venue (tests, demos).
 
 See docs/ethereal.md for the full description, decisions and what could not be verified offline.
 """
