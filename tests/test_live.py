@@ -1,5 +1,5 @@
 """Live trading, offline: ``nautilus-app live`` with Nautilus's real Rust Binance USDT-M execution client trading
-against the local signed stand-in (:class:`nautilus_app.binance_standin.BinanceVenueStandin`, real ETHUSDT
+against the local signed stand-in (:class:`nautilus_app.testkit.binance_standin.BinanceVenueStandin`, real ETHUSDT
 klines from the Binance Vision mirror), plus alerts to a local HTTP receiver and /metrics parsed with
 prometheus_client's text parser.
 
@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from nautilus_app.binance_standin import BinanceVenueStandin
 from nautilus_app.paths import REPO_ROOT
-from nautilus_app.replay import load_klines
+from nautilus_app.testkit.binance_standin import BinanceVenueStandin
+from nautilus_app.testkit.replay import load_klines
 
 API_KEY = "LiveTestKey" + uuid.uuid4().hex[:12]
 API_SECRET = "LiveTestSecret" + uuid.uuid4().hex

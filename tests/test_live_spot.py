@@ -18,9 +18,9 @@ import sys
 import uuid
 from pathlib import Path
 
-from nautilus_app.binance_standin import BinanceVenueStandin
 from nautilus_app.paths import REPO_ROOT
-from nautilus_app.replay import load_klines
+from nautilus_app.testkit.binance_standin import BinanceVenueStandin
+from nautilus_app.testkit.replay import load_klines
 from tests.test_live import all_text
 
 KEY, SECRET = "SpotKey" + uuid.uuid4().hex[:10], "SpotSecret" + uuid.uuid4().hex

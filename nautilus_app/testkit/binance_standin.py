@@ -1,6 +1,6 @@
 """A local stand-in of Binance USDT-M's *signed* REST API and user-data WebSocket, on top of the replay server.
 
-:class:`BinanceVenueStandin` extends :class:`nautilus_app.replay.BinanceReplayServer` (market data:
+:class:`BinanceVenueStandin` extends :class:`nautilus_app.testkit.replay.BinanceReplayServer` (market data:
 exchangeInfo, klines, kline/markPrice streams) with the account and order endpoints Nautilus's Rust
 ``BinanceExecutionClientFactory`` (USD-M, ``use_ws_trading = False``) calls, so the real execution
 client can trade offline. Nothing is added to ``replay.py`` itself: unhandled paths of the replay
@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from nautilus_app.replay import BinanceReplayServer
+from nautilus_app.testkit.replay import BinanceReplayServer
 
 TAKER_FEE = Decimal("0.0005")
 MAKER_FEE = Decimal("0.0002")
