@@ -61,6 +61,7 @@ from catalog.common import (
 )
 from catalog.compact import read_zip_csv
 from catalog.errors import DataImportError
+from catalog.kinds import VISION_FOLDERS, canonical_kinds, unknown_kinds
 from catalog.store import ensure_catalog_root
 from catalog.validation import NewBars, check_import_jumps, max_jump_setting
 from catalog.writer import (
@@ -74,7 +75,8 @@ from catalog.writer import (
 from nautilus_app import instruments as ins
 from nautilus_app.paths import binance_vision_url
 
-KINDS = ("klines", "fundingRate", "markPriceKlines", "aggTrades")
+#: Data kinds (catalog/kinds.py vocabulary); internally each is read from its archive folder (VISION_FOLDERS).
+KINDS = ("bars", "funding", "mark", "trades")
 KLINE_COLUMNS = (
     "open_time", "open", "high", "low", "close", "volume", "close_time",
     "quote_volume", "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore",
@@ -491,10 +493,12 @@ def _kind_dirs(market: str, kind: str, interval: str) -> list[tuple[str, str]]:
     return [(f"{pre}/monthly/{kind}", interval), (f"{pre}/daily/{kind}", interval)]
 
 
-def list_symbols(base_url: str | Path, market: str, kinds: Sequence[str] = ("klines",), interval: str = "1m",
+def list_symbols(base_url: str | Path, market: str, kinds: Sequence[str] = ("bars",), interval: str = "1m",
                  mark_interval: str | None = None) -> list[str]:
     """Every symbol of a LOCAL Binance Vision folder with at least one ``.zip`` of one of ``kinds``
-    (klines at ``interval``, markPriceKlines at ``mark_interval``), sorted. ``--symbols ALL``."""
+    (bars at ``interval``, mark at ``mark_interval``; :mod:`catalog.kinds` words or the archive folder
+    names ``klines`` ...), sorted. ``--symbols ALL``."""
+    kinds = [k if k in VISION_FOLDERS.values() else VISION_FOLDERS.get(k, k) for k in kinds]
     base = _Base(base_url)
     if base.is_http:
         raise ValueError("listing symbols (--symbols ALL) needs a local folder; an HTTP base cannot be listed")
@@ -524,7 +528,7 @@ def import_binance_vision(
     interval: str = "1m",
     start: DateLike = None,
     end: DateLike = None,
-    kinds: Sequence[str] = ("klines",),
+    kinds: Sequence[str] = ("bars",),
     mark_interval: str | None = None,
     store: str = "nautilus",
     instruments_file: str | Path | None = None,
@@ -541,9 +545,10 @@ def import_binance_vision(
     (default), a symbol without any archive of ``kinds`` raises :class:`DataImportError` naming it
     before anything is written.
     ``interval``: kline interval (``"1m"``, ``"1h"`` ...). ``start``/``end``: inclusive UTC dates
-    (``date`` or ``"YYYY-MM-DD"``); required ``start`` for HTTP. ``kinds`` ⊆ {``"klines"``,
-    ``"fundingRate"``, ``"markPriceKlines"``, ``"aggTrades"``} (funding and marks only for ``"um"``).
-    ``mark_interval``: candle interval of markPriceKlines (default: ``interval``).
+    (``date`` or ``"YYYY-MM-DD"``); required ``start`` for HTTP. ``kinds`` ⊆ {``"bars"``,
+    ``"funding"``, ``"mark"``, ``"trades"``} (:mod:`catalog.kinds`; funding and marks only for ``"um"``;
+    the old spellings ``klines / fundingRate / markPriceKlines / aggTrades`` are accepted with a
+    deprecation warning). ``mark_interval``: candle interval of the mark-price klines (default: ``interval``).
     ``store``: where klines go - ``"nautilus"`` (Nautilus's catalog, validated by
     :func:`catalog.common.validate_bars`) or ``"compact"`` (the compact store, ~4x smaller and
     ~5x faster to import: :func:`catalog.compact.parse_kline_csvs` on 2 threads, then
@@ -565,14 +570,15 @@ def import_binance_vision(
 
     t_start = time.perf_counter()
     max_jump = max_jump_setting(max_jump)
-    kinds = tuple(kinds)
-    unknown = set(kinds) - set(KINDS)
+    kinds = canonical_kinds(kinds)
+    unknown = unknown_kinds(kinds, KINDS)
     if unknown:
-        raise ValueError(f"unknown kinds {sorted(unknown)}; expected a subset of {KINDS}")
+        raise ValueError(f"unknown kinds {unknown}; expected a subset of {KINDS}")
     if store not in ("nautilus", "compact"):
         raise ValueError(f"unknown store {store!r}; expected 'nautilus' or 'compact'")
-    if market != "um" and set(kinds) & {"fundingRate", "markPriceKlines"}:
-        raise ValueError("fundingRate and markPriceKlines exist only for market='um'")
+    if market != "um" and set(kinds) & {"funding", "mark"}:
+        raise ValueError("funding and mark (prices) exist only for market='um'")
+    kinds = tuple(VISION_FOLDERS[k] for k in kinds)  # below: Binance's archive folder names
     pre = _market_prefix(market)
     step_ns = ins.interval_ns(interval)
     mark_iv = mark_interval or interval

@@ -2,7 +2,7 @@
 
 FreqTrade's ``download-data`` is the model: one command, resumable, idempotent, funding and mark
 prices included. ``nautilus-app download-data --market um --symbols BTCUSDT --timeframe 1m
---start 2023-07-01 --kinds ohlcv funding mark``.
+--start 2023-07-01 --kinds bars funding mark``.
 
 How it works
 ------------
@@ -60,6 +60,7 @@ import pyarrow as pa
 
 from catalog.common import bar_table, floats_to_decimal, snap_funding_times, validate_bars
 from catalog.errors import DataImportError
+from catalog.kinds import canonical_kinds, unknown_kinds
 from catalog.store import ensure_catalog_root
 from catalog.writer import (
     ImportReport,
@@ -71,7 +72,8 @@ from catalog.writer import (
 )
 from nautilus_app import instruments as ins
 
-KINDS = ("ohlcv", "funding", "mark")
+#: Data kinds (catalog/kinds.py vocabulary; the old ``ohlcv`` is accepted with a deprecation warning).
+KINDS = ("bars", "funding", "mark")
 MS = 1_000_000  # ns per ms
 PAGE_LIMIT = 1000
 
@@ -328,7 +330,7 @@ def download_data(
     timeframe: str = "1m",
     start: dt.date | str,
     end: dt.date | str | None = None,
-    kinds: Sequence[str] = ("ohlcv",),
+    kinds: Sequence[str] = ("bars",),
     mark_timeframe: str | None = None,
     exchange: Any = None,
     exchange_id: str = "binance",
@@ -341,9 +343,10 @@ def download_data(
     now_ms: int | None = None,
     instruments_file: str | Path | None = None,
 ) -> ImportReport:
-    """Download ``kinds`` (⊆ {``"ohlcv"``, ``"funding"``, ``"mark"``}; funding/mark only for
-    ``market="um"``) for ``symbols`` over the UTC days ``start..end`` (inclusive; ``end`` default
-    today) into the catalog at ``catalog_path`` (None = default catalog).
+    """Download ``kinds`` (⊆ {``"bars"``, ``"funding"``, ``"mark"``}, :mod:`catalog.kinds`; funding/mark
+    only for ``market="um"``; the old ``"ohlcv"`` is accepted with a deprecation warning) for ``symbols``
+    over the UTC days ``start..end`` (inclusive; ``end`` default today) into the catalog at
+    ``catalog_path`` (None = default catalog).
 
     ``timeframe``: ccxt/Binance interval of the OHLCV bars (``"1m"``, ``"1h"`` ...);
     ``mark_timeframe``: interval of the mark-price klines (default ``timeframe``). ``exchange``: a
@@ -359,10 +362,10 @@ def download_data(
     (nothing of that flush is written), ``ValueError``/``KeyError`` for bad arguments.
     """
     t0 = time.perf_counter()
-    kinds = tuple(kinds)
-    bad = set(kinds) - set(KINDS)
+    kinds = canonical_kinds(kinds)
+    bad = unknown_kinds(kinds, KINDS)
     if bad:
-        raise ValueError(f"unknown kinds {sorted(bad)}; expected a subset of {KINDS}")
+        raise ValueError(f"unknown kinds {bad}; expected a subset of {KINDS}")
     if market not in ("spot", "um"):
         raise ValueError(f"unknown market {market!r} (expected 'spot' or 'um')")
     if market != "um" and set(kinds) & {"funding", "mark"}:
@@ -396,7 +399,7 @@ def download_data(
     try:
         for tgt in targets:
             write_instruments(root, [tgt.instrument], report, count_once=True)
-            if "ohlcv" in kinds:
+            if "bars" in kinds:
                 _download_klines(root, ex, call, report, tgt, timeframe, lo_ns, hi_ns, now, flush_rows,
                                  progress, mark=False)
             if "mark" in kinds:

@@ -1,14 +1,14 @@
 """Bulk download of Binance Vision archives over HTTP, verified, cached, then imported.
 
 ``nautilus-app download-binance-vision --market um --symbols BTCUSDT --interval 1m
---start 2023-07-01 --kinds klines fundingRate markPriceKlines``
+--start 2023-07-01 --kinds bars funding mark``
 
 Steps
 -----
 1. **Plan.** For every (symbol, kind) and calendar month of ``[start, end]``: the monthly archive
    for months before the current one (preferred); daily archives for the days of the current
-   month, and for any earlier month whose monthly archive is absent (HTTP 404). ``fundingRate``
-   exists only as monthly archives.
+   month, and for any earlier month whose monthly archive is absent (HTTP 404). ``funding``
+   (Binance's ``fundingRate`` folder) exists only as monthly archives.
 2. **Download in parallel** (``workers`` threads, stdlib ``urllib``). For each archive the
    ``.CHECKSUM`` sidecar is fetched first (404 = the archive does not exist), then the zip; the
    zip's sha256 must equal the sidecar's. A mismatch (or a zip without sidecar, unless
@@ -40,6 +40,7 @@ from pathlib import Path
 
 from catalog.binance_vision import KINDS, _market_prefix, import_binance_vision
 from catalog.errors import DataImportError
+from catalog.kinds import VISION_FOLDERS, canonical_kinds, unknown_kinds
 from catalog.store import ensure_catalog_root
 from catalog.writer import ImportReport
 from nautilus_app.paths import binance_vision_url
@@ -140,7 +141,9 @@ def plan_archives(kind: str, market: str, symbol: str, interval: str, start: dt.
                   today: dt.date) -> list[tuple[str, list[str]]]:
     """``[(monthly_rel, daily_fallback_rels)]`` for ``kind``/``symbol``: a monthly candidate for
     every month before ``today``'s month (its daily files of the requested days as fallback), and
-    for the current month an empty monthly path ``""`` with the daily files up to yesterday."""
+    for the current month an empty monthly path ``""`` with the daily files up to yesterday. ``kind``: a
+    :mod:`catalog.kinds` word (``bars``) or its archive folder (``klines``)."""
+    kind = VISION_FOLDERS.get(kind, kind)
     pre = _market_prefix(market)
     if kind == "fundingRate":
         mdir, ddir, stem = f"{pre}/monthly/fundingRate/{symbol}", None, f"{symbol}-fundingRate-"
@@ -177,7 +180,7 @@ def download_binance_vision(
     interval: str = "1m",
     start: dt.date | str,
     end: dt.date | str | None = None,
-    kinds: Sequence[str] = ("klines",),
+    kinds: Sequence[str] = ("bars",),
     mark_interval: str | None = None,
     cache_dir: str | Path | None = None,
     workers: int = 4,
@@ -195,8 +198,9 @@ def download_binance_vision(
 
     ``base_url``: default ``$BINANCE_VISION_URL`` / https://data.binance.vision (must be http(s)
     here; for a local mirror use :func:`catalog.binance_vision.import_binance_vision`). ``start``/
-    ``end``: inclusive UTC days (``end`` default yesterday). ``kinds`` ⊆ {``klines``,
-    ``fundingRate``, ``markPriceKlines``, ``aggTrades``}. ``today``: the clock (default: UTC today).
+    ``end``: inclusive UTC days (``end`` default yesterday). ``kinds`` ⊆ {``bars``,
+    ``funding``, ``mark``, ``trades``} (:mod:`catalog.kinds`; the old ``klines / fundingRate /
+    markPriceKlines / aggTrades`` are accepted with a deprecation warning). ``today``: the clock (default: UTC today).
     Any symbol: instruments as for :func:`catalog.binance_vision.import_binance_vision`
     (``instruments_file``, ``metadata``; precisions inferred from the archives when nothing else
     gives them). ``store``: where klines are imported, ``"nautilus"`` or ``"compact"`` (see
@@ -210,12 +214,12 @@ def download_binance_vision(
     base = base_url or binance_vision_url()
     if not str(base).startswith(("http://", "https://")):
         raise ValueError(f"base_url {base!r} is not http(s); use import-binance-vision for a local folder")
-    kinds = tuple(kinds)
-    bad_kinds = set(kinds) - set(KINDS)
+    kinds = canonical_kinds(kinds)
+    bad_kinds = unknown_kinds(kinds, KINDS)
     if bad_kinds:
-        raise ValueError(f"unknown kinds {sorted(bad_kinds)}; expected a subset of {KINDS}")
-    if market != "um" and set(kinds) & {"fundingRate", "markPriceKlines"}:
-        raise ValueError("fundingRate and markPriceKlines exist only for market='um'")
+        raise ValueError(f"unknown kinds {bad_kinds}; expected a subset of {KINDS}")
+    if market != "um" and set(kinds) & {"funding", "mark"}:
+        raise ValueError("funding and mark (prices) exist only for market='um'")
     bad_syms = [s for s in symbols if not re.fullmatch(r"[A-Za-z0-9]+", s)] or ([] if symbols else ["(none)"])
     if bad_syms:
         raise ValueError(f"symbols must be Binance symbols like SOLUSDT, got {bad_syms}")
@@ -232,7 +236,7 @@ def download_binance_vision(
     plans: list[tuple[str, list[str]]] = []
     for sym in (s.upper() for s in symbols):
         for kind in kinds:
-            iv = (mark_interval or interval) if kind == "markPriceKlines" else interval
+            iv = (mark_interval or interval) if kind == "mark" else interval
             plans += plan_archives(kind, market, sym, iv, d0, d1, today)
 
     bad: list[tuple[str, str]] = []

@@ -2,7 +2,7 @@
 
 Commands (FreqTrade-style, one verb each):
 
-* ``import-binance-vision``: Binance Vision kline / fundingRate / markPriceKlines archives into the catalog.
+* ``import-binance-vision``: Binance Vision archives (``--kinds bars funding mark``) into the catalog.
 * ``import-freqtrade``: freqtrade feather files (OHLCV, funding_rate, mark) into the catalog.
 * ``import-csv``: the user's own OHLCV CSV files (column mapping, time unit/zone, open/close stamps).
 * ``fetch-instruments``: cache Binance exchangeInfo (any symbol's tick/step/min notional) in the catalog.
@@ -488,6 +488,16 @@ def _import_checks_arguments(p: argparse.ArgumentParser, jumps: bool = True) -> 
                             "new; default $NAUTILUS_MAX_JUMP or 0.5 = 50 %%; 0 = off)")
 
 
+def _kinds_argument(p: argparse.ArgumentParser, allowed: tuple[str, ...], default: list[str]) -> None:
+    """``--kinds`` in the one vocabulary of every data command (:mod:`catalog.kinds`: bars, funding, mark,
+    trades); the sources' old words (``klines``, ``ohlcv``, ``fundingRate`` ...) are still accepted, and the
+    command logs a deprecation warning naming the old and the new word."""
+    from catalog.kinds import cli_choices
+
+    p.add_argument("--kinds", nargs="+", default=default, choices=cli_choices(allowed), metavar="KIND",
+                   help=f"data kinds: {' '.join(allowed)} (default: {' '.join(default)})")
+
+
 def _instrument_arguments(p: argparse.ArgumentParser) -> None:
     """``--instruments`` / ``--metadata`` of the import commands (docs/data.md, any symbol)."""
     p.add_argument("--instruments", type=Path, default=None,
@@ -529,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
     bv.add_argument("--interval", default="1m", type=_interval_arg)
     bv.add_argument("--start", default=None, type=_date_arg, help="first day, YYYY-MM-DD (inclusive)")
     bv.add_argument("--end", default=None, type=_date_arg, help="last day, YYYY-MM-DD (inclusive)")
-    bv.add_argument("--kinds", nargs="+", default=["klines"], choices=["klines", "fundingRate", "markPriceKlines"])
+    _kinds_argument(bv, ("bars", "funding", "mark"), ["bars"])
     bv.add_argument("--store", choices=["nautilus", "compact"], default="nautilus",
                     help="klines into Nautilus's catalog (default) or the compact store (~8 bytes/bar, fastest "
                          "import; backtests read both; funding/mark prices always go to the catalog)")
@@ -587,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="mark price kline interval (default --timeframe)")
     dd.add_argument("--start", required=True, type=_date_arg, help="first day, YYYY-MM-DD (inclusive)")
     dd.add_argument("--end", default=None, type=_date_arg, help="last day, YYYY-MM-DD (inclusive; default today)")
-    dd.add_argument("--kinds", nargs="+", default=["ohlcv"], choices=["ohlcv", "funding", "mark"])
+    _kinds_argument(dd, ("bars", "funding", "mark"), ["bars"])
     dd.add_argument("--api-url", action="append", metavar="KEY=URL", type=_key_url,
                     help="override exchange.urls['api'][KEY], e.g. public=http://127.0.0.1:8080/api/v3")
     dd.add_argument("--no-progress", action="store_true")
@@ -604,8 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
     dv.add_argument("--mark-interval", default=None, type=_interval_arg)
     dv.add_argument("--start", required=True, type=_date_arg, help="first day, YYYY-MM-DD (inclusive)")
     dv.add_argument("--end", default=None, type=_date_arg, help="last day, YYYY-MM-DD (inclusive; default yesterday)")
-    dv.add_argument("--kinds", nargs="+", default=["klines"],
-                    choices=["klines", "fundingRate", "markPriceKlines", "aggTrades"])
+    _kinds_argument(dv, ("bars", "funding", "mark", "trades"), ["bars"])
     dv.add_argument("--cache-dir", type=Path, default=None, help="default <catalog>/.downloads/binance-vision")
     dv.add_argument("--workers", type=_positive_int, default=4)
     dv.add_argument("--no-progress", action="store_true")
@@ -639,7 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
     et.add_argument("--interval", default="1h", help="bar interval: 1m 5m 15m 30m 1h 4h 1d ...")
     et.add_argument("--start", required=True, help="first day, YYYY-MM-DD (inclusive)")
     et.add_argument("--end", required=True, help="last day, YYYY-MM-DD (inclusive)")
-    et.add_argument("--kinds", nargs="+", default=["bars", "funding", "mark"], choices=["bars", "funding", "mark"])
+    _kinds_argument(et, ("bars", "funding", "mark"), ["bars", "funding", "mark"])
     et.set_defaults(func=cmd_import_ethereal)
 
     ls = sub.add_parser("list-strategies", help="built-in and user strategies with their parameters")

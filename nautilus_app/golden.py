@@ -26,12 +26,12 @@ def import_reference_data(catalog: Path, store: str = "nautilus") -> None:
 
     base = str(paths.shared_data_dir() / "binance-vision")
     import_binance_vision(catalog, base_url=base, market="spot", symbols=("BTCUSDT", "ETHUSDT"),
-                          interval="1m", start="2025-05-20", end="2025-08-17", kinds=("klines",), store=store)
+                          interval="1m", start="2025-05-20", end="2025-08-17", kinds=("bars",), store=store)
     import_binance_vision(catalog, base_url=base, market="um", symbols=("BTCUSDT", "ETHUSDT"),
-                          interval="1m", start="2023-07-01", end="2023-08-31", kinds=("klines", "fundingRate"),
+                          interval="1m", start="2023-07-01", end="2023-08-31", kinds=("bars", "funding"),
                           store=store)
     import_binance_vision(catalog, base_url=base, market="um", symbols=("BTCUSDT", "ETHUSDT"),
-                          interval="1h", start="2023-07-01", end="2023-08-31", kinds=("markPriceKlines",))
+                          interval="1h", start="2023-07-01", end="2023-08-31", kinds=("mark",))
 
 
 def run_reference(name: str, catalog: Path, results_root: Path) -> tuple[str, dict]:

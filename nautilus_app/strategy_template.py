@@ -160,7 +160,7 @@ def catalog(tmp_path: Path) -> Path:
         pytest.fail(f"real data not found at {{source}}: set SHARED_DATA")
     root = tmp_path / "catalog"
     import_binance_vision(root, base_url=source, market="spot", symbols=["BTCUSDT"], interval="1m",
-                          start=DAYS[0], end=DAYS[1], kinds=["klines"])
+                          start=DAYS[0], end=DAYS[1], kinds=["bars"])
     return root
 
 

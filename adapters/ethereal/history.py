@@ -47,6 +47,7 @@ from catalog.common import (
     validate_bars,
 )
 from catalog.errors import DataImportError
+from catalog.kinds import canonical_kinds
 from catalog.writer import (
     ImportReport,
     cleanup_stale_staging,
@@ -98,6 +99,7 @@ def import_ethereal_history(
     :class:`catalog.writer.ImportReport`. Raises :class:`DataImportError` for bad arguments, venue
     errors or malformed rows (nothing of a failed series is written).
     """
+    kinds = canonical_kinds(kinds)
     bad = [k for k in kinds if k not in KINDS]
     if bad:
         raise DataImportError("arguments", f"unknown kinds {bad}; expected a subset of {list(KINDS)}")

@@ -160,7 +160,7 @@ def main() -> int:
     base_url = os.environ.get("BINANCE_VISION_URL") or str(paths.shared_data_dir() / "binance-vision")
     t0 = time.perf_counter()
     report = import_binance_vision(catalog_path, base_url=base_url, market="spot", symbols=("BTCUSDT",),
-                                   interval="1m", kinds=("klines",))
+                                   interval="1m", kinds=("bars",))
     import_seconds = time.perf_counter() - t0
     print(f"import: {report}", file=sys.stderr)
     catalog = ParquetDataCatalog(str(catalog_path))

@@ -48,7 +48,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="sweep_scaling_"))
     cat = tmp / "catalog"
     import_binance_vision(cat, base_url=mirror, market="spot", symbols=("BTCUSDT",), interval="1m",
-                          start="2025-06-01", end="2025-06-30", kinds=("klines",))
+                          start="2025-06-01", end="2025-06-30", kinds=("bars",))
     base = parse_config({
         "name": "bench", "catalog": str(cat), "start": "2025-06-01", "end": "2025-07-01", "bar_types": [BAR],
         "venues": [{"name": "BINANCE", "account_type": "CASH", "starting_balances": ["100000 USDT"]}],
