@@ -18,59 +18,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs
 
 import dash
-import pandas as pd
 from dash import Input, Output, dcc, html
 from flask import abort, send_file
 
+from dash_ui.api import MAX_BODY
+from dash_ui.context import AppContext
 from dash_ui.data import ResultsStore
 from dash_ui.jobs import JobRunner
 from dash_ui.options import DEFAULT_HOST, DEFAULT_PORT, add_arguments  # noqa: F401 - re-exported
 from nautilus_app import paths
-
-
-@dataclass
-class AppContext:
-    """What the pages and the API share: results store, catalog root, job runner."""
-
-    store: ResultsStore
-    catalog_root: Path
-    jobs: JobRunner
-    warm_stop: threading.Event | None = None
-    registry_url: str = ""
-    _registry: object | None = field(default=None, repr=False)
-    _inv: tuple | None = field(default=None, repr=False)
-    _inv_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def _catalog_signature(self) -> tuple:
-        data = self.catalog_root / "data"
-        if not data.is_dir():
-            return ()
-        return tuple(sorted((str(p.relative_to(data)), p.stat().st_size) for p in data.glob("*/*/*.parquet")))
-
-    def inventory(self) -> pd.DataFrame:
-        """``catalog.inventory.catalog_inventory`` of the catalog, recomputed when its files change."""
-        from catalog.inventory import COLUMNS, catalog_inventory
-
-        sig = self._catalog_signature()
-        with self._inv_lock:
-            if self._inv is not None and self._inv[0] == sig:
-                return self._inv[1]
-        inv = catalog_inventory(self.catalog_root) if sig else pd.DataFrame(columns=COLUMNS)
-        with self._inv_lock:
-            self._inv = (sig, inv)
-        return inv
-
-    def bar_types(self) -> list[str]:
-        """Bar types stored in the catalog."""
-        inv = self.inventory()
-        return sorted(inv.loc[inv["kind"] == "bars", "identifier"].tolist())
-
 
 #: body limit of non-API requests (Dash callbacks); API bodies are limited to ``api.MAX_BODY``
 MAX_OTHER_BODY = 16 * 1024 * 1024
@@ -92,8 +52,6 @@ class RequestGuard:
 
     def __init__(self, app, token: str | None = None, api_limit: int | None = None,
                  other_limit: int = MAX_OTHER_BODY) -> None:
-        from dash_ui.api import MAX_BODY
-
         self.app, self.token = app, token
         self.api_limit, self.other_limit = api_limit or MAX_BODY, other_limit
 
@@ -263,7 +221,7 @@ def create_app(results_root: Path | None = None, catalog_root: Path | None = Non
         catalog_root: Default ``$CATALOG_PATH`` or ``catalog/store``.
         max_parallel_jobs: Backtests run at the same time by the launcher.
         warm_runs: How many of the newest runs get their detail-page overview precomputed and
-            persisted by a background thread (:mod:`dash_ui.sidecar`) at start and every 15 s; 0 = none
+            persisted by a background thread (:mod:`dash_ui.warmup`, :mod:`dash_ui.sidecar`) at start and every 15 s; 0 = none
             (the overview is then built and persisted at the first open of a run).
         registry_url: Research registry read by the Research page (SQLAlchemy URL); default
             ``$NAUTILUS_REGISTRY_URL``, else ``sqlite:///<results_root>/registry.sqlite``.
@@ -272,7 +230,7 @@ def create_app(results_root: Path | None = None, catalog_root: Path | None = Non
         auth_token: Require this token on every request (:class:`RequestGuard`); None = no token.
             Body limits apply either way.
     """
-    from dash_ui import api, sidecar
+    from dash_ui import api, warmup
     from dash_ui.pages import compare, detail, explorer, launch, research, runs, sessions
 
     results_root = Path(results_root or paths.results_dir()).resolve()
@@ -340,7 +298,7 @@ def create_app(results_root: Path | None = None, catalog_root: Path | None = Non
         return send_file(p)
 
     if warm_runs > 0:
-        ctx.warm_stop = sidecar.start_warm_up(ctx, warm_runs)
+        ctx.warm_stop = warmup.start_warm_up(ctx, warm_runs)
     app.server.wsgi_app = RequestGuard(app.server.wsgi_app, auth_token)  # type: ignore[method-assign]
     app.server.config["NAUTILUS_CTX"] = ctx
     app._nautilus_ctx = ctx  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from catalog.inventory import bar_instrument_id
-from dash_ui import market
+from dash_ui import market, sidecar
 from dash_ui.data import Run
 
 #: Points per long-series trace sent to the browser (per view; zooming re-samples the range).
@@ -51,8 +51,6 @@ def equity_overview(run: Run) -> dict[str, np.ndarray]:
     MinMax-downsampled together to :data:`N_POINTS` (``eq_x`` ns, ``eq_equity``, ``eq_benchmark``),
     the drawdown downsampled on its own (``dd_x``, ``dd_y``), the raw sample count (``raw``) and the
     monthly return table from every sample (``m_year``, ``m_month``, ``m_r``)."""
-    from dash_ui import sidecar
-
     def build() -> dict[str, np.ndarray]:
         a = run.equity_arrays()
         ys = {"equity": a["equity"]}
@@ -72,7 +70,7 @@ def equity_overview(run: Run) -> dict[str, np.ndarray]:
             data["eq_benchmark"] = out["benchmark_equity"]
         return data
 
-    key = [N_POINTS, sidecar._stat_key(run.path / "equity.parquet"), sidecar._stat_key(run.path / "metrics.json")]
+    key = [N_POINTS, sidecar.stat_key(run.path / "equity.parquet"), sidecar.stat_key(run.path / "metrics.json")]
     return sidecar.load_or_build(run, "equity", key, build)
 
 
@@ -226,8 +224,6 @@ def candles_overview(run: Run, bar_type: str, catalog_root, max_candles: int = M
     """:func:`_candle_data` of the whole run, persisted as a sidecar (:mod:`dash_ui.sidecar`); the key
     covers the bar type, the catalog files, the strategies' parameters and the run period."""
     import hashlib
-
-    from dash_ui import sidecar
 
     key = [sidecar.catalog_signature(Path(catalog_root), bar_type), run.strategies(), run.metrics.get("start"),
            run.metrics.get("end"), max_candles]

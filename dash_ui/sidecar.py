@@ -17,8 +17,9 @@ removed when the new one is written). Files are written to a temporary name and 
 Only the overview (no zoom) is cached: a zoom re-downsamples from every sample as before, and trades
 are never cached (markers are always built from ``trades.parquet``, exact).
 
-:func:`start_warm_up` runs a daemon thread that builds the sidecars of the newest runs when the app
-starts and then every ``interval_s`` seconds (runs finished by the launcher are picked up).
+:mod:`dash_ui.warmup` runs a daemon thread that builds the sidecars of the newest runs when the app
+starts and then every ``interval_s`` seconds (runs finished by the launcher are picked up). This module
+is below :mod:`dash_ui.charts` (which builds the arrays it caches) and imports nothing of the app.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def cache_dir(run) -> Path:
     return run.path.parent / ".cache" / "dash" / run.path.name
 
 
-def _stat_key(path: Path) -> list:
+def stat_key(path: Path) -> list:
+    """Name, size and modification time (ns) of a file (a cache key part); Nones when it is missing."""
     try:
         st = path.stat()
         return [path.name, st.st_size, st.st_mtime_ns]
@@ -118,64 +120,4 @@ def catalog_signature(catalog_root: Path, bar_type: str) -> list:
     from catalog.reader import bar_files
 
     files = bar_files(Path(catalog_root), bar_type)
-    return [str(catalog_root), bar_type, [_stat_key(f) for f in files]]
-
-
-def warm_up(ctx, n_runs: int = 3) -> list[str]:
-    """Build the overview sidecars (equity and candles of every bar type) of the ``n_runs`` newest runs.
-
-    Returns the run ids visited. Errors of one run are logged and do not stop the others.
-    """
-    from dash_ui import charts
-
-    done = []
-    for run_id in ctx.store.run_ids()[:n_runs]:
-        try:
-            run = ctx.store.get(run_id)
-            charts.equity_overview(run)
-            for bt in run.bar_types():
-                charts.candles_overview(run, bt, run.catalog_root(ctx.catalog_root))
-            run.trades()
-            done.append(run_id)
-        except Exception:  # noqa: BLE001 - a broken run folder must not stop the warm-up
-            log.exception("sidecar warm-up of %s failed", run_id)
-    return done
-
-
-def prime(ctx, run_id: str) -> None:
-    """Build the detail page of ``run_id`` once and throw it away, so a fresh server process has
-    imported and initialised everything the page needs (plotly's validators, Dash's JSON encoder,
-    table formatting): the first real request then costs what a warm one does."""
-    import plotly.io as pio
-
-    from dash_ui import charts
-    from dash_ui.pages import detail
-
-    run = ctx.store.get(run_id)
-    detail.layout(ctx, run_id).to_plotly_json()
-    figs = [charts.equity_figure(run), charts.drawdown_figure(run), charts.monthly_heatmap(run),
-            charts.trade_histogram(run), charts.cost_figure(run)]
-    figs += [charts.candles_figure(run, bt, run.catalog_root(ctx.catalog_root))[0] for bt in run.bar_types()[:1]]
-    for f in figs:
-        pio.to_json(f)
-
-
-def start_warm_up(ctx, n_runs: int = 3, interval_s: float = 15.0) -> threading.Event:
-    """Start the warm-up daemon thread (:func:`warm_up` now, then every ``interval_s``). Set the
-    returned event to stop it."""
-    stop = threading.Event()
-
-    def loop() -> None:
-        first = True
-        while not stop.is_set():
-            visited = warm_up(ctx, n_runs)
-            if first and visited:
-                try:
-                    prime(ctx, visited[0])
-                except Exception:  # noqa: BLE001 - priming is an optimisation only
-                    log.exception("priming the detail page of %s failed", visited[0])
-                first = False
-            stop.wait(interval_s)
-
-    threading.Thread(target=loop, name="dash-sidecar-warm-up", daemon=True).start()
-    return stop
+    return [str(catalog_root), bar_type, [stat_key(f) for f in files]]
