@@ -31,7 +31,7 @@ from typing import Any
 
 import tomli_w
 
-from nautilus_app import paths
+from nautilus_app.core import paths
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _PCT = re.compile(rb"backtest:\s*(\d+(?:\.\d+)?)%")

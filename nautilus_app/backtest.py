@@ -50,13 +50,13 @@ from catalog.reader import bar_store, read_columns, row_stats
 from nautilus_app import plotting
 from nautilus_app import results as results_mod
 from nautilus_app.config import BacktestConfig, VenueConfig
+from nautilus_app.core.instruments import brackets_for
 from nautilus_app.coverage import CoverageError, bar_coverage, check_coverage
 from nautilus_app.progress import ProgressActor
 from nautilus_app.venue.fees import make_fee_model
 from nautilus_app.venue.fill_timing import BarSeries, VenueFillModel, load_bar_series
 from nautilus_app.venue.latency import LatencyDraws, LatencyRouter
 from nautilus_app.venue.liquidation import LiquidationActor
-from nautilus_app.venue.margin import brackets_for
 
 
 class BacktestFailed(RuntimeError):
@@ -427,7 +427,7 @@ def run_backtest(
 
     Args:
         cfg: The validated run config.
-        results_root: Folder holding result folders; default :func:`nautilus_app.paths.results_dir`.
+        results_root: Folder holding result folders; default :func:`nautilus_app.core.paths.results_dir`.
         run_id: Override the generated run id.
         progress: Show a progress bar on stderr.
         config_text: The original TOML text, stored verbatim in the results (``config.toml``).

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import pandas as pd
 
-from nautilus_app import paths
+from nautilus_app.core import paths
 from nautilus_app.paper_config import PaperSettings
 
 #: Binance's default (VIP 0, no BNB discount) maker/taker fees per venue, as fractions of notional.
@@ -82,7 +82,7 @@ class BracketVersion(_Frozen, kw_only=True):
     Attributes:
         effective_from: ISO date from which the table applies.
         tiers: ``[notional cap USDT, maintenance rate (fraction), max leverage]`` rows, increasing caps;
-            floors and maintenance amounts are derived (:func:`nautilus_app.venue.margin.make_brackets`).
+            floors and maintenance amounts are derived (:func:`nautilus_app.core.brackets.make_brackets`).
     """
 
     effective_from: str
@@ -219,8 +219,8 @@ class VenueConfig(_Frozen, kw_only=True):
         return SlippageModel(self.slippage, self.slippage_bps, self.slippage_impact_bps, self.slippage_max_bps)
 
     def bracket_overrides(self) -> dict[str, list[tuple[str, Any]]]:
-        """``brackets`` as :func:`nautilus_app.venue.margin.brackets_for` overrides, keyed by symbol (``ETHUSDT``)."""
-        from nautilus_app.venue.margin import make_brackets
+        """``brackets`` as :func:`nautilus_app.core.instruments.brackets_for` overrides, keyed by symbol (``ETHUSDT``)."""
+        from nautilus_app.core.brackets import make_brackets
 
         out: dict[str, list[tuple[str, Any]]] = {}
         for iid, versions in self.brackets.items():
@@ -337,7 +337,7 @@ class BacktestConfig(_Frozen, kw_only=True):
 
     def catalog_path(self) -> Path:
         """Absolute catalog root (relative paths are taken from the repository root, or the user directory:
-        :func:`nautilus_app.paths.base_dir`)."""
+        :func:`nautilus_app.core.paths.base_dir`)."""
         if self.catalog is None:
             return paths.default_catalog_path()
         p = Path(self.catalog)
@@ -546,7 +546,7 @@ def _check(cfg: BacktestConfig, source: str) -> None:
             if lev > v.max_leverage:
                 fail(f"venues[{i}].{key}", lev, f"at most the venue's max_leverage {v.max_leverage:g} "
                      "(raise max_leverage, up to 125, to allow more)")
-        from nautilus_app.venue.margin import MarginError
+        from nautilus_app.core.brackets import MarginError
 
         for iid, versions in v.brackets.items():
             for j, ver in enumerate(versions):
@@ -571,7 +571,8 @@ def _check(cfg: BacktestConfig, source: str) -> None:
                 fail(f"venues[{i}].leverages", iid, f"an instrument id of the run's bar types {sorted(instrument_ids)}")
         if v.account_type != "MARGIN":
             continue
-        from nautilus_app.venue.margin import MarginError, brackets_for
+        from nautilus_app.core.brackets import MarginError
+        from nautilus_app.core.instruments import brackets_for
 
         for iid in sorted(instrument_ids):
             if not iid.endswith("." + v.name):
@@ -615,7 +616,7 @@ def _check(cfg: BacktestConfig, source: str) -> None:
 
 def _check_universe(cfg: BacktestConfig, source: str) -> None:
     """Checks of a universe config before expansion (the expanded config gets every other check)."""
-    from nautilus_app.instruments import INTERVALS, venue_for
+    from nautilus_app.core.instruments import INTERVALS, venue_for
 
     u = cfg.universe
     assert u is not None

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import msgspec
 
-from nautilus_app import paths
 from nautilus_app.backtest import run_backtest
 from nautilus_app.config import load_config
+from nautilus_app.core import paths
 
 GOLDEN_DIR = paths.REPO_ROOT / "tests" / "golden"
 REFERENCE_CONFIGS = ("demo_spot", "demo_perp")

@@ -59,8 +59,8 @@ import pandas as pd
 from nautilus_trader.common import DataActor, DataActorConfig
 from nautilus_trader.model import ActorId, BarType, InstrumentId
 
-from nautilus_app import paths
 from nautilus_app.config import BacktestConfig
+from nautilus_app.core import paths
 from nautilus_app.jsonlog import setup_json_logging
 from nautilus_app.paper_config import PaperSettings
 from nautilus_app.paper_state import PaperState
@@ -522,7 +522,7 @@ class PaperSession:
     Args:
         cfg: Validated run config with a ``[paper]`` table.
         run_id: Results folder name; default: the one stored in Redis for this trader (resume) or a new one.
-        results_root: Default :func:`nautilus_app.paths.results_dir`.
+        results_root: Default :func:`nautilus_app.core.paths.results_dir`.
         config_text: Original TOML text (stored as ``config.toml``).
         max_bars: Stop after this many bars in this process (None: run until a signal).
         max_seconds: Stop after this many wall seconds (None: no limit).
@@ -692,8 +692,9 @@ class PaperSession:
         from nautilus_trader.live import LiveNode
         from nautilus_trader.model import TraderId
 
+        from nautilus_app.core.brackets import MarginError
+        from nautilus_app.core.instruments import brackets_for
         from nautilus_app.paper_exec import BarSequencer, SimExecClientFactory, SimVenue
-        from nautilus_app.venue.margin import MarginError, brackets_for
 
         plan, s, v = self.plan, self.plan.settings, self.plan.venue
         brackets: dict[str, Any] = {}

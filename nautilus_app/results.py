@@ -47,8 +47,8 @@ import pyarrow.compute as pc
 
 from catalog.reader import read_columns
 from nautilus_app import metrics as metrics_mod
-from nautilus_app import paths
 from nautilus_app.config import BacktestConfig
+from nautilus_app.core import paths
 from nautilus_app.housekeeping import mark_owner
 
 if TYPE_CHECKING:

@@ -40,7 +40,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     from catalog.binance_vision import import_binance_vision
     from nautilus_app.backtest import run_backtest
     from nautilus_app.config import parse_config
-    from nautilus_app.paths import shared_data_dir
+    from nautilus_app.core.paths import shared_data_dir
 
     root = tmp_path_factory.mktemp("openapi")
     catalog, results = root / "catalog", root / "results"

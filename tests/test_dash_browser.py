@@ -53,7 +53,7 @@ def build_more_runs(catalog: Path, results: Path) -> dict:
     from catalog.binance_vision import import_binance_vision
     from nautilus_app.backtest import run_backtest
     from nautilus_app.config import load_config, parse_config
-    from nautilus_app.paths import REPO_ROOT, shared_data_dir
+    from nautilus_app.core.paths import REPO_ROOT, shared_data_dir
 
     mirror = str(shared_data_dir() / "binance-vision")
     import_binance_vision(catalog, base_url=mirror, market="spot", symbols=("BTCUSDT", "ETHUSDT"), interval="1m",

@@ -10,7 +10,7 @@ import pytest
 
 from catalog.kinds import DEPRECATED_KINDS, KINDS, VISION_FOLDERS, canonical_kinds, cli_choices
 from nautilus_app.cli import build_parser
-from nautilus_app.paths import shared_data_dir
+from nautilus_app.core.paths import shared_data_dir
 
 BV = shared_data_dir() / "binance-vision"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from nautilus_app.core.paths import REPO_ROOT
 from nautilus_app.paper_state import PaperState
-from nautilus_app.paths import REPO_ROOT
 from nautilus_app.testkit.dash_testing import browser, chromium_available, serve_app
 from nautilus_app.testkit.replay import BinanceReplayServer, load_klines
 from tests.test_live import Receiver, live_cmd, live_env, standin, write_config

@@ -18,7 +18,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from nautilus_app.paths import REPO_ROOT
+from nautilus_app.core.paths import REPO_ROOT
 from nautilus_app.testkit.binance_standin import BinanceVenueStandin
 from nautilus_app.testkit.replay import load_klines
 from tests.test_live import all_text

@@ -8,8 +8,8 @@ import pytest
 
 from nautilus_app.cli import main as cli_main
 from nautilus_app.config import ConfigError, parse_config
+from nautilus_app.core.paths import REPO_ROOT
 from nautilus_app.paper import PaperConfigError, plan_paper, to_live_bar_type, to_live_id
-from nautilus_app.paths import REPO_ROOT
 
 
 def raw_config() -> dict:

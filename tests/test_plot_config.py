@@ -37,7 +37,7 @@ def test_signals_strategy_records_its_frame_equal_to_the_event_driven_twin(tmp_p
     from catalog.binance_vision import import_binance_vision
     from nautilus_app.backtest import run_backtest
     from nautilus_app.config import parse_config
-    from nautilus_app.paths import shared_data_dir
+    from nautilus_app.core.paths import shared_data_dir
 
     catalog = tmp_path / "catalog"
     import_binance_vision(catalog, base_url=str(shared_data_dir() / "binance-vision"), market="spot",

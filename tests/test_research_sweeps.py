@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from catalog.binance_vision import import_binance_vision
 from nautilus_app.config import ConfigError, parse_config
-from nautilus_app.paths import shared_data_dir
+from nautilus_app.core.paths import shared_data_dir
 from nautilus_app.research.execution import ProcessExecutor
 from nautilus_app.research.portfolio import run_portfolio
 from nautilus_app.research.registry import Registry

@@ -20,8 +20,8 @@ import pytest
 from nautilus_app.backtest import run_backtest
 from nautilus_app.cli import format_summary
 from nautilus_app.config import parse_config
+from nautilus_app.core.paths import shared_data_dir
 from nautilus_app.golden import import_reference_data, run_reference
-from nautilus_app.paths import shared_data_dir
 
 MIRROR = shared_data_dir() / "binance-vision" / "data"
 START_USDT = 100_000.0

@@ -28,8 +28,8 @@ from nautilus_trader.trading import Strategy
 from catalog.binance_vision import import_binance_vision
 from catalog.store import open_catalog
 from catalog.writer import ImportReport, write_bars
-from nautilus_app import instruments as ins
-from nautilus_app.paths import shared_data_dir
+from nautilus_app.core import instruments as ins
+from nautilus_app.core.paths import shared_data_dir
 from tests.fixtures.binance_mock import read_zip_rows
 
 DATA = shared_data_dir()

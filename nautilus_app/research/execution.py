@@ -172,7 +172,7 @@ class ProcessExecutor:
         self.capacity = max(1, int(workers))
         self._running: dict[int, tuple[Job, subprocess.Popen, bytearray]] = {}  # read fd -> (job, proc, buffer)
         env = dict(os.environ)
-        from nautilus_app.paths import REPO_ROOT
+        from nautilus_app.core.paths import REPO_ROOT
 
         env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
         self._env = env

@@ -121,7 +121,7 @@ def build_test_data(root: Path) -> tuple[Path, Path, str]:
     from catalog.binance_vision import import_binance_vision
     from nautilus_app.backtest import run_backtest
     from nautilus_app.config import parse_config
-    from nautilus_app.paths import shared_data_dir
+    from nautilus_app.core.paths import shared_data_dir
 
     mirror = str(shared_data_dir() / "binance-vision")
     catalog, results = root / "catalog", root / "results"

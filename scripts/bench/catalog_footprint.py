@@ -54,7 +54,7 @@ from catalog.compact import (  # noqa: E402
     write_compact_arrays,
 )
 from catalog.store import open_catalog  # noqa: E402
-from nautilus_app.paths import shared_data_dir  # noqa: E402
+from nautilus_app.core.paths import shared_data_dir  # noqa: E402
 
 BT = "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"
 MIN_NS = 60_000_000_000

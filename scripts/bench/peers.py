@@ -37,7 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from nautilus_app import paths  # noqa: E402
+from nautilus_app.core import paths  # noqa: E402
 
 FEATHER = paths.shared_data_dir() / "freqtrade" / "binance" / "BTC_USDT-1m.feather"
 

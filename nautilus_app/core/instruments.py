@@ -52,7 +52,7 @@ import os
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from nautilus_trader.model import (
     BarType,
@@ -65,6 +65,9 @@ from nautilus_trader.model import (
     Quantity,
     Symbol,
 )
+
+if TYPE_CHECKING:
+    from nautilus_app.core.brackets import Bracket
 
 Market = Literal["spot", "um"]
 
@@ -90,7 +93,7 @@ INTERVALS: dict[str, tuple[int, str, int]] = {
 
 
 #: ``InstrumentSpec.source`` of the curated entries of :data:`SPECS`
-BUILTIN_SOURCE = "built-in table (nautilus_app/instruments.py SPECS)"
+BUILTIN_SOURCE = "built-in table (nautilus_app/core/instruments.py SPECS)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,16 +406,16 @@ class InstrumentOverrideError(ValueError):
 
 def instruments_file_path(catalog: str | Path | None = None, explicit: str | Path | None = None) -> Path:
     """Location of the override file: ``explicit`` (``--instruments``), else ``$NAUTILUS_INSTRUMENTS``,
-    else ``<userdir>/instruments.toml`` when a user directory is in force and has one (nautilus_app/paths.py),
+    else ``<userdir>/instruments.toml`` when a user directory is in force and has one (nautilus_app/core/paths.py),
     else ``<catalog>/instruments.toml`` (``catalog`` None = the default catalog). It may not exist."""
     if explicit is not None:
         return Path(explicit)
     env = os.environ.get(INSTRUMENTS_ENV)
     if env:
         return Path(env)
-    from nautilus_app.paths import default_catalog_path, user_instruments_file
+    from nautilus_app.core.paths import default_catalog_path, user_instruments_file
 
-    user_file = user_instruments_file()  # <userdir>/instruments.toml (nautilus_app/paths.py)
+    user_file = user_instruments_file()  # <userdir>/instruments.toml (nautilus_app/core/paths.py)
     if user_file is not None:
         return user_file
     return Path(catalog if catalog is not None else default_catalog_path()) / "instruments.toml"
@@ -513,7 +516,7 @@ def load_overrides(path: str | Path | None) -> dict[tuple[Market, str], dict]:
 
 
 def _parse_bracket_versions(value: object, where: str) -> list[tuple[str, list[tuple[float, float, float]]]]:
-    from nautilus_app.venue.margin import MarginError, make_brackets
+    from nautilus_app.core.brackets import MarginError, make_brackets
 
     if not isinstance(value, list) or not value:
         raise InstrumentOverrideError(f"{where}: expected a non-empty list of [cap, rate, max_leverage] rows "
@@ -540,13 +543,56 @@ def _parse_bracket_versions(value: object, where: str) -> list[tuple[str, list[t
 
 def override_brackets(symbol: str, path: str | Path | None) -> list[tuple[str, tuple]] | None:
     """Bracket versions of USDT-M ``symbol`` from the override file at ``path`` (None if absent),
-    in :data:`nautilus_app.venue.margin.DEFAULT_BRACKETS` form."""
-    from nautilus_app.venue.margin import make_brackets
+    in :data:`nautilus_app.core.brackets.DEFAULT_BRACKETS` form."""
+    from nautilus_app.core.brackets import make_brackets
 
     entry = load_overrides(path).get(("um", symbol.upper()))
     if not entry or "brackets" not in entry:
         return None
     return [(start, make_brackets(rows, name=symbol)) for start, rows in entry["brackets"]]
+
+
+def brackets_for(symbol: str, on_date: str | None = None,
+                 overrides: dict[str, list[tuple[str, tuple[Bracket, ...]]]] | None = None,
+                 *, instruments_file: str | object | None = None, catalog: str | object | None = None,
+                 ) -> tuple[Bracket, ...]:
+    """The bracket table of ``symbol`` (e.g. ``"BTCUSDT"``) effective on ``on_date`` (ISO date; None = newest).
+
+    Lookup per symbol, first found wins: ``overrides`` (the run config's ``venues[].brackets``, same
+    shape as :data:`nautilus_app.core.brackets.DEFAULT_BRACKETS`), then the ``brackets`` of ``[um.SYMBOL]`` in the instruments.toml
+    override file (``instruments_file``, else ``$NAUTILUS_INSTRUMENTS``, else
+    ``<catalog>/instruments.toml`` with ``catalog`` None = the default catalog), then
+    the shipped default table. Versions that start after ``on_date`` are skipped; if every version
+    starts later, the oldest is used.
+
+    Raises:
+        MarginError: no table for the symbol anywhere (the message names the symbol and where to
+            give one), or the override file is malformed.
+    """
+    from nautilus_app.core.brackets import DEFAULT_BRACKETS, MarginError
+
+    versions = (overrides or {}).get(symbol)
+    toml_path = None
+    if not versions:
+        toml_path = instruments_file_path(catalog, instruments_file)  # type: ignore[arg-type]
+        try:
+            versions = override_brackets(symbol, toml_path)
+        except InstrumentOverrideError as e:
+            raise MarginError(str(e)) from e
+    versions = versions or DEFAULT_BRACKETS.get(symbol)
+    if not versions:
+        raise MarginError(f"no maintenance-margin brackets for {symbol!r}: not in the shipped Binance table "
+                          f"({len(DEFAULT_BRACKETS)} USDT-M perpetuals, nautilus_app/core/binance_brackets.py); "
+                          f"give them in the run config (venues[].brackets) or as [um.{symbol}] brackets in "
+                          f"{toml_path} (instruments.toml, docs/data.md)")
+    versions = sorted(versions, key=lambda v: v[0])
+    if on_date is None:
+        return versions[-1][1]
+    chosen = versions[0][1]
+    for start, table in versions:
+        if start <= on_date[:10]:
+            chosen = table
+    return chosen
 
 
 def market_record(market: dict) -> dict:
@@ -715,7 +761,7 @@ def resolve_spec(
 
 
 def _first_bracket(symbol: str, override: dict, brackets_file: str | Path | None):  # noqa: ANN202 - Bracket | None
-    from nautilus_app.venue.margin import DEFAULT_BRACKETS, make_brackets
+    from nautilus_app.core.brackets import DEFAULT_BRACKETS, make_brackets
 
     if override.get("brackets"):
         _, rows = sorted(override["brackets"])[-1]
