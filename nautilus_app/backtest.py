@@ -53,10 +53,12 @@ from nautilus_app.config import BacktestConfig, VenueConfig
 from nautilus_app.core.instruments import brackets_for
 from nautilus_app.coverage import CoverageError, bar_coverage, check_coverage
 from nautilus_app.progress import ProgressActor
+from nautilus_app.run_data import DataPlan
 from nautilus_app.venue.fees import make_fee_model
 from nautilus_app.venue.fill_timing import BarSeries, VenueFillModel, load_bar_series
 from nautilus_app.venue.latency import LatencyDraws, LatencyRouter
 from nautilus_app.venue.liquidation import LiquidationActor
+from nautilus_app.venue.sim import VenueSim
 
 
 class BacktestFailed(RuntimeError):
@@ -86,47 +88,6 @@ class BacktestOutcome:
     engine_seconds: float
     total_seconds: float
     coverage: list[dict] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class DataPlan:
-    """What the run loads: windows per bar type, funding and mark-price spans per perpetual.
-
-    Attributes:
-        bars: ``(bar type, lo, hi)`` half-open windows on ``ts_init`` (UTC ns; None = open).
-        funding: ``(instrument id, lo, hi)`` spans of catalog funding rows, half-open.
-        marks: ``(instrument id, lo, hi)`` spans of catalog mark prices, half-open.
-        constant_funding: instrument id -> (rate, interval hours, lo, hi) for configured constant rates.
-        expected_iterations: Rows counted in the catalog (bars + funding + marks), before loading.
-        first_ns / last_ns: First and last bar close time.
-        funding_instruments / mark_instruments: Perpetuals with funding / mark prices.
-        coverage: per bar type, expected vs loaded bars and missing spans (:mod:`nautilus_app.coverage`).
-        bar_stores: bar type -> ``"nautilus"`` (Nautilus's catalog) or ``"compact"`` (the compact
-            store, :mod:`catalog.compact`), see :func:`catalog.reader.bar_store`.
-    """
-
-    bars: list[tuple[str, int | None, int | None]]
-    funding: list[tuple[str, int, int]]
-    marks: list[tuple[str, int, int]]
-    constant_funding: dict[str, tuple[float, int, int, int]]
-    expected_iterations: int
-    first_ns: int
-    last_ns: int
-    funding_instruments: list[str]
-    mark_instruments: list[str]
-    funding_source: dict[str, str] = field(default_factory=dict)
-    bar_stores: dict[str, str] = field(default_factory=dict)
-    coverage: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class VenueSim:
-    """What the runner built for one venue (kept for the results)."""
-
-    config: VenueConfig
-    fill_model: VenueFillModel
-    liquidation: LiquidationActor | None = None
-    latency: LatencyRouter | None = None
 
 
 def make_run_id(cfg: BacktestConfig) -> str:

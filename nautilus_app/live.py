@@ -1043,54 +1043,23 @@ class LiveSession:
 
 
 def write_live_results(session: LiveSession, *, final: bool) -> Path:
-    """``results/<run_id>/`` in the backtest format from the live cache: orders, fills, positions, account,
-    trades, equity (sampled from the venue account at each bar), metrics; ``run.json`` ``mode = "live"``."""
+    """``results/<run_id>/`` in the backtest format from the live cache through :mod:`nautilus_app.results`:
+    orders, fills, positions, account, trades, equity (sampled from the venue account at each bar),
+    metrics; ``run.json`` ``mode = "live"``; every text file passes the secret redactor."""
     import msgspec
     import nautilus_trader
-    from nautilus_trader.analysis import ReportProvider
-    from nautilus_trader.model import Venue
 
-    from nautilus_app import metrics as metrics_mod
-    from nautilus_app.results import add_fill_costs, build_trades, normalise_report, results_digest
+    from nautilus_app.results import add_fill_costs, build_trades, session_reports, write_session_results
+    from nautilus_app.results.schema import FUNDING_COLUMNS
 
     sup = session.supervisor
-    out = session.results_path
-    rev = session.plan.reverse_ids
     cache = sup.cache if session.running else session.node.cache
-
-    def back(df: pd.DataFrame) -> pd.DataFrame:
-        if "instrument_id" in df.columns:
-            df["instrument_id"] = df["instrument_id"].astype(str).map(lambda x: rev.get(x, x))
-        return df
-
-    def parquet(df: pd.DataFrame, name: str) -> None:
-        tmp = out / f".{name}.tmp"
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, out / name)
-
-    orders_all = list(cache.orders())
-    orders = back(normalise_report(ReportProvider.generate_orders_report(orders_all)))
-    fills = back(normalise_report(ReportProvider.generate_fills_report(orders_all)))
+    orders_all, orders, fills, positions, account = session_reports(
+        cache, session.plan.live_venue, session.plan.venue.name, session.plan.reverse_ids)
     if not fills.empty:  # live: the reference price is the fill price (no model), liquidations by tag
         fills = add_fill_costs(fills, orders, {})
-    pos_raw = ReportProvider.generate_positions_report(list(cache.positions()))
-    positions = back(normalise_report(pos_raw.drop(columns=["events", "adjustments"], errors="ignore")))
-    acct = cache.account_for_venue(Venue(session.plan.live_venue))
-    account = pd.DataFrame()
-    if acct is not None:
-        a = ReportProvider.generate_account_report(acct)
-        account = normalise_report(a.drop(columns=[c for c in ("margins", "info") if c in a.columns]))
-        account["venue"] = session.plan.venue.name
-    funding = pd.DataFrame(columns=["ts", "instrument_id", "position_id", "amount"])
+    funding = pd.DataFrame(columns=FUNDING_COLUMNS)
     funding["ts"] = pd.to_datetime(funding["ts"], utc=True)
-    if session.config_text is not None:
-        _write(out / "config.toml", session.config_text)
-    _write(out / "config.json", msgspec.json.format(msgspec.json.encode(session.cfg), indent=2).decode())
-    parquet(orders, "orders.parquet")
-    parquet(fills, "fills.parquet")
-    parquet(positions, "positions.parquet")
-    parquet(account, "account.parquet")
-    parquet(funding, "funding.parquet")
     info: dict[str, Any] = {
         "run_id": session.run_id, "name": session.cfg.name, "mode": "live", "running": not final,
         "config_digest": session.cfg.digest(), "nautilus_trader": nautilus_trader.__version__,
@@ -1103,26 +1072,18 @@ def write_live_results(session: LiveSession, *, final: bool) -> Path:
         "funding": "paid by the venue into the wallet balance (in the equity samples; no funding.parquet rows)",
         "updated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+    equity = trades = None
     samples = sup.equity_samples
     if samples:
         idx = pd.to_datetime([t for t, _ in samples], utc=True)
         equity = pd.Series([e for _, e in samples], index=idx, name="equity")
         equity = equity[~equity.index.duplicated(keep="last")].sort_index()
         trades = build_trades(positions, funding, fills=fills if not fills.empty else None)
-        fees = float(fills["commission"].sum()) if not fills.empty and "commission" in fills.columns else 0.0
-        metrics = metrics_mod.compute_metrics(equity, trades, fees_paid=fees, funding_paid=0.0,
-                                              buy_and_hold_return=0.0, starting_equity=float(equity.iloc[0]))
-        eq = pd.DataFrame({"equity": equity})
-        eq["drawdown"] = equity / equity.cummax() - 1.0
-        parquet(trades, "trades.parquet")
-        parquet(eq.reset_index().rename(columns={"index": "ts"}), "equity.parquet")
-        info.update(first_bar=str(equity.index[0]), last_bar=str(equity.index[-1]),
-                    results_digest=results_digest(fills, metrics))
-        _write(out / "run.json", json.dumps(info, indent=2, default=str))
-        _write(out / "metrics.json", json.dumps(metrics, indent=2, default=str))
-    else:
-        _write(out / "run.json", json.dumps(info, indent=2, default=str))
-    return out
+    write_session_results(
+        session.results_path, cfg=session.cfg, run_info=info,
+        tables={"orders": orders, "fills": fills, "positions": positions, "account": account, "funding": funding},
+        config_text=session.config_text, equity=equity, trades=trades, redact=REDACT)
+    return session.results_path
 
 
 # ---- command line ----------------------------------------------------------------------------------

@@ -54,7 +54,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from nautilus_trader.common import DataActor, DataActorConfig
 from nautilus_trader.model import ActorId, BarType, InstrumentId
@@ -507,12 +506,6 @@ class PaperRecorder(DataActor):
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_parquet(tmp, index=False)
     os.replace(tmp, path)
 
 
@@ -1140,31 +1133,6 @@ class PaperSession:
         write_paper_results(self, final=final)
 
 
-def _book_fills(session: PaperSession, orders_all: list[Any]) -> pd.DataFrame:
-    """fills.parquet of a simulated session from the Redis book (market times, config instrument ids)."""
-    rev = session.plan.reverse_ids
-    types = {o.client_order_id.value: str(o.order_type).split(".")[-1] for o in orders_all}
-    rows = []
-    for f in session.book.fills().values():
-        iid = rev.get(f["instrument_id"], f["instrument_id"])
-        rows.append({
-            "client_order_id": f["client_order_id"], "trader_id": session.plan.settings.trader_id,
-            "strategy_id": f["strategy_id"], "instrument_id": iid, "venue_order_id": f["venue_order_id"],
-            "account_id": f"{session.plan.live_venue}-001", "trade_id": f["trade_id"], "order_side": f["side"],
-            "order_type": types.get(f["client_order_id"], "MARKET"), "last_qty": float(f["qty"]),
-            "last_px": float(f["px"]), "currency": "USDT", "liquidity_side": f["liquidity"],
-            "ts_event": pd.Timestamp(int(f["ts"]), tz="UTC"), "position_id": f"{iid}-{f['strategy_id']}",
-            "commission": float(f["fee"]), "commission_currency": "USDT", "reference_px": float(f["reference_px"]),
-            "kind": f["kind"], "realized_pnl": float(f["realized_pnl"]),
-        })
-    df = pd.DataFrame(rows)
-    if df.empty:
-        return pd.DataFrame(columns=["ts_event", "instrument_id", "order_side", "last_qty", "last_px", "commission",
-                                     "trade_id", "client_order_id"])
-    df["_n"] = df["trade_id"].str.split("-").str[-1].astype(int)
-    return df.sort_values(["ts_event", "_n"], kind="stable").drop(columns="_n").reset_index(drop=True)
-
-
 def _http_json(url: str, timeout: float = 10.0) -> Any:
     import urllib.request
 
@@ -1178,118 +1146,26 @@ def _venue(name: str) -> Any:
     return Venue(name)
 
 
-def _wall_to_market(wall_ns: np.ndarray, marks: list[tuple[int, int]]) -> np.ndarray:
-    """Market time (ns) of the last ``on_bar`` entered at or before each wall time (``marks`` =
-    ``(wall_ns, market_ns)`` pairs; times before the first mark get the first mark's market time)."""
-    if not marks:
-        return wall_ns
-    walls = np.array([m[0] for m in marks], dtype=np.int64)
-    markets = np.array([m[1] for m in marks], dtype=np.int64)
-    order = np.argsort(walls, kind="stable")
-    walls, markets = walls[order], np.maximum.accumulate(markets[order])
-    idx = np.searchsorted(walls, wall_ns, side="right") - 1
-    return np.where(idx >= 0, markets[np.clip(idx, 0, None)], markets[0])
-
-
 def write_paper_results(session: PaperSession, *, final: bool) -> Path:
-    """Build orders/fills/positions/account/trades/funding/equity/metrics from the live cache and write them.
+    """Write the session's ``results/<run_id>/`` in the backtest schema through :mod:`nautilus_app.results`
+    (tables collected by :func:`~nautilus_app.results.collect.paper_session_tables`, written by
+    :func:`~nautilus_app.results.writer.write_session_results`: each file atomically, ``metrics.json`` last).
 
     Times: fills, positions and trades are stamped in *market* time (the close of the bar they
     belong to); the wall-clock times are kept in ``ts_event_wall`` (fills). Instrument ids are the
     config's. ``run.json`` carries ``mode = "paper"`` and ``running`` (False after the final write).
     """
     import nautilus_trader
-    from nautilus_trader.analysis import ReportProvider
 
-    from nautilus_app import metrics as metrics_mod
-    from nautilus_app.results import (
-        build_equity,
-        build_trades,
-        buy_and_hold,
-        normalise_report,
-        results_digest,
-    )
+    from nautilus_app.results import build_equity, build_trades, buy_and_hold, write_session_results
+    from nautilus_app.results.collect import paper_session_tables
 
-    cfg, plan, cache = session.cfg, session.plan, session.cache
-    out = session.results_path
-    rev = plan.reverse_ids
-    bars = session.state.bars()
-    marks = session.state.marks()
-
-    def back(df: pd.DataFrame) -> pd.DataFrame:
-        if "instrument_id" in df.columns:
-            df["instrument_id"] = df["instrument_id"].astype(str).map(lambda x: rev.get(x, x))
-        return df
-
-    orders_all = list(cache.orders())
-    orders = back(normalise_report(ReportProvider.generate_orders_report(orders_all)))
-    fills = back(normalise_report(ReportProvider.generate_fills_report(orders_all)))
-    # market time of each order = the bar whose on_bar created it (order ts_init vs on_bar entries)
-    order_market = {str(o.client_order_id): int(m) for o, m in zip(
-        orders_all, _wall_to_market(np.array([o.ts_init for o in orders_all], dtype=np.int64), marks), strict=True)}
-    fill_market: dict[int, int] = {}
-    if session.simulated:  # the book is the record (reconciled orders may carry their fills as one)
-        fills = _book_fills(session, orders_all)
-    elif not fills.empty:
-        wall = pd.to_datetime(fills["ts_event"], utc=True)
-        fills["ts_event_wall"] = wall
-        market = fills["client_order_id"].astype(str).map(order_market).astype("int64")
-        fill_market = dict(zip(wall.astype("int64"), market, strict=True))
-        fills["ts_event"] = pd.to_datetime(market.to_numpy(), utc=True)
-        fills = fills.sort_values(["ts_event", "ts_event_wall"], kind="stable").reset_index(drop=True)
-    positions_raw = ReportProvider.generate_positions_report(list(cache.positions()))
-    positions = back(normalise_report(positions_raw.drop(columns=["events", "adjustments"], errors="ignore")))
-    for col in ("ts_opened", "ts_closed"):
-        if col in positions.columns and not positions.empty:
-            t = pd.to_datetime(positions[col], utc=True)
-            w = t.fillna(pd.Timestamp(0, tz="UTC")).astype("int64").to_numpy()
-            if session.simulated:
-                m = w
-            else:
-                m = np.array([fill_market.get(int(x), y) for x, y in zip(w, _wall_to_market(w, marks), strict=True)],
-                             dtype=np.int64)  # the opening/closing fill's market time
-            positions[f"{col}_wall"] = t
-            positions[col] = pd.to_datetime(m, utc=True).where(t.notna(), pd.NaT)
-    acct = cache.account_for_venue(_venue(plan.live_venue))
-    account = pd.DataFrame()
-    if acct is not None:
-        a = ReportProvider.generate_account_report(acct)
-        account = normalise_report(a.drop(columns=[c for c in ("margins", "info") if c in a.columns]))
-        account["venue"] = plan.venue.name
-    if session.simulated:
-        frows = [{"ts": r["ts"], "instrument_id": rev.get(r["instrument_id"], r["instrument_id"]),
-                  "position_id": f"{rev.get(r['instrument_id'], r['instrument_id'])}-{r['position_key'].split('|')[1]}",
-                  "amount": r["amount"]} for r in session.book.funding() if "amount" in r]
-    else:
-        frows = session.state.funding()
-    funding = pd.DataFrame(frows, columns=["ts", "instrument_id", "position_id", "amount"]) if frows else \
-        pd.DataFrame(columns=["ts", "instrument_id", "position_id", "amount"])
-    funding["ts"] = pd.to_datetime(funding["ts"], utc=True)
-    funding = funding.sort_values("ts").reset_index(drop=True)
-
-    closes: dict[str, pd.Series] = {}
-    if bars:
-        b = pd.DataFrame(bars, columns=["ts", "wall", "instrument_id", "close"])
-        for iid in plan.id_map:
-            sub = b[b["instrument_id"] == iid]
-            if not sub.empty:
-                s = pd.Series(sub["close"].to_numpy(), index=pd.to_datetime(sub["ts"], utc=True), name=iid)
-                closes[iid] = s[~s.index.duplicated(keep="last")].sort_index()
-    out.mkdir(parents=True, exist_ok=True)
-    if session.config_text is not None and not (out / "config.toml").exists():
-        _atomic_write(out / "config.toml", session.config_text.encode())
-    import msgspec
-
-    _atomic_write(out / "config.json", msgspec.json.format(msgspec.json.encode(cfg), indent=2))
-    _atomic_parquet(orders, out / "orders.parquet")
-    _atomic_parquet(fills, out / "fills.parquet")
-    _atomic_parquet(positions, out / "positions.parquet")
-    _atomic_parquet(account, out / "account.parquet")
-    _atomic_parquet(funding, out / "funding.parquet")
+    cfg, plan = session.cfg, session.plan
+    orders_all, tables, closes, n_bars = paper_session_tables(session)
     run_info: dict[str, Any] = {
         "run_id": session.run_id, "name": cfg.name, "mode": "paper", "running": not final,
         "config_digest": cfg.digest(), "nautilus_trader": nautilus_trader.__version__,
-        "trader_id": plan.settings.trader_id, "starts": session.starts, "bars_recorded": len(bars),
+        "trader_id": plan.settings.trader_id, "starts": session.starts, "bars_recorded": n_bars,
         "orders": len(orders_all), "data_source": plan.settings.data_source,
         "data_base_url_http": plan.settings.base_url_http,
         **({"execution": "simulated execution client (nautilus_app/paper_exec.py; book in Redis, simpaper:<trader_id>:*)",
@@ -1308,38 +1184,17 @@ def write_paper_results(session: PaperSession, *, final: bool) -> Path:
             "fill_timing": "same_close (Nautilus sandbox, bar_execution)"}), "not_simulated": plan.not_simulated,
         "updated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+    equity = trades = bench = start_equity = None
     if closes:
-        equity, start_equity = build_equity(cfg, fills, funding, closes)
-        trades = build_trades(positions, funding)
+        equity, start_equity = build_equity(cfg, tables["fills"], tables["funding"], closes)
+        trades = build_trades(tables["positions"], tables["funding"])
         first_iid = next(iter(closes))
         bench = buy_and_hold(closes[first_iid], plan.venue.fees()[1]).reindex(equity.index, method="ffill")
-        fees_paid = float(fills["commission"].sum()) if not fills.empty else 0.0
-        funding_paid = -float(funding["amount"].sum()) if not funding.empty else 0.0
-        metrics = metrics_mod.compute_metrics(
-            equity, trades, fees_paid=fees_paid, funding_paid=funding_paid,
-            buy_and_hold_return=float(bench.iloc[-1] - 1.0), starting_equity=start_equity,
-        )
-        eq = pd.DataFrame({"equity": equity, "benchmark_equity": bench * start_equity})
-        eq["drawdown"] = equity / equity.cummax() - 1.0
-        _atomic_parquet(trades, out / "trades.parquet")
-        _atomic_parquet(eq.reset_index(), out / "equity.parquet")
-        run_info.update(first_bar=str(equity.index[0]), last_bar=str(equity.index[-1]),
-                        results_digest=results_digest(fills, metrics))
-        _atomic_write(out / "run.json", json.dumps(run_info, indent=2, default=str).encode())
-        if final:
-            try:
-                from nautilus_app.results import _write_tearsheet
-
-                class _R:  # stats_pnls is all the tearsheet takes from a result
-                    stats_pnls: dict = {}
-
-                _write_tearsheet(out / "tearsheet.html", _R(), equity, bench, metrics, session.run_id)
-            except Exception as e:  # noqa: BLE001 - the tearsheet is optional
-                _event(logging.WARNING, "tearsheet not written", error=repr(e))
-        _atomic_write(out / "metrics.json", json.dumps(metrics, indent=2, default=str).encode())
-    else:
-        _atomic_write(out / "run.json", json.dumps(run_info, indent=2, default=str).encode())
-    return out
+    write_session_results(
+        session.results_path, cfg=cfg, run_info=run_info, tables=tables, config_text=session.config_text,
+        equity=equity, trades=trades, starting_equity=start_equity, bench=bench, tearsheet=final,
+        on_tearsheet_error=lambda e: _event(logging.WARNING, "tearsheet not written", error=repr(e)))
+    return session.results_path
 
 
 # ---- command line ------------------------------------------------------------------------------

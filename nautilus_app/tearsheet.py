@@ -8,7 +8,6 @@ tearsheet" link write it from ``equity.parquet``, ``metrics.json`` and the ``sta
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -25,7 +24,8 @@ def write_tearsheet(run_folder: str | Path, *, overwrite: bool = False) -> Path:
     Raises:
         TearsheetError: no ``equity.parquet`` / ``metrics.json`` / ``run.json`` in the folder.
     """
-    from nautilus_app.results import _write_tearsheet
+    from nautilus_app.results import open_results
+    from nautilus_app.results import write_tearsheet as draw_tearsheet
 
     folder = Path(run_folder)
     out = folder / "tearsheet.html"
@@ -34,11 +34,12 @@ def write_tearsheet(run_folder: str | Path, *, overwrite: bool = False) -> Path:
     for name in ("equity.parquet", "metrics.json", "run.json"):
         if not (folder / name).exists():
             raise TearsheetError(f"{folder}: no {name}: not a complete results folder")
-    eq = pd.read_parquet(folder / "equity.parquet")
+    run = open_results(folder)
+    eq = run.table("equity")
     ts = eq.columns[0]
     eq = eq.set_index(pd.to_datetime(eq[ts], utc=True))
-    metrics = json.loads((folder / "metrics.json").read_text())
-    info = json.loads((folder / "run.json").read_text())
+    metrics = run.metrics
+    info = run.info
     start = float(metrics["starting_equity"])
 
     class _Result:  # stats_pnls is all the tearsheet takes from a BacktestResult
@@ -46,6 +47,6 @@ def write_tearsheet(run_folder: str | Path, *, overwrite: bool = False) -> Path:
 
     tmp = folder / f".tearsheet.{os.getpid()}.html"
     bench = eq["benchmark_equity"] / start if "benchmark_equity" in eq else eq["equity"] * 0 + 1.0
-    _write_tearsheet(tmp, _Result(), eq["equity"], bench, metrics, info.get("run_id", folder.name))
+    draw_tearsheet(tmp, _Result(), eq["equity"], bench, metrics, info.get("run_id", folder.name))
     tmp.replace(out)
     return out

@@ -15,7 +15,7 @@ from catalog.binance_vision import import_binance_vision
 from nautilus_app import backtest as bt
 from nautilus_app.config import parse_config
 from nautilus_app.core.paths import shared_data_dir
-from nautilus_app.reports import legacy_reports, run_reports
+from nautilus_app.results.collect import legacy_reports, run_reports
 
 MIRROR = shared_data_dir() / "binance-vision"
 ETH_BAR = "ETHUSDT-PERP.BINANCE_USDM-1-MINUTE-LAST-EXTERNAL"

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nautilus_app.results import _daily_returns_until_wipeout
+from nautilus_app.results import daily_returns_until_wipeout as _daily_returns_until_wipeout
 
 
 def test_wiped_out_account_gives_minus_100_percent_then_flat() -> None:

@@ -1,23 +1,6 @@
-"""Write a completed backtest to ``results/<run_id>/`` atomically.
-
-Everything is first written to a hidden staging folder ``results/.<run_id>.partial`` and then
-renamed in one ``os.rename``, so a results folder without a leading dot is always complete.
-
-Folder contents:
-
-| file | what |
-|---|---|
-| ``config.toml`` / ``config.json`` | the config as given, and as validated (all defaults filled in) |
-| ``orders.parquet``, ``fills.parquet``, ``positions.parquet``, ``account.parquet`` | Nautilus's reports, numbers as float64, ``Money`` split into amount and ``*_currency``; fills also carry ``reference_price``, ``slippage_cost``, ``trading_fee``, ``liquidation_fee``, ``is_liquidation`` (:func:`add_fill_costs`) |
-| ``trades.parquet`` | round trips (one row per position cycle), net PnL incl. fees and funding, with the cost breakdown (fees, liquidation fee, funding, slippage cost), a ``liquidated`` flag, and ``is_open`` / ``unrealized_pnl`` for positions still open at the end (marked to market at the last close) |
-| ``by_strategy.parquet``, ``by_instrument.parquet`` | results per strategy id and per instrument (:func:`nautilus_app.metrics.group_breakdown`; the same records as ``metrics.json`` ``by_strategy`` / ``by_instrument``) |
-| ``latency.parquet`` | every delayed command: strategy, order, command, send time (ns), drawn and effective latency (ms), arrival time, spike flag |
-| ``liquidations.parquet`` | every liquidation: time, position, side, size, entry and liquidation price, margin mode, loss and clearance fee |
-| ``funding.parquet`` | every funding settlement: time, instrument, position id, amount in USDT (paid < 0) |
-| ``equity.parquet`` | equity (balance + unrealized PnL, USDT) at every bar close, with the buy-and-hold benchmark (an equal-weight basket of the traded instruments, :func:`buy_and_hold_basket`) |
-| ``metrics.json`` | :func:`nautilus_app.metrics.compute_metrics` output (formulas in ``docs/metrics.md``) |
-| ``run.json`` | run id, timings, data loaded, Nautilus version, a sha256 of fills and metrics |
-| ``tearsheet.html`` | Nautilus's plotly tearsheet fed with the equity-curve returns |
+"""Assemble a run's results from the collected tables: fill costs, round trips, equity, portfolio
+series, benchmark, liquidations, attribution and metrics. Pure functions of DataFrames and configs
+(no engine, no files): the second stage of :mod:`nautilus_app.results` (collect -> assemble -> write).
 
 Equity is rebuilt from the fills, the funding settlements and the bar closes (all in the quote
 currency USDT, linear instruments only):
@@ -33,115 +16,31 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import re
-import shutil
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from catalog.reader import read_columns
 from nautilus_app import metrics as metrics_mod
-from nautilus_app.config import BacktestConfig
-from nautilus_app.core import paths
-from nautilus_app.housekeeping import mark_owner
+from nautilus_app.results.schema import (
+    BORROW_COLUMNS,
+    EXIT_REASONS,
+    LIQUIDATION_COLUMNS,
+    QUOTE,
+    RISK_COLUMNS,
+    TRADE_COLUMNS,
+    _amount,
+)
 
 if TYPE_CHECKING:
-    from nautilus_trader.backtest import BacktestEngine, BacktestResult
+    from nautilus_app.config import BacktestConfig
+    from nautilus_app.venue.sim import VenueSim
 
-    from nautilus_app.backtest import DataPlan, VenueSim
-
-QUOTE = "USDT"
-_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
-_MONEY = re.compile(r"-?[0-9]+(\.[0-9]+)? [A-Z0-9]+")
-
-
-def read_bar_closes(cfg: BacktestConfig, bar_type: str) -> pd.Series:
-    """Close prices (float) of one bar type in the run's range, indexed by bar close time (UTC)."""
-    table = read_columns(cfg.catalog_path(), "bars", bar_type, ["ts_init", "close"], *cfg.bar_window_ns())
-    ts = pc.cast(table.column("ts_init"), pa.int64()).to_numpy()
-    close = pc.cast(table.column("close"), pa.float64()).to_numpy()
-    s = pd.Series(close, index=pd.to_datetime(ts, utc=True), name=bar_type)
-    return s[~s.index.duplicated(keep="last")].sort_index()
-
-
-def _amount(money: object) -> float:
-    """``"12.5 USDT"`` (or a ``Money``) -> 12.5."""
-    return float(str(money).split(" ", 1)[0])
-
-
-def _money_amount(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Split ``"12.5 USDT"`` strings into (amount float, currency str)."""
-    parts = values.astype(str).str.split(" ", n=1, expand=True)
-    amount = pd.to_numeric(parts[0], errors="coerce")
-    currency = parts[1] if parts.shape[1] > 1 else pd.Series([None] * len(values), index=values.index)
-    return amount, currency
-
-
-def normalise_report(df: pd.DataFrame) -> pd.DataFrame:
-    """Make a Nautilus report DataFrame Parquet-friendly.
-
-    Numeric strings become float64, ``Money`` strings (``"10.5 USDT"``) become an amount column plus a
-    ``<name>_currency`` column, lists/dicts become JSON strings; the index becomes a column. The kind
-    of each column is decided from its first non-null value (report columns are homogeneous).
-    """
-    out = df.reset_index()
-    for col in list(out.columns):
-        s = out[col]
-        if s.dtype != object:
-            continue
-        non_null = s.dropna()
-        if non_null.empty:
-            out[col] = s.astype("string")
-            continue
-        first = non_null.iloc[0]
-        if isinstance(first, (list, dict, tuple)):
-            out[col] = s.map(lambda v: None if v is None else json.dumps(v, default=str))
-            continue
-        text = str(first)
-        if _NUMBER.fullmatch(text):
-            numeric = pd.to_numeric(s.astype(str), errors="coerce")
-            if numeric[s.notna()].notna().all():
-                out[col] = numeric
-                continue
-        elif _MONEY.fullmatch(text):
-            amount, currency = _money_amount(s)
-            if amount[s.notna()].notna().all():
-                out[col] = amount
-                out[f"{col}_currency"] = currency
-                continue
-        out[col] = s.astype(str).where(s.notna(), None)
-    return out
-
-
-def funding_settlements(positions_raw: pd.DataFrame) -> pd.DataFrame:
-    """Funding payments from the positions report's ``adjustments`` (Nautilus ``PositionAdjusted`` FUNDING).
-
-    Returns columns ``ts`` (UTC), ``instrument_id``, ``position_id``, ``amount`` (USDT; paid < 0).
-    Snapshots repeat the adjustments of earlier cycles only for their own cycle, so each
-    adjustment is counted once by its event id.
-    """
-    rows: dict[str, dict[str, Any]] = {}
-    if "adjustments" in positions_raw.columns:
-        with_adjustments = positions_raw[positions_raw["adjustments"].map(bool)]
-        for pos_id, row in with_adjustments.iterrows():
-            for adj in row["adjustments"]:
-                if str(adj.get("adjustment_type", "")).upper() != "FUNDING":
-                    continue
-                key = str(adj.get("event_id") or adj.get("reason") or (pos_id, adj.get("ts_event")))
-                rows[key] = {
-                    "ts": pd.Timestamp(int(adj["ts_event"]), unit="ns", tz="UTC"),
-                    "instrument_id": str(row["instrument_id"]),
-                    "position_id": str(pos_id),
-                    "amount": _amount(adj.get("pnl_change")),
-                }
-    frame = pd.DataFrame(rows.values(), columns=["ts", "instrument_id", "position_id", "amount"])
-    return frame.sort_values("ts").reset_index(drop=True)
+__all__ = ["BORROW_COLUMNS", "EXIT_REASONS", "RISK_COLUMNS", "add_fill_costs", "attribution", "breakdown_frame",
+           "build_equity", "build_liquidations", "build_trades", "buy_and_hold", "buy_and_hold_basket",
+           "cost_assumptions", "daily_returns_until_wipeout", "exit_reasons", "portfolio_series", "results_digest", "risk_metrics",
+           "traded_instruments", "venue_settings"]
 
 
 def add_fill_costs(fills: pd.DataFrame, orders: pd.DataFrame, sims: dict[str, VenueSim]) -> pd.DataFrame:
@@ -215,9 +114,7 @@ def build_trades(positions: pd.DataFrame, funding: pd.DataFrame, fills: pd.DataF
     ``last_ts`` (the last bar's close) and ``trailed``; without ``orders``: ``end_of_run`` for open
     trades and "" otherwise.
     """
-    cols = ["instrument_id", "strategy_id", "side", "entry_time", "exit_time", "quantity", "entry_price",
-            "exit_price", "pnl", "return_frac", "fees", "funding", "liquidation_fee", "slippage_cost", "liquidated",
-            "is_open", "unrealized_pnl", "exit_reason", "exit_tag"]
+    cols = TRADE_COLUMNS
     if "ts_closed" in positions.columns:
         is_closed = positions["ts_closed"].notna()
         is_open = (~is_closed & (positions["quantity"].astype(float) > 0)
@@ -287,8 +184,6 @@ def build_trades(positions: pd.DataFrame, funding: pd.DataFrame, fills: pd.DataF
     return trades[cols].sort_values("exit_time").reset_index(drop=True)
 
 
-#: ``trades.parquet`` ``exit_reason`` values (docs/metrics.md).
-EXIT_REASONS = ("signal", "stop", "take_profit", "trailing", "time", "liquidation", "end_of_run")
 _TAG_REASONS = (("LIQUIDATION", "liquidation"), ("RISK_TP", "take_profit"), ("RISK_TRAIL", "trailing"),
                 ("TRAILING_STOP", "trailing"), ("RISK_STOP", "stop"), ("TIME_STOP", "time"), ("MAX_HOLD", "time"),
                 ("END_OF_RUN", "end_of_run"))
@@ -329,16 +224,6 @@ def exit_reasons(trades: pd.DataFrame, orders: pd.DataFrame, last_ts: pd.Timesta
     return pd.Series(reasons, index=trades.index), pd.Series(out_tags, index=trades.index)
 
 
-def build_trailed(engine: Any) -> set[str]:
-    """Client order ids of risk stops moved by a trailing update (``risk_trailed:<strategy id>`` in the cache)."""
-    out: set[str] = set()
-    for sid in engine.cache.strategy_ids():
-        raw = engine.cache.get(f"risk_trailed:{sid.value}")
-        if raw is not None:
-            out.update(json.loads(bytes(raw)))
-    return out
-
-
 def build_liquidations(sims: dict[str, VenueSim], fills: pd.DataFrame) -> pd.DataFrame:
     """One row per liquidation fill: the actor's record joined with its fill.
 
@@ -349,8 +234,7 @@ def build_liquidations(sims: dict[str, VenueSim], fills: pd.DataFrame) -> pd.Dat
     ``liquidation_fee`` (USDT), ``loss`` (USDT lost on the close: ``-(fill - entry) x side x qty``
     plus the clearance fee; > 0 is a loss).
     """
-    cols = ["ts", "venue", "instrument_id", "strategy_id", "position_id", "client_order_id", "side", "quantity",
-            "entry_price", "liquidation_price", "fill_price", "margin_mode", "margin_balance", "liquidation_fee", "loss"]
+    cols = LIQUIDATION_COLUMNS
     rows = []
     liq_fills = fills[fills["is_liquidation"]] if not fills.empty else fills
     for sim in sims.values():
@@ -560,52 +444,6 @@ def traded_instruments(cfg: BacktestConfig, closes: dict[str, pd.Series]) -> lis
     return traded or list(closes)
 
 
-RISK_COLUMNS = ["ts", "strategy_id", "instrument_id", "side", "action", "reason", "detail", "requested_qty",
-                "final_qty"]
-
-
-def build_risk_records(engine: Any) -> pd.DataFrame | None:
-    """Risk refusals, reductions and pause events of every strategy with a ``risk`` table (docs/risk.md).
-
-    Read from the engine's cache (``risk_records:<strategy id>``, JSON written by the strategy's
-    ``on_stop``). Returns None when no strategy has a risk table (then nothing about risk is written,
-    so runs without one keep their results and digests). ``ts`` is UTC (bar close of the decision).
-    """
-    df = _strategy_records(engine, "risk_records", RISK_COLUMNS)
-    return None if df is None else df.astype({"requested_qty": "float64", "final_qty": "float64"})
-
-
-BORROW_COLUMNS = ["ts", "strategy_id", "instrument_id", "signed_qty", "price", "equity", "borrowed_usdt",
-                  "hourly_rate", "hours", "interest_usdt"]
-
-
-def build_borrowing(engine: Any) -> pd.DataFrame | None:
-    """Hourly borrowing-interest accruals of the strategies with a ``risk`` table (docs/risk.md).
-
-    Read from the cache (``risk_borrow:<strategy id>``). None when no strategy has a risk table.
-    Columns :data:`BORROW_COLUMNS` (USDT; ``ts`` UTC).
-    """
-    return _strategy_records(engine, "risk_borrow", BORROW_COLUMNS)
-
-
-def _strategy_records(engine: Any, key: str, columns: list[str]) -> pd.DataFrame | None:
-    """Rows the strategies stored as JSON under ``<key>:<strategy id>`` in the engine's cache, with
-    ``ts`` (ns) as UTC timestamps; None when no strategy stored any."""
-    rows: list[dict] = []
-    found = False
-    for sid in engine.cache.strategy_ids():
-        raw = engine.cache.get(f"{key}:{sid.value}")
-        if raw is None:
-            continue
-        found = True
-        rows.extend(json.loads(bytes(raw)))
-    if not found:
-        return None
-    df = pd.DataFrame(rows, columns=columns)
-    df["ts"] = pd.to_datetime(df["ts"].astype("int64"), unit="ns", utc=True)
-    return df
-
-
 def risk_metrics(records: pd.DataFrame) -> dict[str, Any]:
     """``risk_refusals`` / ``risk_reductions`` (count per reason) and ``risk_events`` (count per action)."""
     refused = records[records["action"] == "refused"]
@@ -636,173 +474,12 @@ def results_digest(fills: pd.DataFrame, metrics: dict) -> str:
     return h.hexdigest()
 
 
-def write_results(
-    engine: BacktestEngine,
-    result: BacktestResult,
-    cfg: BacktestConfig,
-    run_id: str,
-    plan: DataPlan,
-    sims: dict[str, VenueSim],
-    *,
-    results_root: Path | None = None,
-    config_text: str | None = None,
-    engine_seconds: float = 0.0,
-) -> tuple[Path, dict]:
-    """Collect reports from the engine, compute equity, costs and metrics, write the folder atomically.
-
-    Returns:
-        (final folder path, metrics dict).
-
-    Raises:
-        FileExistsError: ``results/<run_id>`` already exists (nothing is overwritten).
-    """
-    import nautilus_trader
-    from nautilus_trader.model import BarType
-
-    root = Path(results_root) if results_root is not None else paths.results_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / run_id
-    if final.exists():
-        raise FileExistsError(f"results folder {final} already exists")
-
-    # Nautilus's orders/fills/positions/account reports, normalised (normalise_report), and the funding
-    # settlements of the positions' adjustments: built from the engine's cache (nautilus_app/reports.py)
-    from nautilus_app.reports import run_reports
-
-    orders, fills, positions, funding, account = run_reports(engine, [v.name for v in cfg.venues])
-    fills = add_fill_costs(fills, orders, sims)
-
-    closes: dict[str, pd.Series] = {}
-    for bt in cfg.bar_types:
-        iid = str(BarType.from_str(bt).instrument_id)
-        closes.setdefault(iid, read_bar_closes(cfg, bt))
-    equity, start_equity = build_equity(cfg, fills, funding, closes)
-    borrowing = build_borrowing(engine)  # None unless a strategy has a risk table
-    if borrowing is not None and len(borrowing):
-        # not debited by Nautilus (docs/risk.md): deducted from the equity curve here
-        accrued = borrowing.groupby("ts")["interest_usdt"].sum().cumsum()
-        equity = equity - accrued.reindex(equity.index, method="ffill").fillna(0.0)
-    # positions a strategy left open (close_positions_on_stop = false) are marked at their last close
-    marks = {iid: (c.index[-1], float(c.iloc[-1])) for iid, c in closes.items() if len(c)}
-    last_ts = max(c.index[-1] for c in closes.values() if len(c)) if closes else None
-    trades = build_trades(positions, funding, fills, marks=marks, orders=orders, last_ts=last_ts,
-                          trailed=build_trailed(engine))
-    liquidations = build_liquidations(sims, fills)
-
-    # equal-weight basket of the traded instruments; a sleeve holds cash (1.0) before its first bar
-    bench_iids = traded_instruments(cfg, closes)
-    taker = {iid: next(v for v in cfg.venues if iid.endswith("." + v.name)).fees()[1] for iid in bench_iids}
-    bench, bench_by_iid = buy_and_hold_basket({iid: closes[iid] for iid in bench_iids}, taker, equity.index)
-    fees_paid = float(fills["trading_fee"].sum()) if not fills.empty else 0.0
-    funding_paid = -float(funding["amount"].sum()) if not funding.empty else 0.0  # paid > 0
-    portfolio = portfolio_series(cfg, fills, closes, equity)
-    metrics = metrics_mod.compute_metrics(
-        equity, trades, fees_paid=fees_paid, funding_paid=funding_paid,
-        buy_and_hold_return=float(bench.iloc[-1] - 1.0), starting_equity=start_equity,
-        leverage=portfolio["leverage"],
-    )
-    metrics["exit_reasons"] = {r: int((trades["exit_reason"] == r).sum()) for r in EXIT_REASONS}
-    metrics.update(metrics_mod.execution_costs(fills, liquidations, funding_paid=funding_paid))
-    risk_records = build_risk_records(engine)  # None unless a strategy has a risk table
-    if risk_records is not None:
-        metrics.update(risk_metrics(risk_records))
-    if borrowing is not None:
-        borrow_total = float(borrowing["interest_usdt"].sum())
-        metrics["borrow_interest_usdt"] = borrow_total
-        metrics["total_costs_usdt"] = metrics["total_costs_usdt"] + borrow_total
-    metrics["costs"] = {name: cost_assumptions(sim.config) for name, sim in sims.items()}
-    metrics["buy_and_hold_by_instrument"] = {iid: metrics_mod.json_safe(r) for iid, r in bench_by_iid.items()}
-    metrics.update(metrics_mod.open_trades_summary(trades))
-    metrics["by_strategy"], metrics["by_instrument"] = attribution(engine, cfg, trades, borrowing, metrics,
-                                                                   bench_by_iid)
-    equity_frame = pd.DataFrame({"equity": equity, "benchmark_equity": bench * start_equity})
-    equity_frame["drawdown"] = equity / equity.cummax() - 1.0
-    equity_frame = equity_frame.join(portfolio)
-
-    stage = root / f".{run_id}.partial"
-    if stage.exists():
-        shutil.rmtree(stage)
-    stage.mkdir()
-    mark_owner(stage)  # so the next command can tell a dead writer's folder (nautilus_app/housekeeping.py)
-    try:
-        if config_text is not None:
-            (stage / "config.toml").write_text(config_text)
-        (stage / "config.json").write_bytes(msgspec.json.format(msgspec.json.encode(cfg), indent=2))
-        tables = {"orders": orders, "fills": fills, "positions": positions, "account": account, "trades": trades}
-        tables["by_strategy"] = breakdown_frame(metrics["by_strategy"], "strategy_id")
-        tables["by_instrument"] = breakdown_frame(metrics["by_instrument"], "instrument_id")
-        tables["liquidations"] = liquidations
-        latency_rows = [vars(r) | {"venue": name} for name, sim in sims.items() if sim.latency is not None
-                        for r in sim.latency.records]
-        tables["latency"] = pd.DataFrame(latency_rows, columns=[
-            "venue", "strategy_id", "client_order_id", "command", "ts_sent", "drawn_ms", "effective_ms", "ts_arrival",
-            "spike"])
-        tables["funding"] = funding
-        if risk_records is not None:
-            tables["risk_refusals"] = risk_records
-        if borrowing is not None:
-            tables["borrowing"] = borrowing
-        tables["equity"] = equity_frame.reset_index()
-        _write_parquet_files(stage, tables)
-        from nautilus_app import plotting
-
-        plotting.write_recorded(engine, stage)  # indicators.parquet + plot_config.json (strategies' plot_config)
-        (stage / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
-        run_info = {
-            "run_id": run_id,
-            "name": cfg.name,
-            "config_digest": cfg.digest(),
-            "nautilus_trader": nautilus_trader.__version__,
-            "iterations": result.iterations,
-            "orders": result.total_orders,
-            "positions": result.total_positions,
-            "engine_seconds": round(engine_seconds, 3),
-            "bars_per_second": round(result.iterations / engine_seconds) if engine_seconds else None,
-            "first_bar": str(pd.Timestamp(plan.first_ns, unit="ns", tz="UTC")),
-            "last_bar": str(pd.Timestamp(plan.last_ns, unit="ns", tz="UTC")),
-            "funding_instruments": plan.funding_instruments,
-            "funding_source": plan.funding_source,
-            "bar_stores": plan.bar_stores,
-            "coverage": plan.coverage,
-            "allow_gaps": cfg.allow_gaps,
-            "engine": "BacktestEngine (low level; Python venue fill model)",
-            "venues": {name: venue_settings(sim) for name, sim in sims.items()},
-            "funding_mark_price_source": {
-                iid: ("MarkPriceUpdate" if iid in plan.mark_instruments else "last price (bar close)")
-                for iid in plan.funding_instruments
-            },
-            "results_digest": results_digest(fills, metrics),
-            # what Nautilus's tearsheet takes from the engine, so it can be written later on demand
-            "stats_pnls": {str(k): {s: metrics_mod.json_safe(v) for s, v in d.items()}
-                           for k, d in (result.stats_pnls or {}).items()},
-        }
-        (stage / "run.json").write_text(json.dumps(run_info, indent=2))
-        if cfg.tearsheet:  # else on demand: `nautilus-app tearsheet RUN`, or the Dash app's link
-            _write_tearsheet(stage / "tearsheet.html", result, equity, bench, metrics, run_id)
-        os.rename(stage, final)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    return final, metrics
-
-
-def _write_parquet_files(folder: Path, tables: dict[str, pd.DataFrame]) -> None:
-    """``<name>.parquet`` for every frame (pandas' ``to_parquet``, index dropped), written concurrently:
-    Arrow's encoding and compression release the GIL, so the files of a run overlap on several cores."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=min(4, len(tables) or 1)) as pool:
-        futures = [pool.submit(df.to_parquet, folder / f"{name}.parquet", index=False) for name, df in tables.items()]
-    for f in futures:
-        f.result()
-
-
-def attribution(engine: Any, cfg: BacktestConfig, trades: pd.DataFrame, borrowing: pd.DataFrame | None,
+def attribution(strategy_ids: list[str], cfg: BacktestConfig, trades: pd.DataFrame, borrowing: pd.DataFrame | None,
                 metrics: dict, bench_by_iid: dict[str, float]) -> tuple[list[dict], list[dict]]:
     """Per-strategy and per-instrument results (:func:`nautilus_app.metrics.group_breakdown`): the
     ``by_strategy`` / ``by_instrument`` records of ``metrics.json`` (also written as Parquet).
 
-    Every strategy of the engine and every instrument with bars in the run gets a record, with or
+    Every strategy of the run (``strategy_ids``) and every instrument with bars in the run gets a record, with or
     without trades; ``by_instrument`` records also carry the instrument's own ``buy_and_hold_return``
     (``None`` for an instrument outside the benchmark basket).
     """
@@ -810,7 +487,7 @@ def attribution(engine: Any, cfg: BacktestConfig, trades: pd.DataFrame, borrowin
 
     common = dict(starting_equity=metrics["starting_equity"], start=pd.Timestamp(metrics["start"]),
                   end=pd.Timestamp(metrics["end"]), borrowing=borrowing)
-    strategies = sorted(sid.value for sid in engine.cache.strategy_ids())
+    strategies = sorted(strategy_ids)
     instruments = list(dict.fromkeys(str(BarType.from_str(bt).instrument_id) for bt in cfg.bar_types))
     by_strategy = metrics_mod.group_breakdown(trades, "strategy_id", groups=strategies, **common)
     by_instrument = metrics_mod.group_breakdown(trades, "instrument_id", groups=instruments, **common)
@@ -869,7 +546,7 @@ def cost_assumptions(v: Any) -> str:
     return f"{v.costs}: {fee}, {slip}, {lat_s}, fills at {v.fill_timing.replace('_', ' ')}"
 
 
-def _daily_returns_until_wipeout(equity: pd.Series, starting_equity: float) -> pd.Series:
+def daily_returns_until_wipeout(equity: pd.Series, starting_equity: float) -> pd.Series:
     """Daily returns of the equity curve; after a day that closes at or below zero (an account wiped
     out by losses and liquidation fees) the remaining days' returns are 0 and the wipe-out day is -100 %.
     """
@@ -886,20 +563,21 @@ def _daily_returns_until_wipeout(equity: pd.Series, starting_equity: float) -> p
     return out
 
 
-def _write_tearsheet(path: Path, result: Any, equity: pd.Series, bench: pd.Series, metrics: dict, run_id: str) -> None:
-    """Nautilus's plotly tearsheet, fed with daily returns of *our* equity curve.
+def session_metrics(equity: pd.Series, trades: pd.DataFrame, fills: pd.DataFrame, funding: pd.DataFrame, *,
+                    starting_equity: float, bench: pd.Series | None = None) -> tuple[dict, pd.DataFrame]:
+    """Metrics and the equity frame of a paper or live session (``metrics.json``, ``equity.parquet``).
 
-    ``BacktestResult.returns_series`` holds per-position gross returns (no fees, no sizing), which
-    misstate a run's performance, so daily equity returns are passed instead.
+    ``equity``: the session's equity samples (USDT); ``bench``: the buy-and-hold benchmark as a multiple
+    of the start on the same index (None: no benchmark, return 0). Fees are the fills' commissions,
+    funding paid the negated funding ledger.
     """
-    from nautilus_trader.analysis.tearsheet import create_tearsheet_from_stats
-
-    daily = _daily_returns_until_wipeout(equity, metrics["starting_equity"])
-    bench_daily = metrics_mod.daily_returns(bench, starting_equity=1.0)
-    stats_returns = {k: metrics[k] for k in ("sharpe", "sortino", "annual_volatility", "cagr", "max_drawdown",
-                                              "calmar", "profit_factor", "win_rate") if k in metrics}
-    create_tearsheet_from_stats(
-        stats_pnls=result.stats_pnls, stats_returns=stats_returns, stats_general={},
-        returns=daily, output_path=str(path), title=f"Backtest {run_id}",
-        benchmark_returns=bench_daily, benchmark_name="Buy and hold",
+    fees_paid = float(fills["commission"].sum()) if not fills.empty and "commission" in fills.columns else 0.0
+    funding_paid = -float(funding["amount"].sum()) if not funding.empty else 0.0
+    metrics = metrics_mod.compute_metrics(
+        equity, trades, fees_paid=fees_paid, funding_paid=funding_paid,
+        buy_and_hold_return=0.0 if bench is None else float(bench.iloc[-1] - 1.0), starting_equity=starting_equity,
     )
+    eq = pd.DataFrame({"equity": equity} if bench is None else
+                      {"equity": equity, "benchmark_equity": bench * starting_equity})
+    eq["drawdown"] = equity / equity.cummax() - 1.0
+    return metrics, eq.reset_index().rename(columns={"index": "ts"})

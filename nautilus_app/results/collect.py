@@ -1,7 +1,9 @@
-"""The orders, fills, positions and account tables of a finished run, built from the engine's cache.
+"""Collect a run's raw material: the orders, fills, positions and account tables from an engine's
+(or a live node's) cache, the records strategies left in the cache (risk, borrowing, trailed stops),
+and the funding settlements. First stage of :mod:`nautilus_app.results` (collect -> assemble -> write).
 
-Same columns, dtypes, row order and values as ``normalise_report(engine.generate_*_report())``
-(Nautilus's ``ReportProvider`` followed by :func:`nautilus_app.results.normalise_report`), which
+Engine tables: same columns, dtypes, row order and values as ``normalise_report(engine.generate_*_report())``
+(Nautilus's ``ReportProvider`` followed by :func:`nautilus_app.results.schema.normalise_report`), which
 stays the reference: ``tests/test_reports.py`` compares every table of real runs with it, value by value.
 What is cheaper here (issue 23: results writing took longer than the engine on long runs):
 
@@ -24,12 +26,25 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pandas._libs import lib
 from pandas.core.internals.construction import convert_object_array
 
-from nautilus_app.results import _MONEY, _NUMBER
+from catalog.reader import read_columns
+from nautilus_app.results.schema import (
+    BORROW_COLUMNS,
+    FUNDING_COLUMNS,
+    RISK_COLUMNS,
+    _amount,
+    normalise_report,
+)
+from nautilus_app.results.schema import MONEY as _MONEY
+from nautilus_app.results.schema import NUMBER as _NUMBER
 
-__all__ = ["account_frame", "fills_frame", "funding_frame", "orders_frame", "positions_frame", "run_reports"]
+__all__ = ["account_frame", "build_borrowing", "build_risk_records", "build_trailed", "fills_frame", "funding_frame",
+           "funding_settlements", "orders_frame", "positions_frame", "read_bar_closes", "run_reports",
+           "session_reports"]
 
 
 _JSON = json.JSONEncoder(default=str)  # what json.dumps(v, default=str) builds on every call
@@ -248,7 +263,7 @@ def funding_frame(sorted_positions: tuple) -> pd.DataFrame:
                 "position_id": row["position_id"],
                 "amount": float(str(adj.pnl_change).split(" ", 1)[0]),
             }
-    frame = pd.DataFrame(out.values(), columns=["ts", "instrument_id", "position_id", "amount"])
+    frame = pd.DataFrame(out.values(), columns=FUNDING_COLUMNS)
     return frame.sort_values("ts").reset_index(drop=True)
 
 
@@ -274,15 +289,13 @@ def account_frame(cache: Any, venue: str) -> pd.DataFrame:
 
 
 def _old_normalise(df: pd.DataFrame) -> pd.DataFrame:
-    from nautilus_app.results import normalise_report
-
     return normalise_report(df)
 
 
 def run_reports(engine: Any, venues: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame,
                                                           pd.DataFrame]:
     """``(orders, fills, positions, funding, account)`` of a finished run (fills without cost columns;
-    account: one frame for all ``venues`` with a ``venue`` column), as :func:`nautilus_app.results.write_results`
+    account: one frame for all ``venues`` with a ``venue`` column), as :func:`nautilus_app.results.writer.write_results`
     built them from Nautilus's reports."""
     cache = engine.cache
     orders_list = cache.orders()
@@ -306,8 +319,6 @@ def legacy_reports(engine: Any, venues: list[str]) -> tuple[pd.DataFrame, pd.Dat
     reference the tests compare it with."""
     from nautilus_trader.model import Venue
 
-    from nautilus_app.results import funding_settlements, normalise_report
-
     orders = normalise_report(engine.generate_orders_report())
     fills = normalise_report(engine.generate_fills_report())
     positions_raw = engine.generate_positions_report()
@@ -321,3 +332,216 @@ def legacy_reports(engine: Any, venues: list[str]) -> tuple[pd.DataFrame, pd.Dat
         accounts.append(acc)
     account = pd.concat(accounts, ignore_index=True) if accounts else pd.DataFrame()
     return orders, fills, positions, funding, account
+
+
+def funding_settlements(positions_raw: pd.DataFrame) -> pd.DataFrame:
+    """Funding payments from the positions report's ``adjustments`` (Nautilus ``PositionAdjusted`` FUNDING).
+
+    Returns columns ``ts`` (UTC), ``instrument_id``, ``position_id``, ``amount`` (USDT; paid < 0).
+    Snapshots repeat the adjustments of earlier cycles only for their own cycle, so each
+    adjustment is counted once by its event id.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    if "adjustments" in positions_raw.columns:
+        with_adjustments = positions_raw[positions_raw["adjustments"].map(bool)]
+        for pos_id, row in with_adjustments.iterrows():
+            for adj in row["adjustments"]:
+                if str(adj.get("adjustment_type", "")).upper() != "FUNDING":
+                    continue
+                key = str(adj.get("event_id") or adj.get("reason") or (pos_id, adj.get("ts_event")))
+                rows[key] = {
+                    "ts": pd.Timestamp(int(adj["ts_event"]), unit="ns", tz="UTC"),
+                    "instrument_id": str(row["instrument_id"]),
+                    "position_id": str(pos_id),
+                    "amount": _amount(adj.get("pnl_change")),
+                }
+    frame = pd.DataFrame(rows.values(), columns=FUNDING_COLUMNS)
+    return frame.sort_values("ts").reset_index(drop=True)
+
+
+def build_trailed(engine: Any) -> set[str]:
+    """Client order ids of risk stops moved by a trailing update (``risk_trailed:<strategy id>`` in the cache)."""
+    out: set[str] = set()
+    for sid in engine.cache.strategy_ids():
+        raw = engine.cache.get(f"risk_trailed:{sid.value}")
+        if raw is not None:
+            out.update(json.loads(bytes(raw)))
+    return out
+
+
+def build_risk_records(engine: Any) -> pd.DataFrame | None:
+    """Risk refusals, reductions and pause events of every strategy with a ``risk`` table (docs/risk.md).
+
+    Read from the engine's cache (``risk_records:<strategy id>``, JSON written by the strategy's
+    ``on_stop``). Returns None when no strategy has a risk table (then nothing about risk is written,
+    so runs without one keep their results and digests). ``ts`` is UTC (bar close of the decision).
+    """
+    df = _strategy_records(engine, "risk_records", RISK_COLUMNS)
+    return None if df is None else df.astype({"requested_qty": "float64", "final_qty": "float64"})
+
+
+def build_borrowing(engine: Any) -> pd.DataFrame | None:
+    """Hourly borrowing-interest accruals of the strategies with a ``risk`` table (docs/risk.md).
+
+    Read from the cache (``risk_borrow:<strategy id>``). None when no strategy has a risk table.
+    Columns :data:`BORROW_COLUMNS` (USDT; ``ts`` UTC).
+    """
+    return _strategy_records(engine, "risk_borrow", BORROW_COLUMNS)
+
+
+def _strategy_records(engine: Any, key: str, columns: list[str]) -> pd.DataFrame | None:
+    """Rows the strategies stored as JSON under ``<key>:<strategy id>`` in the engine's cache, with
+    ``ts`` (ns) as UTC timestamps; None when no strategy stored any."""
+    rows: list[dict] = []
+    found = False
+    for sid in engine.cache.strategy_ids():
+        raw = engine.cache.get(f"{key}:{sid.value}")
+        if raw is None:
+            continue
+        found = True
+        rows.extend(json.loads(bytes(raw)))
+    if not found:
+        return None
+    df = pd.DataFrame(rows, columns=columns)
+    df["ts"] = pd.to_datetime(df["ts"].astype("int64"), unit="ns", utc=True)
+    return df
+
+
+def _back_ids(df: pd.DataFrame, reverse_ids: dict[str, str]) -> pd.DataFrame:
+    """Instrument ids of a live venue mapped back to the config's (``reverse_ids``: live id -> config id)."""
+    if "instrument_id" in df.columns:
+        df["instrument_id"] = df["instrument_id"].astype(str).map(lambda x: reverse_ids.get(x, x))
+    return df
+
+
+def session_reports(cache: Any, live_venue: str, venue_name: str, reverse_ids: dict[str, str]
+                    ) -> tuple[list[Any], pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(orders list, orders, fills, positions, account)`` of a paper or live node's cache, normalised like
+    a backtest's, with the config's instrument ids (``reverse_ids``) and ``account.venue = venue_name``.
+
+    Built with Nautilus's ``ReportProvider`` (a live cache holds few orders; the engine path
+    :func:`run_reports` is the fast one for long backtests).
+    """
+    from nautilus_trader.analysis import ReportProvider
+    from nautilus_trader.model import Venue
+
+    orders_all = list(cache.orders())
+    orders = _back_ids(normalise_report(ReportProvider.generate_orders_report(orders_all)), reverse_ids)
+    fills = _back_ids(normalise_report(ReportProvider.generate_fills_report(orders_all)), reverse_ids)
+    pos_raw = ReportProvider.generate_positions_report(list(cache.positions()))
+    positions = _back_ids(normalise_report(pos_raw.drop(columns=["events", "adjustments"], errors="ignore")),
+                          reverse_ids)
+    acct = cache.account_for_venue(Venue(live_venue))
+    account = pd.DataFrame()
+    if acct is not None:
+        a = ReportProvider.generate_account_report(acct)
+        account = normalise_report(a.drop(columns=[c for c in ("margins", "info") if c in a.columns]))
+        account["venue"] = venue_name
+    return orders_all, orders, fills, positions, account
+
+
+def read_bar_closes(cfg: Any, bar_type: str) -> pd.Series:
+    """Close prices (float) of one bar type in the run's range, indexed by bar close time (UTC)."""
+    table = read_columns(cfg.catalog_path(), "bars", bar_type, ["ts_init", "close"], *cfg.bar_window_ns())
+    ts = pc.cast(table.column("ts_init"), pa.int64()).to_numpy()
+    close = pc.cast(table.column("close"), pa.float64()).to_numpy()
+    s = pd.Series(close, index=pd.to_datetime(ts, utc=True), name=bar_type)
+    return s[~s.index.duplicated(keep="last")].sort_index()
+
+
+def wall_to_market(wall_ns: np.ndarray, marks: list[tuple[int, int]]) -> np.ndarray:
+    """Market time (ns) of the last ``on_bar`` entered at or before each wall time (``marks`` =
+    ``(wall_ns, market_ns)`` pairs; times before the first mark get the first mark's market time)."""
+    if not marks:
+        return wall_ns
+    walls = np.array([m[0] for m in marks], dtype=np.int64)
+    markets = np.array([m[1] for m in marks], dtype=np.int64)
+    order = np.argsort(walls, kind="stable")
+    walls, markets = walls[order], np.maximum.accumulate(markets[order])
+    idx = np.searchsorted(walls, wall_ns, side="right") - 1
+    return np.where(idx >= 0, markets[np.clip(idx, 0, None)], markets[0])
+
+
+def _book_fills(session: Any, orders_all: list[Any]) -> pd.DataFrame:
+    """fills.parquet of a simulated paper session from its Redis book (market times, config instrument ids)."""
+    rev = session.plan.reverse_ids
+    types = {o.client_order_id.value: str(o.order_type).split(".")[-1] for o in orders_all}
+    rows = []
+    for f in session.book.fills().values():
+        iid = rev.get(f["instrument_id"], f["instrument_id"])
+        rows.append({
+            "client_order_id": f["client_order_id"], "trader_id": session.plan.settings.trader_id,
+            "strategy_id": f["strategy_id"], "instrument_id": iid, "venue_order_id": f["venue_order_id"],
+            "account_id": f"{session.plan.live_venue}-001", "trade_id": f["trade_id"], "order_side": f["side"],
+            "order_type": types.get(f["client_order_id"], "MARKET"), "last_qty": float(f["qty"]),
+            "last_px": float(f["px"]), "currency": "USDT", "liquidity_side": f["liquidity"],
+            "ts_event": pd.Timestamp(int(f["ts"]), tz="UTC"), "position_id": f"{iid}-{f['strategy_id']}",
+            "commission": float(f["fee"]), "commission_currency": "USDT", "reference_px": float(f["reference_px"]),
+            "kind": f["kind"], "realized_pnl": float(f["realized_pnl"]),
+        })
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=["ts_event", "instrument_id", "order_side", "last_qty", "last_px", "commission",
+                                     "trade_id", "client_order_id"])
+    df["_n"] = df["trade_id"].str.split("-").str[-1].astype(int)
+    return df.sort_values(["ts_event", "_n"], kind="stable").drop(columns="_n").reset_index(drop=True)
+
+
+def paper_session_tables(session: Any) -> tuple[list[Any], dict[str, pd.DataFrame], dict[str, pd.Series], int]:
+    """``(orders list, tables, closes, bars recorded)`` of a paper session (:class:`nautilus_app.paper.PaperSession`).
+
+    ``tables``: ``orders``, ``fills``, ``positions``, ``account``, ``funding`` as a backtest's, stamped in
+    *market* time (the close of the bar they belong to; wall-clock times kept in ``ts_event_wall`` for
+    fills and ``ts_opened_wall``/``ts_closed_wall`` for positions), with the config's instrument ids.
+    A simulated session's fills and funding come from its Redis book (complete across restarts),
+    otherwise from the node's cache and the recorder's funding ledger. ``closes``: the recorded bar
+    closes per config instrument id (the equity curve's marks).
+    """
+    plan, cache = session.plan, session.cache
+    rev = plan.reverse_ids
+    bars = session.state.bars()
+    marks = session.state.marks()
+    orders_all, orders, fills, positions, account = session_reports(cache, plan.live_venue, plan.venue.name, rev)
+    # market time of each order = the bar whose on_bar created it (order ts_init vs on_bar entries)
+    order_market = {str(o.client_order_id): int(m) for o, m in zip(
+        orders_all, wall_to_market(np.array([o.ts_init for o in orders_all], dtype=np.int64), marks), strict=True)}
+    fill_market: dict[int, int] = {}
+    if session.simulated:  # the book is the record (reconciled orders may carry their fills as one)
+        fills = _book_fills(session, orders_all)
+    elif not fills.empty:
+        wall = pd.to_datetime(fills["ts_event"], utc=True)
+        fills["ts_event_wall"] = wall
+        market = fills["client_order_id"].astype(str).map(order_market).astype("int64")
+        fill_market = dict(zip(wall.astype("int64"), market, strict=True))
+        fills["ts_event"] = pd.to_datetime(market.to_numpy(), utc=True)
+        fills = fills.sort_values(["ts_event", "ts_event_wall"], kind="stable").reset_index(drop=True)
+    for col in ("ts_opened", "ts_closed"):
+        if col in positions.columns and not positions.empty:
+            t = pd.to_datetime(positions[col], utc=True)
+            w = t.fillna(pd.Timestamp(0, tz="UTC")).astype("int64").to_numpy()
+            if session.simulated:
+                m = w
+            else:
+                m = np.array([fill_market.get(int(x), y) for x, y in zip(w, wall_to_market(w, marks), strict=True)],
+                             dtype=np.int64)  # the opening/closing fill's market time
+            positions[f"{col}_wall"] = t
+            positions[col] = pd.to_datetime(m, utc=True).where(t.notna(), pd.NaT)
+    if session.simulated:
+        frows = [{"ts": r["ts"], "instrument_id": rev.get(r["instrument_id"], r["instrument_id"]),
+                  "position_id": f"{rev.get(r['instrument_id'], r['instrument_id'])}-{r['position_key'].split('|')[1]}",
+                  "amount": r["amount"]} for r in session.book.funding() if "amount" in r]
+    else:
+        frows = session.state.funding()
+    funding = pd.DataFrame(frows, columns=FUNDING_COLUMNS) if frows else pd.DataFrame(columns=FUNDING_COLUMNS)
+    funding["ts"] = pd.to_datetime(funding["ts"], utc=True)
+    funding = funding.sort_values("ts").reset_index(drop=True)
+    closes: dict[str, pd.Series] = {}
+    if bars:
+        b = pd.DataFrame(bars, columns=["ts", "wall", "instrument_id", "close"])
+        for iid in plan.id_map:
+            sub = b[b["instrument_id"] == iid]
+            if not sub.empty:
+                s = pd.Series(sub["close"].to_numpy(), index=pd.to_datetime(sub["ts"], utc=True), name=iid)
+                closes[iid] = s[~s.index.duplicated(keep="last")].sort_index()
+    tables = {"orders": orders, "fills": fills, "positions": positions, "account": account, "funding": funding}
+    return orders_all, tables, closes, len(bars)
