@@ -40,7 +40,7 @@ orders) so that latency applies to them too.
 
 Risk (opt-in)
 -------------
-With a ``risk`` table in the params (docs/risk.md) a ``nautilus_app.risk.manager.RiskManager`` sizes
+With a ``risk`` table in the params (docs/risk.md) a ``strategies.risk.manager.RiskManager`` sizes
 entries and applies pre-trade limits in ``enter()``, places protective orders after entry fills, and
 runs its per-bar work (equity for limits, trailing stops, time stop, borrowing) from ``on_bar``.
 Without one, the only per-bar cost is a ``self.risk is not None`` check.
@@ -69,7 +69,7 @@ from nautilus_trader.model import (
 )
 from nautilus_trader.trading import Strategy, StrategyConfig
 
-from strategies.sizing import account_equity, entry_quantity
+from strategies.risk.sizing import account_equity, entry_quantity
 
 _BASE_FIELDS_CACHE: dict[type, frozenset[str]] = {}
 RISK_RECORDS_KEY = "risk_records"  # Cache key prefix of a strategy's risk records (read by results.py)
@@ -127,7 +127,7 @@ class BarStrategyConfig(StrategyConfig):
     fee_headroom: CASH accounts only: fraction of the order notional kept free in the quote
         balance for the fee and fill-price drift (default 0.002 = 0.2 %, Binance spot taker is 0.1 %).
     risk: optional ``risk`` table (sizing / stops / limits; docs/risk.md, parsed by
-        ``nautilus_app.risk.parse_risk``). None (default): none of it, behaviour unchanged.
+        ``strategies.risk.parse_risk``). None (default): none of it, behaviour unchanged.
     **base: ``strategy_id`` (str or StrategyId), ``order_id_tag`` (str), ``oms_type`` ... passed
         to nautilus ``StrategyConfig``.
     """
@@ -164,7 +164,7 @@ class BarStrategyConfig(StrategyConfig):
         self.max_gap_bars: int = int(max_gap_bars)
         self.close_positions_on_stop: bool = bool(close_positions_on_stop)
         self.fee_headroom: float = float(fee_headroom)
-        from nautilus_app.risk.config import parse_risk
+        from strategies.risk.config import parse_risk
 
         self.risk: dict[str, Any] | None = risk
         self.risk_config = parse_risk(risk)  # RiskConfigError (a ValueError) names the bad key
@@ -226,9 +226,9 @@ class BarStrategy(Strategy):
         # gap threshold, ns; "never" when the rule is off (max_gap_bars=0 or non-time bars)
         self._max_gap_ns = self._interval_ns * config.max_gap_bars if config.max_gap_bars > 0 and self._interval_ns else _NO_BAR_YET
         self.gap_resets = 0
-        self.risk: Any = None  # nautilus_app.risk.manager.RiskManager when the config has a risk table
+        self.risk: Any = None  # strategies.risk.manager.RiskManager when the config has a risk table
         if config.risk_config is not None:
-            from nautilus_app.risk.manager import RiskManager
+            from strategies.risk.manager import RiskManager
 
             self.risk = RiskManager(config.risk_config)
 
@@ -291,7 +291,7 @@ class BarStrategy(Strategy):
         self.gap_resets = 0
         self._state_dirty = True
         if self.risk is not None:
-            from nautilus_app.risk.manager import RiskManager
+            from strategies.risk.manager import RiskManager
 
             atr = self.risk.atr
             self.risk = RiskManager(self.risk.cfg)
@@ -418,7 +418,7 @@ class BarStrategy(Strategy):
         return True
 
     def sizing_equity(self, bar: Any) -> tuple[Decimal, Decimal]:
-        """``(equity, quote available)`` an entry on ``bar`` is sized from (:func:`strategies.sizing.account_equity`)."""
+        """``(equity, quote available)`` an entry on ``bar`` is sized from (:func:`strategies.risk.sizing.account_equity`)."""
         return account_equity(self.portfolio, self.venue, self.instrument, bar.close, self.is_cash)
 
     def exit_position(self, tag: str) -> None:

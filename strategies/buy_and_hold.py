@@ -7,7 +7,7 @@ Import paths for ``ImportableStrategyConfig``::
 
 Rule: on the first bar received (bar index 0) buy ``position_fraction`` (default 0.98, leaving
 2 % for the fee and rounding on spot) x equity / close, rounded down to the size increment
-(``strategies.sizing``; on CASH accounts also capped at quote balance / (1 + fee_headroom)).
+(``strategies.risk.sizing``; on CASH accounts also capped at quote balance / (1 + fee_headroom)).
 If that size is below the instrument minimums, or the order is denied, it does not retry.
 The position is only closed by ``on_stop`` (``close_positions_on_stop=True``, default), which in
 a backtest fills at the last bar's close. ``allow_short`` and ``max_gap_bars`` have no effect.

@@ -27,7 +27,7 @@ reset before the new bar is processed (positions are kept; see ``strategies.base
 
 Fill: a market order decided on bar N fills at bar N+1's open by default (venue ``fill_timing = "next_open"``), stamped at bar N's close
 time; at bar N's close with ``fill_timing = "same_close"`` (Nautilus's own bar execution). Entry size: ``position_fraction`` x equity /
-close, rounded down to the size increment (``strategies.sizing``).
+close, rounded down to the size increment (``strategies.risk.sizing``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Risk components (nautilus_app/risk, docs/risk.md) on real Binance ETHUSDT-PERP 1m data.
+"""Risk components (strategies/risk, docs/risk.md) on real Binance ETHUSDT-PERP 1m data.
 
 Every expected number (sizes, stop/take-profit triggers and fills, the bar a pause starts) is
 computed here from the raw Binance Vision kline file and the formulas of docs/risk.md, written out
@@ -20,8 +20,8 @@ from catalog.binance_vision import import_binance_vision
 from nautilus_app.backtest import BacktestOutcome, run_backtest
 from nautilus_app.config import parse_config
 from nautilus_app.core.paths import shared_data_dir
-from nautilus_app.risk import RiskConfigError, parse_risk
-from nautilus_app.risk.sizing import kelly_fraction
+from strategies.risk import RiskConfigError, parse_risk
+from strategies.risk.sizing import kelly_fraction
 from tests.test_backtest_e2e import read_kline_zip
 
 MIRROR = shared_data_dir() / "binance-vision"
@@ -191,8 +191,8 @@ def test_sizing_methods_first_entry(catalog: Path, tmp_path: Path, raw: pd.DataF
 
 
 def test_kelly_target_notional_by_hand() -> None:
-    from nautilus_app.risk.config import SizingConfig
-    from nautilus_app.risk.sizing import target_notional
+    from strategies.risk.config import SizingConfig
+    from strategies.risk.sizing import target_notional
 
     cfg = SizingConfig(method="kelly", fraction=0.2, kelly_fraction=0.5, kelly_window=4, kelly_min_trades=4,
                        kelly_cap=0.5)

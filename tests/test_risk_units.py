@@ -1,4 +1,4 @@
-"""Pure formulas of nautilus_app/risk (limits, stops, borrowing), checked against hand computations."""
+"""Pure formulas of strategies/risk (limits, stops, borrowing), checked against hand computations."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ import math
 import numpy as np
 import pytest
 
-from nautilus_app.risk.borrowing import borrowed_usdt, hourly_interest
-from nautilus_app.risk.config import LimitsConfig, StopsConfig
-from nautilus_app.risk.limits import (
+from strategies.risk.borrowing import borrowed_usdt, hourly_interest
+from strategies.risk.config import LimitsConfig, StopsConfig
+from strategies.risk.limits import (
     DAY_NS,
     DrawdownState,
     cap_quantity,
     correlated_exposure,
     max_entry_for_exposure,
 )
-from nautilus_app.risk.stops import initial_stop, round_tick, take_profit, trailing_trigger
+from strategies.risk.stops import initial_stop, round_tick, take_profit, trailing_trigger
 
 
 def test_exposure_cap_solves_the_quadratic() -> None:
@@ -85,9 +85,9 @@ def test_borrowed_amounts() -> None:
 def test_bankroll_defaults_are_framework_prd_bankrollconfig() -> None:
     """framework-prd.md BankrollConfig: risk_per_trade 2 %, half Kelly, max position 10 %, portfolio risk
     6 %, daily loss 2 %, drawdown pause 15 % (half size from 10 %: drawdown_scaling_factor), leverage 20."""
-    from nautilus_app.risk import parse_risk
-    from nautilus_app.risk.config import SizingConfig
-    from nautilus_app.risk.sizing import target_notional
+    from strategies.risk import parse_risk
+    from strategies.risk.config import SizingConfig
+    from strategies.risk.sizing import target_notional
 
     cfg = parse_risk({})
     assert cfg is not None

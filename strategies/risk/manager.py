@@ -40,11 +40,11 @@ from nautilus_trader.indicators import AverageTrueRange
 from nautilus_trader.model import OrderSide, OrderType, PositionSide, Price, Quantity, TimeInForce
 from nautilus_trader.trading import Strategy
 
-from nautilus_app.risk import borrowing as borrowing_mod
-from nautilus_app.risk import limits as limits_mod
-from nautilus_app.risk import stops as stops_mod
-from nautilus_app.risk.config import RiskConfig
-from nautilus_app.risk.sizing import quantity_from_notional, target_notional
+from strategies.risk import borrowing as borrowing_mod
+from strategies.risk import limits as limits_mod
+from strategies.risk import stops as stops_mod
+from strategies.risk.config import RiskConfig
+from strategies.risk.sizing import quantity_from_notional, target_notional
 
 STOP_TAG = "RISK_STOP"
 TRAIL_TAG = "RISK_TRAIL"  # the protective stop when its initial level is the trailing one (the tightest)
@@ -164,7 +164,7 @@ class RiskManager:
                    for o in s.cache.orders_open(instrument_id=s.instrument_id, strategy_id=s.strategy_id))
 
     def _equity(self, s: Any, price: Any) -> float:
-        from strategies.sizing import account_equity
+        from strategies.risk.sizing import account_equity
 
         eq, _ = account_equity(s.portfolio, s.venue, s.instrument, price, s.is_cash)
         return float(eq) - self.borrow_accrued
@@ -218,7 +218,7 @@ class RiskManager:
         if blocked is not None:
             self.record(s, ts, sname, "refused", blocked, "entries paused")
             return None
-        from strategies.sizing import account_equity
+        from strategies.risk.sizing import account_equity
 
         px_dec = bar.close.as_decimal()
         price = float(px_dec)
@@ -259,7 +259,7 @@ class RiskManager:
         return Quantity.from_str(f"{q:.{inst.size_precision}f}")
 
     def _cap_correlated(self, s: Any, ts: int, sname: str, side: Any, qty: float, price: float, equity: float) -> float:
-        """Reduce ``qty`` to the correlation-adjusted exposure cap (see :mod:`nautilus_app.risk.limits`)."""
+        """Reduce ``qty`` to the correlation-adjusted exposure cap (see :mod:`strategies.risk.limits`)."""
         import numpy as np
         from nautilus_trader.model import AggregationSource
 

@@ -1,4 +1,4 @@
-"""Stop, take-profit and trailing prices (pure functions; placement in :mod:`nautilus_app.risk.manager`).
+"""Stop, take-profit and trailing prices (pure functions; placement in :mod:`strategies.risk.manager`).
 
 All prices in USDT per base unit. ``long`` is the side of the position being protected.
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from nautilus_app.risk.config import StopsConfig
+from strategies.risk.config import StopsConfig
 
 _EPS = 1e-9
 

@@ -22,7 +22,7 @@ class RiskConfigError(ValueError):
 
 
 class SizingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Position sizing (formulas in :mod:`nautilus_app.risk.sizing`).
+    """Position sizing (formulas in :mod:`strategies.risk.sizing`).
 
     Attributes:
         method: ``fraction`` | ``fixed_notional`` | ``fixed_fractional`` | ``kelly`` | ``volatility``.
@@ -34,7 +34,7 @@ class SizingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         kelly_fraction: multiplier of the full Kelly fraction (0.5 = half Kelly, ``BankrollConfig``).
         kelly_formula: ``"win_loss_ratio"`` (default, framework-prd.md Appendix B:
             ``K = p - (1 - p) / (W / L)``) or ``"stake_returns"`` (``K = p / L - (1 - p) / W``, the
-            growth-optimal stake for per-trade returns ``+W`` / ``-L``); :mod:`nautilus_app.risk.sizing`.
+            growth-optimal stake for per-trade returns ``+W`` / ``-L``); :mod:`strategies.risk.sizing`.
         kelly_window: number of most recent closed trades the statistics use.
         kelly_min_trades: trades needed before Kelly is used (``fraction`` before that).
         kelly_cap: upper bound of the Kelly notional fraction of equity.
@@ -56,7 +56,7 @@ class SizingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class StopsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Protective exits placed as real orders after the entry fills (:mod:`nautilus_app.risk.stops`).
+    """Protective exits placed as real orders after the entry fills (:mod:`strategies.risk.stops`).
 
     Attributes:
         stop_loss_pct: stop-market at ``fill x (1 - pct)`` (long) / ``fill x (1 + pct)`` (short).
@@ -78,7 +78,7 @@ class StopsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class LimitsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Pre-trade limits checked in ``enter()`` before an order is sent (:mod:`nautilus_app.risk.limits`).
+    """Pre-trade limits checked in ``enter()`` before an order is sent (:mod:`strategies.risk.limits`).
 
     Attributes:
     Defaults are framework-prd.md's ``BankrollConfig`` (they apply as soon as a strategy has a ``risk``
@@ -124,7 +124,7 @@ class LimitsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class BorrowingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Interest on borrowed amounts of MARGIN positions (:mod:`nautilus_app.risk.borrowing`).
+    """Interest on borrowed amounts of MARGIN positions (:mod:`strategies.risk.borrowing`).
 
     Attributes:
         hourly_rate: interest per hour on borrowed USDT (longs), a fraction (0.00001 = 0.001 %/h).

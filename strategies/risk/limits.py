@@ -1,6 +1,6 @@
 """Pre-trade limits: drawdown pause / half size, daily loss limit, notional, leverage and heat caps.
 
-Checked by :class:`nautilus_app.risk.manager.RiskManager` in ``enter()`` before the order is created,
+Checked by :class:`strategies.risk.manager.RiskManager` in ``enter()`` before the order is created,
 so a refused entry never reaches Nautilus's RiskEngine or the venue. (Nautilus's own
 ``RiskEngineConfig.max_notional_per_order`` is per order and venue-wide, and its denials surface only
 as ``DENIED`` orders without our reasons; these limits are per strategy/account state, so they are a
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nautilus_app.risk.config import LimitsConfig
+from strategies.risk.config import LimitsConfig
 
 DAY_NS = 86_400_000_000_000
 
