@@ -24,12 +24,13 @@ from typing import Any
 from nautilus_trader.model import OrderSide, PositionSide
 
 from strategies.base import BarStrategy, BarStrategyConfig
+from strategies.params import EquityFraction
 
 
 class BuyAndHoldConfig(BarStrategyConfig):
     """Buy-and-hold config; ``position_fraction`` defaults to 0.98 of equity."""
 
-    def __init__(self, *, position_fraction: float = 0.98, **kwargs: Any) -> None:
+    def __init__(self, *, position_fraction: EquityFraction = 0.98, **kwargs: Any) -> None:
         super().__init__(position_fraction=position_fraction, **kwargs)
 
 

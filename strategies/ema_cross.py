@@ -38,6 +38,7 @@ from nautilus_trader.indicators import ExponentialMovingAverage
 from nautilus_trader.model import OrderSide, PositionSide
 
 from strategies.base import BarStrategy, BarStrategyConfig
+from strategies.params import Bars
 
 
 class EMACrossConfig(BarStrategyConfig):
@@ -46,7 +47,7 @@ class EMACrossConfig(BarStrategyConfig):
     See :class:`strategies.base.BarStrategyConfig` for the shared fields.
     """
 
-    def __init__(self, *, fast_period: int = 10, slow_period: int = 20, **kwargs: Any) -> None:
+    def __init__(self, *, fast_period: Bars = 10, slow_period: Bars = 20, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.fast_period: int = self._positive_int("fast_period", fast_period)
         self.slow_period: int = self._positive_int("slow_period", slow_period)

@@ -52,6 +52,7 @@ from nautilus_trader.model import OrderSide, PositionSide
 
 from strategies.base import BarStrategy, BarStrategyConfig
 from strategies.indicators import SampleBollingerBands, _px
+from strategies.params import Bars, BarsOrZero, Fraction, Level100, Multiple
 
 
 class MeanReversionConfig(BarStrategyConfig):
@@ -71,16 +72,16 @@ class MeanReversionConfig(BarStrategyConfig):
     def __init__(
         self,
         *,
-        rsi_period: int = 14,
-        rsi_lower: float = 30.0,
-        rsi_upper: float = 70.0,
-        rsi_exit: float = 50.0,
-        bb_period: int = 20,
-        bb_k: float = 2.0,
-        trend_ma_period: int = 50,
-        trend_threshold: float = 0.02,
-        max_hold_bars: int = 50,
-        cooldown_bars: int = 10,
+        rsi_period: Bars = 14,
+        rsi_lower: Level100 = 30.0,
+        rsi_upper: Level100 = 70.0,
+        rsi_exit: Level100 = 50.0,
+        bb_period: Bars = 20,
+        bb_k: Multiple = 2.0,
+        trend_ma_period: Bars = 50,
+        trend_threshold: Fraction = 0.02,
+        max_hold_bars: Bars = 50,
+        cooldown_bars: BarsOrZero = 10,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

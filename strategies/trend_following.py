@@ -54,6 +54,7 @@ from nautilus_trader.model import OrderSide, PositionSide
 
 from strategies.base import BarStrategy, BarStrategyConfig
 from strategies.indicators import AverageDirectionalIndex, _px
+from strategies.params import Bars, Level100, Multiple
 
 
 class TrendFollowingConfig(BarStrategyConfig):
@@ -71,14 +72,14 @@ class TrendFollowingConfig(BarStrategyConfig):
     def __init__(
         self,
         *,
-        ma_fast: int = 20,
-        ma_slow: int = 50,
-        adx_period: int = 14,
-        adx_threshold: float = 25.0,
-        atr_period: int = 14,
-        atr_mean_period: int = 20,
-        atr_critical_mult: float = 3.0,
-        max_hold_bars: int = 200,
+        ma_fast: Bars = 20,
+        ma_slow: Bars = 50,
+        adx_period: Bars = 14,
+        adx_threshold: Level100 = 25.0,
+        atr_period: Bars = 14,
+        atr_mean_period: Bars = 20,
+        atr_critical_mult: Multiple = 3.0,
+        max_hold_bars: Bars = 200,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
