@@ -195,7 +195,10 @@ def check_offline(plan: LivePlan) -> None:
     if os.environ.get("NAUTILUS_LIVE_OFFLINE") != "1":
         return
     s = plan.settings
-    for key, url in (("base_url_http", s.base_url_http), ("base_url_ws", s.base_url_ws)):
+    urls = [("base_url_http", s.base_url_http), ("base_url_ws", s.base_url_ws)]
+    if plan.product == "spot":  # the spot execution client also connects to the WebSocket API
+        urls.append(("base_url_ws_api", s.base_url_ws_api))
+    for key, url in urls:
         if not _is_loopback(url):
             raise LiveConfigError(f"NAUTILUS_LIVE_OFFLINE=1: live.{key} = {url!r}: expected a loopback URL "
                                   "(nothing may reach a real venue from tests)")
@@ -572,14 +575,18 @@ class LiveSupervisor(Strategy):
                 self.retry_flatten = True
                 continue
             self.closing.add(str(p.id))
+            # spot has no reduce-only orders (Nautilus denies them: UNSUPPORTED_REDUCE_ONLY): a plain market
+            # order against the position closes it there (the rails still see it as reducing)
+            reduce_only = self.session.plan.product != "spot"
             try:
                 if owner is not None:
-                    owner.close_position(p)
+                    owner.close_position(p, reduce_only=reduce_only)
                 else:
                     qty = p.quantity
                     side = OrderSide.SELL if float(p.signed_qty) > 0 else OrderSide.BUY
                     self.submit_order(self.order_factory.market(p.instrument_id, side, qty,
-                                                                time_in_force=TimeInForce.GTC, reduce_only=True),
+                                                                time_in_force=TimeInForce.GTC,
+                                                                reduce_only=reduce_only),
                                       position_id=p.id)  # against that position (not one of the supervisor's)
             except Exception as e:  # noqa: BLE001
                 _event(logging.ERROR, "kill switch: close failed", position_id=str(p.id), error=repr(e))
@@ -837,7 +844,9 @@ class LiveSession:
                     for iid, live in plan.id_map.items()}
         exec_cfg = BinanceExecutionClientConfig(
             account_id=AccountId(f"{plan.live_venue}-001"), product_type=product, environment=env,
-            base_url_http=s.base_url_http, base_url_ws=s.base_url_ws, base_url_ws_trading=s.base_url_ws,
+            base_url_http=s.base_url_http, base_url_ws=s.base_url_ws,
+            # spot (rc7): user data only comes over the WebSocket API, which the client always logs on to
+            base_url_ws_trading=s.base_url_ws_api if plan.product == "spot" else s.base_url_ws,
             use_ws_trading=False, api_key=self.creds.api_key, api_secret=self.creds.api_secret,
             futures_leverages=levs)
         return (builder.add_data_client(plan.live_venue, BinanceDataClientFactory(), data_cfg)

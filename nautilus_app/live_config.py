@@ -114,6 +114,7 @@ class LiveSettings(_S):
     key_file: str | None = None
     base_url_http: str | None = None
     base_url_ws: str | None = None
+    base_url_ws_api: str | None = None  # Binance spot: the WebSocket API (session.logon + user data), SBE
     on_unknown: Literal["refuse", "adopt", "flatten"] = "refuse"
     stale_after_seconds: Positive | None = None
     results_every_seconds: Annotated[float, msgspec.Meta(ge=0)] = 5.0
