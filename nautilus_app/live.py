@@ -8,7 +8,9 @@ printed -> ``LiveNode`` (``Environment.LIVE``) with:
 * Binance USDT-M or spot: Nautilus's Rust ``BinanceDataClientFactory`` and ``BinanceExecutionClientFactory``
   (``BinanceExecutionClientConfig``: ``environment`` LIVE or TESTNET (``testnet = true``), api key/secret
   from the environment or a 0600 file, ``use_ws_trading = False`` so orders go over signed REST,
-  ``futures_leverages`` from the venue's leverage); Ethereal: our ``EtherealDataClientFactory`` and
+  ``futures_leverages`` from the venue's leverage; spot: ``base_url_ws_trading`` from ``[live] base_url_ws_api``,
+  the WebSocket API rc7's spot client logs on to (Ed25519 keys only) for its user data); Ethereal: our
+  ``EtherealDataClientFactory`` and
   ``EtherealExecClientFactory`` (adapters/ethereal).
 * :class:`LiveSupervisor` (a Nautilus ``Strategy`` added first): start-up reconciliation check,
   equity/drawdown/daily-loss tracking, kill switch (control file or signal), stale feed, alerts,
