@@ -14,23 +14,20 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 import msgspec
 import pandas as pd
 
 from nautilus_app.core import paths
 from nautilus_app.paper_config import PaperSettings
+from nautilus_app.venue import models as _venue_models
 
-#: Binance's default (VIP 0, no BNB discount) maker/taker fees per venue, as fractions of notional.
-#: Source: https://www.binance.com/en/fee/schedule (spot 0.1000 % / 0.1000 %) and
-#: https://www.binance.com/en/fee/futureFee (USDT-M 0.0200 % / 0.0500 %).
-DEFAULT_FEES: dict[str, tuple[float, float]] = {
-    "BINANCE": (0.001, 0.001),
-    "BINANCE_USDM": (0.0002, 0.0005),
-}
+#: Binance's default (VIP 0) maker/taker fees per venue, fractions of notional (defined with the venue models).
+DEFAULT_FEES = _venue_models.DEFAULT_FEES
 
 #: Largest starting balance Nautilus's ``Money`` holds (its 128-bit bound is about 1.7e13 at 16 decimals).
 MAX_BALANCE = Decimal("1e13")
@@ -101,7 +98,8 @@ DEFAULT_LATENCY: dict[str, float] = {"mean_ms": 5.0, "std_ms": 2.0, "min_ms": 0.
 
 
 class VenueConfig(_Frozen, kw_only=True):
-    """One simulated venue (exchange account).
+    """One simulated venue (exchange account): plain data; its models (fees, slippage, brackets) are built
+    from it by :mod:`nautilus_app.venue.models`.
 
     Attributes:
         name: Venue id, e.g. ``"BINANCE"`` (spot) or ``"BINANCE_USDM"`` (USDT-M futures). Must match the
@@ -196,37 +194,23 @@ class VenueConfig(_Frozen, kw_only=True):
         elif not isinstance(self.latency, LatencyConfig):
             put(self, "latency", None)
 
+    # Shorthands of nautilus_app.venue.models (where venue models are built from this data) for the callers
+    # that read them from the config object.
     def fees(self) -> tuple[float, float]:
-        """(maker, taker) fee fractions: explicit values first, then ``fee_tier``'s, then Binance's VIP 0."""
-        from nautilus_app.venue.fees import tier_rates
-
-        default = DEFAULT_FEES.get(self.name, (None, None))
-        if self.fee_tier is not None:
-            default = tier_rates(self.name, self.fee_tier)
-        maker = self.maker_fee if self.maker_fee is not None else default[0]
-        taker = self.taker_fee if self.taker_fee is not None else default[1]
-        assert maker is not None and taker is not None  # guaranteed by validation
-        return maker, taker
+        """(maker, taker) fee fractions: :func:`nautilus_app.venue.models.venue_fees`."""
+        return _venue_models.venue_fees(self)
 
     def leverage_for(self, instrument_id: str) -> float:
-        """Leverage of an instrument on this venue (``leverages`` entry or ``default_leverage``)."""
-        return float(self.leverages.get(instrument_id, self.default_leverage))
+        """Leverage of an instrument on this venue: :func:`nautilus_app.venue.models.leverage_for`."""
+        return _venue_models.leverage_for(self, instrument_id)
 
     def slippage_model(self) -> Any:
-        """The venue's :class:`nautilus_app.venue.slippage.SlippageModel`."""
-        from nautilus_app.venue.slippage import SlippageModel
-
-        return SlippageModel(self.slippage, self.slippage_bps, self.slippage_impact_bps, self.slippage_max_bps)
+        """:func:`nautilus_app.venue.models.slippage_model` (new code calls that)."""
+        return _venue_models.slippage_model(self)
 
     def bracket_overrides(self) -> dict[str, list[tuple[str, Any]]]:
-        """``brackets`` as :func:`nautilus_app.core.instruments.brackets_for` overrides, keyed by symbol (``ETHUSDT``)."""
-        from nautilus_app.core.brackets import make_brackets
-
-        out: dict[str, list[tuple[str, Any]]] = {}
-        for iid, versions in self.brackets.items():
-            symbol = iid.split(".")[0].removesuffix("-PERP")
-            out[symbol] = [(v.effective_from, make_brackets([tuple(t) for t in v.tiers], name=iid)) for v in versions]
-        return out
+        """:func:`nautilus_app.venue.models.bracket_overrides` (new code calls that)."""
+        return _venue_models.bracket_overrides(self)
 
 
 class StrategySpec(_Frozen, kw_only=True):
@@ -480,24 +464,65 @@ def _readable(msg: str) -> str:
     return msg
 
 
-def _check(cfg: BacktestConfig, source: str) -> None:
-    from nautilus_trader.model import BarType
+#: ``fail(key, value, expected)``: raise a :class:`ConfigError` naming the source, key, value and expectation.
+Fail = Callable[[str, Any, str], NoReturn]
 
-    def fail(key: str, value: Any, expected: str) -> None:
+
+def _failer(source: str) -> Fail:
+    def fail(key: str, value: Any, expected: str) -> NoReturn:
         raise ConfigError(f"{source}: key {key} = {value!r}: expected {expected}")
 
-    if not _SAFE_NAME.fullmatch(cfg.name):
-        fail("name", cfg.name, "1-80 letters, digits, '_', '-' or '.', not starting with '.' (it names the results "
-             "folder)")
+    return fail
+
+
+def _check(cfg: BacktestConfig, source: str) -> None:
+    """Every check of a decoded run config (the type and range checks are msgspec's), in this order:
+    name, then (universe configs: :func:`_check_universe` only) required tables, dates, each venue
+    (:func:`check_venue`), bar types, each venue against the run's instruments, strategies.
+
+    Raises:
+        ConfigError: the first failing check, naming the file, key, value and what was expected.
+    """
+    fail = _failer(source)
+    check_name(cfg, fail)
     if cfg.universe is not None:
         _check_universe(cfg, source)
         return
+    check_required(cfg, fail)
+    check_dates(cfg, fail)
+    venue_names = [v.name for v in cfg.venues]
+    if len(set(venue_names)) != len(venue_names):
+        fail("venues", venue_names, "unique venue names")
+    for i, v in enumerate(cfg.venues):
+        check_venue(i, v, fail)
+    instrument_ids = check_bar_types(cfg, fail)
+    for i, v in enumerate(cfg.venues):
+        check_venue_instruments(i, v, instrument_ids, cfg, fail)
+    check_strategies(cfg, instrument_ids, source, fail)
+
+
+# ---- data: name, tables, dates, bar types -------------------------------------------------------------
+
+
+def check_name(cfg: BacktestConfig, fail: Fail) -> None:
+    """``name`` is a safe folder name (it names the results folder)."""
+    if not _SAFE_NAME.fullmatch(cfg.name):
+        fail("name", cfg.name, "1-80 letters, digits, '_', '-' or '.', not starting with '.' (it names the results "
+             "folder)")
+
+
+def check_required(cfg: BacktestConfig, fail: Fail) -> None:
+    """At least one bar type, venue and strategy."""
     if not cfg.bar_types:
         fail("bar_types", cfg.bar_types, "at least one bar type")
     if not cfg.venues:
         fail("venues", cfg.venues, "at least one [[venues]] table")
     if not cfg.strategies:
         fail("strategies", cfg.strategies, "at least one [[strategies]] table")
+
+
+def check_dates(cfg: BacktestConfig, fail: Fail) -> None:
+    """``start`` / ``end`` are UTC times between 1970 and 2200 (nanoseconds fit an int64), start before end."""
     for key, value in (("start", cfg.start), ("end", cfg.end)):
         if value is not None:
             try:
@@ -510,52 +535,12 @@ def _check(cfg: BacktestConfig, source: str) -> None:
     if cfg.start and cfg.end and cfg.start_ns() >= cfg.end_ns():  # type: ignore[operator]
         fail("end", cfg.end, f"a time after start {cfg.start!r}")
 
+
+def check_bar_types(cfg: BacktestConfig, fail: Fail) -> set[str]:
+    """Every bar type parses and is on a configured venue. Returns the run's instrument ids."""
+    from nautilus_trader.model import BarType
+
     venue_names = [v.name for v in cfg.venues]
-    if len(set(venue_names)) != len(venue_names):
-        fail("venues", venue_names, "unique venue names")
-    for i, v in enumerate(cfg.venues):
-        if not v.starting_balances:
-            fail(f"venues[{i}].starting_balances", v.starting_balances, 'e.g. ["100000 USDT"]')
-        for j, bal in enumerate(v.starting_balances):
-            parts = bal.split()
-            try:
-                ok = (len(parts) == 2 and Decimal(parts[0]).is_finite() and 0 < Decimal(parts[0]) <= MAX_BALANCE
-                      and parts[1].isalnum())
-            except InvalidOperation:
-                ok = False
-            if not ok:
-                fail(f"venues[{i}].starting_balances[{j}]", bal, 'a positive "<amount> <CURRENCY>" up to '
-                     f'{MAX_BALANCE:,} (Nautilus\'s Money bound), e.g. "100000 USDT"')
-        if v.name not in DEFAULT_FEES:
-            for fee_key in ("maker_fee", "taker_fee"):
-                if getattr(v, fee_key) is None:
-                    fail(f"venues[{i}].{fee_key}", None,
-                         f"an explicit fee fraction (no default for venue {v.name!r}; known: {sorted(DEFAULT_FEES)})")
-        if v.account_type == "CASH" and (v.leverages or v.default_leverage != 1.0):
-            fail(f"venues[{i}].leverages", dict(v.leverages), "no leverage on a CASH account (use MARGIN)")
-        if v.account_type == "CASH" and (v.brackets or v.funding_rate is not None):
-            fail(f"venues[{i}].brackets/funding_rate", v.name, "brackets and funding only on a MARGIN venue")
-        if v.fee_tier is not None:
-            from nautilus_app.venue.fees import tier_rates
-
-            try:
-                tier_rates(v.name, v.fee_tier)
-            except KeyError as e:
-                fail(f"venues[{i}].fee_tier", v.fee_tier, str(e).strip('"'))
-        for key, lev in [("default_leverage", v.default_leverage), *((f"leverages.{k}", x) for k, x in v.leverages.items())]:
-            if lev > v.max_leverage:
-                fail(f"venues[{i}].{key}", lev, f"at most the venue's max_leverage {v.max_leverage:g} "
-                     "(raise max_leverage, up to 125, to allow more)")
-        from nautilus_app.core.brackets import MarginError
-
-        for iid, versions in v.brackets.items():
-            for j, ver in enumerate(versions):
-                try:
-                    pd.Timestamp(ver.effective_from)
-                    v.bracket_overrides()
-                except (ValueError, MarginError) as e:
-                    fail(f"venues[{i}].brackets.{iid}[{j}]", ver.effective_from, f"a valid bracket table: {e}")
-
     for i, bt in enumerate(cfg.bar_types):
         try:
             bar_type = BarType.from_str(bt)
@@ -564,54 +549,148 @@ def _check(cfg: BacktestConfig, source: str) -> None:
         venue = str(bar_type.instrument_id.venue)
         if venue not in venue_names:
             fail(f"bar_types[{i}]", bt, f"an instrument on a configured venue {venue_names} (got venue {venue!r})")
-    instrument_ids = {str(BarType.from_str(bt).instrument_id) for bt in cfg.bar_types}
-    for i, v in enumerate(cfg.venues):
-        for iid in v.leverages:
-            if iid not in instrument_ids:
-                fail(f"venues[{i}].leverages", iid, f"an instrument id of the run's bar types {sorted(instrument_ids)}")
-        if v.account_type != "MARGIN":
-            continue
-        from nautilus_app.core.brackets import MarginError
-        from nautilus_app.core.instruments import brackets_for
+    return {str(BarType.from_str(bt).instrument_id) for bt in cfg.bar_types}
 
-        for iid in sorted(instrument_ids):
-            if not iid.endswith("." + v.name):
-                continue
+
+# ---- venues: balances, costs, account, risk (leverage), brackets --------------------------------------
+
+
+def check_venue(i: int, v: VenueConfig, fail: Fail) -> None:
+    """One ``[[venues]]`` table on its own (``venues[i]``): balances, costs, account rules, leverage, brackets."""
+    check_balances(i, v, fail)
+    check_costs(i, v, fail)
+    check_account(i, v, fail)
+    check_leverage(i, v, fail)
+    check_bracket_tables(i, v, fail)
+
+
+def check_balances(i: int, v: VenueConfig, fail: Fail) -> None:
+    """Starting balances: at least one, each a positive ``"<amount> <CCY>"`` Nautilus's ``Money`` holds."""
+    if not v.starting_balances:
+        fail(f"venues[{i}].starting_balances", v.starting_balances, 'e.g. ["100000 USDT"]')
+    for j, bal in enumerate(v.starting_balances):
+        parts = bal.split()
+        try:
+            ok = (len(parts) == 2 and Decimal(parts[0]).is_finite() and 0 < Decimal(parts[0]) <= MAX_BALANCE
+                  and parts[1].isalnum())
+        except InvalidOperation:
+            ok = False
+        if not ok:
+            fail(f"venues[{i}].starting_balances[{j}]", bal, 'a positive "<amount> <CURRENCY>" up to '
+                 f'{MAX_BALANCE:,} (Nautilus\'s Money bound), e.g. "100000 USDT"')
+
+
+def check_costs(i: int, v: VenueConfig, fail: Fail) -> None:
+    """Fees: explicit for a venue without defaults; a known ``fee_tier``. (Slippage and latency are
+    resolved and range-checked by the struct itself.)"""
+    if v.name not in DEFAULT_FEES:
+        for fee_key in ("maker_fee", "taker_fee"):
+            if getattr(v, fee_key) is None:
+                fail(f"venues[{i}].{fee_key}", None,
+                     f"an explicit fee fraction (no default for venue {v.name!r}; known: {sorted(DEFAULT_FEES)})")
+    if v.fee_tier is not None:
+        from nautilus_app.venue.fees import tier_rates
+
+        try:
+            tier_rates(v.name, v.fee_tier)
+        except KeyError as e:
+            fail(f"venues[{i}].fee_tier", v.fee_tier, str(e).strip('"'))
+
+
+def check_account(i: int, v: VenueConfig, fail: Fail) -> None:
+    """A CASH account has no leverage, brackets or funding."""
+    if v.account_type == "CASH" and (v.leverages or v.default_leverage != 1.0):
+        fail(f"venues[{i}].leverages", dict(v.leverages), "no leverage on a CASH account (use MARGIN)")
+    if v.account_type == "CASH" and (v.brackets or v.funding_rate is not None):
+        fail(f"venues[{i}].brackets/funding_rate", v.name, "brackets and funding only on a MARGIN venue")
+
+
+def check_leverage(i: int, v: VenueConfig, fail: Fail) -> None:
+    """Every leverage at most the venue's ``max_leverage``."""
+    for key, lev in [("default_leverage", v.default_leverage), *((f"leverages.{k}", x) for k, x in v.leverages.items())]:
+        if lev > v.max_leverage:
+            fail(f"venues[{i}].{key}", lev, f"at most the venue's max_leverage {v.max_leverage:g} "
+                 "(raise max_leverage, up to 125, to allow more)")
+
+
+def check_bracket_tables(i: int, v: VenueConfig, fail: Fail) -> None:
+    """Each ``brackets`` version has a date and a table :func:`nautilus_app.core.brackets.make_brackets` accepts."""
+    from nautilus_app.core.brackets import MarginError
+
+    for iid, versions in v.brackets.items():
+        for j, ver in enumerate(versions):
             try:
-                first = brackets_for(iid.split(".")[0].removesuffix("-PERP"), cfg.start, v.bracket_overrides(),
-                                     catalog=cfg.catalog_path())[0]
-            except MarginError as e:
-                if v.liquidation:
-                    fail(f"venues[{i}].brackets", iid, str(e))
-                continue
-            if v.leverage_for(iid) > first.max_leverage:
-                fail(f"venues[{i}].leverages.{iid}", v.leverage_for(iid),
-                     f"at most the instrument's maximum leverage {first.max_leverage:g} (first bracket)")
+                pd.Timestamp(ver.effective_from)
+                _venue_models.bracket_overrides(v)
+            except (ValueError, MarginError) as e:
+                fail(f"venues[{i}].brackets.{iid}[{j}]", ver.effective_from, f"a valid bracket table: {e}")
 
+
+def check_venue_instruments(i: int, v: VenueConfig, instrument_ids: set[str], cfg: BacktestConfig,
+                            fail: Fail) -> None:
+    """A venue against the run's instruments: ``leverages`` name them; on MARGIN each perpetual has
+    maintenance brackets (when liquidation is on) and a leverage within its first bracket's maximum."""
+    for iid in v.leverages:
+        if iid not in instrument_ids:
+            fail(f"venues[{i}].leverages", iid, f"an instrument id of the run's bar types {sorted(instrument_ids)}")
+    if v.account_type != "MARGIN":
+        return
+    from nautilus_app.core.brackets import MarginError
+    from nautilus_app.core.instruments import brackets_for
+
+    for iid in sorted(instrument_ids):
+        if not iid.endswith("." + v.name):
+            continue
+        try:
+            first = brackets_for(iid.split(".")[0].removesuffix("-PERP"), cfg.start, _venue_models.bracket_overrides(v),
+                                 catalog=cfg.catalog_path())[0]
+        except MarginError as e:
+            if v.liquidation:
+                fail(f"venues[{i}].brackets", iid, str(e))
+            continue
+        lev = _venue_models.leverage_for(v, iid)
+        if lev > first.max_leverage:
+            fail(f"venues[{i}].leverages.{iid}", lev,
+                 f"at most the instrument's maximum leverage {first.max_leverage:g} (first bracket)")
+
+
+# ---- strategies -----------------------------------------------------------------------------------------
+
+
+def check_strategies(cfg: BacktestConfig, instrument_ids: set[str], source: str, fail: Fail) -> None:
+    """Each ``[[strategies]]`` entry (:func:`check_strategy`)."""
+    for i, s in enumerate(cfg.strategies):
+        check_strategy(i, s, cfg, instrument_ids, source, fail)
+
+
+def check_strategy(i: int, s: StrategySpec, cfg: BacktestConfig, instrument_ids: set[str], source: str,
+                   fail: Fail) -> None:
+    """``strategies[i]``: one reference; its params against the config class's declared types and ranges
+    (before any data is loaded; errors name ``strategies[i].params.<key>``); its instrument and bar type
+    among the run's; then the config class's own checks (rules across parameters)."""
     from nautilus_app.strategy_loader import StrategyLoadError
 
-    for i, s in enumerate(cfg.strategies):
-        if (s.name is None) == (s.strategy_path is None):
-            fail(f"strategies[{i}]", s.label(), "exactly one of `name` (a built-in or user strategy) or "
-                 "`strategy_path = 'module:Class'`")
-        if s.config_path is not None and s.strategy_path is None:
-            fail(f"strategies[{i}].config_path", s.config_path, "config_path only together with strategy_path")
-        try:
-            ref = s.resolve()
-            ref.check_params(s.params)  # unknown keys, types, required fields
-        except StrategyLoadError as e:
-            raise _strategy_error(source, i, s, e) from e
-        if s.params.get("instrument_id") and str(s.params["instrument_id"]) not in instrument_ids:
-            fail(f"strategies[{i}].params.instrument_id", s.params["instrument_id"],
-                 f"an instrument of the run's bar types {sorted(instrument_ids)}")
-        if s.params.get("bar_type") and not _bar_type_available(str(s.params["bar_type"]), cfg.bar_types):
-            fail(f"strategies[{i}].params.bar_type", s.params["bar_type"],
-                 f"one of bar_types {cfg.bar_types}, or a bar type Nautilus aggregates from one of them, "
-                 "e.g. 'BTCUSDT.BINANCE-15-MINUTE-LAST-INTERNAL@1-MINUTE-EXTERNAL'")
-        try:
-            ref.make_config(s.params, order_id_tag=f"{i:03d}")  # the config class's own checks
-        except StrategyLoadError as e:
-            raise _strategy_error(source, i, s, e) from e
+    if (s.name is None) == (s.strategy_path is None):
+        fail(f"strategies[{i}]", s.label(), "exactly one of `name` (a built-in or user strategy) or "
+             "`strategy_path = 'module:Class'`")
+    if s.config_path is not None and s.strategy_path is None:
+        fail(f"strategies[{i}].config_path", s.config_path, "config_path only together with strategy_path")
+    try:
+        ref = s.resolve()
+        ref.check_params(s.params)  # unknown keys, types, ranges, required fields
+    except StrategyLoadError as e:
+        raise _strategy_error(source, i, s, e) from e
+    if s.params.get("instrument_id") and str(s.params["instrument_id"]) not in instrument_ids:
+        fail(f"strategies[{i}].params.instrument_id", s.params["instrument_id"],
+             f"an instrument of the run's bar types {sorted(instrument_ids)}")
+    if s.params.get("bar_type") and not _bar_type_available(str(s.params["bar_type"]), cfg.bar_types):
+        fail(f"strategies[{i}].params.bar_type", s.params["bar_type"],
+             f"one of bar_types {cfg.bar_types}, or a bar type Nautilus aggregates from one of them, "
+             "e.g. 'BTCUSDT.BINANCE-15-MINUTE-LAST-INTERNAL@1-MINUTE-EXTERNAL'")
+    try:
+        ref.make_config(s.params, order_id_tag=f"{i:03d}")  # the config class's own checks
+    except StrategyLoadError as e:
+        raise _strategy_error(source, i, s, e) from e
 
 
 def _check_universe(cfg: BacktestConfig, source: str) -> None:
