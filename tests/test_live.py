@@ -67,7 +67,7 @@ def standin(bar_seconds: float = 0.25, **kw: object) -> BinanceVenueStandin:
 
 
 def write_config(tmp: Path, srv: BinanceVenueStandin, script: str, *, limits: str = "", live: str = "",
-                 receiver: Receiver | None = None, trader: str | None = None) -> Path:
+                 receiver: Receiver | None = None, trader: str | None = None, params: str = "") -> Path:
     trader = trader or f"LT-{uuid.uuid4().hex[:8]}"
     hooks = ""
     if receiver is not None:
@@ -91,6 +91,7 @@ strategy_path = "{SCRIPT}"
 instrument_id = "ETHUSDT-PERP.BINANCE_USDM"
 bar_type = "ETHUSDT-PERP.BINANCE_USDM-1-MINUTE-LAST-EXTERNAL"
 script = "{script}"
+{params}
 [live]
 enabled = true
 trader_id = "{trader}"
@@ -526,3 +527,59 @@ def test_dash_sessions_page_lists_paper_and_live(tmp_path: Path) -> None:
     assert list(d["equity"]["equity"]) == [100.0, 101.5] and d["fills"] == [{"side": "BUY"}]
     assert d["alerts"][0]["rule"] == "kill_switch" and d["alerts"][0]["delivered"] == "json[0]: HTTP 200"
     assert layout(None) is not None
+
+
+def test_reconciliation_adopt_claims_unknown_state_and_a_restart_knows_it(tmp_path: Path) -> None:
+    """--on-unknown adopt on a real node: the seeded 0.5 position and resting order stay untouched at the venue,
+    the strategy claims the position (its buy 0.1 adds to it: 0.6 at the venue and in status.json), the order is
+    tracked as open; the ledger then knows both, so a restart with the default ``refuse`` trades (exit 0)."""
+    srv = standin(bar_seconds=0.2)
+    srv.seed_position("ETHUSDT", "0.500", "1850")
+    srv.seed_open_order("ETHUSDT", "BUY", "0.100", "1000.00", "manual-order-1")
+    results = tmp_path / "results"
+    try:
+        cfg = write_config(tmp_path, srv, "2:BUY:0.100", params="close_on_stop = false")
+        proc = run_live(cfg, results, "--max-seconds", "8", "--on-unknown", "adopt")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert srv.standin.cancels_received == []
+        assert [(o["side"], o["quantity"]) for o in srv.standin.orders_received] == [("BUY", "0.100")]
+        assert srv.position_amounts() == {"ETHUSDT": Decimal("0.600")}
+        assert [o["clientOrderId"] for o in srv.open_orders()] == ["manual-order-1"]
+        st = json.loads((results_folder(results) / "status.json").read_text())
+        rec = st["reconciliation"]
+        assert rec["policy"] == "adopt" and rec["unknown_orders"] == ["manual-order-1"]
+        assert list(rec["unknown_positions"].values()) == [0.5]
+        assert [(p["strategy_id"], p["side"], p["quantity"]) for p in st["positions"]] == \
+            [("ScriptedOrders-000", "LONG", 0.6)]
+        assert [o["client_order_id"] for o in st["open_orders"]] == ["manual-order-1"]
+        assert any(a.get("rule") == "reconciliation" for a in map(json.loads, (results_folder(results) /
+                   "alerts.jsonl").read_text().splitlines()))
+        proc2 = run_live(cfg, results, "--max-seconds", "5")  # default policy: refuse
+    finally:
+        srv.stop()
+    assert proc2.returncode == 0, proc2.stderr[-3000:]
+    st2 = json.loads((sorted(results.glob("live-*"))[-1] / "status.json").read_text())
+    assert st2["refused"] is None and st2["reconciliation"]["unknown_positions"] == {}
+    assert st2["reconciliation"]["unknown_orders"] == []
+
+
+def test_max_drawdown_halts_entries_without_flattening(tmp_path: Path) -> None:
+    """A max_drawdown tiny enough to trip once equity falls below its peak (the entry's fee): new entries stop
+    (the later buy is denied as ``halted`` and never reaches the venue), the drawdown alert fires, and with
+    ``flatten_on_breach = false`` the position is left open at the venue."""
+    srv = standin(bar_seconds=0.2)
+    try:
+        cfg = write_config(tmp_path, srv, "2:BUY:1.000; 8:BUY:0.100", params="close_on_stop = false",
+                           limits="max_drawdown = 0.00001\nflatten_on_breach = false")
+        proc = run_live(cfg, tmp_path / "results", "--max-seconds", "6")
+    finally:
+        srv.stop()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [(o["side"], o["quantity"]) for o in srv.standin.orders_received] == [("BUY", "1.000")]
+    assert srv.position_amounts() == {"ETHUSDT": Decimal("1.000")}
+    run = results_folder(tmp_path / "results")
+    st = json.loads((run / "status.json").read_text())
+    assert "max_drawdown" in st["halted"] and st["metrics"]["orders_denied"] == {"halted": 1}
+    assert [p["quantity"] for p in st["positions"]] == [1.0] and st["killed"] is None
+    alerts = [json.loads(x) for x in (run / "alerts.jsonl").read_text().splitlines()]
+    assert any(a.get("rule") == "drawdown" and "max_drawdown" in a.get("message", "") for a in alerts), alerts
