@@ -1,13 +1,27 @@
-"""What one backtest run loads, planned once and shared (the base of the runner and of the results).
+"""What one backtest run loads, planned once and loaded once (shared by the runner and the results).
 
 :class:`DataPlan` says what to load (windows per bar type, funding and mark-price spans); it is
 built by :func:`nautilus_app.backtest.plan_data` and read by the results writer (``run.json``).
+
+:class:`RunData` holds the run's bars as float arrays (:class:`~nautilus_app.venue.fill_timing.BarSeries`),
+read once per bar type from its store (:func:`catalog.bar_stores.open_bar_store`: Nautilus's catalog or
+the compact store) and shared by everything that needs prices besides the engine: the venue fill model,
+the liquidation model, vectorised-signals strategies and the results' equity curve and benchmark
+(:meth:`RunData.closes`). Before, each of those read the bars again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from catalog.bar_stores import BarStore
+    from nautilus_app.venue.fill_timing import BarSeries
 
 
 @dataclass(frozen=True)
@@ -39,3 +53,64 @@ class DataPlan:
     funding_source: dict[str, str] = field(default_factory=dict)
     bar_stores: dict[str, str] = field(default_factory=dict)
     coverage: list[dict[str, Any]] = field(default_factory=list)
+
+
+class RunData:
+    """The bars of one run, loaded once per bar type and shared (see the module docstring).
+
+    Args:
+        root: The catalog root.
+        plan: The run's :class:`DataPlan` (its ``bars`` windows are the default windows).
+    """
+
+    def __init__(self, root: Path, plan: DataPlan) -> None:
+        from catalog.bar_stores import open_bar_store
+
+        self.root = root
+        self.plan = plan
+        self.windows = {bt: (lo, hi) for bt, lo, hi in plan.bars}
+        self.stores: dict[str, BarStore] = {bt: open_bar_store(root, bt) for bt in self.windows}
+        self._series: dict[tuple[str, int | None, int | None], BarSeries] = {}
+
+    def store(self, bar_type: str) -> BarStore:
+        """The store holding ``bar_type`` (opened on first use for bar types outside the plan)."""
+        if bar_type not in self.stores:
+            from catalog.bar_stores import open_bar_store
+
+            self.stores[bar_type] = open_bar_store(self.root, bar_type)
+        return self.stores[bar_type]
+
+    def series(self, bar_type: str, start_ns: int | None = None, end_ns: int | None = None) -> BarSeries:
+        """OHLCV floats of ``bar_type`` over ``[start_ns, end_ns)`` (default: the plan's window), read once."""
+        from nautilus_app.venue.fill_timing import BAR_COLUMNS, bar_series_from_table
+
+        if start_ns is None and end_ns is None and bar_type in self.windows:
+            start_ns, end_ns = self.windows[bar_type]
+        key = (bar_type, start_ns, end_ns)
+        if key not in self._series:
+            table = self.store(bar_type).columns(bar_type, BAR_COLUMNS, start_ns, end_ns)
+            self._series[key] = bar_series_from_table(table)
+        return self._series[key]
+
+    def instrument_bar_types(self) -> dict[str, str]:
+        """Instrument id -> its first bar type in the plan (the one that drives its fills and its equity marks)."""
+        out: dict[str, str] = {}
+        for bt in self.windows:
+            out.setdefault(_instrument_of(bt), bt)
+        return out
+
+    def closes(self) -> dict[str, pd.Series]:
+        """Close prices per instrument id (its first bar type), indexed by bar close time (UTC)."""
+        import pandas as pd
+
+        out = {}
+        for iid, bt in self.instrument_bar_types().items():
+            s = self.series(bt)
+            out[iid] = pd.Series(s.close, index=pd.to_datetime(s.ts, utc=True), name=bt)
+        return out
+
+
+def _instrument_of(bar_type: str) -> str:
+    from nautilus_trader.model import BarType
+
+    return str(BarType.from_str(bar_type).instrument_id)

@@ -59,6 +59,7 @@ def write_results(
     results_root: Path | None = None,
     config_text: str | None = None,
     engine_seconds: float = 0.0,
+    run_data: Any = None,
 ) -> tuple[Path, dict]:
     """Collect reports from the engine, compute equity, costs and metrics, write the folder atomically.
 
@@ -90,10 +91,13 @@ def write_results(
     orders, fills, positions, funding, account = run_reports(engine, [v.name for v in cfg.venues])
     fills = add_fill_costs(fills, orders, sims)
 
-    closes: dict[str, pd.Series] = {}
-    for bt in cfg.bar_types:
-        iid = str(BarType.from_str(bt).instrument_id)
-        closes.setdefault(iid, read_bar_closes(cfg, bt))
+    if run_data is not None:  # the closes the run's fill models used (RunData: bars read once)
+        closes: dict[str, pd.Series] = run_data.closes()
+    else:
+        closes = {}
+        for bt in cfg.bar_types:
+            iid = str(BarType.from_str(bt).instrument_id)
+            closes.setdefault(iid, read_bar_closes(cfg, bt))
     equity, start_equity = build_equity(cfg, fills, funding, closes)
     borrowing = build_borrowing(engine)  # None unless a strategy has a risk table
     if borrowing is not None and len(borrowing):

@@ -91,8 +91,18 @@ def load_bar_series(root: Path, bar_type: str, start_ns: int | None, end_ns: int
 
     Duplicated timestamps keep the last row (as the catalog writer dedupes).
     """
-    cols = ["ts_init", "open", "high", "low", "close", "volume"]
-    table = read_columns(root, "bars", bar_type, cols, start_ns, end_ns)
+    table = read_columns(root, "bars", bar_type, BAR_COLUMNS, start_ns, end_ns)
+    return bar_series_from_table(table)
+
+
+#: columns of a bar table (Nautilus's schema) a :class:`BarSeries` is built from
+BAR_COLUMNS = ["ts_init", "open", "high", "low", "close", "volume"]
+
+
+def bar_series_from_table(table: pa.Table) -> BarSeries:
+    """:class:`BarSeries` of a bar table in Nautilus's schema (:data:`BAR_COLUMNS`, any row order):
+    decimals cast to float64, sorted by ``ts_init``, duplicated timestamps keep the last row."""
+    cols = BAR_COLUMNS
     arrays = {c: pc.cast(table.column(c), pa.int64() if c == "ts_init" else pa.float64()).to_numpy()
               for c in cols}
     order = np.argsort(arrays["ts_init"], kind="stable")
