@@ -32,34 +32,31 @@ OPEN time (funding: settlement time).
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
+import os
 import re
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Sequence
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
-from catalog.common import (
-    DEC,
-    bar_table,
-    check_increasing,
-    check_no_nulls,
-    check_precision,
-    epoch_to_ns,
-    snap_funding_times,
-    validate_bars,
+from catalog.binance_csv import (
+    combine_bar_parts,
+    parse_aggtrades_csv,
+    parse_funding_csv,
+    parse_kline_csv,
+    parse_kline_csvs,
+    parse_kline_zips,
+    read_zip_csv,
+    size_batches,
 )
-from catalog.compact import read_zip_csv
+from catalog.common import check_precision, validate_bars
 from catalog.errors import DataImportError
 from catalog.kinds import VISION_FOLDERS, canonical_kinds, unknown_kinds
 from catalog.store import ensure_catalog_root
@@ -74,17 +71,10 @@ from catalog.writer import (
 )
 from nautilus_app.core import instruments as ins
 from nautilus_app.core.paths import binance_vision_url
+from nautilus_app.core.retry import RetriesExhausted, call_with_retry
 
 #: Data kinds (catalog/kinds.py vocabulary); internally each is read from its archive folder (VISION_FOLDERS).
 KINDS = ("bars", "funding", "mark", "trades")
-KLINE_COLUMNS = (
-    "open_time", "open", "high", "low", "close", "volume", "close_time",
-    "quote_volume", "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore",
-)
-_USED = ("open_time", "open", "high", "low", "close", "volume", "close_time")
-FUNDING_COLUMNS = ("calc_time", "funding_interval_hours", "last_funding_rate")
-AGGTRADE_COLUMNS = ("agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id", "transact_time",
-                    "is_buyer_maker", "is_best_match")
 DateLike = dt.date | str | None
 
 
@@ -110,20 +100,26 @@ class _Base:
             p = Path(self.base) / rel
             return p.read_bytes() if p.is_file() else None
         url = self.where(rel)
-        for attempt in range(3):
+
+        def fetch() -> bytes | None:
             try:
                 with urllib.request.urlopen(url, timeout=60) as r:
                     return r.read()
             except urllib.error.HTTPError as e:
                 if e.code == 404:
                     return None
-                if e.code < 500 or attempt == 2:
-                    raise DataImportError(url, f"HTTP {e.code} {e.reason}") from e
-            except urllib.error.URLError as e:
-                if attempt == 2:
-                    raise DataImportError(url, f"cannot fetch: {e.reason}") from e
-            time.sleep(1.0 * (attempt + 1))
-        return None
+                raise
+
+        try:  # 3 tries, 1 s then 2 s apart; 5xx and network errors are retried, other HTTP errors are not
+            return call_with_retry(fetch, retries=2, catch=(urllib.error.URLError,),
+                                   retry_if=lambda e: not isinstance(e, urllib.error.HTTPError) or e.code >= 500,
+                                   wait=lambda attempt, _e: 1.0 * (attempt + 1))
+        except RetriesExhausted as e:
+            if isinstance(e.last, urllib.error.HTTPError):
+                raise DataImportError(url, f"HTTP {e.last.code} {e.last.reason}") from e.last
+            raise DataImportError(url, f"cannot fetch: {e.last.reason}") from e.last  # type: ignore[attr-defined]
+        except urllib.error.HTTPError as e:
+            raise DataImportError(url, f"HTTP {e.code} {e.reason}") from e
 
     def list(self, rel_dir: str) -> list[str]:
         """File names in a local directory (empty if missing). Not available over HTTP."""
@@ -223,180 +219,6 @@ def _read_csv_from_zip(base: _Base, rel: str, data: bytes) -> tuple[str, bytes]:
     return f"{where}!{member}", csv
 
 
-def _has_header(data: bytes) -> bool:
-    first = data.lstrip()[:1]
-    return bool(first) and not (first.isdigit() or first == b"-")
-
-
-def _diagnose_csv(data: bytes, where: str, columns: Sequence[str], ints: set[str], decs: set[str],
-                  header: bool, fallback: str) -> DataImportError:
-    """Find the first malformed row with the csv module (slow path, only after a failure)."""
-    text = io.StringIO(data.decode("utf-8", "replace"))
-    for lineno, row in enumerate(csv.reader(text), start=1):
-        if header and lineno == 1:
-            if len(row) != len(columns):
-                return DataImportError(where, f"header has {len(row)} columns, expected {len(columns)}", lineno)
-            continue
-        if not row:
-            continue
-        if len(row) != len(columns):
-            return DataImportError(where, f"expected {len(columns)} columns, got {len(row)}: {','.join(row)!r}", lineno)
-        for name, val in zip(columns, row, strict=True):
-            if name in ints:
-                try:
-                    int(val)
-                except ValueError:
-                    return DataImportError(where, f"column {name!r}: non-numeric value {val!r}", lineno)
-            elif name in decs:
-                try:
-                    d = Decimal(val)
-                except InvalidOperation:
-                    return DataImportError(where, f"column {name!r}: non-numeric value {val!r}", lineno)
-                if not d.is_finite():
-                    return DataImportError(where, f"column {name!r}: non-finite value {val!r}", lineno)
-                if d.as_tuple().exponent < -16:  # type: ignore[operator]
-                    return DataImportError(where, f"column {name!r}: {val!r} has more than 16 decimals", lineno)
-    return DataImportError(where, f"CSV parse error: {fallback}")
-
-
-def parse_kline_csv(data: bytes, where: str, interval_ns: int) -> tuple[pa.Table, np.ndarray]:
-    """Parse a kline CSV into ``(table, lines)``.
-
-    ``table`` columns: ``ts`` (int64 ns close time = open_time + interval), ``open``, ``high``,
-    ``low``, ``close``, ``volume`` (decimal128(38, 16)); ``lines`` are the 1-based CSV lines.
-    Validates column count, numbers, timestamp units, close_time vs interval, grid alignment and
-    increasing order (not precision/OHLC: see :func:`catalog.common.validate_bars`).
-    """
-    header = _has_header(data)
-    try:
-        t = pacsv.read_csv(
-            io.BytesIO(data),
-            read_options=pacsv.ReadOptions(column_names=list(KLINE_COLUMNS), skip_rows=1 if header else 0),
-            convert_options=pacsv.ConvertOptions(
-                column_types={"open_time": pa.int64(), "close_time": pa.int64()} | {c: DEC for c in _USED[1:6]},
-                include_columns=list(_USED),
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-        raise _diagnose_csv(data, where, KLINE_COLUMNS, {"open_time", "close_time", "count"},
-                            {"open", "high", "low", "close", "volume"}, header, str(e)) from e
-    lines = np.arange(t.num_rows, dtype=np.int64) + 1 + int(header)
-    if t.num_rows == 0:
-        raise DataImportError(where, "empty CSV: no data rows" + (" after the header" if header else ""))
-    check_no_nulls(t, _USED, where, lines)
-    open_ns = epoch_to_ns(t["open_time"].to_numpy(), where, lines)
-    close_ns = epoch_to_ns(t["close_time"].to_numpy(), where, lines)
-    span = close_ns - open_ns
-    bad = np.flatnonzero((span >= interval_ns) | (span < interval_ns - 1_000_000))
-    if bad.size:
-        i = int(bad[0])
-        raise DataImportError(
-            where, f"close_time - open_time = {int(span[i])} ns does not match the interval ({interval_ns} ns)",
-            int(lines[i]),
-        )
-    if interval_ns <= 86_400_000_000_000:
-        bad = np.flatnonzero(open_ns % interval_ns != 0)
-        if bad.size:
-            i = int(bad[0])
-            raise DataImportError(where, f"open_time {int(open_ns[i])} ns is not on the interval grid", int(lines[i]))
-    ts = open_ns + interval_ns
-    check_increasing(ts, where, lines)
-    return bar_table(ts, {c: t[c].combine_chunks() for c in _USED[1:6]}), lines
-
-
-def parse_funding_csv(data: bytes, where: str) -> tuple[pa.Table, np.ndarray]:
-    """Parse a fundingRate CSV into ``(table, lines)``: ``ts`` (int64 ns, snapped to the hour),
-    ``rate`` (utf8, the decimal fraction as printed), ``hint_minutes`` (int64, from
-    ``funding_interval_hours``)."""
-    header = _has_header(data)
-    ts_raw: list[int] = []
-    hints: list[int] = []
-    rates: list[str] = []
-    lines: list[int] = []
-    for lineno, row in enumerate(csv.reader(io.StringIO(data.decode("utf-8", "replace"))), start=1):
-        if header and lineno == 1:
-            if [c.strip() for c in row] != list(FUNDING_COLUMNS):
-                raise DataImportError(where, f"unexpected header {row!r}, expected {list(FUNDING_COLUMNS)}", lineno)
-            continue
-        if not row:
-            continue
-        if len(row) != 3:
-            raise DataImportError(where, f"expected 3 columns, got {len(row)}: {','.join(row)!r}", lineno)
-        try:
-            t = int(row[0])
-        except ValueError:
-            raise DataImportError(where, f"column 'calc_time': non-numeric value {row[0]!r}", lineno) from None
-        try:
-            h = int(row[1]) if row[1].strip() else 0
-        except ValueError:
-            raise DataImportError(where, f"column 'funding_interval_hours': non-numeric value {row[1]!r}", lineno) from None
-        try:
-            r = Decimal(row[2])
-        except InvalidOperation:
-            raise DataImportError(where, f"column 'last_funding_rate': non-numeric value {row[2]!r}", lineno) from None
-        if not r.is_finite() or abs(r) >= 1:
-            raise DataImportError(where, f"column 'last_funding_rate': implausible rate {row[2]!r}", lineno)
-        ts_raw.append(t)
-        hints.append(h * 60)
-        rates.append(row[2].strip())
-        lines.append(lineno)
-    ln = np.array(lines, dtype=np.int64)
-    ts = snap_funding_times(epoch_to_ns(np.array(ts_raw, dtype=np.int64), where, ln), where, ln)
-    check_increasing(ts, where, ln)
-    return pa.table({"ts": pa.array(ts, pa.int64()), "rate": pa.array(rates, pa.string()),
-                     "hint_minutes": pa.array(hints, pa.int64())}), ln
-
-
-def parse_aggtrades_csv(data: bytes, where: str) -> tuple[pa.Table, np.ndarray]:
-    """Parse an aggTrades CSV (spot: 8 columns, no header; futures/um: 7 columns with a header)
-    into ``(table, lines)``: ``ts`` (int64 ns, ``transact_time``), ``price``, ``size``
-    (decimal128(38, 16)), ``buyer_maker`` (bool: the buyer was the maker, i.e. the aggressor
-    SOLD), ``trade_id`` (int64 aggregate trade id). Checks numbers, timestamp units, ids strictly
-    increasing and times non-decreasing (several trades share a millisecond)."""
-    header = _has_header(data)
-    first_line = data.lstrip().split(b"\n", 1)[0]
-    ncols = first_line.count(b",") + 1
-    if ncols not in (7, 8):
-        raise DataImportError(where, f"expected 7 or 8 aggTrades columns, got {ncols}", 1)
-    names = list(AGGTRADE_COLUMNS[:ncols])
-    try:
-        t = pacsv.read_csv(
-            io.BytesIO(data),
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0),
-            convert_options=pacsv.ConvertOptions(
-                column_types={"agg_trade_id": pa.int64(), "price": DEC, "quantity": DEC, "transact_time": pa.int64(),
-                              "is_buyer_maker": pa.bool_()},
-                include_columns=["agg_trade_id", "price", "quantity", "transact_time", "is_buyer_maker"],
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-        raise _diagnose_csv(data, where, names, {"agg_trade_id", "first_trade_id", "last_trade_id", "transact_time"},
-                            {"price", "quantity"}, header, str(e)) from e
-    lines = np.arange(t.num_rows, dtype=np.int64) + 1 + int(header)
-    check_no_nulls(t, ["agg_trade_id", "price", "quantity", "transact_time", "is_buyer_maker"], where, lines)
-    ts = epoch_to_ns(t["transact_time"].to_numpy(), where, lines) if t.num_rows else np.array([], np.int64)
-    ids = t["agg_trade_id"].to_numpy()
-    if ts.size > 1:
-        bad = np.flatnonzero(np.diff(ts) < 0)
-        if bad.size:
-            i = int(bad[0]) + 1
-            raise DataImportError(where, f"transact_time goes backwards ({int(ts[i])} ns after {int(ts[i - 1])} ns)",
-                                  int(lines[i]))
-        bad = np.flatnonzero(np.diff(ids) <= 0)
-        if bad.size:
-            i = int(bad[0]) + 1
-            raise DataImportError(where, f"agg_trade_id {int(ids[i])} not after {int(ids[i - 1])}", int(lines[i]))
-    zero = pa.scalar(0, DEC)
-    for col in ("price", "quantity"):
-        bad_mask = pc.less_equal(t[col].combine_chunks(), zero).to_numpy(zero_copy_only=False)
-        if bad_mask.any():
-            i = int(np.flatnonzero(bad_mask)[0])
-            raise DataImportError(where, f"column {col!r}: value {t[col][i].as_py()} is not > 0", int(lines[i]))
-    return pa.table({"ts": pa.array(ts, pa.int64()), "price": t["price"].combine_chunks(),
-                     "size": t["quantity"].combine_chunks(), "buyer_maker": t["is_buyer_maker"].combine_chunks(),
-                     "trade_id": pa.array(ids, pa.int64())}), lines
-
-
 def _day_mask(ts: np.ndarray, start: dt.date | None, end: dt.date | None, shift_ns: int) -> np.ndarray:
     """Boolean mask of the rows whose (ts - shift_ns) falls on a UTC day in [start, end]."""
     t0 = ts - shift_ns
@@ -424,8 +246,6 @@ def _parse_klines_compact(base: _Base, fetched: list[tuple[str, bytes]], precisi
     must agree), filtered to the days. Returns ``(arrays, rows read)``; each file's rows are added
     to ``new_bars`` (:class:`catalog.validation.NewBars`) when given."""
     from concurrent.futures import ThreadPoolExecutor
-
-    from catalog.compact import combine_bar_parts, parse_kline_csvs, size_batches
 
     step_ns = ins.interval_ns(interval)
 
@@ -551,7 +371,7 @@ def import_binance_vision(
     deprecation warning). ``mark_interval``: candle interval of the mark-price klines (default: ``interval``).
     ``store``: where klines go - ``"nautilus"`` (Nautilus's catalog, validated by
     :func:`catalog.common.validate_bars`) or ``"compact"`` (the compact store, ~4x smaller and
-    ~5x faster to import: :func:`catalog.compact.parse_kline_csvs` on 2 threads, then
+    ~5x faster to import: :func:`catalog.binance_csv.parse_kline_csvs` on 2 threads, then
     :func:`catalog.compact.write_compact_arrays`, which merges with stored months); instruments,
     funding and mark prices always go to Nautilus's catalog. Backtests read either store.
     ``instruments_file`` / ``metadata``: where instruments come from (:mod:`catalog.instrument_meta`:
@@ -733,3 +553,31 @@ def import_binance_vision(
                 write_mark_prices(root, iid, spec.mark_price_precision, tables[kind], report, mark_ns)
     report.seconds = time.perf_counter() - t_start
     return report
+
+
+def import_kline_zips(root: str | Path, bar_type: str, paths: list[Path], price_precision: int,
+                      size_precision: int, interval_ns: int, *, workers: int | None = None) -> tuple[int, list[Path]]:
+    """Import Binance Vision kline zips straight into the compact store (no Nautilus catalog).
+
+    ``paths``: zips of one symbol and interval (monthly and/or daily; overlapping rows must be
+    identical - a timestamp with two different bars raises). Zips are unzipped and parsed in
+    batches of about 1 MB of zip (:func:`catalog.binance_csv.parse_kline_zips`) on ``workers``
+    threads (default CPU count; zlib-ng and pyarrow release the GIL), then sorted,
+    checked and written with :func:`catalog.compact.write_compact_arrays`. Every file is parsed and validated
+    before anything is written. Returns ``(bars, written paths)``; raises
+    :class:`catalog.errors.DataImportError` (file, row, problem) or ``ValueError``.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from catalog.compact import write_compact_arrays
+
+    nw = workers or os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=nw) as pool:
+        parts = list(pool.map(lambda b: parse_kline_zips(b, price_precision, size_precision, interval_ns),
+                              size_batches(paths, [Path(p).stat().st_size for p in paths])))
+    arr = combine_bar_parts(parts, str(bar_type))
+    if not arr["ts"].size:
+        return 0, []
+    written = write_compact_arrays(root, bar_type, price_precision, size_precision, arr["ts"], arr["open"], arr["high"],
+                                   arr["low"], arr["close"], arr["volume"], workers=nw)
+    return int(arr["ts"].size), written

@@ -32,7 +32,7 @@ How it works
   (``DDoSProtection``/``RateLimitExceeded``) wait ``Retry-After`` seconds when the response has
   that header, otherwise exponential backoff ``backoff_s * 2**attempt`` (capped at 60 s); HTTP 5xx
   (``ExchangeNotAvailable``), timeouts and dropped connections back off the same way. 4xx errors
-  other than 418/429 are not retried. Exhausted retries raise :class:`DownloadError`.
+  other than 418/429 are not retried. Exhausted retries raise :class:`catalog.ccxt_exchange.DownloadError`.
 * **Writing.** Pages are buffered and flushed to the catalog every ``flush_rows`` rows and when a
   range ends (and, before re-raising, when a download fails), through the same writers as the
   importers (:mod:`catalog.writer`: dedupe, atomic file promotion). Each flush is validated first
@@ -48,7 +48,6 @@ How it works
 from __future__ import annotations
 
 import datetime as dt
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -58,6 +57,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from catalog.ccxt_exchange import call_with_retries, make_exchange
 from catalog.common import bar_table, floats_to_decimal, snap_funding_times, validate_bars
 from catalog.errors import DataImportError
 from catalog.kinds import canonical_kinds, unknown_kinds
@@ -78,58 +78,7 @@ MS = 1_000_000  # ns per ms
 PAGE_LIMIT = 1000
 
 
-class DownloadError(Exception):
-    """A download could not complete (retries exhausted, unsupported exchange/kind, bad response).
-
-    Everything fetched and validated before the failure has been written to the catalog; a rerun
-    resumes after it.
-    """
-
-
 # --------------------------------------------------------------------------- exchange
-
-
-#: ccxt ``options['fetchMarkets']`` restricting market loading to what a market needs (fewer requests)
-_FETCH_MARKETS = {
-    "bybit": {"spot": {"types": ["spot"]}, "um": {"types": ["linear"]}},
-    "okx": {"spot": {"types": ["spot"]}, "um": {"types": ["swap"]}},
-}
-
-
-def make_exchange(market: str, *, exchange_id: str = "binance", urls: dict[str, str] | None = None,
-                  rate_limit_ms: float | None = None, timeout_ms: int = 30_000) -> Any:
-    """A ccxt exchange for ``market`` with ``enableRateLimit=True``.
-
-    Binance: ``"spot"`` -> ``ccxt.binance`` restricted to spot markets, ``"um"`` ->
-    ``ccxt.binanceusdm``. Any other ccxt id (``bybit``, ``okx`` ...) -> ``getattr(ccxt, id)``;
-    ``"um"`` then means its linear (USDT/USDC-margined) perpetual swaps. ``urls`` updates
-    ``exchange.urls['api']`` (e.g. ``{"public": "http://127.0.0.1:8080/api/v3"}``);
-    ``rate_limit_ms`` overrides ccxt's ``rateLimit`` (ms per weight unit). Raises
-    :class:`DownloadError` for an unknown id or an exchange without ``fetchOHLCV``.
-    """
-    import ccxt
-
-    opts: dict[str, Any] = {"enableRateLimit": True, "timeout": timeout_ms}
-    if market not in ("spot", "um"):
-        raise DownloadError(f"unknown market {market!r} (expected 'spot' or 'um')")
-    if exchange_id in ("binance", "binanceusdm"):
-        ex = ccxt.binance(opts | {"options": {"fetchMarkets": {"types": ["spot"]}}}) if market == "spot" \
-            else ccxt.binanceusdm(opts)
-    else:
-        cls = getattr(ccxt, exchange_id, None) if exchange_id in ccxt.exchanges else None
-        if cls is None:
-            raise DownloadError(f"unknown ccxt exchange id {exchange_id!r}")
-        fm = _FETCH_MARKETS.get(exchange_id, {}).get(market)
-        ex = cls(opts | ({"options": {"fetchMarkets": fm}} if fm else {}))
-        if not ex.has.get("fetchOHLCV"):
-            raise DownloadError(f"ccxt exchange {exchange_id!r} has no fetchOHLCV")
-    if urls:
-        ex.urls["api"].update(urls)
-    if rate_limit_ms is not None:
-        ex.rateLimit = rate_limit_ms
-        if hasattr(ex, "init_throttler"):
-            ex.init_throttler()
-    return ex
 
 
 @dataclass(frozen=True)
@@ -220,54 +169,6 @@ def ccxt_symbol(symbol: str, market: str) -> str:
     return f"{base}/{quote}" + (f":{quote}" if market == "um" else "")
 
 
-_HTTP_CODE = re.compile(r"\s(\d{3})\s")
-
-
-def _retry_after(ex: Any) -> float | None:
-    headers = getattr(ex, "last_response_headers", None) or {}
-    for k, v in dict(headers).items():
-        if k.lower() == "retry-after":
-            try:
-                return max(0.0, float(v))
-            except (TypeError, ValueError):
-                return None
-    return None
-
-
-def call_with_retries(ex: Any, fn: Callable[..., Any], *args: Any, max_retries: int = 5, backoff_s: float = 1.0,
-                      sleep: Callable[[float], None] = time.sleep, on_retry: Callable[[str], None] | None = None,
-                      **kwargs: Any) -> Any:
-    """Call ``fn(*args, **kwargs)`` retrying ccxt network errors (see the module docstring).
-
-    ``on_retry`` receives a one-line description of each retry (for logs/reports). Raises
-    :class:`DownloadError` (chained to the last ccxt error) when retries are exhausted or the
-    error is not transient.
-    """
-    import ccxt
-
-    for attempt in range(max_retries + 1):
-        try:
-            return fn(*args, **kwargs)
-        except ccxt.OperationFailed as e:  # NetworkError and Binance's -1000/-1001 "internal error"
-            msg = str(e)
-            m = _HTTP_CODE.search(msg)
-            code = int(m.group(1)) if m else None
-            rate_limited = isinstance(e, ccxt.DDoSProtection)
-            if code is not None and 400 <= code < 500 and not rate_limited:
-                raise DownloadError(f"{type(e).__name__}: {msg[:300]}") from e
-            if attempt == max_retries:
-                raise DownloadError(f"giving up after {max_retries + 1} attempts: {type(e).__name__}: {msg[:300]}") from e
-            wait = _retry_after(ex) if rate_limited else None
-            if wait is None:
-                wait = min(60.0, backoff_s * 2**attempt)
-            if on_retry:
-                on_retry(f"{type(e).__name__} ({msg[:120]}); retry {attempt + 1}/{max_retries} in {wait:.1f} s")
-            sleep(wait)
-        except ccxt.ExchangeError as e:
-            raise DownloadError(f"{type(e).__name__}: {str(e)[:300]}") from e
-    raise AssertionError("unreachable")
-
-
 # --------------------------------------------------------------------------- ranges
 
 
@@ -350,14 +251,14 @@ def download_data(
 
     ``timeframe``: ccxt/Binance interval of the OHLCV bars (``"1m"``, ``"1h"`` ...);
     ``mark_timeframe``: interval of the mark-price klines (default ``timeframe``). ``exchange``: a
-    ready ccxt exchange (else :func:`make_exchange` with ``exchange_id``/``urls``/``rate_limit_ms``).
+    ready ccxt exchange (else :func:`catalog.ccxt_exchange.make_exchange` with ``exchange_id``/``urls``/``rate_limit_ms``).
     ``flush_rows``: rows buffered before a write (a checkpoint). ``now_ms``: the clock (ms) for
     the closed-candle cut-off (default: the exchange's clock). ``symbols``: any symbol of the
     exchange; on Binance the markets loaded are also stored as the catalog's exchangeInfo cache
     (:mod:`catalog.instrument_meta`) and ``instruments_file`` (instruments.toml) overrides them.
 
     Returns an :class:`catalog.writer.ImportReport` (``files_read`` = requests made). Raises
-    :class:`DownloadError` when the exchange keeps failing (data fetched so far is kept),
+    :class:`catalog.ccxt_exchange.DownloadError` when the exchange keeps failing (data fetched so far is kept),
     :class:`catalog.errors.DataImportError` when the exchange returns data that fails validation
     (nothing of that flush is written), ``ValueError``/``KeyError`` for bad arguments.
     """

@@ -124,10 +124,10 @@ def fetch_exchange_info(root: str | Path, markets: tuple[str, ...] = ("spot", "u
     """Load Binance's markets through ccxt (``binance`` for spot, ``binanceusdm`` for USDT-M; the
     real ccxt classes, ``urls`` overriding ``exchange.urls['api']``) and cache them in the catalog.
 
-    Returns ``{market: number of symbols}``. Raises :class:`catalog.ccxt_download.DownloadError`
+    Returns ``{market: number of symbols}``. Raises :class:`catalog.ccxt_exchange.DownloadError`
     when the exchange cannot be reached (after ccxt's retries).
     """
-    from catalog.ccxt_download import call_with_retries, make_exchange
+    from catalog.ccxt_exchange import call_with_retries, make_exchange
 
     counts = {}
     for market in markets:

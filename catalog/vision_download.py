@@ -44,6 +44,7 @@ from catalog.kinds import VISION_FOLDERS, canonical_kinds, unknown_kinds
 from catalog.store import ensure_catalog_root
 from catalog.writer import ImportReport
 from nautilus_app.core.paths import binance_vision_url
+from nautilus_app.core.retry import RetriesExhausted, backoff, call_with_retry
 
 
 class ChecksumError(DataImportError):
@@ -89,29 +90,32 @@ class _Http:
     def get(self, rel: str) -> bytes | None:
         """Bytes of ``rel`` or None on 404; retries 429/5xx/network errors; raises DataImportError."""
         url = f"{self.base}/{rel}"
-        for attempt in range(self.max_retries + 1):
-            wait = min(60.0, self.backoff_s * 2**attempt)
+
+        def fetch() -> bytes | None:
             try:
                 with urllib.request.urlopen(url, timeout=self.timeout_s) as r:
                     return r.read()
             except urllib.error.HTTPError as e:
                 if e.code == 404:
                     return None
-                if e.code != 429 and e.code < 500:
-                    raise DataImportError(url, f"HTTP {e.code} {e.reason}") from e
-                ra = e.headers.get("Retry-After") if e.headers else None
-                if ra:
-                    try:
-                        wait = float(ra)
-                    except ValueError:
-                        pass
-                err: Exception = e
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
-                err = e
-            if attempt == self.max_retries:
-                raise DataImportError(url, f"download failed after {self.max_retries + 1} attempts: {err}") from err
-            time.sleep(wait)
-        return None
+                raise
+
+        def transient(e: BaseException) -> bool:  # 429, 5xx and network errors
+            return not isinstance(e, urllib.error.HTTPError) or e.code == 429 or e.code >= 500
+
+        def wait(attempt: int, e: BaseException) -> float:  # Retry-After if the server sent one, else backoff
+            ra = e.headers.get("Retry-After") if isinstance(e, urllib.error.HTTPError) and e.headers else None
+            try:
+                return float(ra) if ra else backoff(attempt, self.backoff_s)
+            except ValueError:
+                return backoff(attempt, self.backoff_s)
+
+        try:
+            return call_with_retry(fetch, retries=self.max_retries, catch=(OSError,), retry_if=transient, wait=wait)
+        except RetriesExhausted as e:
+            raise DataImportError(url, f"download failed after {e.attempts} attempts: {e.last}") from e.last
+        except urllib.error.HTTPError as e:
+            raise DataImportError(url, f"HTTP {e.code} {e.reason}") from e
 
 
 def _sha256(data: bytes) -> str:

@@ -269,7 +269,7 @@ def cmd_import_csv(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch_instruments(args: argparse.Namespace) -> int:
-    from catalog.ccxt_download import DownloadError
+    from catalog.ccxt_exchange import DownloadError
     from catalog.instrument_meta import fetch_exchange_info, metadata_path
 
     urls = dict(kv.split("=", 1) for kv in (args.api_url or []))
@@ -369,7 +369,8 @@ def cmd_new_strategy(args: argparse.Namespace) -> int:
 
 
 def cmd_download_data(args: argparse.Namespace) -> int:
-    from catalog.ccxt_download import DownloadError, download_data
+    from catalog.ccxt_download import download_data
+    from catalog.ccxt_exchange import DownloadError
     from catalog.errors import DataImportError
 
     urls = dict(kv.split("=", 1) for kv in (args.api_url or []))

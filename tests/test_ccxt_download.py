@@ -14,7 +14,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from catalog.ccxt_download import DownloadError, download_data, missing_ranges
+from catalog.ccxt_download import download_data, missing_ranges
+from catalog.ccxt_exchange import DownloadError
 from nautilus_app.core.paths import shared_data_dir
 from tests.fixtures.binance_mock import BinanceMock, read_zip_rows
 

@@ -9,12 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from catalog.binance_vision import import_binance_vision
+from catalog.binance_vision import import_binance_vision, import_kline_zips
 from catalog.compact import (
     ROW_GROUP,
     compact_dir,
     convert_catalog_bars,
-    import_kline_zips,
     load_bars,
     read_arrays,
     write_compact_arrays,
@@ -134,7 +133,7 @@ def _zip_deflated(path: Path, name: str, text: str) -> Path:
 
 
 def test_parse_kline_zip_exact_at_the_printed_scale(tmp_path: Path) -> None:
-    from catalog.compact import parse_kline_zip
+    from catalog.binance_csv import parse_kline_zip
 
     row = "1699999980000,{o},{h},{lo},{c},{v},1700000039999,0,1,0,0,0"
     ok = [row.format(o="37000.10000000", h="37001.00000000", lo="36999.99000000", c="37000.50000000",
@@ -159,7 +158,7 @@ def test_parse_kline_zip_exact_at_the_printed_scale(tmp_path: Path) -> None:
 def test_read_zip_csv_refuses_corrupt_archives(tmp_path: Path) -> None:
     import zipfile
 
-    from catalog.compact import read_zip_csv
+    from catalog.binance_csv import read_zip_csv
 
     text = "1700000000000,1,1,1,1,1,1700000059999,0,1,0,0,0\n" * 200
     z = _zip_deflated(tmp_path / "a.zip", "a.csv", text)

@@ -5,7 +5,7 @@ Imports every BTCUSDT 1m bar of the shared Binance Vision mirror (real data, 560
 1. ``nautilus``: the platform importer into Nautilus's ParquetDataCatalog (zips -> validated ->
    decimal128 Parquet), bytes per bar on disk;
 2. ``compact``: the same bars from the zips into the compact store
-   (:func:`catalog.compact.import_kline_zips`: zlib-ng unzip + pyarrow CSV parse to exact
+   (:func:`catalog.binance_vision.import_kline_zips`: zlib-ng unzip + pyarrow CSV parse to exact
    decimals on 2 threads -> int64 ticks -> checks -> compact Parquet compressed on 2 threads),
    ``REPEATS`` (default 5) runs into fresh folders: median and best wall time, median process CPU
    time (``import_bars_per_cpu_s``: steadier than wall time on a shared VM), and each stage's CPU
@@ -41,16 +41,14 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from catalog.binance_vision import import_binance_vision  # noqa: E402
+from catalog.binance_csv import parse_kline_zip, read_zip_csv  # noqa: E402
+from catalog.binance_vision import import_binance_vision, import_kline_zips  # noqa: E402
 from catalog.compact import (  # noqa: E402
     _files,
     _ipc_batch,
     _read_file_arrays,
-    import_kline_zips,
     load_bars,
-    parse_kline_zip,
     read_arrays,
-    read_zip_csv,
     write_compact_arrays,
 )
 from catalog.store import open_catalog  # noqa: E402
@@ -82,7 +80,7 @@ def main() -> None:
     out["nautilus_import_s"] = round(time.perf_counter() - t0, 3)
     nfiles = sorted((tmp / "nautilus/data/bars" / BT).glob("*.parquet"))
 
-    # 2. compact import from the zips (catalog.compact.import_kline_zips: parse + check + write), REPEATS runs
+    # 2. compact import from the zips (catalog.binance_vision.import_kline_zips: parse + check + write), REPEATS runs
     # into fresh folders; the machine is a shared 2-vCPU VM, so the median and the best are both printed
     runs = []
     for i in range(REPEATS):
