@@ -35,8 +35,17 @@ Decided by the venue, not here. In this platform's backtests (nautilus_app/venue
 a market order submitted in ``on_bar(bar N)`` fills at bar N+1's open by default, timestamped at bar
 N's close (``fill_timing = "same_close"``: at bar N's close, Nautilus's own bar execution). With a
 simulated latency (nautilus_app/venue/latency.py) the order reaches the venue later; commands held
-by it count as pending (``latency_held``). Exits go through ``submit_order`` (reduce-only market
+by it count as pending (``commands_held``). Exits go through ``submit_order`` (reduce-only market
 orders) so that latency applies to them too.
+
+Hooks (strategies/hooks.py)
+---------------------------
+``BarStrategy`` inherits :class:`strategies.hooks.StrategyHooks`, the seams the platform's layers
+use instead of replacing methods on the instance: order gates (``add_order_gate``: every order
+command passes through them; the simulated latency and the paper guards), before-bar work
+(``add_before_bar``: runs first in ``on_bar``; the paper clock) and an external bar driver
+(``drive_bars_externally``: the paper sequencer delivers bars and updates the indicators). Without
+any, ``on_bar`` pays one attribute test per bar and an order command one Python call.
 
 Risk (opt-in)
 -------------
@@ -69,6 +78,8 @@ from nautilus_trader.model import (
 )
 from nautilus_trader.trading import Strategy, StrategyConfig
 
+from strategies.hooks import StrategyHooks
+from strategies.params import BarsOrZero, EquityFraction, NotionalFraction
 from strategies.risk.sizing import account_equity, entry_quantity
 
 _BASE_FIELDS_CACHE: dict[type, frozenset[str]] = {}
@@ -148,11 +159,11 @@ class BarStrategyConfig(StrategyConfig):
         *,
         instrument_id: str,
         bar_type: str,
-        position_fraction: float = 0.20,
+        position_fraction: EquityFraction = 0.20,
         allow_short: bool = False,
-        max_gap_bars: int = 60,
+        max_gap_bars: BarsOrZero = 60,
         close_positions_on_stop: bool = True,
-        fee_headroom: float = 0.002,
+        fee_headroom: NotionalFraction = 0.002,
         risk: dict[str, Any] | None = None,
         **base: Any,
     ) -> None:
@@ -191,10 +202,12 @@ class BarStrategyConfig(StrategyConfig):
         return v
 
 
-class BarStrategy(Strategy):
+class BarStrategy(StrategyHooks, Strategy):
     """Base class: bar subscription, gap reset, position queries, sizing and stop handling.
 
-    Subclasses fill ``self.indicators`` in ``__init__`` and implement ``on_signal_bar``.
+    Subclasses fill ``self.indicators`` in ``__init__`` and implement ``on_signal_bar``. The
+    platform's hooks (order gates, before-bar work, an external bar driver) come from
+    :class:`strategies.hooks.StrategyHooks` (module docstring).
     """
 
     indicators: list[Any]
@@ -302,6 +315,8 @@ class BarStrategy(Strategy):
     def on_bar(self, bar: Any) -> None:
         # Only bars of self.bar_type arrive here: it is the strategy's one bar subscription.
         # This runs on every bar: keep it lean (see the throughput benchmark).
+        if self._bar_hooks and self._bar_gate(bar):  # strategies.hooks: before-bar work, external driver
+            return
         if self.instrument is None:
             return
         self.bar_index += 1
@@ -342,12 +357,12 @@ class BarStrategy(Strategy):
         c = self.cache
         if self.risk is not None:  # resting protective stops/take-profits do not block trading
             return (
-                getattr(self, "latency_held", 0) > 0
+                self.commands_held > 0
                 or c.orders_inflight_count(instrument_id=self.instrument_id, strategy_id=self.strategy_id) > 0
                 or self.risk.has_open_non_protective(self)
             )
         return (
-            getattr(self, "latency_held", 0) > 0  # commands held by the simulated latency (nautilus_app/venue/latency.py)
+            self.commands_held > 0  # commands held by an order gate (the simulated latency, nautilus_app/venue/latency.py)
             or c.orders_inflight_count(instrument_id=self.instrument_id, strategy_id=self.strategy_id) > 0
             or c.orders_open_count(instrument_id=self.instrument_id, strategy_id=self.strategy_id) > 0
         )

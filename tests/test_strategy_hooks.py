@@ -1,0 +1,144 @@
+"""The strategies' hooks (strategies/hooks.py, issue 22): order gates, before-bar work and an external
+bar driver, on our base class and on a user's plain Nautilus ``Strategy`` (built with the hooks at
+load); and a plain user strategy under the backtest's latency model, which is an order gate."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+from nautilus_trader.trading import Strategy, StrategyConfig
+
+from catalog.freqtrade import import_freqtrade
+from nautilus_app.core.paths import shared_data_dir
+from nautilus_app.strategy_loader import resolve_strategy
+from strategies.base import BarStrategy
+from strategies.hooks import StrategyHooks, with_hooks
+
+FIXTURE = Path(__file__).parent / "fixtures" / "plain_ema.py"
+FEATHER = shared_data_dir() / "freqtrade" / "binance" / "BTC_USDT-1m.feather"
+BAR = "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"
+PARAMS = {"instrument_id": "BTCUSDT.BINANCE", "bar_type": BAR, "trade_size": "0.01"}
+
+
+@pytest.fixture()
+def plain_ref(tmp_path: Path):  # noqa: ANN201
+    path = tmp_path / "plain_ema.py"
+    shutil.copy(FIXTURE, path)
+    return resolve_strategy(strategy_path=f"{path}:PlainEMACross")
+
+
+def test_a_plain_strategy_built_with_hooks_keeps_its_name_id_and_class(plain_ref) -> None:  # noqa: ANN001
+    plain = plain_ref.make_strategy(PARAMS, order_id_tag="000")
+    hooked = plain_ref.make_strategy(PARAMS, order_id_tag="000", hooks=True)
+    assert not isinstance(plain, StrategyHooks)  # without hooks=True the user's class runs unchanged
+    assert isinstance(hooked, StrategyHooks) and isinstance(hooked, plain_ref.strategy_cls)
+    assert type(hooked).__name__ == "PlainEMACross" and type(hooked).__qualname__ == plain_ref.strategy_cls.__qualname__
+    assert hooked.strategy_id == plain.strategy_id
+    assert with_hooks(plain_ref.strategy_cls) is type(hooked)  # built once per class
+    assert with_hooks(BarStrategy) is BarStrategy  # our base class has the hooks already
+
+
+class _UserStrategy(Strategy):
+    """A user's plain Nautilus strategy that records the bars its on_bar sees."""
+
+    def __init__(self, config: StrategyConfig) -> None:
+        super().__init__(config)
+        self.bars: list[object] = []
+
+    def on_bar(self, bar: object) -> None:
+        self.bars.append(bar)
+
+
+def test_before_bar_work_and_the_external_bar_driver() -> None:
+    s = with_hooks(_UserStrategy)(StrategyConfig(order_id_tag="001"))
+    seen: list[str] = []
+    s.add_before_bar(lambda bar: seen.append(f"before {bar.name}"))
+    bar = SimpleNamespace(name="b1", bar_type="BT")
+    s.on_bar(bar)  # as Nautilus delivers it
+    assert seen == ["before b1"] and s.bars == [bar]
+    driver = s.drive_bars_externally()
+    ind = SimpleNamespace(bars=[])
+    ind.handle_bar = ind.bars.append
+    s.register_indicator_for_bars("BT", ind)  # recorded by the driver, not handed to Nautilus
+    assert driver.indicators == [("BT", ind)]
+    s.on_bar(SimpleNamespace(name="from nautilus", bar_type="BT"))  # ignored: the driver delivers bars
+    assert s.bars == [bar] and ind.bars == []
+    b2 = SimpleNamespace(name="b2", bar_type="BT")
+    driver.deliver(b2)
+    assert ind.bars == [b2] and s.bars == [bar, b2] and seen[-1] == "before b2"
+    assert "on_bar" not in vars(s)  # nothing replaced on the instance
+
+
+def test_order_gates_run_in_order_and_can_hold_a_command() -> None:
+    sent: list[tuple[str, object]] = []
+
+    class Terminal:  # stands for Nautilus's Strategy methods
+        def submit_order(self, order: object, *args: object, **kwargs: object) -> str:
+            sent.append(("submit", order))
+            return "sent"
+
+        def cancel_order(self, order: object) -> None:
+            sent.append(("cancel", order))
+
+    class S(StrategyHooks, Terminal):
+        pass
+
+    s = S()
+    assert s.submit_order("o0") == "sent"  # no gates: straight through
+    trace: list[str] = []
+    held: list[object] = []
+    s.add_order_gate(lambda c: (trace.append(f"A {c.name}"), c.send())[1])
+
+    def hold_submits(c: object) -> object:
+        trace.append(f"B {c.name}")
+        if c.name == "submit_order":
+            c.hold()
+            held.append(c)
+            return None
+        return c.send()
+
+    s.add_order_gate(hold_submits)
+    assert s.submit_order("o1") is None and s.commands_held == 1 and sent == [("submit", "o0")]
+    s.cancel_order("o9")
+    assert trace == ["A submit_order", "B submit_order", "A cancel_order", "B cancel_order"]
+    held[0].release()
+    assert s.commands_held == 0 and sent[-1] == ("submit", "o1")
+    s.send_ungated("submit_order", "o2")
+    assert sent[-1] == ("submit", "o2") and len(trace) == 4
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("catalog")
+    import_freqtrade(root, data_dir=FEATHER.parent, pairs=["BTC/USDT"], timeframes=["1m"], trading_mode="spot")
+    return root
+
+
+def test_a_plain_user_strategy_runs_under_the_latency_model(plain_ref, catalog: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    from nautilus_app.backtest import run_backtest
+    from nautilus_app.config import parse_config
+
+    cfg = parse_config({
+        "name": "user_latency", "catalog": str(catalog), "bar_types": [BAR], "start": "2025-06-02", "end": "2025-06-04",
+        "venues": [{"name": "BINANCE", "account_type": "CASH", "starting_balances": ["100000 USDT"],
+                    "costs": "fees_only", "latency": {"mean_ms": 30_000.0, "std_ms": 0.0, "min_ms": 30_000.0}}],
+        "strategies": [{"strategy_path": f"{plain_ref.source}:PlainEMACross", "params": PARAMS}],
+    }, source="test")
+    out = run_backtest(cfg, results_root=tmp_path / "results", progress=False).results_path
+    latency = pd.read_parquet(out / "latency.parquet")
+    orders = pd.read_parquet(out / "orders.parquet")
+    fills = pd.read_parquet(out / "fills.parquet")
+    buys = orders[orders["side"].astype(str) == "BUY"]
+    assert len(buys) > 10
+    # every entry the user's on_bar submitted went through the latency gate; the closes the strategy
+    # leaves to Nautilus's close_all_positions are not delayed (as for our own strategies)
+    assert set(latency["client_order_id"]) == set(buys["client_order_id"].astype(str))
+    assert set(latency["strategy_id"]) == {"PlainEMACross-000"} and set(latency["command"]) == {"submit"}
+    arrival = dict(zip(latency["client_order_id"], latency["ts_arrival"], strict=True))
+    for coid, ts in zip(fills["client_order_id"].astype(str), pd.to_datetime(fills["ts_event"], utc=True), strict=True):
+        if coid in arrival:  # a delayed order fills no earlier than it reaches the venue (30 s after it was sent)
+            assert ts.value >= arrival[coid]
