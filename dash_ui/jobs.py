@@ -7,9 +7,13 @@ key. Only registered strategies can run (the config names them; no code is uploa
 
 Each job gets its run id up front (``<name>-<UTC time>-<config digest>``, as the CLI), is written to
 ``<results>/.jobs/<run_id>.toml`` (a hidden folder, never listed as a run) and runs as
-``python -m dash_ui.worker`` in its own process, at most ``max_parallel`` at a time (FIFO). Progress
-is the percentage of simulated time printed by the run's tqdm bar on stderr; after 100 % the worker
-writes the results folder, which appears atomically (renamed from a dot-staging folder) when done.
+``python -m dash_ui.worker`` in its own process (:class:`nautilus_app.worker_process.WorkerProcess`, the
+runner research sweeps use too), at most ``max_parallel`` at a time (FIFO). Progress comes from the
+worker as structured events on a pipe of its own (stage, fraction of simulated time done); after 100 %
+the worker writes the results folder, which appears atomically (renamed from a dot-staging folder) when
+done. A failed job's error is the first line of the error in the worker's result, else its last
+``error: ...`` line on stderr, else its exit code and last line of stderr (an uncaught exception);
+``log_tail`` keeps the end of its stderr.
 Job states: ``queued`` -> ``running`` -> ``done`` | ``failed`` | ``cancelled`` (:meth:`JobRunner.cancel`: a
 queued job is never started, a running worker is killed and its hidden staging folder left unlisted). State lives in memory and in
 ``.jobs/<run_id>.json`` (for inspection); a restart of the app forgets queued jobs.
@@ -32,9 +36,9 @@ from typing import Any
 import tomli_w
 
 from nautilus_app.core import paths
+from nautilus_app.worker_process import WorkerProcess
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_PCT = re.compile(rb"backtest:\s*(\d+(?:\.\d+)?)%")
 
 
 class SubmissionError(ValueError):
@@ -316,38 +320,32 @@ class JobRunner:
             job.status, job.stage, job.started = "running", "starting", time.time()
         self._save(job)
         env = dict(os.environ, CATALOG_PATH=str(self.catalog_root), PYTHONUNBUFFERED="1")
-        cmd = [self.python, "-m", "dash_ui.worker", str(self.jobs_dir / f"{job.id}.toml"),
-               "--results-dir", str(self.results_root), "--run-id", job.id]
-        proc = subprocess.Popen(cmd, cwd=paths.REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        last_save = 0.0
+
+        def on_progress(event: dict) -> None:
+            nonlocal last_save
+            if isinstance(event.get("progress"), int | float):
+                job.progress = min(float(event["progress"]), 1.0)
+            if isinstance(event.get("stage"), str):
+                job.stage = event["stage"]
+            if time.time() - last_save > 0.5:
+                self._save(job)
+                last_save = time.time()
+
+        worker = WorkerProcess("dash_ui.worker", [str(self.jobs_dir / f"{job.id}.toml"), "--results-dir",
+                                                  str(self.results_root), "--run-id", job.id],
+                               python=self.python, env=env, cwd=paths.REPO_ROOT, capture_output=True,
+                               on_progress=on_progress)
+        proc = worker.start()
         with self._lock:
             self._procs[job.id] = proc
             cancelled = job.status == "cancelled"
         if cancelled:  # cancelled between the status change and the start of the process
             proc.kill()
-        stdout_chunks: list[bytes] = []
-        out_thread = threading.Thread(target=lambda: stdout_chunks.append(proc.stdout.read()), daemon=True)
-        out_thread.start()
-        err = b""
-        last_save = 0.0
-        assert proc.stderr is not None
-        while True:
-            chunk = proc.stderr.read1(4096) if hasattr(proc.stderr, "read1") else proc.stderr.read(4096)
-            if not chunk:
-                break
-            err = (err + chunk)[-20000:]
-            pcts = _PCT.findall(err[-400:])
-            if pcts:
-                job.progress = min(float(pcts[-1]) / 100.0, 1.0)
-                job.stage = "writing results" if job.progress >= 1.0 else "simulating"
-            elif b"stage: loading" in err:
-                job.stage = "loading data"
-            if time.time() - last_save > 0.5:
-                self._save(job)
-                last_save = time.time()
-        rc = proc.wait()
-        out_thread.join(timeout=5)
+        outcome = worker.run()
+        rc = outcome.returncode
         self._procs.pop(job.id, None)
-        text = err.decode(errors="replace").replace("\r", "\n")
+        text = outcome.stderr.replace("\r", "\n")
         job.log_tail = "\n".join(line for line in text.splitlines() if line.strip())[-4000:]
         if job.status == "cancelled":
             job.stage = "cancelled"
@@ -357,9 +355,15 @@ class JobRunner:
         if rc == 0 and (self.results_root / job.id / "metrics.json").exists():
             job.status, job.stage, job.progress = "done", "done", 1.0
         else:
+            reported = outcome.result.get("error") if isinstance(outcome.result, dict) else None
             errors = [line for line in text.splitlines() if line.startswith("error:")]
             job.status, job.stage = "failed", "failed"
             lines = [line for line in job.log_tail.splitlines() if line.strip()]
             last = lines[-1].strip() if lines else "no output"  # an uncaught exception: its last traceback line
-            job.error = errors[-1][len("error: "):] if errors else f"worker exited with code {rc}: {last[:500]}"
+            if reported:
+                job.error = str(reported).splitlines()[0]
+            elif errors:
+                job.error = errors[-1][len("error: "):]
+            else:
+                job.error = f"worker exited with code {rc}: {last[:500]}"
         self._save(job)

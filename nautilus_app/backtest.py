@@ -44,7 +44,7 @@ from nautilus_trader.model import (
 )
 from nautilus_trader.persistence import ParquetDataCatalog
 
-from catalog.bar_stores import open_bar_store
+from catalog.compact import load_bars
 from catalog.inventory import bar_interval_ns
 from catalog.reader import bar_store, read_columns, row_stats
 from nautilus_app import plotting
@@ -52,10 +52,10 @@ from nautilus_app import results as results_mod
 from nautilus_app.config import BacktestConfig, VenueConfig
 from nautilus_app.core.instruments import brackets_for
 from nautilus_app.coverage import CoverageError, bar_coverage, check_coverage
-from nautilus_app.progress import ProgressActor
-from nautilus_app.run_data import DataPlan, RunData
+from nautilus_app.progress import ProgressActor, ProgressSink
+from nautilus_app.run_data import DataPlan
 from nautilus_app.venue.fees import make_fee_model
-from nautilus_app.venue.fill_timing import BarSeries, VenueFillModel
+from nautilus_app.venue.fill_timing import BarSeries, VenueFillModel, load_bar_series
 from nautilus_app.venue.latency import LatencyDraws, LatencyRouter
 from nautilus_app.venue.liquidation import LiquidationActor
 from nautilus_app.venue.sim import VenueSim
@@ -215,8 +215,11 @@ def load_data(cfg: BacktestConfig, plan: DataPlan) -> list[Any]:
     """
     catalog = ParquetDataCatalog(str(cfg.catalog_path()))
     data: list[Any] = []
-    for bt, lo, hi in plan.bars:  # Nautilus's catalog or the compact store (catalog/bar_stores.py)
-        data.extend(open_bar_store(cfg.catalog_path(), bt).bars(bt, lo, hi))  # half-open like the plan
+    for bt, lo, hi in plan.bars:
+        if plan.bar_stores.get(bt) == "compact":
+            data.extend(load_bars(cfg.catalog_path(), bt, lo, hi))  # half-open like the plan
+        else:  # the catalog's start/end are inclusive
+            data.extend(catalog.query_bars([bt], start=lo, end=None if hi is None else hi - 1))
     for iid, lo, hi in plan.funding:
         rows = catalog.query(NautilusDataType.FundingRateUpdate, identifiers=[iid], start=lo, end=hi - 1)
         check_funding_rows(rows, iid)
@@ -278,14 +281,8 @@ def build_strategies(cfg: BacktestConfig) -> list[Any]:
     return out
 
 
-def build_engine(cfg: BacktestConfig, plan: DataPlan, data: list[Any], run: RunData | None = None,
-                 ) -> tuple[BacktestEngine, dict[str, VenueSim], list[Any]]:
-    """Engine with venues, instruments, data, strategies and the venue actors (not run yet).
-
-    ``run``: the run's bars as floats (:class:`~nautilus_app.run_data.RunData`, read once and shared by the
-    fill models, the liquidation actors and vectorised-signals strategies, then by the results).
-    """
-    run = run if run is not None else RunData(cfg.catalog_path(), plan)
+def build_engine(cfg: BacktestConfig, plan: DataPlan, data: list[Any]) -> tuple[BacktestEngine, dict[str, VenueSim], list[Any]]:
+    """Engine with venues, instruments, data, strategies and the venue actors (not run yet)."""
     level = getattr(LogLevel, cfg.log_level)
     engine = BacktestEngine(BacktestEngineConfig(
         trader_id=TraderId("BACKTESTER-001"), logging=LoggerConfig(stdout_level=level), shutdown_on_error=True,
@@ -297,10 +294,10 @@ def build_engine(cfg: BacktestConfig, plan: DataPlan, data: list[Any], run: RunD
     root = cfg.catalog_path()
     series: dict[str, BarSeries] = {}
     bar_type_of: dict[str, str] = {}
-    for bt, _lo, _hi in plan.bars:
+    for bt, lo, hi in plan.bars:
         iid = str(BarType.from_str(bt).instrument_id)
         if iid not in series:  # the first bar type of an instrument drives its fills
-            series[iid] = run.series(bt)
+            series[iid] = load_bar_series(root, bt, lo, hi)
             bar_type_of[iid] = bt
     strategies = build_strategies(cfg)
     for strategy in strategies:  # vectorised-signals strategies get their bars before the run
@@ -311,7 +308,7 @@ def build_engine(cfg: BacktestConfig, plan: DataPlan, data: list[Any], run: RunD
                 raise BacktestFailed(f"{type(strategy).__name__}: a vectorised-signals strategy needs its bar_type {bt} among the "
                                      "run's bar_types (bars loaded from the catalog, not aggregated by Nautilus)")
             iid = str(BarType.from_str(bt).instrument_id)
-            strategy.set_bars(series[iid] if bar_type_of.get(iid) == bt else run.series(bt, *span))
+            strategy.set_bars(series[iid] if bar_type_of.get(iid) == bt else load_bar_series(root, bt, *span))
     sims: dict[str, VenueSim] = {}
     start_date = cfg.start or str(pd.Timestamp(plan.first_ns, unit="ns", tz="UTC").date())
     for v in cfg.venues:
@@ -384,7 +381,7 @@ def run_backtest(
     *,
     results_root: Path | None = None,
     run_id: str | None = None,
-    progress: bool = True,
+    progress: bool | ProgressSink = True,
     config_text: str | None = None,
 ) -> BacktestOutcome:
     """Run one backtest and write ``results/<run_id>/``.
@@ -393,7 +390,8 @@ def run_backtest(
         cfg: The validated run config.
         results_root: Folder holding result folders; default :func:`nautilus_app.core.paths.results_dir`.
         run_id: Override the generated run id.
-        progress: Show a progress bar on stderr.
+        progress: Show a progress bar on stderr; or a callable given the fraction of simulated time done
+            (a worker process's structured progress, :class:`nautilus_app.worker_process.ProgressWriter`).
         config_text: The original TOML text, stored verbatim in the results (``config.toml``).
 
     Raises:
@@ -404,8 +402,7 @@ def run_backtest(
     run_id = run_id or make_run_id(cfg)
     plan = plan_data(cfg)
     data = load_data(cfg, plan)
-    run = RunData(cfg.catalog_path(), plan)  # the bars as floats, read once (engine models and results)
-    engine, sims, _strategies = build_engine(cfg, plan, data, run)
+    engine, sims, _strategies = build_engine(cfg, plan, data)
     expected = len(data)
     del data
     try:
@@ -427,7 +424,7 @@ def run_backtest(
             if liq is not None and not liq.scheduled and liq.bars_seen == 0 and result.iterations:
                 raise BacktestFailed(f"run {run_id}: the liquidation actor of venue {name} received no bars")
         path, metrics = results_mod.write_results(
-            engine, result, cfg, run_id, plan, sims, run_data=run,
+            engine, result, cfg, run_id, plan, sims,
             results_root=results_root, config_text=config_text, engine_seconds=engine_seconds,
         )
     finally:

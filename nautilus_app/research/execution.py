@@ -4,8 +4,9 @@ One engine per process
 ----------------------
 Nautilus's logger and Rust runtime are process-global, so every run gets a **fresh process**:
 
-* :class:`ProcessExecutor` starts one fresh interpreter per run (``python -m nautilus_app.research.worker``,
-  the equivalent of ``multiprocessing``'s *spawn*): importing ``nautilus_trader`` starts Rust threads
+* :class:`ProcessExecutor` starts one fresh interpreter per run (``python -m nautilus_app.research.worker``
+  through :mod:`nautilus_app.worker_process`, the runner the Dash launcher uses too; the equivalent of
+  ``multiprocessing``'s *spawn*): importing ``nautilus_trader`` starts Rust threads
   (2 extra OS threads, measured), so forking a process that imported it is unsafe. At most
   ``workers`` run at once.
 * :class:`RayExecutor` submits a Ray task per run declared with ``max_calls=1`` (Ray replaces the
@@ -27,11 +28,8 @@ import dataclasses
 import json
 import os
 import resource
-import select
 import shutil
 import socket
-import subprocess
-import sys
 import threading
 import time
 import traceback
@@ -39,6 +37,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from nautilus_app.worker_process import WorkerProcess, wait_any
 
 #: Files deleted from a run folder with ``keep_results = "light"``.
 BULKY_FILES = ("tearsheet.html", "orders.parquet", "fills.parquet", "positions.parquet", "account.parquet")
@@ -156,11 +156,13 @@ class Finished:
 class ProcessExecutor:
     """Local pool: one fresh Python interpreter per job, at most ``workers`` at a time.
 
-    Each job runs in ``python -m nautilus_app.research.worker`` (a new interpreter, like the
-    ``multiprocessing`` *spawn* start method, never a fork of this process, which may already run
-    Nautilus's Rust threads). Unlike ``multiprocessing``'s spawn it does not re-import the caller's
-    ``__main__`` (scripts need no ``if __name__ == "__main__"`` guard), and the result comes back on a
-    dedicated pipe, separate from Nautilus's stdout logging. The job goes in as JSON on stdin.
+    Each job runs in ``python -m nautilus_app.research.worker`` through
+    :class:`nautilus_app.worker_process.WorkerProcess` (the runner the Dash launcher uses too): a new
+    interpreter, like the ``multiprocessing`` *spawn* start method, never a fork of this process, which
+    may already run Nautilus's Rust threads. Unlike ``multiprocessing``'s spawn it does not re-import
+    the caller's ``__main__`` (scripts need no ``if __name__ == "__main__"`` guard), and the result
+    comes back on a dedicated pipe, separate from Nautilus's stdout logging. The job goes in as JSON on
+    stdin.
 
     Args:
         workers: Concurrent processes (>= 1).
@@ -170,7 +172,7 @@ class ProcessExecutor:
 
     def __init__(self, workers: int = 2) -> None:
         self.capacity = max(1, int(workers))
-        self._running: dict[int, tuple[Job, subprocess.Popen, bytearray]] = {}  # read fd -> (job, proc, buffer)
+        self._running: dict[WorkerProcess, Job] = {}
         env = dict(os.environ)
         from nautilus_app.core.paths import REPO_ROOT
 
@@ -179,17 +181,10 @@ class ProcessExecutor:
 
     def submit(self, job: Job) -> None:
         """Start a worker process for ``job`` (the caller keeps ``in_flight < capacity``)."""
-        r, w = os.pipe()
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "nautilus_app.research.worker", "--result-fd", str(w)],
-                stdin=subprocess.PIPE, pass_fds=(w,), env=self._env)
-        finally:
-            os.close(w)
-        assert proc.stdin is not None
-        proc.stdin.write(json.dumps(dataclasses.asdict(job)).encode())
-        proc.stdin.close()
-        self._running[r] = (job, proc, bytearray())
+        worker = WorkerProcess("nautilus_app.research.worker", stdin=json.dumps(dataclasses.asdict(job)).encode(),
+                               env=self._env)
+        worker.start()
+        self._running[worker] = job
 
     @property
     def in_flight(self) -> int:
@@ -203,43 +198,23 @@ class ProcessExecutor:
         exits non-zero or without a complete result counts as crashed.
         """
         out: list[Finished] = []
-        if not self._running:
-            return out
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not out:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            readable, _, _ = select.select(list(self._running), [], [], left)
-            for fd in readable:
-                chunk = os.read(fd, 1 << 16)
-                job, proc, buf = self._running[fd]
-                if chunk:
-                    buf.extend(chunk)
-                    continue
-                os.close(fd)
-                del self._running[fd]
-                code = proc.wait()
-                result = None
-                try:
-                    result = json.loads(buf.decode()) if buf else None
-                except ValueError:
-                    result = None
-                if code == 0 and result is not None and result.get("status") != "error":
-                    out.append(Finished(job, result))
-                else:
-                    why = f"worker process exited with code {code}"
-                    if result is not None and result.get("error"):
-                        why += f": {result['error'][-2000:]}"
-                    out.append(Finished(job, None, crash=why))
-            if deadline is not None and time.monotonic() >= deadline:
-                break
+        for worker in wait_any(list(self._running), timeout):
+            job = self._running.pop(worker)
+            end = worker.finish()
+            result = end.result if isinstance(end.result, dict) else None
+            if end.returncode == 0 and result is not None and result.get("status") != "error":
+                out.append(Finished(job, result))
+            else:
+                why = f"worker process exited with code {end.returncode}"
+                if result is not None and result.get("error"):
+                    why += f": {result['error'][-2000:]}"
+                out.append(Finished(job, None, crash=why))
         return out
 
     def shutdown(self) -> None:
         """Kill running workers (their runs stay ``running`` and are retried by the next invocation)."""
-        for fd, (_job, proc, _buf) in list(self._running.items()):
-            proc.kill()
-            proc.wait(10)
-            os.close(fd)
+        for worker in list(self._running):
+            worker.kill()
         self._running.clear()
 
 

@@ -1,4 +1,5 @@
-"""Worker process entry: ``python -m nautilus_app.research.worker --result-fd N`` (started by ProcessExecutor).
+"""Worker process entry: ``python -m nautilus_app.research.worker --result-fd N`` (started by ProcessExecutor
+through :class:`nautilus_app.worker_process.WorkerProcess`).
 
 Reads one :class:`~nautilus_app.research.execution.Job` as JSON from stdin, runs
 :func:`~nautilus_app.research.execution.execute_job` (which records the run in the registry) and
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import traceback
 
@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--result-fd", type=int, required=True)
     args = p.parse_args(argv)
     from nautilus_app.research.execution import Job, execute_job
+    from nautilus_app.worker_process import write_result
 
     code = 0
     try:
@@ -28,8 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException:  # noqa: BLE001 - reported to the driver, which retries or fails the run
         result = {"status": "error", "error": traceback.format_exc()}
         code = 3
-    with os.fdopen(args.result_fd, "wb") as fh:
-        fh.write(json.dumps(result, default=str).encode())
+    write_result(args.result_fd, result)
     return code
 
 
