@@ -44,7 +44,7 @@ from nautilus_trader.model import (
 )
 from nautilus_trader.persistence import ParquetDataCatalog
 
-from catalog.compact import load_bars
+from catalog.bar_stores import open_bar_store
 from catalog.inventory import bar_interval_ns
 from catalog.reader import bar_store, read_columns, row_stats
 from nautilus_app import plotting
@@ -53,9 +53,9 @@ from nautilus_app.config import BacktestConfig, VenueConfig
 from nautilus_app.core.instruments import brackets_for
 from nautilus_app.coverage import CoverageError, bar_coverage, check_coverage
 from nautilus_app.progress import ProgressActor, ProgressSink
-from nautilus_app.run_data import DataPlan
+from nautilus_app.run_data import DataPlan, RunData
 from nautilus_app.venue.fees import make_fee_model
-from nautilus_app.venue.fill_timing import BarSeries, VenueFillModel, load_bar_series
+from nautilus_app.venue.fill_timing import BarSeries, VenueFillModel
 from nautilus_app.venue.latency import LatencyDraws, LatencyRouter
 from nautilus_app.venue.liquidation import LiquidationActor
 from nautilus_app.venue.sim import VenueSim
@@ -215,11 +215,8 @@ def load_data(cfg: BacktestConfig, plan: DataPlan) -> list[Any]:
     """
     catalog = ParquetDataCatalog(str(cfg.catalog_path()))
     data: list[Any] = []
-    for bt, lo, hi in plan.bars:
-        if plan.bar_stores.get(bt) == "compact":
-            data.extend(load_bars(cfg.catalog_path(), bt, lo, hi))  # half-open like the plan
-        else:  # the catalog's start/end are inclusive
-            data.extend(catalog.query_bars([bt], start=lo, end=None if hi is None else hi - 1))
+    for bt, lo, hi in plan.bars:  # Nautilus's catalog or the compact store (catalog/bar_stores.py)
+        data.extend(open_bar_store(cfg.catalog_path(), bt).bars(bt, lo, hi))  # half-open like the plan
     for iid, lo, hi in plan.funding:
         rows = catalog.query(NautilusDataType.FundingRateUpdate, identifiers=[iid], start=lo, end=hi - 1)
         check_funding_rows(rows, iid)
@@ -281,8 +278,14 @@ def build_strategies(cfg: BacktestConfig) -> list[Any]:
     return out
 
 
-def build_engine(cfg: BacktestConfig, plan: DataPlan, data: list[Any]) -> tuple[BacktestEngine, dict[str, VenueSim], list[Any]]:
-    """Engine with venues, instruments, data, strategies and the venue actors (not run yet)."""
+def build_engine(cfg: BacktestConfig, plan: DataPlan, data: list[Any], run: RunData | None = None,
+                 ) -> tuple[BacktestEngine, dict[str, VenueSim], list[Any]]:
+    """Engine with venues, instruments, data, strategies and the venue actors (not run yet).
+
+    ``run``: the run's bars as floats (:class:`~nautilus_app.run_data.RunData`, read once and shared by the
+    fill models, the liquidation actors and vectorised-signals strategies, then by the results).
+    """
+    run = run if run is not None else RunData(cfg.catalog_path(), plan)
     level = getattr(LogLevel, cfg.log_level)
     engine = BacktestEngine(BacktestEngineConfig(
         trader_id=TraderId("BACKTESTER-001"), logging=LoggerConfig(stdout_level=level), shutdown_on_error=True,
@@ -294,10 +297,10 @@ def build_engine(cfg: BacktestConfig, plan: DataPlan, data: list[Any]) -> tuple[
     root = cfg.catalog_path()
     series: dict[str, BarSeries] = {}
     bar_type_of: dict[str, str] = {}
-    for bt, lo, hi in plan.bars:
+    for bt, _lo, _hi in plan.bars:
         iid = str(BarType.from_str(bt).instrument_id)
         if iid not in series:  # the first bar type of an instrument drives its fills
-            series[iid] = load_bar_series(root, bt, lo, hi)
+            series[iid] = run.series(bt)
             bar_type_of[iid] = bt
     strategies = build_strategies(cfg)
     for strategy in strategies:  # vectorised-signals strategies get their bars before the run
@@ -308,7 +311,7 @@ def build_engine(cfg: BacktestConfig, plan: DataPlan, data: list[Any]) -> tuple[
                 raise BacktestFailed(f"{type(strategy).__name__}: a vectorised-signals strategy needs its bar_type {bt} among the "
                                      "run's bar_types (bars loaded from the catalog, not aggregated by Nautilus)")
             iid = str(BarType.from_str(bt).instrument_id)
-            strategy.set_bars(series[iid] if bar_type_of.get(iid) == bt else load_bar_series(root, bt, *span))
+            strategy.set_bars(series[iid] if bar_type_of.get(iid) == bt else run.series(bt, *span))
     sims: dict[str, VenueSim] = {}
     start_date = cfg.start or str(pd.Timestamp(plan.first_ns, unit="ns", tz="UTC").date())
     for v in cfg.venues:
@@ -402,7 +405,8 @@ def run_backtest(
     run_id = run_id or make_run_id(cfg)
     plan = plan_data(cfg)
     data = load_data(cfg, plan)
-    engine, sims, _strategies = build_engine(cfg, plan, data)
+    run = RunData(cfg.catalog_path(), plan)  # the bars as floats, read once (engine models and results)
+    engine, sims, _strategies = build_engine(cfg, plan, data, run)
     expected = len(data)
     del data
     try:
@@ -424,7 +428,7 @@ def run_backtest(
             if liq is not None and not liq.scheduled and liq.bars_seen == 0 and result.iterations:
                 raise BacktestFailed(f"run {run_id}: the liquidation actor of venue {name} received no bars")
         path, metrics = results_mod.write_results(
-            engine, result, cfg, run_id, plan, sims,
+            engine, result, cfg, run_id, plan, sims, run_data=run,
             results_root=results_root, config_text=config_text, engine_seconds=engine_seconds,
         )
     finally:
