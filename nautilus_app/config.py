@@ -381,6 +381,18 @@ def load_config(path: str | Path, *, overrides: dict[str, Any] | None = None) ->
     return parse_config(raw, source=str(path), base_dir=path.resolve().parent)
 
 
+def load_live_config(path: str | Path) -> tuple[BacktestConfig, Any, str]:
+    """``(BacktestConfig, LiveSettings or None, TOML text)`` of a run config file: the config and its optional
+    ``[live]`` table (:mod:`nautilus_app.live_config`), for ``nautilus-app live``."""
+    from nautilus_app.live_config import parse_live
+
+    path = Path(path)
+    text = path.read_text()
+    cfg = load_config(path)
+    table = tomllib.loads(text).get("live")
+    return cfg, (None if table is None else parse_live(table, str(path))), text
+
+
 def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any], *, source: str = "<config>") -> dict[str, Any]:
     """A copy of ``raw`` with each dotted key path set (list items by index: ``strategies.0.params.x``).
 
@@ -444,9 +456,12 @@ def parse_config(raw: dict[str, Any], *, source: str = "<config>", base_dir: Pat
                      if isinstance(s.get(k), str)}} if isinstance(s, dict) else s
             for s in raw["strategies"]]}
     if "live" in raw:  # [live]: validated here, read by nautilus_app/live.py; not part of the config's digest
-        from nautilus_app.live_config import check_live_table
+        from nautilus_app.live_config import LiveConfigError, parse_live
 
-        check_live_table(raw["live"], source)
+        try:
+            parse_live(raw["live"], source)
+        except LiveConfigError as e:
+            raise ConfigError(str(e)) from e
         raw = {k: v for k, v in raw.items() if k != "live"}
     try:
         cfg = msgspec.convert(raw, BacktestConfig)

@@ -1107,8 +1107,7 @@ def run_live_from_args(args: Any) -> int:
     """Exit codes: 0 ok, 1 failed, 2 bad config / no opt-in, 3 refused by reconciliation."""
     import msgspec
 
-    from nautilus_app.config import ConfigError
-    from nautilus_app.live_config import load_live_config
+    from nautilus_app.config import ConfigError, load_live_config
 
     action = args.action_or_config
     if action in ("stop", "flatten", "status"):
@@ -1193,8 +1192,7 @@ def _control(action: str, settings: LiveSettings, args: Any) -> int:
 def alerts_test_from_args(args: Any) -> int:
     """``nautilus-app alerts test CONFIG``: send one test alert to every configured webhook."""
     from nautilus_app.alerts import Alerter
-    from nautilus_app.config import ConfigError
-    from nautilus_app.live_config import load_live_config
+    from nautilus_app.config import ConfigError, load_live_config
 
     try:
         _cfg, settings, _text = load_live_config(args.config)

@@ -1,9 +1,9 @@
 """The optional ``[live]`` table of a run config: trading real money (or Binance's testnet) on a ``LiveNode``.
 
-Light module (msgspec only, no Nautilus import). ``nautilus_app/config.py`` validates a ``[live]``
-table with :func:`check_live_table` and leaves it out of :class:`~nautilus_app.config.BacktestConfig`
-(so adding the table does not change a config's digest or the golden runs); ``nautilus-app live``
-reads it with :func:`load_live_config`. Schema (docs/live.md has the full table):
+Light module (msgspec only, no Nautilus import; it imports no other module of the app).
+``nautilus_app/config.py`` validates a ``[live]`` table with :func:`parse_live` and leaves it out of
+:class:`~nautilus_app.config.BacktestConfig` (so adding the table does not change a config's digest or the
+golden runs); ``nautilus-app live`` reads it with :func:`nautilus_app.config.load_live_config`. Schema (docs/live.md has the full table):
 
 ```toml
 [live]
@@ -155,27 +155,6 @@ def parse_live(table: Any, source: str = "<config>") -> LiveSettings:
     if s.key_file is not None and (s.api_key_env or s.api_secret_env):
         raise LiveConfigError(f"{source}: key live.key_file: expected key_file or api_key_env/api_secret_env, not both")
     return s
-
-
-def check_live_table(table: Any, source: str = "<config>") -> None:
-    """Called by :func:`nautilus_app.config.parse_config`: raise ``ConfigError`` on a bad ``[live]`` table."""
-    from nautilus_app.config import ConfigError
-
-    try:
-        parse_live(table, source)
-    except LiveConfigError as e:
-        raise ConfigError(str(e)) from e
-
-
-def load_live_config(path: str | Path) -> tuple[Any, LiveSettings | None, str]:
-    """``(BacktestConfig, LiveSettings or None, TOML text)`` of a run config file."""
-    from nautilus_app.config import load_config
-
-    path = Path(path)
-    text = path.read_text()
-    cfg = load_config(path)
-    table = tomllib.loads(text).get("live")
-    return cfg, (None if table is None else parse_live(table, str(path))), text
 
 
 # ---- secrets -----------------------------------------------------------------------------------
