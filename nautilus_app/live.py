@@ -114,6 +114,7 @@ class LivePlan:
     stale_after_s: float
     leverage: float
     warnings: list[str] = field(default_factory=list)
+    settlement: str = "USDT"  # the cash currency equity is counted in (Ethereal: USDE unless configured USDT)
 
     @property
     def reverse_ids(self) -> dict[str, str]:
@@ -167,13 +168,24 @@ def plan_live(cfg: Any, s: LiveSettings, source: str = "<config>") -> LivePlan:
         bar_map = {b: to_internal_bar_type(b) for b in cfg.bar_types}
     else:
         raise LiveConfigError(f"{source}: key venues[0].name = {v.name!r}: expected BINANCE_USDM, BINANCE or ETHEREAL")
+    if product == "ethereal":
+        settlement = s.settlement_currency or "USDE"
+    elif s.settlement_currency not in (None, "USDT"):
+        raise LiveConfigError(f"{source}: key live.settlement_currency = {s.settlement_currency!r}: Binance "
+                              "settles in USDT (the key is for Ethereal's USDe)")
+    else:
+        settlement = "USDT"
     warnings = []
     if product == "um":
         levs = {v.leverage_for(i) for i in id_map}
         if len(levs) > 1:
             warnings.append(f"per-instrument leverages {sorted(levs)} are set on Binance per symbol at connect")
+    starting = {str(b).split()[-1].upper() for b in getattr(v, "starting_balances", None) or []}
+    if starting and settlement not in starting:
+        warnings.append(f"venues[0].starting_balances are in {sorted(starting)} but the live account settles in "
+                        f"{settlement}: equity and limits are counted in {settlement} only")
     return LivePlan(s, v, product, live_venue, id_map, bar_map, interval_ns, stale, float(v.default_leverage),
-                    warnings)
+                    warnings, settlement)
 
 
 def _is_loopback(url: str | None) -> bool:
@@ -213,7 +225,7 @@ def describe(plan: LivePlan, creds: Credentials, control_dir: Path, strategies: 
     lines = [f"LIVE TRADING on {plan.venue.name} ({plan.product}, environment {env}), trader {s.trader_id}",
              f"  endpoints: {s.base_url_http or 'venue default'} / {s.base_url_ws or 'venue default'}",
              f"  credentials: {creds.source} (never printed or written)",
-             f"  account: {plan.venue.account_type}, leverage {plan.leverage:g}x"]
+             f"  account: {plan.venue.account_type}, leverage {plan.leverage:g}x, settles in {plan.settlement}"]
     for iid, live in plan.id_map.items():
         lines.append(f"  instrument: {iid} (venue id {live})")
     for i, spec in enumerate(strategies or []):
@@ -434,7 +446,8 @@ class LiveSupervisor(Strategy):
         bal = self.balances()
         if not bal:
             return None
-        quote = "USDT" if "USDT" in bal else next(iter(bal))
+        # the settlement currency only: other cash (USDT on a USDE account) is kept apart, never added at par
+        quote = self.plan.settlement if self.plan.settlement in bal else next(iter(bal))
         eq = bal.get(quote, 0.0)
         if self.plan.is_margin:
             for p in self.cache.positions_open():
@@ -865,10 +878,12 @@ class LiveSession:
         network = "testnet" if s.testnet else "mainnet"
         tickers = sorted({InstrumentId.from_str(i).symbol.value.removesuffix("-PERP") for i in plan.id_map})
         dcfg = EtherealDataClientConfig(network=network, rest_url=s.base_url_http, ws_url=s.base_url_ws,
-                                        tickers=tickers, instrument_refresh_mins=0)
+                                        tickers=tickers, instrument_refresh_mins=0,
+                                        settlement_currency=plan.settlement)
         # Ethereal: api_key = the account (0x wallet address), api_secret = the signing private key
         ecfg = EtherealExecClientConfig(network=network, rest_url=s.base_url_http, ws_url=s.base_url_ws,
-                                        tickers=tickers, account_address=self.creds.api_key)
+                                        tickers=tickers, account_address=self.creds.api_key,
+                                        settlement_currency=plan.settlement)
         key = parse_private_key(self.creds.api_secret, self.creds.source)
         return (builder.add_data_client(plan.live_venue, EtherealDataClientFactory(dcfg), DataClientConfig())
                 .add_exec_client(plan.live_venue, EtherealExecClientFactory(ecfg, key=key), ExecutionClientConfig()))
@@ -1009,7 +1024,8 @@ class LiveSession:
                                       "client_order_id": str(e.client_order_id)})
             eq = sup.equity()
             st.update({
-                "balances": sup.balances(), "equity_usdt": eq, "positions": positions, "open_orders": orders,
+                "balances": sup.balances(), "equity_usdt": eq, "equity_currency": self.plan.settlement,
+                "positions": positions, "open_orders": orders,
                 "recent_fills": fills[-20:], "feed_stale": sup.stale,
                 "last_bar_age_seconds": None if sup.last_bar_wall is None else time.monotonic() - sup.last_bar_wall,
                 "alerts_recent": self.alerter.history[-20:],

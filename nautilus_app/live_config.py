@@ -13,6 +13,7 @@ trader_id = "LIVE-001"
 api_key_env = "BINANCE_API_KEY"        # or key_file = "~/.config/nautilus/binance.toml" (mode 0600)
 api_secret_env = "BINANCE_API_SECRET"
 on_unknown = "refuse"          # venue positions/orders the node does not know: refuse | adopt | flatten
+settlement_currency = "USDE"   # Ethereal only: USDe as Nautilus USDE (default) or "USDT" (legacy mapping)
 [live.limits]
 max_order_notional = 500.0     # quote currency (USDT) per order
 max_position_notional = 1000.0 # per instrument, after the order
@@ -115,6 +116,8 @@ class LiveSettings(_S):
     base_url_http: str | None = None
     base_url_ws: str | None = None
     base_url_ws_api: str | None = None  # Binance spot: the WebSocket API (session.logon + user data), SBE
+    # Ethereal: Nautilus currency of USDe ("USDE", default; "USDT" = the adapter's legacy mapping). Binance: USDT
+    settlement_currency: Literal["USDE", "USDT"] | None = None
     on_unknown: Literal["refuse", "adopt", "flatten"] = "refuse"
     stale_after_seconds: Positive | None = None
     results_every_seconds: Annotated[float, msgspec.Meta(ge=0)] = 5.0

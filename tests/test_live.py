@@ -395,6 +395,23 @@ def test_offline_guard_refuses_real_endpoints(tmp_path: Path) -> None:
     assert p.returncode == 2 and "loopback" in p.stderr
 
 
+def test_spot_ws_api_guard_and_binance_settlement(tmp_path: Path) -> None:
+    """Spot: the WebSocket API endpoint is checked like the others (left at the venue default it would reach
+    ws-api.binance.com: refused offline); Binance settles in USDT, so settlement_currency = "USDE" is refused."""
+    srv = standin()
+    srv.stop()
+    cfg = write_config(tmp_path, srv, "2:BUY:0.100")
+    spot = cfg.read_text().replace("ETHUSDT-PERP.BINANCE_USDM", "ETHUSDT.BINANCE").replace(
+        'name = "BINANCE_USDM"\naccount_type = "MARGIN"', 'name = "BINANCE"\naccount_type = "CASH"').replace(
+        "default_leverage = 3\n", "")
+    cfg.write_text(spot)
+    p = run_live(cfg, tmp_path / "r1")
+    assert p.returncode == 2 and "live.base_url_ws_api" in p.stderr and "loopback" in p.stderr, p.stderr[-2000:]
+    cfg.write_text(spot.replace("[live]\n", '[live]\nsettlement_currency = "USDE"\n'))
+    p = run_live(cfg, tmp_path / "r2")
+    assert p.returncode == 2 and "live.settlement_currency" in p.stderr, p.stderr[-2000:]
+
+
 # ---- alerts --------------------------------------------------------------------------------------------
 def test_alerts_payloads_rate_limit_and_test_command(tmp_path: Path) -> None:
     """Slack, Discord, Telegram and generic JSON payloads reach a local receiver; the per-rule rate limit

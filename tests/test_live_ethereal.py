@@ -267,3 +267,28 @@ def test_live_ethereal_reconciliation_refuses_unknown_position(tmp_path: Path) -
     assert (0, "0.01", "MARKET", False, "FILLED") in seen[1:], seen
     st2 = json.loads((results_folder(tmp_path / "results2") / "status.json").read_text())
     assert st2["reconciliation"]["policy"] == "flatten" and st2["refused"] is None
+
+
+@pytest.mark.parametrize("setting,ccy", [("", "USDE"), ('settlement_currency = "USDT"', "USDT")])
+def test_live_ethereal_settlement_currency_keeps_usde_and_usdt_apart(tmp_path: Path, setting: str, ccy: str) -> None:
+    """``[live] settlement_currency``: by default the live node's Ethereal account, fills and equity are in USDE
+    (Nautilus's USDE, not USDT); ``"USDT"`` selects the adapter's legacy mapping. Either way exactly one currency
+    appears: balances, the fill's commission and the equity currency in status.json agree, the other is absent."""
+    server = MockEtherealServer(FIXTURES).start()
+    feed = TradeFeed(server)
+    try:
+        cfg = write_config(tmp_path, server, "2:BUY:0.0100", live=setting)
+        proc = subprocess.run(cmd(cfg, tmp_path / "results", "--max-seconds", "10"), capture_output=True,
+                              text=True, env=env(), cwd=REPO_ROOT, timeout=120)
+    finally:
+        feed.stop()
+        server.stop()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"settles in {ccy}" in proc.stdout
+    st = json.loads((results_folder(tmp_path / "results") / "status.json").read_text())
+    assert st["equity_currency"] == ccy and list(st["balances"]) == [ccy]
+    assert st["equity_usdt"] == pytest.approx(st["balances"][ccy] + sum(
+        p["unrealized_pnl"] or 0.0 for p in st["positions"]), rel=1e-6)
+    assert [f["commission"].split()[-1] for f in st["recent_fills"]][:1] == [ccy]
+    if ccy == "USDT":  # the config's USDE starting balance does not match: said so in the plan
+        assert "settles in USDT" in proc.stdout and "starting_balances are in ['USDE']" in proc.stdout
