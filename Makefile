@@ -58,10 +58,12 @@ demo: demo-data
 	$(PY) -m nautilus_app backtest configs/demo_spot.toml
 	$(PY) -m nautilus_app backtest configs/demo_perp.toml
 
-# ruff, then deptry: every imported third-party module is declared in pyproject.toml (core or an extra)
+# ruff; deptry: every imported third-party module is declared in pyproject.toml (core or an extra);
+# lint-imports: the one-way layers and no import cycles ([tool.importlinter] in pyproject.toml, README "Architecture")
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m deptry .
+	$(VENV)/bin/lint-imports
 
 # Needs PostgreSQL (127.0.0.1:5432, user postgres, database test), Redis (127.0.0.1:6379) and Debian's Chromium
 # (README, Tests): checked first with a message naming what is missing. PYTEST_ARGS for a subset, e.g. -k config.
