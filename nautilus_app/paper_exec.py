@@ -24,8 +24,11 @@ backtest's bars):
       other positions at their last close, :mod:`nautilus_app.venue.margin`); the previous close
       beyond it -> closed at once at that price; ``B``'s low/high reaching it -> closed at that price
       at ``T``; taker fee plus the capped clearance fee (:class:`~nautilus_app.venue.fees.VenueFeeModel`);
-   c. funding: a settlement time in ``(previous close, T]`` debits ``-qty x mark x rate`` from the
-      balance, with the live mark price at the settlement time and the announced rate.
+   c. funding (applied first, before a.): a settlement time in ``[previous close, T)`` -- in practice
+      the previous bar's close -- debits ``-qty x mark x rate`` from the balance, with the live mark
+      price at the settlement time and the announced rate. As in the backtest, the strategies' ``on_bar``
+      of the bar closing at a settlement sees the balance before it, and a settlement at the last
+      processed bar's close is not applied yet.
    All fills, positions, balances and funding of the step are one Redis MULTI/EXEC, written before
    Nautilus hears of them; then the events are emitted and the sequencer waits until Nautilus's
    cache shows them.
@@ -430,14 +433,14 @@ class SimVenue:
 
     def settle_funding(self, res: StepResult, iid: str, bar: dict,
                        funding: tuple[int, Decimal, float] | None) -> None:
-        """Step (c): a settlement time in ``(previous close, this close]`` debits ``-qty x mark x rate``."""
+        """Step (c): a settlement time in ``[previous close, this close)`` debits ``-qty x mark x rate``."""
         if funding is None or self.cash:
             return
         prev = self.last_bar.get(iid)
         f_ns, rate, mark = funding
         lo = prev["ts"] if prev is not None else bar["ts"] - 1
         fkey = f"{iid}|{f_ns}"
-        if not (lo < f_ns <= bar["ts"]) or fkey in self.funding_keys:
+        if not (lo <= f_ns < bar["ts"]) or fkey in self.funding_keys:
             return
         for key, p in self.positions.items():
             if key.split("|")[0] != iid or p.qty == 0:
@@ -979,7 +982,14 @@ class BarSequencer:
         # 1. venue step (its own transaction, never applied twice)
         if sim.steps.get(iid, -1) < rec[1]:
             prev_ts = sim.last_bar.get(iid, {}).get("ts", rec[1] - self.interval_ns)
-            res = sim.fills_at_open(iid, bar, inst, order_obj)
+            res = StepResult()
+            # funding settled at a time in [previous close, this close) -- i.e. at the previous bar's close
+            # -- comes first: the backtest settles it after that bar's strategies and before the fills at
+            # this bar's open (the settlement at the last processed bar's close is outside the window)
+            sim.settle_funding(res, iid, bar, self.funding(iid, prev_ts - 1, rec[1] - 1))
+            opened = sim.fills_at_open(iid, bar, inst, order_obj)
+            res.fills += opened.fills
+            res.orders += opened.orders
             decisions = sim.liquidations(iid, bar, inst)
             if decisions:
                 # the close is the position's own strategy's order (as in the backtest); it must reach
@@ -992,7 +1002,6 @@ class BarSequencer:
                         sim.fill_liquidation(res, d, rec_o, inst, order_obj(coid))
                         if coid in client.new_orders:
                             client.new_orders.remove(coid)
-            sim.settle_funding(res, iid, bar, self.funding(iid, prev_ts, rec[1]))
             sim.end_step(iid, bar)
             sim.write(res, step=(iid, rec[1]))
             filled = client.emit(res)
@@ -1000,8 +1009,12 @@ class BarSequencer:
             s.record_funding(res.funding)
         elif iid not in sim.last_bar or sim.last_bar[iid]["ts"] < rec[1]:
             sim.end_step(iid, bar)
-        # 2. strategies
-        s.feed_strategies(make_bar(rec), trading=live)
+        # 2. strategies (the bar first into Nautilus's cache where the session needs it: positions priced
+        # at its close, as in the backtest)
+        bar_obj = make_bar(rec)
+        if hasattr(s, "publish_bar"):
+            await s.publish_bar(bar_obj)
+        s.feed_strategies(bar_obj, trading=live)
         # 3. the orders they sent reach the venue; same_close fills
         await self._await_orders(sorted(self.awaiting))
         res = sim.same_close(iid, inst, order_obj, list(client.new_orders))

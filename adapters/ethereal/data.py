@@ -127,7 +127,12 @@ class EtherealDataClient(MarketDataClient):
         self.ws: EtherealWebSocketClient | None = None
         self._books: dict[str, BookState] = {}
         self._users: dict[tuple[str, str], set[str]] = {}  # (channel, symbol) -> wanted outputs
-        self._last_funding: dict[str, Decimal] = {}
+        self._last_funding: dict[str, tuple[Decimal, int]] = {}
+        # paper sessions build their bars from the trades themselves (adapters/ethereal/bars.py): with a
+        # sink set, trade ticks go to it instead of into Nautilus (whose cache would otherwise price
+        # positions at trades the strategies have not been shown yet)
+        self.trade_sink = None
+        self.mark_sink = None  # likewise for mark prices (the session hands them to Nautilus bar by bar)
         self._seen_trades: deque[str] = deque(maxlen=10_000)
         self._seen_trade_set: set[str] = set()
         self._resubscribing: set[str] = set()
@@ -427,14 +432,20 @@ class EtherealDataClient(MarketDataClient):
         try:
             if d.markPx is not None and self._wants(WS_TICKER, d.s, "mark"):
                 mark = dec(d.markPx, "markPx")
-                self._handle_data(MarkPriceUpdate(inst.id, Price.from_str(str(mark)), ts_event, ts_init))
+                update = MarkPriceUpdate(inst.id, Price.from_str(str(mark)), ts_event, ts_init)
+                if self.mark_sink is not None:
+                    self.mark_sink(update)
+                else:
+                    self._handle_data(update)
             if d.fr1h is not None and self._wants(WS_TICKER, d.s, "funding"):
                 rate = dec(d.fr1h, "fr1h")
-                if self._last_funding.get(d.s) != rate:
-                    self._last_funding[d.s] = rate
+                nxt = next_funding_ns(ts_event)
+                # announce each settlement, also when the rate stays the same across the hour
+                if self._last_funding.get(d.s) != (rate, nxt):
+                    self._last_funding[d.s] = (rate, nxt)
                     self._handle_data(FundingRateUpdate(
                         inst.id, rate, ts_event, ts_init,
-                        interval=FUNDING_INTERVAL_MINUTES, next_funding_ns=next_funding_ns(ts_event),
+                        interval=FUNDING_INTERVAL_MINUTES, next_funding_ns=nxt,
                     ))
         except ParseError as e:
             self.stats["malformed"] += 1
@@ -465,7 +476,10 @@ class EtherealDataClient(MarketDataClient):
                 self._seen_trade_set.discard(self._seen_trades[0])
             self._seen_trades.append(trade_id)
             self._seen_trade_set.add(trade_id)
-            self._handle_data(tick)
+            if self.trade_sink is not None:
+                self.trade_sink(tick)
+            else:
+                self._handle_data(tick)
 
 
 def _signature(inst) -> tuple:

@@ -111,11 +111,16 @@ class MockVenue:
         self._pfm: list = []
         self.order_faults: list[dict] = []
         self.drop_fills = 0
+        # replay mode (:mod:`nautilus_app.testkit.ethereal_mock.replay`): the venue clock and the last
+        # closed candle follow the replay, not the wall clock
+        self.replay_clock_ms: int | None = None
 
     def _load(self, name: str) -> Any:
         return json.loads((self.fixtures / name).read_text())
 
     def now_ms(self) -> int:
+        if self.replay_clock_ms is not None:
+            return self.replay_clock_ms
         self._clock_ms = max(int(time.time() * 1000), self._clock_ms + 1)
         return self._clock_ms
 
@@ -319,6 +324,9 @@ class MockVenue:
         if series is None:
             return web.json_response({"s": "error", "errmsg": f"unknown symbol {symbol} or resolution {res}"})
         idx = [i for i, t in enumerate(series["t"]) if t0 <= t < t1]
+        if self.replay_clock_ms is not None:  # replay: only the candles closed by the replay clock
+            step_s = 86_400 if res.endswith("D") else int(res) * 60
+            idx = [i for i in idx if (series["t"][i] + step_s) * 1000 <= self.replay_clock_ms]
         if not idx:
             return web.json_response({"s": "no_data"})
         return web.json_response({"s": "ok", **{k: [series[k][i] for i in idx] for k in ("t", "o", "h", "l", "c", "v")}})
