@@ -126,8 +126,8 @@ def build_test_data(root: Path) -> tuple[Path, Path, str]:
     mirror = str(shared_data_dir() / "binance-vision")
     catalog, results = root / "catalog", root / "results"
     import_binance_vision(catalog, base_url=mirror, market="spot", symbols=("BTCUSDT",), interval="1m",
-                          start="2025-06-01", end="2025-06-10", kinds=("klines",))
+                          start="2025-06-01", end="2025-06-10", kinds=("bars",))
     import_binance_vision(catalog, base_url=mirror, market="um", symbols=("ETHUSDT",), interval="1m",
-                          start="2023-07-01", end="2023-07-03", kinds=("klines",))
+                          start="2023-07-01", end="2023-07-03", kinds=("bars",))
     outcome = run_backtest(parse_config(spot_config(catalog)), results_root=results, progress=False)
     return catalog, results, outcome.run_id
