@@ -46,3 +46,27 @@ def test_non_transient_errors_propagate_at_once() -> None:
     with pytest.raises(ValueError):  # not a caught type
         call_with_retry(lambda: int("x"), retries=3, catch=(OSError,), wait=lambda a, _e: 1.0, sleep=slept.append)
     assert slept == []
+
+
+def test_async_twin_follows_the_same_rules() -> None:
+    import asyncio
+
+    from nautilus_app.core.retry import acall_with_retry
+
+    calls, slept = [], []
+
+    async def fn() -> int:
+        calls.append(1)
+        if len(calls) < 2:
+            raise ConnectionError("drop")
+        return 7
+
+    async def fake_sleep(s: float) -> None:
+        slept.append(s)
+
+    assert asyncio.run(acall_with_retry(fn, retries=1, catch=(OSError,), wait=lambda a, _e: 0.25,
+                                        sleep=fake_sleep)) == 7
+    assert slept == [0.25]
+    calls.clear()
+    with pytest.raises(RetriesExhausted):
+        asyncio.run(acall_with_retry(fn, retries=0, catch=(OSError,), wait=lambda a, _e: 0.25, sleep=fake_sleep))

@@ -1,7 +1,8 @@
-"""The one retry loop of the synchronous clients (Binance Vision over HTTP, ccxt calls).
+"""The one retry loop of the clients: Binance Vision over HTTP and the ccxt calls (:func:`call_with_retry`),
+and its ``async`` twin for the Ethereal REST client (:func:`acall_with_retry`, same rules, awaited).
 
 Each client keeps its own policy - which errors are transient, how long to wait, how many tries - and
-hands it to :func:`call_with_retry`, which only runs the loop:
+hands it to the loop, which only runs it:
 
 * ``fn()`` is called; its result is returned as soon as a call succeeds.
 * An exception of a type in ``catch`` for which ``retry_if(error)`` is true is *transient*: after
@@ -18,8 +19,9 @@ a ``Retry-After`` the server sent takes precedence where a client honours it. Th
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 
 class RetriesExhausted(Exception):  # noqa: N818 - names the outcome, like StopIteration
@@ -78,4 +80,31 @@ def call_with_retry[T](
             if on_retry is not None:
                 on_retry(attempt, seconds, e)
             (sleep or time.sleep)(seconds)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+async def acall_with_retry[T](
+    fn: Callable[[], Awaitable[T]],
+    *,
+    retries: int,
+    wait: Callable[[int, BaseException], float],
+    catch: tuple[type[BaseException], ...] = (Exception,),
+    retry_if: Callable[[BaseException], bool] = lambda _e: True,
+    on_retry: Callable[[int, float, BaseException], None] | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+) -> T:
+    """``await fn()``, retried on transient errors: :func:`call_with_retry` for coroutines (``sleep``: None =
+    ``asyncio.sleep``). Same arguments and errors."""
+    for attempt in range(retries + 1):
+        try:
+            return await fn()
+        except catch as e:
+            if not retry_if(e):
+                raise
+            if attempt == retries:
+                raise RetriesExhausted(attempt + 1, e) from e
+            seconds = wait(attempt, e)
+            if on_retry is not None:
+                on_retry(attempt, seconds, e)
+            await (sleep or asyncio.sleep)(seconds)
     raise AssertionError("unreachable")  # the loop returns or raises

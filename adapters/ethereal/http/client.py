@@ -15,7 +15,8 @@ that single method to
   the same request (safe: a rate-limited request was not processed, and a signed order carries its
   nonce so a duplicate would be refused), up to ``max_retries``, then raise
   :class:`EtherealRateLimitError`,
-* retry idempotent GETs on transport errors and 5xx with exponential backoff,
+* retry idempotent GETs on transport errors and 5xx with exponential backoff (0.5, 1, 2 ... s, at most
+  ``max_wait_s``; the loop is :func:`nautilus_app.core.retry.acall_with_retry`),
 * raise :class:`EtherealHttpError` (status, path, venue message) for other 4xx/5xx.
 
 Unknown enum values in responses (a new order status, result code or product status) do not fail
@@ -44,6 +45,7 @@ from ethereal import AsyncRESTClient
 from adapters.ethereal.common.constants import ACCOUNT_POINTS_PER_MINUTE, HTTP_POINTS_PER_MINUTE
 from adapters.ethereal.common.enums import EtherealNetwork
 from adapters.ethereal.common.urls import EtherealUrls
+from nautilus_app.core.retry import RetriesExhausted, acall_with_retry
 
 log = logging.getLogger(__name__)
 
@@ -183,50 +185,59 @@ class EtherealHttpClient(AsyncRESTClient):
 
     async def send_request(self, http_method, url_path, params, headers, data=None, *, base_url_override=None):
         signed = http_method == "POST" and str(url_path).rstrip("/").startswith(SIGNED_PATHS)
-        attempt = 0
-        while True:
+        send = super().send_request
+
+        async def once() -> Any:
             await self.http_bucket.acquire(1.0)
             if signed:
                 await self.account_bucket.acquire(1.0)
             self.stats["requests"] += 1
-            try:
-                res = await super().send_request(
-                    http_method, url_path, params, headers, data=data, base_url_override=base_url_override
-                )
-                rows = res.get("data") if isinstance(res, dict) else None
-                if http_method == "GET" and isinstance(rows, list) and rows:
-                    self.stats["rows"] += len(rows)
-                    self.http_bucket.debit(self.points_per_row * len(rows))
-                return res
-            except httpx.HTTPStatusError as e:
-                status = e.response.status_code
-                body = e.response.text
-                if status == 429 and attempt < self.max_retries:
-                    self.stats["http_429"] += 1
-                    wait = min(self.max_wait_s, retry_after_seconds(e.response.headers))
-                    log.warning("Ethereal %s %s rate limited (429); retrying in %.2f s", http_method, url_path, wait)
-                    self.http_bucket.pause(wait)
-                    if signed:
-                        self.account_bucket.pause(wait)
-                    attempt += 1
-                    self.stats["retries"] += 1
-                    continue
-                if status == 429:
-                    self.stats["http_429"] += 1
-                    raise EtherealRateLimitError(status, http_method, str(url_path), body) from None
-                if status >= 500 and http_method == "GET" and attempt < self.max_retries:
-                    attempt += 1
-                    self.stats["retries"] += 1
-                    await asyncio.sleep(min(self.max_wait_s, 0.25 * 2**attempt))
-                    continue
-                raise EtherealHttpError(status, http_method, str(url_path), body) from None
-            except httpx.TransportError as e:
-                if http_method == "GET" and attempt < self.max_retries:
-                    attempt += 1
-                    self.stats["retries"] += 1
-                    await asyncio.sleep(min(self.max_wait_s, 0.25 * 2**attempt))
-                    continue
-                raise EtherealHttpError(0, http_method, str(url_path), f"transport error: {e!r}") from None
+            res = await send(http_method, url_path, params, headers, data=data, base_url_override=base_url_override)
+            rows = res.get("data") if isinstance(res, dict) else None
+            if http_method == "GET" and isinstance(rows, list) and rows:
+                self.stats["rows"] += len(rows)
+                self.http_bucket.debit(self.points_per_row * len(rows))
+            return res
+
+        def status(e: BaseException) -> int | None:
+            return e.response.status_code if isinstance(e, httpx.HTTPStatusError) else None
+
+        def transient(e: BaseException) -> bool:  # 429 always (not processed); 5xx and transport errors: GETs only
+            s = status(e)
+            return s == 429 or (http_method == "GET" and (s is None or s >= 500))
+
+        def wait(attempt: int, e: BaseException) -> float:
+            if status(e) != 429:
+                return min(self.max_wait_s, 0.25 * 2 ** (attempt + 1))
+            # 429: the buckets pause for Retry-After, so the next acquire() waits it out for every user of them
+            seconds = min(self.max_wait_s, retry_after_seconds(e.response.headers))  # type: ignore[attr-defined]
+            log.warning("Ethereal %s %s rate limited (429); retrying in %.2f s", http_method, url_path, seconds)
+            self.http_bucket.pause(seconds)
+            if signed:
+                self.account_bucket.pause(seconds)
+            return 0.0
+
+        def counted(_attempt: int, _seconds: float, e: BaseException) -> None:
+            if status(e) == 429:
+                self.stats["http_429"] += 1
+            self.stats["retries"] += 1
+
+        try:
+            return await acall_with_retry(once, retries=self.max_retries, retry_if=transient, wait=wait,
+                                          on_retry=counted, catch=(httpx.HTTPStatusError, httpx.TransportError))
+        except RetriesExhausted as e:
+            last = e.last
+            if isinstance(last, httpx.TransportError):
+                raise EtherealHttpError(0, http_method, str(url_path), f"transport error: {last!r}") from None
+            assert isinstance(last, httpx.HTTPStatusError)
+            if last.response.status_code == 429:
+                self.stats["http_429"] += 1
+                raise EtherealRateLimitError(429, http_method, str(url_path), last.response.text) from None
+            raise EtherealHttpError(last.response.status_code, http_method, str(url_path), last.response.text) from None
+        except httpx.HTTPStatusError as e:  # not transient
+            raise EtherealHttpError(e.response.status_code, http_method, str(url_path), e.response.text) from None
+        except httpx.TransportError as e:  # not transient (not a GET)
+            raise EtherealHttpError(0, http_method, str(url_path), f"transport error: {e!r}") from None
 
     async def rpc_config_raw(self) -> dict[str, Any]:
         """``GET /v1/rpc/config`` as JSON (EIP-712 domain and signature type strings)."""
