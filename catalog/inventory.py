@@ -254,10 +254,14 @@ def gap_list(root: Path, kind: str, identifier: str) -> pd.DataFrame:
     """Gaps of one dataset: columns ``last_before``, ``first_after`` (UTC Timestamps of the
     ``ts_init`` either side) and ``missing`` (int, expected rows absent in between).
 
-    ``kind`` as in :func:`catalog_inventory`; raises ``KeyError`` naming the stored datasets when
+    ``kind`` as in :func:`catalog_inventory` (``funding_rates`` ...) or a :mod:`catalog.kinds` word
+    (``funding``); raises ``KeyError`` naming the stored datasets when
     (kind, identifier) is not in the catalog. Empty frame when there are no gaps or the spacing
     is not defined (trades, instruments).
     """
+    from catalog.kinds import STORE_FOLDERS, canonical_kind
+
+    kind = STORE_FOLDERS.get(canonical_kind(kind, where="gaps"), kind)  # "funding" -> "funding_rates" ...
     entries = _entries(Path(root))
     match = [e for e in entries if e[0] == kind and e[1] == identifier]
     if not match:

@@ -1,11 +1,14 @@
 """One vocabulary for the kinds of market data, in every command, config key and API parameter.
 
-| kind | what | Binance Vision archive folder | ccxt call |
+| kind | what | Binance Vision archive folder | catalog folder |
 |---|---|---|---|
-| ``bars`` | OHLCV candles (``Bar``) | ``klines`` | ``fetch_ohlcv`` |
-| ``funding`` | funding-rate settlements (``FundingRateUpdate``), USDT-M perpetuals | ``fundingRate`` | ``fetch_funding_rate_history`` |
-| ``mark`` | mark-price candles, stored as ``MarkPriceUpdate`` at each close | ``markPriceKlines`` | ``fetch_mark_ohlcv`` |
-| ``trades`` | aggregated trades (``TradeTick``) | ``aggTrades`` | - |
+| ``bars`` | OHLCV candles (``Bar``) | ``klines`` | ``bars`` |
+| ``funding`` | funding-rate settlements (``FundingRateUpdate``), USDT-M perpetuals | ``fundingRate`` | ``funding_rates`` |
+| ``mark`` | mark-price candles, stored as ``MarkPriceUpdate`` at each close | ``markPriceKlines`` | ``mark_prices`` |
+| ``trades`` | aggregated trades (``TradeTick``) | ``aggTrades`` | ``trades`` |
+
+The catalog folder names are Nautilus's and stay what ``inventory`` lists; ``inventory --gaps`` takes
+either (``funding/BTCUSDT-PERP.BINANCE_USDM`` or ``funding_rates/...``).
 
 The importers used to take their source's own words (``klines / fundingRate / markPriceKlines /
 aggTrades`` for Binance Vision, ``ohlcv`` for ccxt). Those spellings are still accepted everywhere
@@ -32,6 +35,9 @@ DEPRECATED_KINDS: dict[str, str] = {
 #: Kind -> the Binance Vision archive folder holding it (``data/futures/um/monthly/<folder>/...``).
 VISION_FOLDERS: dict[str, str] = {"bars": "klines", "funding": "fundingRate", "mark": "markPriceKlines",
                                   "trades": "aggTrades"}
+
+#: Kind -> the catalog folder (``<catalog>/data/<folder>/<identifier>/``) and inventory ``kind`` holding it.
+STORE_FOLDERS: dict[str, str] = {"bars": "bars", "funding": "funding_rates", "mark": "mark_prices", "trades": "trades"}
 
 _log = logging.getLogger("catalog.kinds")
 

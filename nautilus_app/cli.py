@@ -630,7 +630,8 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--catalog", type=Path, default=paths.default_catalog_path())
     inv.add_argument("--json", action="store_true", help="one JSON record per dataset")
     inv.add_argument("--gaps", metavar="KIND/IDENTIFIER", default=None,
-                     help="list the gaps of one dataset, e.g. bars/BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL")
+                     help="list the gaps of one dataset, e.g. bars/BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL or "
+                          "funding/BTCUSDT-PERP.BINANCE_USDM")
     inv.set_defaults(func=cmd_inventory)
 
     va = sub.add_parser("validate", help="check the catalog: OHLC, duplicates, order, gaps, funding coverage")

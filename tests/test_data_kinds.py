@@ -79,3 +79,18 @@ def test_binance_vision_import_same_rows_for_old_and_new_words(tmp_path: Path,
     assert bars and bars == sorted(p.name for p in (tmp_path / "old/data/bars").rglob("*.parquet"))
     with pytest.raises(ValueError, match="exist only for market='um'"):
         import_binance_vision(tmp_path / "spot", base_url=BV, market="spot", symbols=["BTCUSDT"], kinds=("funding",))
+
+
+@pytest.mark.skipif(not BV.is_dir(), reason="shared Binance Vision mirror not available")
+def test_inventory_gaps_take_the_kind_words(tmp_path: Path) -> None:
+    from catalog.binance_vision import import_binance_vision
+    from catalog.inventory import gap_list
+
+    import_binance_vision(tmp_path, base_url=BV, market="um", symbols=["BTCUSDT"], interval="1m",
+                          start="2023-08-01", end="2023-08-02", kinds=("bars", "funding"))
+    iid = "BTCUSDT-PERP.BINANCE_USDM"
+    assert gap_list(tmp_path, "funding", iid).equals(gap_list(tmp_path, "funding_rates", iid))
+    bt = f"{iid}-1-MINUTE-LAST-EXTERNAL"
+    assert gap_list(tmp_path, "bars", bt).equals(gap_list(tmp_path, "klines", bt))
+    with pytest.raises(KeyError, match="no 'mark_prices' data"):
+        gap_list(tmp_path, "mark", iid)
