@@ -58,13 +58,9 @@ from nautilus_trader.model import (
     Venue,
 )
 
+from nautilus_app.core.brackets import Bracket
 from nautilus_app.venue.fill_timing import LIQUIDATION_TAG, BarSeries
-from nautilus_app.venue.margin import (
-    Bracket,
-    isolated_margin,
-    liquidation_price,
-    maintenance_margin,
-)
+from nautilus_app.venue.margin import isolated_margin, liquidation_price, maintenance_margin
 
 
 @dataclass
