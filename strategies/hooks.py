@@ -97,7 +97,12 @@ class OrderCommand:
 
     def send(self) -> Any:
         """Pass the command to the next gate, or to Nautilus after the last one."""
-        return self.strategy._send_from(self, self._level + 1)
+        s = self.strategy
+        level = self._level + 1
+        gates = s._order_gates
+        if level < len(gates):
+            return gates[level](OrderCommand(s, self.name, self.target, self.args, self.kwargs, level))
+        return s._terminals[self.name](self.target, *self.args, **self.kwargs)
 
     def hold(self) -> None:
         """Count the command as held (:attr:`StrategyHooks.commands_held`) until :meth:`release`."""
@@ -116,6 +121,10 @@ class BarDriver:
         indicators: ``(bar type string, indicator)`` pairs the strategy registered with
             ``register_indicator_for_bars``.
     """
+
+    # no __dict__: a paper session's strategy snapshot (nautilus_app.paper_exec.snapshot_strategy) saves
+    # the plain attributes of a strategy's helper objects, and the driver is not strategy state
+    __slots__ = ("delivering", "indicators", "strategy")
 
     def __init__(self, strategy: Any) -> None:
         self.strategy = strategy
@@ -144,6 +153,7 @@ class StrategyHooks:
 
     #: order gates, outermost first (:meth:`add_order_gate`)
     _order_gates: tuple[Callable[[OrderCommand], Any], ...] = ()
+    _terminals: dict[str, Callable[..., Any]] = {}  # noqa: RUF012 - replaced per instance, never mutated
     #: True once a bar hook is set: the only per-bar cost of the hooks when there is none
     _bar_hooks: bool = False
     _before_bar: tuple[Callable[[Any], None], ...] = ()
@@ -154,6 +164,9 @@ class StrategyHooks:
     # ---- adding hooks ------------------------------------------------------------------------
     def add_order_gate(self, gate: Callable[[OrderCommand], Any]) -> None:
         """Route this strategy's order commands through ``gate`` (after the gates added before it)."""
+        if not self._order_gates:  # the methods past the gates, bound once (the per-command path stays short)
+            after = super()
+            self._terminals = {n: m for n in GATED_COMMANDS if (m := getattr(after, n, None)) is not None}
         self._order_gates = (*self._order_gates, gate)
 
     def add_before_bar(self, fn: Callable[[Any], None]) -> None:
@@ -187,12 +200,6 @@ class StrategyHooks:
         super().register_indicator_for_bars(bar_type, indicator)  # type: ignore[misc]
 
     # ---- order commands ----------------------------------------------------------------------
-    def _send_from(self, command: OrderCommand, level: int) -> Any:
-        gates = self._order_gates
-        if level < len(gates):
-            return gates[level](OrderCommand(self, command.name, command.target, command.args, command.kwargs, level))
-        return getattr(super(), command.name)(command.target, *command.args, **command.kwargs)
-
     def send_ungated(self, name: str, target: Any, *args: Any, **kwargs: Any) -> Any:
         """Send an order command straight to Nautilus, past every gate."""
         return getattr(super(), name)(target, *args, **kwargs)

@@ -25,9 +25,9 @@ intrabar path).
 
 Latency: protective orders are *submitted* through the strategy's ``submit_order`` (delayed by a
 configured latency model like every order), but their cancels and trailing modifications call
-Nautilus's ``Strategy.cancel_order`` / ``modify_order`` directly (by client order id), i.e. they are
-not delayed: ``nautilus_app/venue/latency.py`` wraps those two methods for order objects, while
-Nautilus 2.0.0rc7's methods take a ``ClientOrderId``.
+Nautilus's ``Strategy.cancel_order`` / ``modify_order`` directly (by client order id), past the
+strategy's order gates (:mod:`strategies.hooks`), i.e. they are not delayed by the latency gate
+(``nautilus_app/venue/latency.py``).
 """
 
 from __future__ import annotations
