@@ -69,7 +69,7 @@ class CompactBarStore:
         return _compact_columns(self.root, bar_type, columns, start_ns, end_ns)
 
     def bars(self, bar_type: str, start_ns: int | None = None, end_ns: int | None = None) -> list[Any]:
-        from catalog.compact import load_bars
+        from catalog.compact_loader import load_bars
 
         return load_bars(self.root, bar_type, start_ns, end_ns)
 

@@ -12,7 +12,7 @@ store and :func:`catalog.binance_vision.import_kline_zips`) and :func:`parse_kli
 table per file with its line numbers; the import into the Nautilus catalog, and the row-locating
 diagnosis when the fast parse fails). :func:`read_zip_csv` unzips an archive's single CSV
 (zlib-ng, CRC checked). Used by :mod:`catalog.binance_vision` and :mod:`catalog.compact`'s callers;
-it imports only :mod:`catalog.common`, :mod:`catalog.errors` and the tick codec of :mod:`catalog.compact`.
+it imports only :mod:`catalog.common`, :mod:`catalog.errors` and the tick codec :mod:`catalog.compact_codec`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from catalog.common import DEC, bar_table, check_increasing, check_no_nulls, epoch_to_ns, snap_funding_times
-from catalog.compact import _F52, _sort_unique, decimal_to_ticks
+from catalog.compact_codec import _F52, _sort_unique, decimal_to_ticks
 from catalog.errors import DataImportError
 
 if TYPE_CHECKING:

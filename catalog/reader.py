@@ -85,7 +85,8 @@ def _compact_columns(root: Path, bar_type: str, columns: list[str], start_ns: in
     """Columns of compact-store bars in Nautilus's schema (``ts_event``/``ts_init`` = bar close)."""
     import numpy as np
 
-    from catalog.compact import read_arrays, ticks_to_decimal
+    from catalog.compact import read_arrays
+    from catalog.compact_codec import ticks_to_decimal
 
     arrs, pp, sp = read_arrays(root, bar_type, start_ns, end_ns)
     out = {}

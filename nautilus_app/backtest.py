@@ -207,7 +207,7 @@ def load_data(cfg: BacktestConfig, plan: DataPlan) -> list[Any]:
 
     The only function that reads market data for the engine. Bars come from Nautilus's catalog
     (``query_bars``) or, for bar types stored only in the compact store, straight from its
-    Parquet files into ``Bar`` objects (:func:`catalog.compact.load_bars`). Constant-rate funding
+    Parquet files into ``Bar`` objects (:func:`catalog.compact_loader.load_bars`). Constant-rate funding
     rows are generated here (``next_funding_ns`` = ``ts_event`` on the interval grid).
 
     Raises:

@@ -323,7 +323,7 @@ def test_binance_vision_all_symbols_of_a_folder(tmp_path: Path, store: str) -> N
             got = {c: t[c].combine_chunks() for c in ("open", "high", "low", "close", "volume")}
             ts = pc.cast(t["ts_init"], pa.int64()).to_numpy()
         else:
-            from catalog.compact import load_bars
+            from catalog.compact_loader import load_bars
 
             bars = load_bars(tmp_path / "cat", bt)
             got = {c: pa.array([str(getattr(b, c)) for b in bars]).cast(DEC) for c in ("open", "high", "low", "close",

@@ -10,14 +10,9 @@ import pandas as pd
 import pytest
 
 from catalog.binance_vision import import_binance_vision, import_kline_zips
-from catalog.compact import (
-    ROW_GROUP,
-    compact_dir,
-    convert_catalog_bars,
-    load_bars,
-    read_arrays,
-    write_compact_arrays,
-)
+from catalog.compact import compact_dir, convert_catalog_bars, read_arrays, write_compact_arrays
+from catalog.compact_codec import ROW_GROUP
+from catalog.compact_loader import load_bars
 from catalog.errors import DataImportError
 from catalog.inventory import catalog_inventory
 from catalog.store import open_catalog
@@ -108,7 +103,7 @@ def test_import_kline_zips_equals_raw_rows_and_refuses_bad_rows(tmp_path: Path) 
 
 
 def test_ticks_to_decimal_is_exact_against_python_decimals() -> None:
-    from catalog.compact import ticks_to_decimal
+    from catalog.compact_codec import ticks_to_decimal
 
     rng = np.random.default_rng(3)
     small = rng.integers(-(2**51), 2**51, 2_000)  # float64 high-word path

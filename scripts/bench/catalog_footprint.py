@@ -11,7 +11,7 @@ Imports every BTCUSDT 1m bar of the shared Binance Vision mirror (real data, 560
    time (``import_bars_per_cpu_s``: steadier than wall time on a shared VM), and each stage's CPU
    time alone on one thread (``import_cpu_s_by_stage_1_thread``);
 3. reads: one month (2025-06), and everything into Nautilus ``Bar`` objects ``REPEATS`` times,
-   from the compact store (:func:`catalog.compact.load_bars`): first, median and best wall time,
+   from the compact store (:func:`catalog.compact_loader.load_bars`): first, median and best wall time,
    user/system CPU and page faults (the system part is the kernel faulting in fresh memory for
    the ``Bar`` objects); then Nautilus's catalog (``query_bars``); and the compact read split
    into stages: decode to int64 numpy arrays, numpy -> Arrow decimal IPC batch, Nautilus's
@@ -43,14 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from catalog.binance_csv import parse_kline_zip, read_zip_csv  # noqa: E402
 from catalog.binance_vision import import_binance_vision, import_kline_zips  # noqa: E402
-from catalog.compact import (  # noqa: E402
-    _files,
-    _ipc_batch,
-    _read_file_arrays,
-    load_bars,
-    read_arrays,
-    write_compact_arrays,
-)
+from catalog.compact import _files, _read_file_arrays, read_arrays, write_compact_arrays  # noqa: E402
+from catalog.compact_loader import _ipc_batch, load_bars  # noqa: E402
 from catalog.store import open_catalog  # noqa: E402
 from nautilus_app.core.paths import shared_data_dir  # noqa: E402
 
