@@ -227,7 +227,18 @@ class SignalStrategy(BarStrategy):
         self._idx_enter = np.flatnonzero(el | (es & self.allow_short)).tolist()
         self._idx_exit_long = np.flatnonzero(xl).tolist()
         self._idx_exit_short = np.flatnonzero(xs).tolist()
+        # only what is drawn after the run stays (``plot_config`` columns, nautilus_app/plotting.py): the
+        # whole frame is ~15 float columns per bar (a 5-year 1m run: ~300 MB)
+        self.frame = df[["ts", *[c for c in self._plotted_columns() if c in df.columns and c != "ts"]]].copy()
+        del df
         self._schedule_after(-1)
+
+    def _plotted_columns(self) -> list[str]:
+        cfg = getattr(type(self), "plot_config", None) or {}
+        cols = list((cfg.get("main_plot") or {}).keys())
+        for series in (cfg.get("subplots") or {}).values():
+            cols += list((series or {}).keys())
+        return list(dict.fromkeys(cols))
 
     # ---- scheduling -------------------------------------------------------------------------
     def _wake(self, i: int | None) -> None:

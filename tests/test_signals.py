@@ -139,7 +139,7 @@ def test_python_is_called_only_at_signal_and_fill_events(catalog: Path, tmp_path
     data = bt.load_data(cfg, plan)
     engine, _sims, strategies = bt.build_engine(cfg, plan, data)
     try:
-        engine.run()
+        bt.run_engine(engine, data)
         strat = strategies[0]
         orders = len(engine.cache.orders())
         assert orders > 100
