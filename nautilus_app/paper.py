@@ -6,6 +6,17 @@ model, account type, OMS and leverage as the backtest venue), the Redis cache da
 :class:`PaperRecorder` actor -> the registered strategies, unchanged -> ``results/<run_id>/`` in
 the backtest format, rewritten while the node runs.
 
+Modules (issue 22: one job each). This one holds :class:`PaperSession` (state of one session, the
+sequencer's callbacks, run/stop), the results writer and the command line; the rest is in
+:mod:`~nautilus_app.paper_plan` (config checks and the live id mapping),
+:mod:`~nautilus_app.paper_node` (building the ``LiveNode`` and its strategies),
+:mod:`~nautilus_app.paper_hooks` (stale guard, market clock and sequencer, through the strategies'
+hooks: :mod:`strategies.hooks`), :mod:`~nautilus_app.paper_recorder` (the recorder actor),
+:mod:`~nautilus_app.paper_history` (warm-up and catch-up bars), :mod:`~nautilus_app.paper_status`
+(``status.json``), :mod:`~nautilus_app.paper_events` (the structured log),
+:mod:`~nautilus_app.paper_state` / :mod:`~nautilus_app.paper_config` (Redis state, the ``[paper]``
+table) and :mod:`~nautilus_app.paper_exec` (the simulated execution client).
+
 Mapping. Nautilus's Binance client names USDT-M perpetuals ``BTCUSDT-PERP.BINANCE`` (venue
 ``BINANCE``); our backtests use venue ``BINANCE_USDM``. Strategy parameters ``instrument_id`` /
 ``bar_type`` are translated to the live ids on the way in, and every report is translated back, so
@@ -42,473 +53,45 @@ the same ``results/<run_id>/``.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import os
 import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from nautilus_trader.common import DataActor, DataActorConfig
-from nautilus_trader.model import ActorId, BarType, InstrumentId
+from nautilus_trader.model import BarType, InstrumentId
 
 from nautilus_app.config import BacktestConfig
 from nautilus_app.core import paths
 from nautilus_app.jsonlog import setup_json_logging
 from nautilus_app.paper_config import PaperSettings
+from nautilus_app.paper_events import event as _event
+from nautilus_app.paper_events import log  # noqa: F401 - the paper logger, as before
+from nautilus_app.paper_hooks import StaleGuard
+from nautilus_app.paper_plan import (  # noqa: F401 - re-exported: the plan's names are imported from here
+    ETHEREAL_VENUE_NAME,
+    LIVE_VENUE,
+    PERP_VENUE,
+    PaperConfigError,
+    PaperFailed,
+    PaperPlan,
+    _bar_interval_ns,
+    _ethereal_settlement,
+    not_simulated_by_sandbox,
+    not_simulated_by_sim,
+    plan_paper,
+    to_internal_bar_type,
+    to_live_bar_type,
+    to_live_id,
+)
+from nautilus_app.paper_recorder import PaperRecorder
 from nautilus_app.paper_state import PaperState
-
-log = logging.getLogger("nautilus_app.paper")
-
-LIVE_VENUE = "BINANCE"
-PERP_VENUE = "BINANCE_USDM"
-ETHEREAL_VENUE_NAME = "ETHEREAL"
-
-
-
-def _ethereal_settlement(venue: Any) -> str:
-    """Ethereal's settlement currency for the paper book: the venue's starting-balance currency
-    (``"10000 USDT"`` keeps the legacy USDT mapping of USDe, ``"10000 USDE"`` uses Nautilus's USDE)."""
-    ccy = venue.starting_balances[0].split()[1].upper()
-    return ccy if ccy in ("USDE", "USDT") else "USDE"
-
-class PaperConfigError(ValueError):
-    """The config cannot run as a paper session (names the key, the value and what was expected)."""
-
-
-class PaperFailed(RuntimeError):
-    """The paper node could not start or stopped with an error."""
-
-
-def _event(level: int, event: str, **fields: Any) -> None:
-    log.log(level, event, extra={"fields": fields})
-
-
-# ---- plan ------------------------------------------------------------------------------------
-def to_live_id(iid: str) -> str:
-    """Config instrument id -> id of Nautilus's Binance client (``X-PERP.BINANCE_USDM`` -> ``X-PERP.BINANCE``)."""
-    i = InstrumentId.from_str(iid)
-    return f"{i.symbol}.{LIVE_VENUE}" if str(i.venue) == PERP_VENUE else iid
-
-
-def to_live_bar_type(bt: str) -> str:
-    """Config bar type -> live bar type (instrument id mapped by :func:`to_live_id`)."""
-    b = BarType.from_str(bt)
-    iid = str(b.instrument_id)
-    return bt.replace(iid, to_live_id(iid), 1)
-
-
-@dataclass(frozen=True)
-class PaperPlan:
-    """What :func:`plan_paper` derived from the config.
-
-    Attributes:
-        settings: The ``[paper]`` table.
-        venue: The config venue traded (its fees, balances, account type, leverage).
-        product: ``"um"`` (Binance USDT-M perpetuals), ``"spot"`` or ``"ethereal"`` (Ethereal perpetuals).
-        id_map: config instrument id -> live instrument id.
-        bar_map: config bar type -> live bar type.
-        interval_ns: Bar interval (ns) of the config's bar types (all equal).
-        stale_after_s: Seconds without a bar before the feed counts as stale.
-        leverage: The sandbox ``default_leverage``.
-    """
-
-    settings: PaperSettings
-    venue: Any
-    product: str
-    id_map: dict[str, str]
-    bar_map: dict[str, str]
-    interval_ns: int
-    stale_after_s: float
-    leverage: Decimal
-    perps: list[str] = field(default_factory=list)
-    not_simulated: list[str] = field(default_factory=list)
-    live_venue: str = LIVE_VENUE
-
-    @property
-    def is_margin(self) -> bool:
-        """Perpetuals (equity = balance + unrealized PnL), not spot."""
-        return self.product in ("um", "ethereal")
-
-    @property
-    def reverse_ids(self) -> dict[str, str]:
-        """live instrument id -> config instrument id."""
-        return {v: k for k, v in self.id_map.items()}
-
-
-def plan_paper(cfg: BacktestConfig, source: str = "<config>") -> PaperPlan:
-    """Check that ``cfg`` can run as a paper session and derive the live mapping.
-
-    Raises:
-        PaperConfigError: no ``[paper]`` table; data source not available; more than one venue;
-            a venue other than ``BINANCE``/``BINANCE_USDM``; per-instrument leverages that differ
-            from ``default_leverage``; bar types of different intervals or not time bars.
-    """
-    s = cfg.paper
-    if s is None:
-        raise PaperConfigError(f"{source}: key paper: missing; add a [paper] table (see docs/paper.md)")
-    if len(cfg.venues) != 1:
-        raise PaperConfigError(
-            f"{source}: key venues = {[v.name for v in cfg.venues]!r}: expected exactly one venue per paper node "
-            "(Nautilus's Binance client puts spot and USDT-M on the same venue BINANCE, and the sandbox keeps one "
-            "account per venue); run one paper node per venue")
-    venue = cfg.venues[0]
-    if s.data_source == "ethereal":
-        return _plan_ethereal(cfg, s, venue, source)
-    if venue.name not in (LIVE_VENUE, PERP_VENUE):
-        raise PaperConfigError(f"{source}: key venues[0].name = {venue.name!r}: expected 'BINANCE' (spot) or "
-                               f"'BINANCE_USDM' (USDT-M) for data_source 'binance'")
-    product = "um" if venue.name == PERP_VENUE else "spot"
-    levs = set(venue.leverages.values())
-    if s.execution == "sandbox" and levs and levs != {venue.default_leverage}:
-        raise PaperConfigError(
-            f"{source}: key venues[0].leverages = {dict(venue.leverages)!r}: the rc7 sandbox has only one "
-            f"default_leverage ({venue.default_leverage}); set every per-instrument leverage to it")
-    interval_ns = _bar_interval_ns(cfg, source)
-    id_map = {iid: to_live_id(iid) for iid in cfg.instrument_ids()}
-    bar_map = {bt: to_live_bar_type(bt) for bt in cfg.bar_types}
-    stale = s.stale_after_seconds if s.stale_after_seconds is not None else 2 * interval_ns / 1e9
-    perps = [iid for iid in id_map if "-PERP" in iid]
-    not_sim = not_simulated_by_sandbox(venue) if s.execution == "sandbox" else not_simulated_by_sim(venue)
-    return PaperPlan(s, venue, product, id_map, bar_map, interval_ns, stale,
-                     Decimal(str(venue.default_leverage)), perps, not_sim)
-
-
-def _bar_interval_ns(cfg: BacktestConfig, source: str) -> int:
-    intervals = set()
-    for bt in cfg.bar_types:
-        spec = BarType.from_str(bt).spec
-        if not spec.is_time_aggregated():
-            raise PaperConfigError(f"{source}: key bar_types = {bt!r}: expected a time bar (e.g. 1-MINUTE)")
-        intervals.add(spec.get_interval_ns())
-    if len(intervals) != 1:
-        raise PaperConfigError(f"{source}: key bar_types = {cfg.bar_types!r}: expected one bar interval")
-    return intervals.pop()
-
-
-def to_internal_bar_type(bt: str) -> str:
-    """``X-1-MINUTE-LAST-EXTERNAL`` -> ``X-1-MINUTE-LAST-INTERNAL`` (Ethereal has no candle stream:
-    Nautilus aggregates live bars from the trade stream). INTERNAL bar types are unchanged."""
-    return bt[: -len("-EXTERNAL")] + "-INTERNAL" if bt.endswith("-EXTERNAL") else bt
-
-
-def _plan_ethereal(cfg: BacktestConfig, s: PaperSettings, venue: Any, source: str) -> PaperPlan:
-    """Plan for ``data_source = "ethereal"``: our Ethereal data client + our Redis-backed paper execution."""
-    if venue.name != ETHEREAL_VENUE_NAME:
-        raise PaperConfigError(f"{source}: key venues[0].name = {venue.name!r}: expected 'ETHEREAL' for "
-                               "paper.data_source = 'ethereal'")
-    if venue.account_type != "MARGIN":
-        raise PaperConfigError(f"{source}: key venues[0].account_type = {venue.account_type!r}: expected 'MARGIN' "
-                               "(Ethereal trades perpetuals)")
-    if getattr(venue, "oms_type", "NETTING") != "NETTING":
-        raise PaperConfigError(f"{source}: key venues[0].oms_type = {venue.oms_type!r}: expected 'NETTING' "
-                               "(Ethereal nets positions per product)")
-    for bt in cfg.bar_types:
-        if BarType.from_str(bt).spec.price_type.name != "LAST":
-            raise PaperConfigError(f"{source}: key bar_types = {bt!r}: expected LAST bars (built from Ethereal trades)")
-    if s.execution != "simulated":
-        raise PaperConfigError(f"{source}: key paper.execution = {s.execution!r}: Ethereal paper trading runs on the "
-                               "simulated execution client only (expected 'simulated')")
-    interval_ns = _bar_interval_ns(cfg, source)
-    id_map = {iid: iid for iid in cfg.instrument_ids()}
-    bar_map = {bt: to_internal_bar_type(bt) for bt in cfg.bar_types}
-    stale = s.stale_after_seconds if s.stale_after_seconds is not None else 2 * interval_ns / 1e9
-    not_sim = not_simulated_by_sim(venue)
-    not_sim.append("bars: Ethereal has no candle stream; live bars are aggregated by Nautilus from the trade stream "
-                   "on the wall clock (the backtest's bars are Ethereal's own candles)")
-    return PaperPlan(s, venue, "ethereal", id_map, bar_map, interval_ns, stale,
-                     Decimal(str(venue.default_leverage)), list(id_map), not_sim, live_venue=ETHEREAL_VENUE_NAME)
-
-
-def not_simulated_by_sim(venue: Any) -> list[str]:
-    """What the simulated execution client (:mod:`nautilus_app.paper_exec`) does not do as the backtest does."""
-    out = ["order types: MARKET and STOP_MARKET only (LIMIT and others are denied); modify is rejected"]
-    if venue.account_type == "MARGIN":
-        out.append("mark price: liquidation is checked on bars (last price), as in the backtest; funding uses the "
-                   "live mark price")
-    return out
-
-
-def not_simulated_by_sandbox(venue: Any) -> list[str]:
-    """Backtest venue models the rc7 sandbox cannot apply, as sentences (logged and stored in run.json).
-
-    The sandbox fills market orders at the signal bar's close (``fill_timing = "same_close"``), has
-    no slippage model of ours, no liquidation, no isolated margin, no latency model and no margin
-    brackets. Paper results are then comparable to a backtest with ``fill_timing = "same_close"``,
-    ``slippage = "none"``, ``liquidation = false``.
-    """
-    out = []
-    if getattr(venue, "fill_timing", "same_close") != "same_close":
-        out.append(f"fill_timing={venue.fill_timing!r}: the sandbox fills market orders at the signal bar's close "
-                   "(same_close)")
-    if getattr(venue, "slippage", "none") != "none":
-        out.append(f"slippage={venue.slippage!r}: not applied by the sandbox (fills at the bar close)")
-    if getattr(venue, "latency", None) is not None:
-        out.append("latency: not applied by the sandbox")
-    if venue.account_type == "MARGIN" and getattr(venue, "liquidation", False):
-        out.append("liquidation: the sandbox does not liquidate (watch status.json equity)")
-    if getattr(venue, "margin_mode", "cross") != "cross":
-        out.append(f"margin_mode={venue.margin_mode!r}: the sandbox margin is cross-account only")
-    if getattr(venue, "brackets", None):
-        out.append("brackets: the sandbox uses the Binance client's flat instrument margins")
-    return out
-
-
-# ---- recorder actor ----------------------------------------------------------------------------
-class StaleGuard:
-    """Shared flag: while the feed is stale, new orders from strategies are held (not submitted)."""
-
-    def __init__(self) -> None:
-        self.stale = False
-        self.held: list[dict[str, Any]] = []
-
-
-def guard_strategy(strategy: Any, guard: StaleGuard) -> None:
-    """Wrap ``strategy.submit_order`` so new orders are held (logged, not sent) while the feed is stale.
-
-    Closing orders go through ``close_all_positions`` (Rust) and are not held: reducing risk on a
-    stale feed stays possible. The strategy's class is not changed.
-    """
-    original = strategy.submit_order
-
-    def submit_order(order: Any, *args: Any, **kwargs: Any) -> None:
-        if guard.stale and not getattr(order, "is_reduce_only", False):
-            info = {"strategy_id": str(strategy.id), "client_order_id": str(order.client_order_id),
-                    "side": str(order.side), "quantity": str(order.quantity)}
-            guard.held.append(info)
-            _event(logging.WARNING, "order held: market data feed is stale", **info)
-            return None
-        return original(order, *args, **kwargs)
-
-    strategy.submit_order = submit_order
-
-
-def clock_strategy(strategy: Any, session: PaperSession) -> None:
-    """Wrap ``strategy.on_bar`` to record (wall time at entry, market time of the bar) in Redis.
-
-    Orders are created synchronously inside ``on_bar``, so an order's ``ts_init`` (wall clock) falls
-    after the entry of the ``on_bar`` call that created it and before the next one: that is how
-    fills are stamped with the market time of their bar. (The data client's ``ts_init`` of a bar
-    cannot be used: under load several bars are parsed before the strategy processes the first.)
-    """
-    original = strategy.on_bar
-    interval = session.plan.interval_ns
-
-    def on_bar(bar: Any) -> None:
-        market_ns = -(-bar.ts_event // interval) * interval
-        session.state.add_mark(time.time_ns(), market_ns)
-        return original(bar)
-
-    strategy.on_bar = on_bar
-
-
-_GATED = ("cancel_order", "modify_order", "cancel_all_orders", "close_position", "close_all_positions",
-          "submit_order_list")
-
-
-def sequence_strategy(strategy: Any, session: PaperSession, bar_type: str) -> None:
-    """Let :class:`~nautilus_app.paper_exec.BarSequencer` drive ``strategy`` (simulated execution).
-
-    Instance attributes only (the class is unchanged): ``register_indicator_for_bars`` records the
-    indicators instead of handing them to Nautilus (the sequencer updates them before each
-    ``on_bar``), Nautilus's own ``on_bar`` calls do nothing (the sequencer calls the original), and
-    orders/cancels go through only while the session may trade (warm and not replaying history);
-    new orders are held while the feed is stale, as before.
-    """
-    regs: list[tuple[str, Any]] = []
-    strategy.register_indicator_for_bars = lambda bt, ind: regs.append((str(bt), ind))
-    original_on_bar = strategy.on_bar
-    strategy.on_bar = lambda bar: None
-    original_submit = strategy.submit_order
-    guard = session.guard
-
-    def submit_order(order: Any, *args: Any, **kwargs: Any) -> None:
-        if not session.trading:
-            session.suppressed += 1
-            return None
-        if guard.stale and not getattr(order, "is_reduce_only", False):
-            info = {"strategy_id": str(strategy.id), "client_order_id": str(order.client_order_id),
-                    "side": str(order.side), "quantity": str(order.quantity)}
-            guard.held.append(info)
-            _event(logging.WARNING, "order held: market data feed is stale", **info)
-            return None
-        session.sequencer.note_sent(strategy, order)
-        return original_submit(order, *args, **kwargs)
-
-    strategy.submit_order = submit_order
-
-    def gated(name: str) -> Any:
-        original = getattr(strategy, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if not session.trading:
-                return None
-            if name in ("cancel_order", "modify_order"):  # the backtest's latency draws for these too
-                session.sequencer.sim.arrival(strategy.strategy_id.value, session.sequencer.market_now)
-            return original(*args, **kwargs)
-        return call
-
-    for name in _GATED:
-        setattr(strategy, name, gated(name))
-    session.fed.append((strategy, bar_type, original_on_bar, regs, original_submit))
-
-
-class PaperRecorder(DataActor):
-    """Records the session (bars, funding, status, results) and watches the feed.
-
-    Args:
-        session: The owning :class:`PaperSession` (plan, state, results folder, stop handle).
-    """
-
-    def __new__(cls, *args: object, **kwargs: object) -> PaperRecorder:
-        return super().__new__(cls)
-
-    def __init__(self, session: PaperSession) -> None:
-        super().__init__(DataActorConfig(actor_id=ActorId("PAPER_RECORDER-001")))
-        self.session = session
-        self.plan = session.plan
-        self.bars_seen = 0
-        self.last_bar_wall: float | None = None
-        self.last_market_ns: int | None = None
-        self.last_close: dict[str, float] = {}
-        self.next_funding: dict[str, tuple[int, Decimal]] = {}  # live iid -> (funding ns, rate)
-        self.mark: dict[str, float] = {}
-        self.mark_history: dict[str, list[tuple[int, float]]] = {}
-        self.funding_schedule: dict[str, dict[int, Decimal]] = {}
-        self._last_results = 0.0
-        self._started_wall = time.monotonic()
-
-    # -- lifecycle
-    def on_start(self) -> None:
-        for bt in self.plan.bar_map.values():
-            self.subscribe_bars(BarType.from_str(bt))
-        for iid in self.plan.perps:
-            live = InstrumentId.from_str(self.plan.id_map[iid])
-            self.subscribe_mark_prices(live)
-            self.subscribe_funding_rates(live)
-        if self.plan.product == "ethereal":  # the paper execution client matches on cached quotes
-            for iid in self.plan.id_map.values():
-                self.subscribe_quotes(InstrumentId.from_str(iid))
-        period = max(self.plan.stale_after_s / 4, 0.05)
-        self.clock.set_timer("paper-stale-check", dt.timedelta(seconds=period), callback=self._check_stale)
-        self.last_bar_wall = time.monotonic()
-        self.session.write_status(self, reason="start")
-
-    def on_stop(self) -> None:
-        self.session.write_status(self, reason="stop")
-
-    # -- data
-    def on_bar(self, bar: Any) -> None:
-        if self.session.sequencer is not None:
-            self._on_bar_simulated(bar)
-            return
-        now = time.monotonic()
-        interval = self.plan.interval_ns
-        market_ns = -(-bar.ts_event // interval) * interval  # Binance stamps close-1 ms: round up to the close
-        live_iid = str(bar.bar_type.instrument_id)
-        close = float(bar.close)
-        self.last_close[live_iid] = close
-        # wall arrival time = the data client's ts_init (set before any handler runs, so fills of
-        # orders submitted on this bar are always later than it)
-        self.session.state.add_bar(market_ns, int(bar.ts_init), self.plan.reverse_ids.get(live_iid, live_iid), close)
-        if self.session.guard.stale:
-            self.session.guard.stale = False
-            _event(logging.WARNING, "market data feed recovered: orders allowed again",
-                   silent_seconds=round(now - (self.last_bar_wall or now), 3), bar_ts=str(pd.Timestamp(market_ns, tz="UTC")))
-        self.last_bar_wall = now
-        self.last_market_ns = market_ns
-        self.bars_seen += 1
-        self._settle_funding(live_iid, market_ns)
-        if self.bars_seen % self.plan.settings.status_every_bars == 0:
-            self.session.write_status(self, reason="bar")
-        if now - self._last_results >= self.plan.settings.results_every_seconds:
-            self._last_results = now
-            self.session.write_results_safe()
-        self.session.on_bar_counted(self.bars_seen)
-
-    def _on_bar_simulated(self, bar: Any) -> None:
-        now = time.monotonic()
-        if self.session.guard.stale:
-            self.session.guard.stale = False
-            _event(logging.WARNING, "market data feed recovered: orders allowed again",
-                   silent_seconds=round(now - (self.last_bar_wall or now), 3))
-        self.last_bar_wall = now
-        self.bars_seen += 1
-        self.session.sequencer.on_live_bar(str(bar.bar_type), bar)
-
-    def on_mark_price(self, mark: Any) -> None:
-        iid = str(mark.instrument_id)
-        self.mark[iid] = float(mark.value)
-        self.mark_history.setdefault(iid, []).append((int(mark.ts_event), float(mark.value)))
-        del self.mark_history[iid][:-2000]
-
-    def on_funding_rate(self, update: Any) -> None:
-        nxt = getattr(update, "next_funding_ns", None)
-        if nxt:
-            self.next_funding[str(update.instrument_id)] = (int(nxt), Decimal(str(update.rate)))
-            self.funding_schedule.setdefault(str(update.instrument_id), {})[int(nxt)] = Decimal(str(update.rate))
-
-    def funding_for(self, iid: str, prev_ns: int, close_ns: int) -> tuple[int, Decimal, float] | None:
-        """The announced settlement in ``(prev_ns, close_ns]`` of ``iid``: (time, rate, live mark at that time)."""
-        sched = self.funding_schedule.get(iid, {})
-        due = [f for f in sched if prev_ns < f <= close_ns]
-        if not due:
-            return None
-        f_ns = min(due)
-        marks = [v for t, v in self.mark_history.get(iid, []) if t <= f_ns]
-        mark = marks[-1] if marks else self.session.sequencer.sim.last_bar.get(iid, {}).get("c")
-        if mark is None:
-            return None
-        return f_ns, sched[f_ns], float(mark)
-
-    def _settle_funding(self, live_iid: str, market_ns: int) -> None:
-        """Settle a funding time the market clock has reached: ``-net qty x mark x rate`` (USDT)."""
-        pending = self.next_funding.get(live_iid)
-        if pending is None or market_ns < pending[0]:
-            return
-        funding_ns, rate = pending
-        del self.next_funding[live_iid]
-        iid = InstrumentId.from_str(live_iid)
-        qty = 0.0
-        pos_id = None
-        for p in self.cache.positions_open(instrument_id=iid):
-            qty += float(p.signed_qty)
-            pos_id = str(p.id)
-        mark = self.mark.get(live_iid, self.last_close.get(live_iid))
-        if qty == 0.0 or mark is None:
-            return
-        amount = -qty * mark * float(rate)
-        row = {"ts": funding_ns, "instrument_id": self.plan.reverse_ids.get(live_iid, live_iid),
-               "position_id": pos_id, "amount": amount, "rate": str(rate), "mark": mark, "qty": qty}
-        if self.session.state.add_funding(live_iid, funding_ns, row):
-            _event(logging.INFO, "funding settled", **{**row, "ts": None, "funding_ts": str(pd.Timestamp(funding_ns, tz="UTC"))})
-
-    # -- stale feed
-    def _check_stale(self, event: Any) -> None:
-        if self.last_bar_wall is None or self.session.guard.stale:
-            return
-        silent = time.monotonic() - self.last_bar_wall
-        if silent > self.plan.stale_after_s:
-            self.session.guard.stale = True
-            _event(logging.WARNING, "market data feed is stale: holding new orders",
-                   silent_seconds=round(silent, 3), stale_after_seconds=self.plan.stale_after_s,
-                   last_bar_ts=None if self.last_market_ns is None else str(pd.Timestamp(self.last_market_ns, tz="UTC")))
-            self.session.write_status(self, reason="stale")
 
 
 # ---- session ---------------------------------------------------------------------------------
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 class PaperSession:
     """One paper node: build, run until stopped, write results.
 
@@ -563,7 +146,7 @@ class PaperSession:
         self.simulated = self.plan.settings.execution == "simulated"
         self.sequencer: Any = None
         self.book: Any = None
-        self.fed: list[tuple[Any, str, Any, list, Any]] = []
+        self.fed: list[tuple[Any, str, Any]] = []  # (strategy, bar type, strategies.hooks.BarDriver)
         self.trading = False
         self.suppressed = 0
         self.warm = False
@@ -584,160 +167,12 @@ class PaperSession:
             return self.recorder.cache
         return self.node.cache
 
-    # -- build
+    # -- build (nautilus_app/paper_node.py)
     def build(self) -> Any:
-        """Build the ``LiveNode`` (data client, sandbox execution, Redis cache, strategies, recorder)."""
-        from nautilus_trader.adapters.binance import (
-            BinanceDataClientConfig,
-            BinanceDataClientFactory,
-            BinanceEnvironment,
-            BinanceProductType,
-            BinanceSpotMarketDataMode,
-        )
-        from nautilus_trader.adapters.sandbox import (
-            SandboxExecutionClientConfig,
-            SandboxExecutionClientFactory,
-        )
-        from nautilus_trader.common import CacheConfig, Environment, FileWriterConfig, LoggerConfig, LogLevel
-        from nautilus_trader.execution import MakerTakerFeeModel
-        from nautilus_trader.infrastructure import RedisCacheConfig
-        from nautilus_trader.live import LiveNode
-        from nautilus_trader.model import AccountId, AccountType, Money, OmsType, TraderId, Venue
+        """Build the ``LiveNode`` (data client, execution client, strategies with their hooks, recorder)."""
+        from nautilus_app.paper_node import build_node
 
-        s, v = self.plan.settings, self.plan.venue
-        maker, taker = v.fees()
-        if self.simulated:
-            return self._build_simulated()
-        if self.plan.product == "ethereal":
-            return self._build_ethereal()
-        data_cfg = BinanceDataClientConfig(
-            product_type=BinanceProductType.USD_M if self.plan.product == "um" else BinanceProductType.SPOT,
-            environment=getattr(BinanceEnvironment, s.environment),
-            base_url_http=s.base_url_http, base_url_ws=s.base_url_ws,
-            spot_market_data_mode=BinanceSpotMarketDataMode.Json,
-            instrument_status_poll_secs=0,
-            max_retries=s.max_retries, retry_delay_initial_ms=s.reconnect_initial_ms,
-            retry_delay_max_ms=s.reconnect_max_ms,
-        )
-        # The sandbox publishes its starting balances on every connect: on a restart, start it from
-        # the last account state Nautilus saved in Redis, or the restored balance would be reset.
-        restored = self.state.last_account_balances(f"{LIVE_VENUE}-001")
-        balances = restored or list(v.starting_balances)
-        if restored:
-            _event(logging.INFO, "account restored from Redis", balances=restored, start_number=self.starts)
-        sandbox_cfg = SandboxExecutionClientConfig(
-            venue=Venue(LIVE_VENUE),
-            starting_balances=[Money.from_str(b) for b in balances],
-            account_id=AccountId(f"{LIVE_VENUE}-001"),
-            oms_type=getattr(OmsType, v.oms_type),
-            account_type=getattr(AccountType, v.account_type),
-            default_leverage=self.plan.leverage,
-            fee_model=MakerTakerFeeModel(Decimal(str(maker)), Decimal(str(taker))),
-            bar_execution=True,
-        )
-        level = getattr(LogLevel, self.cfg.log_level)
-        logging_cfg = LoggerConfig(
-            stdout_level=level, fileout_level=LogLevel.INFO, is_colored=False,
-            file_config=FileWriterConfig(directory=str(self.results_path / "logs"),
-                                         file_name=f"nautilus-{self.starts:03d}", file_format="json"),
-        )
-        self.node = (
-            LiveNode.builder("PAPER", TraderId(s.trader_id), Environment.SANDBOX)
-            .with_logging(logging_cfg)
-            .with_cache_config(CacheConfig(flush_on_start=False, buffer_interval_ms=None))
-            .with_cache_database_factory(RedisCacheConfig(host=s.redis_host, port=s.redis_port))
-            .with_load_state(True)
-            .with_save_state(True)
-            .with_timeout_disconnection_secs(2)
-            .with_delay_post_stop_secs(0)
-            .add_data_client(LIVE_VENUE, BinanceDataClientFactory(), data_cfg)
-            .add_simulated_exec_client(LIVE_VENUE, SandboxExecutionClientFactory(), sandbox_cfg)
-            .build()
-        )
-        return self._add_components()
-
-    def _binance_data_config(self) -> Any:
-        from nautilus_trader.adapters.binance import (
-            BinanceDataClientConfig,
-            BinanceEnvironment,
-            BinanceProductType,
-            BinanceSpotMarketDataMode,
-        )
-
-        s = self.plan.settings
-        return BinanceDataClientConfig(
-            product_type=BinanceProductType.USD_M if self.plan.product == "um" else BinanceProductType.SPOT,
-            environment=getattr(BinanceEnvironment, s.environment),
-            base_url_http=s.base_url_http, base_url_ws=s.base_url_ws,
-            spot_market_data_mode=BinanceSpotMarketDataMode.Json,
-            instrument_status_poll_secs=0,
-            max_retries=s.max_retries, retry_delay_initial_ms=s.reconnect_initial_ms,
-            retry_delay_max_ms=s.reconnect_max_ms,
-        )
-
-    def _build_simulated(self) -> Any:
-        """Node with the venue's market data and the simulated execution client (:mod:`nautilus_app.paper_exec`):
-        the backtest's venue models, book in Redis (``simpaper:<trader_id>:*``) reconciled at start-up, bars
-        driven by the :class:`~nautilus_app.paper_exec.BarSequencer`. No Nautilus cache database (rc7
-        refuses one on nodes with Python clients)."""
-        from nautilus_trader.common import Environment
-        from nautilus_trader.config import DataClientConfig, ExecutionClientConfig
-        from nautilus_trader.live import LiveNode
-        from nautilus_trader.model import TraderId
-
-        from nautilus_app.core.brackets import MarginError
-        from nautilus_app.core.instruments import brackets_for
-        from nautilus_app.paper_exec import BarSequencer, SimExecClientFactory, SimVenue
-
-        plan, s, v = self.plan, self.plan.settings, self.plan.venue
-        brackets: dict[str, Any] = {}
-        leverages: dict[str, float] = {}
-        if v.account_type == "MARGIN":
-            start_date = self.cfg.start or dt.date.today().isoformat()
-            for iid, live in plan.id_map.items():
-                leverages[live] = v.leverage_for(iid)
-                if v.liquidation and "-PERP" in iid:
-                    symbol = iid.split(".")[0].removesuffix("-PERP")
-                    try:
-                        brackets[live] = brackets_for(symbol, start_date, v.bracket_overrides(),
-                                                      catalog=self.cfg.catalog_path())
-                    except MarginError as e:
-                        raise PaperConfigError(f"venues[0]: liquidation needs brackets: {e}") from e
-        sim = SimVenue(v, plan.live_venue, self.book, brackets=brackets, leverages=leverages,
-                       cash=v.account_type == "CASH")
-        self.sequencer = BarSequencer(self, sim, plan.interval_ns, self._funding_for)
-        starting = {}
-        for b in v.starting_balances:
-            amount, ccy = b.split()
-            starting[ccy] = amount
-        factory = SimExecClientFactory(sim=sim, account_type=v.account_type, starting=starting,
-                                       account_id=f"{plan.live_venue}-001")
-        builder = (LiveNode.builder("PAPER", TraderId(s.trader_id), Environment.SANDBOX)
-                   .with_logging(self._logging_config())
-                   .with_timeout_connection(20).with_timeout_reconciliation(20)
-                   .with_timeout_disconnection_secs(2)
-                   .with_delay_post_stop_secs(0))
-        if plan.product == "ethereal":
-            from adapters.ethereal.config import EtherealDataClientConfig
-            from adapters.ethereal.factories import EtherealDataClientFactory
-
-            tickers = sorted({InstrumentId.from_str(i).symbol.value.removesuffix("-PERP") for i in plan.id_map})
-            dcfg = EtherealDataClientConfig(
-                network="testnet" if s.environment == "TESTNET" else "mainnet", rest_url=s.base_url_http,
-                ws_url=s.base_url_ws, tickers=tickers, instrument_refresh_mins=0,
-                ws_backoff_initial_s=s.reconnect_initial_ms / 1000, ws_backoff_max_s=s.reconnect_max_ms / 1000,
-            settlement_currency=_ethereal_settlement(plan.venue))
-            builder = builder.add_data_client(ETHEREAL_VENUE_NAME, EtherealDataClientFactory(dcfg), DataClientConfig())
-        else:
-            from nautilus_trader.adapters.binance import BinanceDataClientFactory
-
-            builder = builder.add_data_client(LIVE_VENUE, BinanceDataClientFactory(), self._binance_data_config())
-        self.node = builder.add_exec_client(plan.live_venue, factory, ExecutionClientConfig()).build()
-        if factory.last_client is None:
-            raise PaperFailed("the simulated execution client was not created by the node")
-        factory.last_client.sequencer = self.sequencer
-        self.exec_client = factory.last_client
-        return self._add_components()
+        return build_node(self)
 
     # -- simulated execution: hooks of the sequencer
     def _funding_for(self, iid: str, prev_ns: int, close_ns: int) -> Any:
@@ -748,13 +183,9 @@ class PaperSession:
         bt = str(bar.bar_type)
         self.trading = trading
         try:
-            for _strategy, strategy_bt, on_bar, regs, _submit in self.fed:
-                if strategy_bt != bt:
-                    continue
-                for rbt, ind in regs:
-                    if rbt == bt:
-                        ind.handle_bar(bar)
-                on_bar(bar)
+            for _strategy, strategy_bt, driver in self.fed:
+                if strategy_bt == bt:
+                    driver.deliver(bar)
         finally:
             self.trading = self.warm
 
@@ -766,7 +197,7 @@ class PaperSession:
         from nautilus_app.venue.fill_timing import LIQUIDATION_TAG
 
         iid, sid = d["key"].split("|")
-        for strategy, _bt, _on_bar, _regs, submit in self.fed:
+        for strategy, _bt, _driver in self.fed:
             if strategy.strategy_id.value != sid:
                 continue
             inst = strategy.cache.instrument(InstrumentId.from_str(iid))
@@ -774,7 +205,7 @@ class PaperSession:
                 InstrumentId.from_str(iid), OrderSide.SELL if d["side"] == "SELL" else OrderSide.BUY,
                 Quantity(d["qty"], inst.size_precision), time_in_force=TimeInForce.GTC, reduce_only=True,
                 tags=[LIQUIDATION_TAG])
-            submit(order)
+            strategy.send_ungated("submit_order", order)  # the venue's own close: past the session's gates
             _event(logging.WARNING, "position liquidated", instrument_id=self.plan.reverse_ids.get(iid, iid),
                    strategy_id=sid, price=d["price"], ts=str(pd.Timestamp(d["ts"], tz="UTC")))
             return order.client_order_id.value
@@ -786,6 +217,36 @@ class PaperSession:
             _event(logging.INFO, "funding settled", instrument_id=self.plan.reverse_ids.get(r["instrument_id"]),
                    amount=r["amount"], rate=r["rate"], mark=r["mark"], qty=r["qty"],
                    funding_ts=str(pd.Timestamp(r["ts"], tz="UTC")))
+
+    async def publish_bar(self, bar: Any) -> None:
+        """Ethereal: put the bar the strategies are about to see into Nautilus's cache (through the data
+        client), so positions are priced at its close, as in the backtest (no trade ticks reach the cache)."""
+        import asyncio
+
+        from nautilus_trader.model import Bar
+
+        client = getattr(getattr(self, "data_factory", None), "last_client", None)
+        if client is None:
+            return
+        # the marks stamped before the bar's close first (the backtest processes a mark stamped at the
+        # close after the bar), then the bar as the venue's candle (EXTERNAL, the backtest's bar type):
+        # Nautilus prices orders and positions from them (an INTERNAL bar, which nobody aggregated, is not)
+        rec = self.recorder
+        if rec is not None and rec.pending_marks:
+            due = [m for m in rec.pending_marks if m.ts_event < bar.ts_event]
+            rec.pending_marks = [m for m in rec.pending_marks if m.ts_event >= bar.ts_event]
+            for m in due:
+                client._handle_data(m)
+        bt = BarType.from_str(str(bar.bar_type).replace("-INTERNAL", "-EXTERNAL"))
+        bar = Bar(bt, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.ts_event, bar.ts_init)
+        client._handle_data(bar)
+        t_end = time.monotonic() + 2
+        while time.monotonic() < t_end:
+            last = self.cache.bar(bar.bar_type)
+            if last is not None and last.ts_event >= bar.ts_event:
+                return
+            await asyncio.sleep(0.001)
+        _event(logging.WARNING, "bar did not reach Nautilus's cache", bar_type=str(bar.bar_type), ts=bar.ts_event)
 
     def set_warm_status(self, warm: bool, message: str, bars: int) -> None:
         self.warm, self.warm_message, self.warm_bars = warm, message, bars
@@ -821,181 +282,18 @@ class PaperSession:
             self.write_results_safe()
         self.on_bar_counted(self.bars_processed)
 
-    # -- history for the warm-up
-    def _venue_now_ns(self) -> int:
-        """The venue's clock (Binance ``/time``; the replay server answers its replay clock)."""
-        if self.plan.product == "ethereal":
-            return time.time_ns()
-        base = self.plan.settings.base_url_http or (
-            "https://fapi.binance.com" if self.plan.product == "um" else "https://api.binance.com")
-        path = "/fapi/v1/time" if self.plan.product == "um" else "/api/v3/time"
-        try:
-            return int(_http_json(base + path)["serverTime"]) * 1_000_000
-        except Exception as e:  # noqa: BLE001 - fall back to the wall clock
-            _event(logging.WARNING, "venue time not available: using the wall clock", error=repr(e))
-            return time.time_ns()
-
+    # -- history for the warm-up and catch-up (nautilus_app/paper_history.py; called by the sequencer)
     def history_bars(self) -> list[list]:
-        """Warm-up bars of a new session: up to ``warmup_bars`` bars closing after the config's ``start``
-        and not after the venue's clock, from the catalog first, then the venue's recent klines."""
-        from nautilus_app.paper_exec import bar_record
+        """Warm-up bars of a new session (:func:`nautilus_app.paper_history.history_bars`)."""
+        from nautilus_app.paper_history import history_bars
 
-        n = self.plan.settings.warmup_bars
-        if n == 0:
-            return []
-        now = self._venue_now_ns()
-        interval = self.plan.interval_ns
-        now = now // interval * interval  # the last bar closed at or before the venue's clock
-        lo = now - n * interval
-        if self.cfg.start is not None:
-            lo = max(lo, self.cfg.start_ns())
-        out: list[list] = []
-        for cfg_bt, live_bt in self.plan.bar_map.items():
-            recs = [bar_record(live_bt, b.ts_event, b) for b in self._catalog_bars(cfg_bt, lo, now)]
-            last = recs[-1][1] if recs else lo
-            if last < now:
-                recs += self.recent_bars(live_bt, last, now + 1)
-            out += recs
-        out.sort(key=lambda r: (r[1], r[0]))
-        return out
-
-    def _catalog_bars(self, bt: str, lo: int, hi: int) -> list[Any]:
-        """Catalog bars of ``bt`` closing in ``(lo, hi]`` (empty when the catalog has none)."""
-        root = self.cfg.catalog_path()
-        if not Path(root).exists():
-            return []
-        try:
-            from catalog.compact import load_bars
-            from catalog.reader import bar_store
-
-            if bar_store(root, bt) == "compact":
-                bars = load_bars(root, bt, lo + 1, hi + 1)
-            else:
-                from nautilus_trader.persistence import ParquetDataCatalog
-
-                bars = ParquetDataCatalog(str(root)).query_bars([bt], start=lo + 1, end=hi)
-        except Exception as e:  # noqa: BLE001 - no catalog data: the venue's klines
-            _event(logging.WARNING, "catalog bars not available for the warm-up", bar_type=bt, error=repr(e))
-            return []
-        return [b for b in bars if lo < b.ts_event <= hi]
+        return history_bars(self)
 
     def recent_bars(self, live_bt: str, after_ns: int, before_ns: int) -> list[list]:
-        """The venue's klines of ``live_bt`` closing in ``(after_ns, before_ns)`` (Binance REST; none for Ethereal)."""
-        if self.plan.product == "ethereal":
-            return []
-        from nautilus_app.testkit.replay import INTERVAL_MS
+        """The venue's bars of ``live_bt`` closing in ``(after_ns, before_ns)`` (:func:`nautilus_app.paper_history.recent_bars`)."""
+        from nautilus_app.paper_history import recent_bars
 
-        b = BarType.from_str(live_bt)
-        step_ms = self.plan.interval_ns // 1_000_000
-        interval = next((k for k, v in INTERVAL_MS.items() if v == step_ms), None)
-        if interval is None:
-            return []
-        symbol = b.instrument_id.symbol.value.removesuffix("-PERP")
-        base = self.plan.settings.base_url_http or (
-            "https://fapi.binance.com" if self.plan.product == "um" else "https://api.binance.com")
-        path = "/fapi/v1/klines" if self.plan.product == "um" else "/api/v3/klines"
-        out: list[list] = []
-        start_ms = (after_ns // 1_000_000) - step_ms + 1  # the kline closing after `after_ns` opens at its close - step
-        while True:
-            url = f"{base}{path}?symbol={symbol}&interval={interval}&startTime={max(start_ms, 0)}&limit=1000"
-            try:
-                rows = _http_json(url)
-            except Exception as e:  # noqa: BLE001 - warm-up goes on with what it has
-                _event(logging.WARNING, "venue klines not available", url=url, error=repr(e))
-                break
-            if not rows:
-                break
-            for r in rows:
-                close_ns = (int(r[0]) + step_ms) * 1_000_000
-                if after_ns < close_ns < before_ns and int(r[6]) < self._venue_now_ns() // 1_000_000 + 1:
-                    out.append([live_bt, close_ns, r[1], r[2], r[3], r[4], r[5]])
-            last_open = int(rows[-1][0])
-            if len(rows) < 1000 or (last_open + step_ms) * 1_000_000 >= before_ns:
-                break
-            start_ms = last_open + step_ms
-        return out
-
-    def _logging_config(self) -> Any:
-        from nautilus_trader.common import FileWriterConfig, LoggerConfig, LogLevel
-
-        return LoggerConfig(
-            stdout_level=getattr(LogLevel, self.cfg.log_level), fileout_level=LogLevel.INFO, is_colored=False,
-            file_config=FileWriterConfig(directory=str(self.results_path / "logs"),
-                                         file_name=f"nautilus-{self.starts:03d}", file_format="json"),
-        )
-
-    def _add_components(self) -> Any:
-        for strategy, bar_type in zip(self.make_strategies(), self._strategy_bar_types(), strict=True):
-            if self.simulated:
-                sequence_strategy(strategy, self, bar_type)
-            else:
-                guard_strategy(strategy, self.guard)
-                clock_strategy(strategy, self)
-            self.node.add_strategy(strategy)
-            self.strategies.append(strategy)
-        self.recorder = PaperRecorder(self)
-        self.node.add_actor(self.recorder)
-        self._handle = self.node.handle()
-        return self.node
-
-    def _build_ethereal(self) -> Any:
-        """Node for ``data_source = "ethereal"``: :class:`adapters.ethereal.data.EtherealDataClient` and
-        :class:`adapters.ethereal.paper_exec.EtherealPaperExecutionClient` (book in Redis, restored at
-        start-up by Nautilus's reconciliation). No Nautilus cache database: rc7 refuses one on nodes
-        with Python clients (NAUTILUS_NOTES §8)."""
-        from nautilus_trader.common import Environment
-        from nautilus_trader.config import DataClientConfig, ExecutionClientConfig
-        from nautilus_trader.live import LiveNode
-        from nautilus_trader.model import TraderId
-
-        from adapters.ethereal.config import EtherealDataClientConfig
-        from adapters.ethereal.factories import EtherealDataClientFactory
-        from adapters.ethereal.paper_exec import EtherealPaperExecClientFactory
-
-        s, v = self.plan.settings, self.plan.venue
-        maker, taker = v.fees()
-        tickers = sorted({InstrumentId.from_str(i).symbol.value.removesuffix("-PERP") for i in self.plan.id_map})
-        dcfg = EtherealDataClientConfig(
-            network="testnet" if s.environment == "TESTNET" else "mainnet", rest_url=s.base_url_http,
-            ws_url=s.base_url_ws, tickers=tickers, instrument_refresh_mins=0,
-            ws_backoff_initial_s=s.reconnect_initial_ms / 1000, ws_backoff_max_s=s.reconnect_max_ms / 1000,
-            settlement_currency=_ethereal_settlement(self.plan.venue))
-        self.exec_factory = EtherealPaperExecClientFactory(
-            starting_balances=list(v.starting_balances), maker_fee=Decimal(str(maker)), taker_fee=Decimal(str(taker)),
-            redis_host=s.redis_host, redis_port=s.redis_port)
-        self.node = (
-            LiveNode.builder("PAPER", TraderId(s.trader_id), Environment.SANDBOX)
-            .with_logging(self._logging_config())
-            .with_timeout_connection(20).with_timeout_reconciliation(20)
-            .with_timeout_disconnection_secs(2)
-            .with_delay_post_stop_secs(0)
-            .add_data_client(ETHEREAL_VENUE_NAME, EtherealDataClientFactory(dcfg), DataClientConfig())
-            .add_exec_client(ETHEREAL_VENUE_NAME, self.exec_factory, ExecutionClientConfig())
-            .build()
-        )
-        return self._add_components()
-
-    def _strategy_bar_types(self) -> list[str]:
-        out = []
-        for spec in self.cfg.strategies:
-            bt = spec.params.get("bar_type", self.cfg.bar_types[0])
-            out.append(self.plan.bar_map.get(bt, bt))
-        return out
-
-    def make_strategies(self) -> list[Any]:
-        """The config's strategies, instantiated with live instrument ids and the backtest's order-id tags."""
-        out = []
-        for i, spec in enumerate(self.cfg.strategies):
-            params = dict(spec.params)
-            if "instrument_id" in params:
-                params["instrument_id"] = self.plan.id_map.get(params["instrument_id"], params["instrument_id"])
-            if "bar_type" in params:
-                params["bar_type"] = self.plan.bar_map.get(params["bar_type"], params["bar_type"])
-            if (self.plan.product == "ethereal" or self.simulated) and "instrument_id" in params:
-                # reconciliation restores the Redis book as EXTERNAL orders/positions: let the strategy claim them
-                params.setdefault("external_order_instrument_ids", [InstrumentId.from_str(params["instrument_id"])])
-            out.append(spec.resolve().make_strategy(params, order_id_tag=f"{i:03d}"))
-        return out
+        return recent_bars(self, live_bt, after_ns, before_ns)
 
     # -- run / stop
     def request_stop(self, reason: str) -> None:
@@ -1058,68 +356,12 @@ class PaperSession:
         self.node.dispose()
         return self.results_path
 
-    # -- status
+    # -- status (nautilus_app/paper_status.py)
     def write_status(self, rec: PaperRecorder, reason: str) -> None:
-        """``status.json``: equity, balances, positions, open orders, last data time, feed state."""
-        try:
-            cache = self.cache
-            positions = [{
-                "instrument_id": self.plan.reverse_ids.get(str(p.instrument_id), str(p.instrument_id)),
-                "strategy_id": str(p.strategy_id), "side": str(p.side), "quantity": float(p.signed_qty),
-                "avg_px_open": float(p.avg_px_open),
-                "unrealized_pnl": self._upnl(p, rec), "position_id": str(p.id),
-            } for p in cache.positions_open()]
-            orders = [{
-                "client_order_id": str(o.client_order_id), "instrument_id":
-                    self.plan.reverse_ids.get(str(o.instrument_id), str(o.instrument_id)),
-                "side": str(o.side), "type": str(o.order_type), "quantity": float(o.quantity),
-                "status": str(o.status),
-            } for o in cache.orders_open()]
-            balances = {}
-            acct = cache.account_for_venue(_venue(self.plan.live_venue))
-            if acct is not None:
-                for ccy, bal in acct.balances().items():
-                    balances[str(ccy)] = float(bal.total.as_double())
-            if self.simulated:  # funding is in the balance already
-                funding = sum(r["amount"] for r in self.book.funding() if "amount" in r)
-                equity = self._equity(balances, positions, rec)
-            else:
-                funding = sum(r["amount"] for r in self.state.funding())
-                equity = self._equity(balances, positions, rec) + funding
-            status = {
-                "run_id": self.run_id, "trader_id": self.plan.settings.trader_id, "reason": reason,
-                "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-                "start_number": self.starts, "bars_this_start": rec.bars_seen,
-                "last_data_ts": None if rec.last_market_ns is None else str(pd.Timestamp(rec.last_market_ns, tz="UTC")),
-                "feed_stale": self.guard.stale, "orders_held": len(self.guard.held),
-                "balances": balances, "funding_usdt": funding, "equity_usdt": equity,
-                "positions": positions, "open_orders": orders,
-                "execution": self.plan.settings.execution,
-                "warm": self.warm if self.simulated else True,
-                "trading_allowed": (self.warm and not self.guard.stale) if self.simulated else not self.guard.stale,
-                "warm_status": self.warm_message if self.simulated else "sandbox: no warm-up (indicators start cold)",
-                "warm_bars": self.warm_bars, "bars_processed": self.bars_processed,
-                "orders_suppressed_while_warming": self.suppressed,
-            }
-            _atomic_write(self.results_path / "status.json", json.dumps(status, indent=2, default=str).encode())
-        except Exception as e:  # noqa: BLE001 - status must never take the node down
-            _event(logging.ERROR, "status write failed", error=repr(e))
+        """``status.json`` (:func:`nautilus_app.paper_status.write_status`); never raises."""
+        from nautilus_app.paper_status import write_status
 
-    def _upnl(self, p: Any, rec: PaperRecorder) -> float:
-        px = rec.last_close.get(str(p.instrument_id))
-        return 0.0 if px is None else float(p.signed_qty) * (px - float(p.avg_px_open))
-
-    def _equity(self, balances: dict[str, float], positions: list[dict], rec: PaperRecorder) -> float:
-        eq = balances.get("USDT", 0.0)
-        if self.plan.is_margin:
-            return eq + sum(p["unrealized_pnl"] for p in positions)
-        for ccy, amount in balances.items():  # spot: value base balances at the last close
-            if ccy == "USDT":
-                continue
-            px = rec.last_close.get(f"{ccy}USDT.{LIVE_VENUE}")
-            if px is not None:
-                eq += amount * px
-        return eq
+        write_status(self, rec, reason)
 
     # -- results
     def write_results_safe(self) -> None:
@@ -1131,13 +373,6 @@ class PaperSession:
     def write_results(self, final: bool) -> None:
         """Write ``results/<run_id>/`` in the backtest format (each file atomically; ``metrics.json`` last)."""
         write_paper_results(self, final=final)
-
-
-def _http_json(url: str, timeout: float = 10.0) -> Any:
-    import urllib.request
-
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - configured venue URL
-        return json.loads(resp.read())
 
 
 def _venue(name: str) -> Any:

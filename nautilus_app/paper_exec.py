@@ -44,19 +44,22 @@ A ``kill -9`` therefore leaves either the whole bar or none of it (the venue ste
 its own transaction and is never applied twice), and a restarted session rebuilds the strategies by
 feeding them the stored feed (indicators, signal memory) and restoring the snapshots, then processes
 the bars it missed (the venue's recent klines) before live ones.
+
+Modules (issue 22: split along these seams): this one holds the Redis book (:class:`SimBook`), the
+venue models applied to it (:class:`SimVenue`) and the Nautilus execution client
+(:class:`SimExecutionClient`); the sequencer is :mod:`nautilus_app.paper_sequencer`, the strategy
+snapshots :mod:`nautilus_app.paper_snapshot`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import TYPE_CHECKING, Any
 
 import redis
 from nautilus_trader.config import ExecutionClientConfig
@@ -65,8 +68,6 @@ from nautilus_trader.model import (
     AccountBalance,
     AccountId,
     AccountType,
-    Bar,
-    BarType,
     ClientOrderId,
     Currency,
     ExecutionMassStatus,
@@ -86,6 +87,7 @@ from nautilus_trader.model import (
     Quantity,
     TimeInForce,
     TradeId,
+    TriggerType,
     Venue,
     VenueOrderId,
 )
@@ -96,9 +98,14 @@ from nautilus_app.venue.latency import LatencyDraws, LatencyRouter
 from nautilus_app.venue.margin import isolated_margin, liquidation_price, maintenance_margin
 from nautilus_app.venue.slippage import SlippageModel
 
+if TYPE_CHECKING:
+    from nautilus_app.paper_sequencer import BarSequencer
+
 log = logging.getLogger("nautilus_app.paper")
 
 _OPEN = ("ACCEPTED", "PARTIALLY_FILLED", "SUBMITTED")
+_TYPES = {OrderType.MARKET: "MARKET", OrderType.LIMIT: "LIMIT", OrderType.STOP_MARKET: "STOP_MARKET",
+          OrderType.STOP_LIMIT: "STOP_LIMIT"}
 
 
 # ---- the book in Redis ---------------------------------------------------------------------------
@@ -229,6 +236,7 @@ class SimVenue:
         self.last_bar: dict[str, dict] = {}  # iid -> last processed bar {ts, o, h, l, c, v}
         self.steps: dict[str, int] = {}
         self.funding_keys: set[str] = set()
+        self.recent_fills: list[tuple[str, Decimal, int]] = []  # (position key, signed qty, ts): funding's position
 
     # -- state
     def load(self, starting: dict[str, str]) -> None:
@@ -240,6 +248,10 @@ class SimVenue:
         self.balances = {k: _d(v) for k, v in self.book.balances().items()}
         self.steps = self.book.steps()
         self.funding_keys = set(self.book.r.hkeys(self.book.k("funding")))
+        since = min(self.steps.values(), default=0) - 86_400_000_000_000  # a day before the earliest step
+        self.recent_fills = sorted(((f"{f['instrument_id']}|{f['strategy_id']}",
+                                     _d(f["qty"]) * (1 if f["side"] == "BUY" else -1), int(f["ts"]))
+                                    for f in self.book.fills().values() if int(f["ts"]) > since), key=lambda x: x[2])
         meta = self.book.meta()
         for key, val in meta.items():
             if key.startswith("last_bar:"):
@@ -305,14 +317,18 @@ class SimVenue:
 
     # -- fills
     def _apply(self, res: StepResult, rec: dict, instrument: Any, order_obj: Any, px: float, ref: float, ts: int,
-               kind: str, liquidity: str = "TAKER") -> None:
-        """One fill of the whole remaining quantity (positions, balances, order state, fee)."""
+               kind: str, liquidity: str = "TAKER", qty: Decimal | None = None) -> None:
+        """One fill of ``qty`` (default: the whole remaining quantity): positions, balances, order state, fee.
+        Limit and stop-limit fills pay the fee of their own liquidity side (maker or taker)."""
         price = Price(px, instrument.price_precision)
-        qty = _d(rec["quantity"]) - _d(rec["filled_qty"])
+        if qty is None:
+            qty = _d(rec["quantity"]) - _d(rec["filled_qty"])
         quantity = Quantity(qty, instrument.size_precision)
-        fee = self.fee_model.get_commission(order_obj, quantity, price, instrument) if order_obj is not None else \
-            Money(float(qty) * price.as_double() * (self.fee_model.maker if liquidity == "MAKER"
-                                                    else self.fee_model.taker), instrument.quote_currency)
+        if order_obj is None or kind in ("limit", "stop_limit"):
+            rate = self.fee_model.maker if liquidity == "MAKER" else self.fee_model.taker
+            fee = Money(quantity.as_double() * price.as_double() * rate, instrument.quote_currency)
+        else:
+            fee = self.fee_model.get_commission(order_obj, quantity, price, instrument)
         pxd, feed_ = price.as_decimal(), fee.as_decimal()
         buy = rec["side"] == "BUY"
         signed = qty if buy else -qty
@@ -335,11 +351,16 @@ class SimVenue:
             elif (new > 0) != (old > 0):
                 avg = pxd
         pos.qty, pos.avg_px, pos.ts_last = new, avg, ts
+        self.recent_fills.append((key, signed, int(ts)))
+        del self.recent_fills[:-1000]
         if not self.cash:
             ccy = self.settlement
             self.balances[ccy] = self.balances.get(ccy, Decimal(0)) + realized - feed_
-        filled = _d(rec["filled_qty"]) + qty
-        rec.update(filled_qty=str(filled), avg_px=str(pxd), status="FILLED", ts_last=ts)
+        before = _d(rec["filled_qty"])
+        filled = before + qty
+        avg_px = (before * _d(rec.get("avg_px") or 0) + qty * pxd) / filled
+        rec.update(filled_qty=str(filled), avg_px=str(avg_px), ts_last=ts,
+                   status="FILLED" if filled >= _d(rec["quantity"]) else "PARTIALLY_FILLED")
         res.fills.append({"trade_id": f"ST-{self.book.next_seq()}", "client_order_id": rec["client_order_id"],
                           "venue_order_id": rec["venue_order_id"], "instrument_id": rec["instrument_id"],
                           "strategy_id": rec["strategy_id"], "side": rec["side"], "qty": str(qty), "px": str(pxd),
@@ -353,15 +374,31 @@ class SimVenue:
         return self.slippage.price(ref, rec["side"] == "BUY", float(_d(rec["quantity"]) - _d(rec["filled_qty"])),
                                    volume, instrument.price_increment.as_double())
 
-    def fills_at_open(self, iid: str, bar: dict, instrument: Any, order_obj: Callable[[str], Any]) -> StepResult:
-        """Step (a): market orders waiting for this open (``next_open``), in arrival order, and stop
-        orders triggered by this bar's range."""
+    def fills_at_open(self, iid: str, bar: dict, instrument: Any, order_obj: Callable[[str], Any],
+                      seen: set[str] | None = None) -> StepResult:
+        """Step (a): market orders waiting for this open (``next_open``), in arrival order, stop orders
+        triggered by this bar's range, and limit / stop-limit orders the bar's prices reach
+        (:meth:`_limit_fill`). ``seen``: orders already matched against this bar (skipped; updated)."""
         res = StepResult()
         prev = self.last_bar.get(iid)
         t_bar = bar["ts"]
         waiting = sorted((r for r in self.orders.values() if r["instrument_id"] == iid and r["status"] in _OPEN
-                          and LIQUIDATION_TAG not in r["tags"]), key=lambda r: (r["ts_arrival"], r["seq"]))
+                          and LIQUIDATION_TAG not in r["tags"] and r["ts_arrival"] < t_bar
+                          and (seen is None or r["client_order_id"] not in seen)),
+                         key=lambda r: (r["ts_arrival"], r["seq"]))
+        if seen is not None:
+            seen.update(r["client_order_id"] for r in waiting)
         for rec in waiting:
+            if rec["type"] in ("LIMIT", "STOP_LIMIT"):
+                hits = self._limit_fills(rec, bar, instrument.size_precision)
+                kind = "limit" if rec["type"] == "LIMIT" else "stop_limit"
+                for px, q, liquidity in hits:
+                    self._apply(res, rec, instrument, order_obj(rec["client_order_id"]), px, px, t_bar, kind,
+                                liquidity, q)
+                if not hits and rec.pop("triggered_now", False):
+                    res.orders.append(rec)  # the stop-limit triggered and rests as a limit: store that
+                rec.pop("triggered_now", None)
+                continue
             if rec["type"] == "MARKET" and self.timing == "next_open" and rec["ts_arrival"] < t_bar:
                 # volume of the last bar completed when the order arrived
                 vol = prev["v"] if prev is not None and prev["ts"] <= rec["ts_arrival"] else 0.0
@@ -376,6 +413,92 @@ class SimVenue:
                     vol = prev["v"] if prev is not None else 0.0
                     self._apply(res, rec, instrument, order_obj(rec["client_order_id"]),
                                 self.market_price(rec, instrument, ref, vol), ref, t_bar, "stop")
+        return res
+
+    @staticmethod
+    def _points(bar: dict, size_precision: int) -> list[tuple[float, Decimal]]:
+        """The bar as Nautilus's bar matching sees it: open, high, low, close, each offering
+        ``volume / 4`` (rounded to the size precision; the close the rest of the volume)."""
+        unit = Decimal(1).scaleb(-size_precision)
+        v = Decimal(repr(bar["v"])).quantize(unit)
+        s = (v / 4).quantize(unit, rounding=ROUND_HALF_EVEN)
+        return [(bar["o"], s), (bar["h"], s), (bar["l"], s), (bar["c"], v - 3 * s)]
+
+    def _limit_fills(self, rec: dict, bar: dict, size_precision: int) -> list[tuple[float, Decimal, str]]:
+        """Nautilus's bar matching for a resting LIMIT / STOP_LIMIT (the backtest's rule for these types,
+        which its fill model leaves to Nautilus), over the bar's prices open, high, low, close
+        (:meth:`_points`, each with its size):
+
+        * LIMIT buy at ``P``: each price at or below ``P`` fills up to its size, at ``P`` (at the open
+          when the bar opened at or below ``P``); maker. Sell: mirrored. What is left rests.
+        * STOP_LIMIT buy (trigger ``T``, limit ``P``): the first price at or above ``T`` triggers it; if
+          that price is at or below ``P`` the order trades there up to its size and the rest at ``P``
+          (taker, then maker, as a marketable limit); otherwise it rests as a limit at ``P`` (as above,
+          for the rest of the bar and later bars). Sell: mirrored.
+
+        Returns ``[(price, qty, liquidity)]``; marks a trigger in ``rec`` (``triggered``).
+        """
+        buy = rec["side"] == "BUY"
+        limit = float(rec["price"])
+        leaves = _d(rec["quantity"]) - _d(rec["filled_qty"])
+        out: list[tuple[float, Decimal, str]] = []
+
+        def crosses(p: float) -> bool:
+            return p <= limit if buy else p >= limit
+
+        points = self._points(bar, size_precision)
+        start = 0
+        if rec["type"] == "STOP_LIMIT" and not rec.get("triggered"):
+            trig = float(rec["trigger"])
+            for i, (p, size) in enumerate(points):
+                if (p >= trig) if buy else (p <= trig):
+                    rec["triggered"] = True
+                    rec["triggered_now"] = True
+                    if crosses(p):
+                        q = min(leaves, size)
+                        out.append((p, q, "TAKER"))
+                        if leaves - q > 0:
+                            out.append((limit, leaves - q, "MAKER"))
+                        return [f for f in out if f[1] > 0]
+                    start = i + 1
+                    break
+            else:
+                return out
+        for i, (p, size) in enumerate(points[start:], start):
+            if leaves <= 0:
+                break
+            if crosses(p):
+                q = min(leaves, size)
+                if q > 0:
+                    out.append((p if i == 0 else limit, q, "MAKER"))
+                    leaves -= q
+        return out
+
+    def marketable_on_arrival(self, iid: str, instrument: Any, order_obj: Callable[[str], Any],
+                              new: list[str], last: dict | None) -> StepResult:
+        """LIMIT orders that can trade when they arrive (a buy at or above the last close, a sell at or
+        below): as Nautilus's book after the last bar, up to the close's size at the close (taker), the
+        rest at the limit price (maker), at the arrival time."""
+        res = StepResult()
+        if last is None:
+            return res
+        c = float(last["c"])
+        csize = self._points(last, instrument.size_precision)[3][1]
+        for coid in new:
+            rec = self.orders.get(coid)
+            if rec is None or rec["instrument_id"] != iid or rec["type"] != "LIMIT" or rec["status"] not in _OPEN \
+                    or rec.get("checked_on_arrival"):
+                continue
+            rec["checked_on_arrival"] = True
+            limit = float(rec["price"])
+            if (c <= limit) if rec["side"] == "BUY" else (c >= limit):
+                leaves = _d(rec["quantity"]) - _d(rec["filled_qty"])
+                q = min(leaves, csize)
+                if q > 0:
+                    self._apply(res, rec, instrument, order_obj(coid), c, c, rec["ts_arrival"], "limit", "TAKER", q)
+                if leaves - q > 0:
+                    self._apply(res, rec, instrument, order_obj(coid), limit, limit, rec["ts_arrival"], "limit",
+                                "MAKER", leaves - q)
         return res
 
     def liquidations(self, iid: str, bar: dict, instrument: Any) -> list[dict]:
@@ -443,12 +566,16 @@ class SimVenue:
         if not (lo <= f_ns < bar["ts"]) or fkey in self.funding_keys:
             return
         for key, p in self.positions.items():
-            if key.split("|")[0] != iid or p.qty == 0:
+            # the position at the settlement time: without fills stamped after it (orders that arrived
+            # after the previous close, e.g. marketable limits, filled before this step)
+            qty = p.qty - sum((q for k, q, ts in self.recent_fills if k == key and ts > f_ns), Decimal(0))
+            if key.split("|")[0] != iid or qty == 0:
                 continue
-            amount = Decimal(repr(-float(p.qty) * mark * float(rate)))
+            amount = Decimal(repr(-float(qty) * mark * float(rate)))
             self.balances[self.settlement] = self.balances.get(self.settlement, Decimal(0)) + amount
             res.funding.append({"ts": f_ns, "instrument_id": iid, "position_key": key, "amount": float(amount),
-                                "rate": str(rate), "mark": mark, "qty": float(p.qty)})
+                                "rate": str(rate), "mark": mark, "qty": float(qty)})
+        self.recent_fills = [f for f in self.recent_fills if f[2] > f_ns]
         self.funding_keys.add(fkey)
         res.funding_marks.append(fkey)
 
@@ -518,70 +645,6 @@ def _struct_dict(s: Any) -> dict:
     return msgspec.structs.asdict(s)
 
 
-# ---- strategy state ------------------------------------------------------------------------------------
-_PLAIN = (int, float, str, bool, type(None))
-
-
-def _plain(v: Any, depth: int = 0) -> tuple[bool, Any]:
-    if isinstance(v, _PLAIN):
-        return (not (isinstance(v, float) and not math.isfinite(v))), v
-    if isinstance(v, (list, tuple)) and depth < 3:
-        items = [_plain(x, depth + 1) for x in v]
-        return all(ok for ok, _ in items), [x for _, x in items]
-    if isinstance(v, dict) and depth < 3 and all(isinstance(k, str) for k in v):
-        items = {k: _plain(x, depth + 1) for k, x in v.items()}
-        return all(ok for ok, _ in items.values()), {k: x for k, (_, x) in items.items()}
-    return False, None
-
-
-def _state_of(obj: Any, depth: int) -> dict:
-    out: dict[str, Any] = {}
-    for name, v in vars(obj).items():
-        ok, val = _plain(v)
-        if ok:
-            out[name] = val
-        elif depth < 2 and hasattr(v, "__dict__") and type(v).__module__.split(".")[0] in ("strategies", "nautilus_app"):
-            out[name] = {"__object__": _state_of(v, depth + 1)}
-    return out
-
-
-def snapshot_strategy(strategy: Any) -> dict:
-    """The strategy's state bars cannot rebuild, as JSON-able data.
-
-    A strategy may define ``paper_state() -> dict`` and ``restore_paper_state(dict)``; otherwise every
-    plain attribute (numbers, strings, booleans, None, and lists/dicts of them) of the strategy and of
-    its helper objects from this project's packages (e.g. the risk manager: trailing-stop levels,
-    cooldowns) is saved. Indicators and Nautilus objects are not: the feed rebuilds them.
-    """
-    if hasattr(strategy, "paper_state"):
-        return {"__custom__": strategy.paper_state()}
-    return _state_of(strategy, 0)
-
-
-def _restore_into(obj: Any, state: dict) -> None:
-    for name, v in state.items():
-        if isinstance(v, dict) and "__object__" in v:
-            target = getattr(obj, name, None)
-            if target is not None:
-                _restore_into(target, v["__object__"])
-            continue
-        try:
-            cur = getattr(obj, name, None)
-            setattr(obj, name, tuple(v) if isinstance(cur, tuple) and isinstance(v, list) else v)
-        except (AttributeError, TypeError):
-            pass
-
-
-def restore_strategy(strategy: Any, state: dict) -> None:
-    """Put a :func:`snapshot_strategy` back (then marks cached order/position state as stale)."""
-    if "__custom__" in state and hasattr(strategy, "restore_paper_state"):
-        strategy.restore_paper_state(state["__custom__"])
-        return
-    _restore_into(strategy, state)
-    if hasattr(strategy, "_state_dirty"):
-        strategy._state_dirty = True  # re-read position side and pending orders from the reconciled cache
-
-
 # ---- the Nautilus execution client -----------------------------------------------------------------------
 class SimExecutionClient(ExecutionClient):
     """Nautilus side of the simulated venue: receives orders, emits events, reports the book at start-up.
@@ -642,8 +705,9 @@ class SimExecutionClient(ExecutionClient):
         coid = order.client_order_id.value
         seq = self.sequencer
         self.received[coid] = len(self.received)
-        if order.order_type not in (OrderType.MARKET, OrderType.STOP_MARKET):
-            self.generate_order_denied(order, f"order type {order.order_type} is not simulated (MARKET, STOP_MARKET)")
+        if order.order_type not in _TYPES:
+            self.generate_order_denied(order, f"order type {order.order_type} is not simulated "
+                                              "(MARKET, LIMIT, STOP_MARKET, STOP_LIMIT)")
             return
         inst = self.cache.instrument(order.instrument_id)
         if inst is None:
@@ -661,9 +725,10 @@ class SimExecutionClient(ExecutionClient):
         rec = {"client_order_id": coid, "venue_order_id": f"SV-{self.sim.book.next_seq()}", "seq": len(self.received),
                "instrument_id": order.instrument_id.value, "strategy_id": sid,
                "side": "BUY" if order.side == OrderSide.BUY else "SELL",
-               "type": "MARKET" if order.order_type == OrderType.MARKET else "STOP_MARKET",
+               "type": _TYPES[order.order_type],
                "quantity": str(order.quantity), "filled_qty": "0", "avg_px": "0",
-               "trigger": str(order.trigger_price) if order.order_type == OrderType.STOP_MARKET else None,
+               "trigger": str(order.trigger_price) if _TYPES[order.order_type].startswith("STOP") else None,
+               "price": str(order.price) if _TYPES[order.order_type].endswith("LIMIT") else None,
                "reduce_only": bool(order.is_reduce_only), "tags": list(order.tags or []), "status": "ACCEPTED",
                "ts_sent": sent_ns, "ts_arrival": arrival, "latency_ms": drawn,
                "bar_ts": seq.market_now if seq else 0, "ts_accepted": arrival, "ts_last": arrival}
@@ -743,15 +808,18 @@ class SimExecutionClient(ExecutionClient):
         if inst is None:
             return None
         filled = _d(rec["filled_qty"])
-        stop = rec["type"] == "STOP_MARKET"
+        typ = rec["type"]
+        stop = typ.startswith("STOP")
         return OrderStatusReport(
             account_id=self.account_id, instrument_id=inst.id, venue_order_id=VenueOrderId(rec["venue_order_id"]),
             order_side=OrderSide.BUY if rec["side"] == "BUY" else OrderSide.SELL,
-            order_type=OrderType.STOP_MARKET if stop else OrderType.MARKET, time_in_force=TimeInForce.GTC,
+            order_type=getattr(OrderType, typ), time_in_force=TimeInForce.GTC,
             order_status=getattr(OrderStatus, rec["status"]), quantity=Quantity(_d(rec["quantity"]), inst.size_precision),
             filled_qty=Quantity(filled, inst.size_precision), ts_accepted=rec["ts_accepted"], ts_last=rec["ts_last"],
             ts_init=self.clock.timestamp_ns(), client_order_id=ClientOrderId(rec["client_order_id"]),
             trigger_price=Price(_d(rec["trigger"]), inst.price_precision) if stop else None,
+            price=Price(_d(rec["price"]), inst.price_precision) if rec.get("price") else None,
+            trigger_type=TriggerType.DEFAULT if stop else None,
             avg_px=_d(rec["avg_px"]) if filled > 0 else None, reduce_only=rec["reduce_only"],
         )
 
@@ -826,261 +894,5 @@ class SimExecClientFactory(ExecutionClientFactory):
         return self.last_client
 
 
-# ---- the sequencer -------------------------------------------------------------------------------------------
-def bar_record(bar_type: str, ts: int, bar: Any) -> list:
-    """A bar as stored in the feed: ``[bar_type, close ns, open, high, low, close, volume]`` (strings)."""
-    return [bar_type, int(ts), str(bar.open), str(bar.high), str(bar.low), str(bar.close), str(bar.volume)]
-
-
-def make_bar(rec: list) -> Bar:
-    """A Nautilus ``Bar`` from a feed record (stamped at its close)."""
-    bt, ts, o, h, low, c, v = rec[:7]
-    return Bar(BarType.from_str(bt), Price.from_str(o), Price.from_str(h), Price.from_str(low), Price.from_str(c),
-               Quantity.from_str(v), int(ts), int(ts))
-
-
-class BarSequencer:
-    """Processes bars one at a time: venue step, strategies, orders, commit (module docstring).
-
-    Args:
-        session: The paper session (strategies, indicators, status, stop handling).
-        sim: The simulated venue.
-        interval_ns: Bar interval.
-        funding: callback ``(live iid, previous close ns, close ns) -> (settlement ns, rate, mark) | None``.
-    """
-
-    def __init__(self, session: Any, sim: SimVenue, interval_ns: int,
-                 funding: Callable[[str, int, int], tuple[int, Decimal, float] | None]) -> None:
-        self.session = session
-        self.sim = sim
-        self.interval_ns = interval_ns
-        self.funding = funding
-        self.client: SimExecutionClient | None = None
-        self.queue: asyncio.Queue | None = None
-        self.pending_live: list[list] = []
-        self.market_now = 0
-        self.sent_at: dict[str, tuple[int, int | None, float]] = {}
-        self.awaiting: set[str] = set()
-        self.closing = False
-        self.stopping = False
-        self.processed = 0
-        self.warm = False
-        self.trading = False
-        self.warm_bars = 0
-        self.caught_up = 0
-        self.last_ts: dict[str, int] = {}
-
-    # -- input
-    def on_live_bar(self, bar_type: str, bar: Any) -> None:
-        """Called by the recorder for every live bar (any thread-safe context on the node's loop)."""
-        ts = -(-bar.ts_event // self.interval_ns) * self.interval_ns
-        rec = bar_record(bar_type, ts, bar)
-        if self.queue is None:
-            self.pending_live.append(rec)
-        else:
-            self.queue.put_nowait(rec)
-
-    def on_order_arrived(self, rec: dict) -> None:
-        self.awaiting.discard(rec["client_order_id"])
-
-    def note_sent(self, strategy: Any, order: Any) -> None:
-        """A strategy's Python path sent an order (called by the submit wrapper): latency and sent time."""
-        sid = strategy.strategy_id.value
-        arrival, drawn = self.sim.arrival(sid, self.market_now)
-        self.sent_at[order.client_order_id.value] = (self.market_now, arrival, drawn)
-        self.awaiting.add(order.client_order_id.value)
-
-    # -- main loop
-    async def run(self) -> None:
-        self.queue = asyncio.Queue()
-        for rec in self.pending_live:
-            self.queue.put_nowait(rec)
-        self.pending_live.clear()
-        try:
-            await self.warm_up()
-            while not self.closing:
-                rec = await self.queue.get()
-                if rec[1] <= self.last_ts.get(rec[0], -1):
-                    continue  # already processed (a replayed or duplicated bar)
-                await self.catch_up(rec)
-                await self.process(rec, live=True)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # noqa: BLE001 - the session must hear of it
-            log.exception("paper sequencer failed")
-            self.session.sequencer_failed(e)
-
-    async def warm_up(self) -> None:
-        """Feed the stored feed (restart) or the history (first start) to the strategies without trading."""
-        s = self.session
-        book = self.sim.book
-        s.set_warm_status(False, "warming up from history", 0)
-        # the strategies register their indicators in on_start, after Nautilus's reconciliation
-        t_end = time.monotonic() + 60
-        while not all(_running(st) for st in s.strategies) and time.monotonic() < t_end:
-            await asyncio.sleep(0.01)
-        feed = book.feed()
-        if feed:
-            for rec in feed:
-                s.feed_strategies(make_bar(rec), trading=False)
-                self.last_ts[rec[0]] = max(self.last_ts.get(rec[0], -1), rec[1])
-                self.market_now = rec[1]
-            states = book.strategy_states()
-            for strategy in s.strategies:
-                st = states.get(strategy.strategy_id.value)
-                if st is not None:
-                    restore_strategy(strategy, st)
-            self.warm_bars = len(feed)
-        else:
-            history = await asyncio.get_running_loop().run_in_executor(None, s.history_bars)
-            p = book.r.pipeline(transaction=True)
-            for rec in history:
-                s.feed_strategies(make_bar(rec), trading=False)
-                self.last_ts[rec[0]] = max(self.last_ts.get(rec[0], -1), rec[1])
-                p.rpush(book.k("feed"), json.dumps([*rec, 1]))
-            for strategy in s.strategies:
-                p.hset(book.k("strategies"), strategy.strategy_id.value, json.dumps(snapshot_strategy(strategy)))
-            p.execute()
-            self.warm_bars = len(history)
-            for rec in history:  # the venue's last bar (for the first fills' slippage volume and checks)
-                self.sim.last_bar[InstrumentId.from_str(BarType.from_str(rec[0]).instrument_id.value).value] = \
-                    _bar_dict(rec)
-        self.warm = True
-        s.set_warm_status(True, f"warm: {self.warm_bars} bars fed", self.warm_bars)
-
-    async def catch_up(self, first_live: list) -> None:
-        """Bars between the last processed one and ``first_live`` (missed while the node was down): fetched
-        from the venue's recent klines and processed as live ones when at most ``max_catch_up_bars``."""
-        last = self.last_ts.get(first_live[0])
-        if last is None or first_live[1] - last <= self.interval_ns:
-            return
-        missing = await asyncio.get_running_loop().run_in_executor(
-            None, self.session.recent_bars, first_live[0], last, first_live[1])
-        trade = len(missing) <= self.session.plan.settings.max_catch_up_bars
-        for rec in missing:
-            if last < rec[1] < first_live[1]:
-                await self.process(rec, live=trade)
-                self.caught_up += 1
-        if missing:
-            self.session.event("missed bars processed", count=len(missing), traded=trade)
-
-    async def process(self, rec: list, *, live: bool) -> None:
-        """One bar: venue step, strategies, orders, commit (module docstring)."""
-        client = self.client
-        assert client is not None
-        s = self.session
-        bt = rec[0]
-        iid = BarType.from_str(bt).instrument_id.value
-        bar = _bar_dict(rec)
-        inst = client.cache.instrument(InstrumentId.from_str(iid))
-        sim = self.sim
-        self.market_now = rec[1]
-
-        def order_obj(coid: str) -> Any:
-            return client.cache.order(ClientOrderId(coid))
-
-        # 1. venue step (its own transaction, never applied twice)
-        if sim.steps.get(iid, -1) < rec[1]:
-            prev_ts = sim.last_bar.get(iid, {}).get("ts", rec[1] - self.interval_ns)
-            res = StepResult()
-            # funding settled at a time in [previous close, this close) -- i.e. at the previous bar's close
-            # -- comes first: the backtest settles it after that bar's strategies and before the fills at
-            # this bar's open (the settlement at the last processed bar's close is outside the window)
-            sim.settle_funding(res, iid, bar, self.funding(iid, prev_ts - 1, rec[1] - 1))
-            opened = sim.fills_at_open(iid, bar, inst, order_obj)
-            res.fills += opened.fills
-            res.orders += opened.orders
-            decisions = sim.liquidations(iid, bar, inst)
-            if decisions:
-                # the close is the position's own strategy's order (as in the backtest); it must reach
-                # Nautilus's cache and this client before it can be filled
-                wanted = [(d, s.liquidation_order(d)) for d in decisions]
-                await self._await_orders([c for _, c in wanted if c is not None])
-                for d, coid in wanted:
-                    rec_o = sim.orders.get(coid) if coid else None
-                    if rec_o is not None:
-                        sim.fill_liquidation(res, d, rec_o, inst, order_obj(coid))
-                        if coid in client.new_orders:
-                            client.new_orders.remove(coid)
-            sim.end_step(iid, bar)
-            sim.write(res, step=(iid, rec[1]))
-            filled = client.emit(res)
-            await self._await_applied(filled, client.publish_account())
-            s.record_funding(res.funding)
-        elif iid not in sim.last_bar or sim.last_bar[iid]["ts"] < rec[1]:
-            sim.end_step(iid, bar)
-        # 2. strategies (the bar first into Nautilus's cache where the session needs it: positions priced
-        # at its close, as in the backtest)
-        bar_obj = make_bar(rec)
-        if hasattr(s, "publish_bar"):
-            await s.publish_bar(bar_obj)
-        s.feed_strategies(bar_obj, trading=live)
-        # 3. the orders they sent reach the venue; same_close fills
-        await self._await_orders(sorted(self.awaiting))
-        res = sim.same_close(iid, inst, order_obj, list(client.new_orders))
-        # 4. commit
-        filled_now = {o["client_order_id"] for o in res.orders}
-        res.orders = [sim.orders[c] for c in client.new_orders if c in sim.orders and c not in filled_now] + res.orders
-        states = {st.strategy_id.value: json.dumps(snapshot_strategy(st)) for st in s.strategies}
-        book = sim.book
-
-        def extra(p: Any) -> None:
-            p.rpush(book.k("feed"), json.dumps([*rec, 0 if live else 1]))
-            if states:
-                p.hset(book.k("strategies"), mapping=states)
-            p.hset(book.k("meta"), mapping={"latency_draws": sim.latency_draws,
-                                            "last_arrival": json.dumps(sim._last_arrival)})
-
-        sim.write(res, extra=extra)
-        client.new_orders.clear()
-        if res.fills:
-            filled = client.emit(res)
-            await self._await_applied(filled, client.publish_account())
-        self.last_ts[bt] = rec[1]
-        self.processed += 1
-        s.on_bar_processed(rec, live)
-
-    async def _await_orders(self, coids: list[str], timeout: float = 10.0) -> None:
-        """Until every order in ``coids`` reached the client (or was denied before reaching it)."""
-        client = self.client
-        t_end = time.monotonic() + timeout
-        while True:
-            left = [c for c in coids if c not in client.received]
-            left = [c for c in left if not _denied(client.cache.order(ClientOrderId(c)))]
-            if not left:
-                break
-            if time.monotonic() > t_end:
-                log.warning("orders did not reach the paper venue within %.0f s: %s", timeout, left)
-                break
-            await asyncio.sleep(0.001)
-        for c in coids:
-            self.awaiting.discard(c)
-            self.sent_at.pop(c, None)
-
-    async def _await_applied(self, filled: list[str], acct_ts: int, timeout: float = 10.0) -> None:
-        """Until Nautilus's cache shows the fills and the account state just published."""
-        cache = self.client.cache
-        aid = self.client.account_id
-        t_end = time.monotonic() + timeout
-        while time.monotonic() < t_end:
-            ok = all((o := cache.order(ClientOrderId(c))) is not None and o.status == OrderStatus.FILLED for c in filled)
-            if ok:
-                acct = cache.account(aid)
-                if acct is not None and acct.last_event is not None and acct.last_event.ts_event >= acct_ts:
-                    return
-            await asyncio.sleep(0.001)
-        log.warning("Nautilus did not apply the paper fills within %.0f s: %s", timeout, filled)
-
-
-def _running(component: Any) -> bool:
-    r = getattr(component, "is_running", True)
-    return bool(r() if callable(r) else r)
-
-
 def _denied(order: Any) -> bool:
     return order is not None and order.status in (OrderStatus.DENIED, OrderStatus.REJECTED)
-
-
-def _bar_dict(rec: list) -> dict:
-    return {"ts": int(rec[1]), "o": float(rec[2]), "h": float(rec[3]), "l": float(rec[4]), "c": float(rec[5]),
-            "v": float(rec[6])}

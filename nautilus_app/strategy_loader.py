@@ -64,7 +64,9 @@ class StrategyParameter:
 
     Attributes:
         name: Field name (the TOML key under ``params``).
-        annotation: The declared type (resolved), or the type of the default, or None (unchecked).
+        annotation: The declared type (resolved), or the type of the default, or None (unchecked). A
+            range is declared with msgspec constraints, ``Annotated[int, msgspec.Meta(ge=1)]``
+            (:mod:`strategies.params` has the common ones): :meth:`bounds` reads it.
         default: Default value, or :data:`REQUIRED`.
         via_init: True if a Python ``__init__`` of the config class takes it; False for a
             class-attribute field (set on the instance by :meth:`StrategyRef.make_config`).
@@ -81,13 +83,70 @@ class StrategyParameter:
         return self.default is REQUIRED
 
     def type_name(self) -> str:
-        """Readable type, e.g. ``int``, ``InstrumentId``, ``float | None``."""
-        a = self.annotation
-        if a is None:
-            return "any"
-        if isinstance(a, type):
-            return a.__name__
-        return str(a).replace("typing.", "").replace("nautilus_trader.model.", "")
+        """Readable type, e.g. ``int``, ``InstrumentId``, ``float | None``, ``int >= 1``."""
+        return "any" if self.annotation is None else _type_text(self.annotation)
+
+    def bounds(self) -> dict[str, Any]:
+        """The declared range: a subset of ``ge``, ``gt``, ``le``, ``lt``, ``multiple_of`` (msgspec
+        constraint names) and ``description`` (the unit), ``{}`` for an unconstrained parameter."""
+        return constraints_of(self.annotation)
+
+    def within(self, value: Any) -> bool:
+        """True if a number ``value`` is inside :meth:`bounds` (non-numbers: True; their type is
+        checked by :meth:`StrategyRef.check_params`)."""
+        b = self.bounds()
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return True
+        return ((b.get("ge") is None or value >= b["ge"]) and (b.get("gt") is None or value > b["gt"])
+                and (b.get("le") is None or value <= b["le"]) and (b.get("lt") is None or value < b["lt"]))
+
+    def range_text(self) -> str:
+        """The range as text (``>= 1``, ``> 0, <= 10``), '' if none."""
+        return _bounds_text(self.bounds())
+
+
+_BOUND_OPS = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="), ("multiple_of", "multiple of"))
+
+
+def constraints_of(annotation: Any) -> dict[str, Any]:
+    """msgspec constraints of an ``Annotated[T, msgspec.Meta(...)]`` annotation (also inside ``X | None``):
+    ``{"ge": 1, "description": "bars (>= 1)"}``; ``{}`` without any."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        out: dict[str, Any] = {}
+        for meta in typing.get_args(annotation)[1:]:
+            if isinstance(meta, msgspec.Meta):
+                for key in ("ge", "gt", "le", "lt", "multiple_of", "description"):
+                    if getattr(meta, key, None) is not None:
+                        out[key] = getattr(meta, key)
+        return out
+    for arg in typing.get_args(annotation) if _is_union(annotation) else ():
+        found = constraints_of(arg)
+        if found:
+            return found
+    return {}
+
+
+def _is_union(a: Any) -> bool:
+    import types
+
+    return typing.get_origin(a) in (typing.Union, types.UnionType)
+
+
+def _bounds_text(b: dict[str, Any]) -> str:
+    return ", ".join(f"{op} {b[k]:g}" if isinstance(b[k], int | float) else f"{op} {b[k]}"
+                     for k, op in _BOUND_OPS if k in b)
+
+
+def _type_text(a: Any) -> str:
+    if typing.get_origin(a) is typing.Annotated:
+        base = _type_text(typing.get_args(a)[0])
+        rng = _bounds_text(constraints_of(a))
+        return f"{base} {rng}" if rng else base
+    if _is_union(a) and any(typing.get_origin(x) is typing.Annotated for x in typing.get_args(a)):
+        return " | ".join("None" if x is type(None) else _type_text(x) for x in typing.get_args(a))
+    if isinstance(a, type):
+        return a.__name__
+    return str(a).replace("typing.", "").replace("nautilus_trader.model.", "")
 
 
 @dataclass(frozen=True)
@@ -192,15 +251,26 @@ class StrategyRef:
             raise StrategyLoadError(f"key params: {self.config_path} rejected the values: {type(e).__name__}: {e}") from e
         return obj
 
-    def make_strategy(self, params: dict[str, Any], *, order_id_tag: str | None = None) -> Any:
+    def make_strategy(self, params: dict[str, Any], *, order_id_tag: str | None = None, hooks: bool = False) -> Any:
         """The strategy instance (``strategy_cls(make_config(...))``).
+
+        Args:
+            hooks: Build it with the platform's hooks (order gates, before-bar work, an external bar
+                driver: :mod:`strategies.hooks`), for runners that use them (a latency model, paper).
+                Built-in strategies have them anyway; a plain Nautilus ``Strategy`` class is then
+                built as :func:`strategies.hooks.with_hooks` of it (same name, id and behaviour).
 
         Raises:
             StrategyLoadError: bad params or the strategy's ``__init__`` raised.
         """
         config = self.make_config(params, order_id_tag=order_id_tag)
+        cls = self.strategy_cls
+        if hooks:
+            from strategies.hooks import with_hooks
+
+            cls = with_hooks(cls)
         try:
-            return self.strategy_cls(config)
+            return cls(config)
         except Exception as e:  # noqa: BLE001 - user code
             raise StrategyLoadError(f"{self.strategy_path} ({self.source}) failed to start from its config: "
                                     f"{type(e).__name__}: {e}") from e
@@ -536,6 +606,18 @@ def resolve_strategy(name: str | None = None, strategy_path: str | None = None, 
     broken = "".join(f"; {f} failed to import: {msg}" for f, msg in cat.errors)
     raise StrategyLoadError(f"unknown strategy {name!r}: expected one of {sorted(cat.strategies)} (built-ins and "
                             f"the classes in {sdir}), or a strategy_path = 'module:Class'{broken}")
+
+
+def strategy_fields(name: str) -> dict[str, StrategyParameter]:
+    """The parameters (type, default, range) of a strategy runnable by ``name``: a built-in, a class in
+    the user strategy folder, or a ``module:Class`` strategy path. What the Dash launcher and sweeps
+    read (:meth:`StrategyParameter.bounds`).
+
+    Raises:
+        StrategyLoadError: unknown strategy.
+    """
+    ref = resolve_strategy(strategy_path=name) if ":" in name else resolve_strategy(name)
+    return ref.parameters()
 
 
 def absolute_strategy_path(ref: str, base_dir: Path | None) -> str:

@@ -1,0 +1,152 @@
+"""Bars a paper session did not receive live (issue 22: split from paper.py).
+
+* Warm-up (:func:`history_bars`): a new session feeds its strategies up to ``warmup_bars`` bars
+  closing after the config's ``start`` and not after the venue's clock (:func:`venue_now_ns`): from
+  the catalog first (:func:`catalog_bars`), then the venue's recent bars.
+* Catch-up (:func:`recent_bars`): bars missed while the node was down. Binance: the REST klines
+  (``/fapi/v1/klines`` or ``/api/v3/klines``; a replay server answers on its replay clock); Ethereal:
+  its price history (candles).
+
+Every bar is a record ``[bar_type, close ns, o, h, l, c, v]`` (:func:`nautilus_app.paper_exec.bar_record`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nautilus_trader.model import BarType
+
+from nautilus_app.paper_events import event as _event
+
+if TYPE_CHECKING:
+    from nautilus_app.paper import PaperSession
+
+
+def _http_json(url: str, timeout: float = 10.0) -> Any:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - configured venue URL
+        return json.loads(resp.read())
+
+
+def venue_now_ns(session: PaperSession) -> int:
+    """The venue's clock (Binance ``/time``; the replay server answers its replay clock)."""
+    if session.plan.product == "ethereal":  # the venue's stream timestamps (a replay runs on its own clock)
+        t_end = time.monotonic() + 10
+        while (session.recorder is None or not session.recorder.venue_ns) and time.monotonic() < t_end:
+            time.sleep(0.01)
+        return session.recorder.venue_ns if session.recorder is not None and session.recorder.venue_ns else time.time_ns()
+    base = session.plan.settings.base_url_http or (
+        "https://fapi.binance.com" if session.plan.product == "um" else "https://api.binance.com")
+    path = "/fapi/v1/time" if session.plan.product == "um" else "/api/v3/time"
+    try:
+        return int(_http_json(base + path)["serverTime"]) * 1_000_000
+    except Exception as e:  # noqa: BLE001 - fall back to the wall clock
+        _event(logging.WARNING, "venue time not available: using the wall clock", error=repr(e))
+        return time.time_ns()
+
+
+def history_bars(session: PaperSession) -> list[list]:
+    """Warm-up bars of a new session: up to ``warmup_bars`` bars closing after the config's ``start``
+    and not after the venue's clock, from the catalog first, then the venue's recent klines."""
+    from nautilus_app.paper_sequencer import bar_record
+
+    n = session.plan.settings.warmup_bars
+    if n == 0:
+        return []
+    now = venue_now_ns(session)
+    interval = session.plan.interval_ns
+    now = now // interval * interval  # the last bar closed at or before the venue's clock
+    lo = now - n * interval
+    if session.cfg.start is not None:
+        lo = max(lo, session.cfg.start_ns())
+    out: list[list] = []
+    for cfg_bt, live_bt in session.plan.bar_map.items():
+        recs = [bar_record(live_bt, b.ts_event, b) for b in catalog_bars(session, cfg_bt, lo, now)]
+        last = recs[-1][1] if recs else lo
+        if last < now:
+            recs += recent_bars(session, live_bt, last, now + 1)
+        out += recs
+    out.sort(key=lambda r: (r[1], r[0]))
+    return out
+
+
+def catalog_bars(session: PaperSession, bt: str, lo: int, hi: int) -> list[Any]:
+    """Catalog bars of ``bt`` closing in ``(lo, hi]`` (empty when the catalog has none)."""
+    root = session.cfg.catalog_path()
+    if not Path(root).exists():
+        return []
+    try:
+        from catalog.compact_loader import load_bars
+        from catalog.reader import bar_store
+
+        if bar_store(root, bt) == "compact":
+            bars = load_bars(root, bt, lo + 1, hi + 1)
+        else:
+            from nautilus_trader.persistence import ParquetDataCatalog
+
+            bars = ParquetDataCatalog(str(root)).query_bars([bt], start=lo + 1, end=hi)
+    except Exception as e:  # noqa: BLE001 - no catalog data: the venue's klines
+        _event(logging.WARNING, "catalog bars not available for the warm-up", bar_type=bt, error=repr(e))
+        return []
+    return [b for b in bars if lo < b.ts_event <= hi]
+
+
+def recent_bars(session: PaperSession, live_bt: str, after_ns: int, before_ns: int) -> list[list]:
+    """The venue's klines of ``live_bt`` closing in ``(after_ns, before_ns)`` (Binance REST; none for Ethereal)."""
+    if session.plan.product == "ethereal":
+        return _ethereal_recent_bars(session, live_bt, after_ns, before_ns)
+    from nautilus_app.testkit.replay import INTERVAL_MS
+
+    b = BarType.from_str(live_bt)
+    step_ms = session.plan.interval_ns // 1_000_000
+    interval = next((k for k, v in INTERVAL_MS.items() if v == step_ms), None)
+    if interval is None:
+        return []
+    symbol = b.instrument_id.symbol.value.removesuffix("-PERP")
+    base = session.plan.settings.base_url_http or (
+        "https://fapi.binance.com" if session.plan.product == "um" else "https://api.binance.com")
+    path = "/fapi/v1/klines" if session.plan.product == "um" else "/api/v3/klines"
+    out: list[list] = []
+    start_ms = (after_ns // 1_000_000) - step_ms + 1  # the kline closing after `after_ns` opens at its close - step
+    while True:
+        url = f"{base}{path}?symbol={symbol}&interval={interval}&startTime={max(start_ms, 0)}&limit=1000"
+        try:
+            rows = _http_json(url)
+        except Exception as e:  # noqa: BLE001 - warm-up goes on with what it has
+            _event(logging.WARNING, "venue klines not available", url=url, error=repr(e))
+            break
+        if not rows:
+            break
+        for r in rows:
+            close_ns = (int(r[0]) + step_ms) * 1_000_000
+            if after_ns < close_ns < before_ns and int(r[6]) < venue_now_ns(session) // 1_000_000 + 1:
+                out.append([live_bt, close_ns, r[1], r[2], r[3], r[4], r[5]])
+        last_open = int(rows[-1][0])
+        if len(rows) < 1000 or (last_open + step_ms) * 1_000_000 >= before_ns:
+            break
+        start_ms = last_open + step_ms
+    return out
+
+
+def _ethereal_recent_bars(session: PaperSession, live_bt: str, after_ns: int, before_ns: int) -> list[list]:
+    """Ethereal's candles (price history) closing in ``(after_ns, before_ns)``."""
+    from adapters.ethereal.bars import history_bars
+    from adapters.ethereal.common.enums import EtherealNetwork
+    from adapters.ethereal.common.urls import urls_for
+
+    s = session.plan.settings
+    iid = BarType.from_str(live_bt).instrument_id
+    inst = session.cache.instrument(iid)
+    net = EtherealNetwork.TESTNET if s.environment == "TESTNET" else EtherealNetwork.MAINNET
+    tv = urls_for(net, rest=s.base_url_http).tv
+    try:
+        return history_bars(tv, live_bt, iid.symbol.value.removesuffix("-PERP"), session.plan.interval_ns,
+                            after_ns, before_ns, inst.price_precision, inst.size_precision)
+    except (OSError, ValueError) as e:  # warm-up/catch-up go on with what they have
+        _event(logging.WARNING, "Ethereal price history not available", bar_type=live_bt, error=repr(e))
+        return []
