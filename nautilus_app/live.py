@@ -421,6 +421,22 @@ class LiveSupervisor(Strategy):
     def net_position(self, iid: str) -> float:
         return self.net_positions().get(iid, 0.0)
 
+    def spot_base_balances(self) -> dict[str, tuple[float, float]]:
+        """Spot: ``{instrument id: (base-asset balance, dust tolerance)}`` of the traded instruments. Nautilus
+        keeps no spot positions across a restart (rc7's spot client reports none), so what the account holds
+        of each traded base asset is the spot "position" reconciliation compares with the ledger; the
+        tolerance is the instrument's minimum quantity (below it a balance cannot be traded: dust)."""
+        bal = self.balances()
+        out: dict[str, tuple[float, float]] = {}
+        for live in self.plan.id_map.values():
+            inst = self.cache.instrument(InstrumentId.from_str(live))
+            if inst is None or getattr(inst, "base_currency", None) is None:
+                continue
+            min_q = getattr(inst, "min_quantity", None)
+            tol = float(min_q) if min_q is not None else float(inst.size_increment)
+            out[live] = (bal.get(str(inst.base_currency), 0.0), tol)
+        return out
+
     def open_orders(self) -> list[Any]:
         return list(self.cache.orders_open())
 
@@ -778,12 +794,29 @@ class LiveSession:
         self.reconciliation = {"venue_positions": venue_pos, "ledger_positions": ledger.get("positions", {}),
                                "unknown_positions": unknown_pos, "unknown_orders": unknown_orders,
                                "policy": self.plan.settings.on_unknown}
-        if not unknown_pos and not unknown_orders:
+        unknown_bal: dict[str, float] = {}
+        if self.plan.product == "spot":  # base-asset balances stand for spot positions (see spot_base_balances)
+            known_bal = ledger.get("spot_base", {})
+            venue_bal = sup.spot_base_balances()
+            unknown_bal = {i: b for i, (b, tol) in venue_bal.items() if abs(b - float(known_bal.get(i, 0.0))) >= tol}
+            self.reconciliation.update(venue_base_balances={i: b for i, (b, _t) in venue_bal.items()},
+                                       ledger_base_balances=known_bal, unknown_base_balances=unknown_bal)
+        if not unknown_pos and not unknown_orders and not unknown_bal:
             _event(logging.INFO, "reconciliation: venue state matches the node's ledger", positions=venue_pos)
             return
         policy = self.plan.settings.on_unknown
         msg = (f"venue holds positions/orders this node does not know: positions {unknown_pos}, "
                f"open orders {unknown_orders}")
+        if unknown_bal:
+            msg += f", spot base-asset balances {unknown_bal}"
+        if policy == "flatten" and unknown_bal:
+            # selling a balance Nautilus holds no position for would open a SHORT position in its cache (the kill
+            # switch would then buy it back): not done; sell it yourself or adopt it
+            self.refused = msg + " (on_unknown = 'flatten' cannot close spot balances: adopt them or sell them " \
+                "on the venue first)"
+            _event(logging.ERROR, f"reconciliation refused: {self.refused}")
+            self.alert("reconciliation", f"refusing to trade: {self.refused}", force=True)
+            return
         if policy == "refuse":
             self.refused = msg
             _event(logging.ERROR, f"reconciliation refused: {msg}; restart with on_unknown = 'adopt' or 'flatten' "
@@ -803,6 +836,8 @@ class LiveSession:
         sup = self.supervisor
         data = {"positions": sup.net_positions(), "open_orders": [str(o.client_order_id) for o in sup.open_orders()],
                 "updated_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")}
+        if self.plan.product == "spot":
+            data["spot_base"] = {i: b for i, (b, _t) in sup.spot_base_balances().items()}
         _write(self.ledger_path(), json.dumps(data, indent=1))
 
     # -- build

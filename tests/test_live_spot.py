@@ -203,3 +203,42 @@ def test_spot_hmac_key_is_refused_at_ws_api_logon(tmp_path: Path) -> None:
     st = json.loads((next((tmp_path / "results").glob("live-*")) / "status.json").read_text())
     assert st["failed"] and st["running"] is False
     assert secret not in all_text(tmp_path / "results") + p.stdout + p.stderr
+
+
+def test_spot_reconciliation_counts_base_asset_balances(tmp_path: Path) -> None:
+    """rc7's spot client reports no positions, so an account already holding 0.5 ETH looked flat to the node. Now
+    the traded base asset's balance is compared with the node's ledger: refuse (exit 3, no order); ``flatten``
+    cannot sell a balance Nautilus holds no position for (it would open a SHORT in the cache): refused too, with
+    the reason; ``adopt`` trades and records 0.51 ETH in the ledger; a restart with ``refuse`` then trades."""
+    key, pem, pub = ed25519_key()
+    srv = spot_standin(hmac_keys={}, ed25519_keys={key: pub})
+    srv.seed_balance("ETH", "0.5")
+    env = spot_env(key, pem)
+    results = tmp_path / "results"
+
+    def run(*extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+        p = live(str(cfg), "--results-dir", str(results), "--max-seconds", "7",
+                 "--i-understand-this-trades-real-money", *extra, env=env, timeout=120)
+        return p, json.loads((sorted(results.glob("live-*"))[-1] / "status.json").read_text())
+
+    try:
+        cfg = spot_config(tmp_path, srv, "2:BUY:0.0100")
+        cfg.write_text(cfg.read_text().replace('script = "2:BUY:0.0100"', 'script = "2:BUY:0.0100"\nclose_on_stop = false'))
+        p1, st1 = run()
+        p2, st2 = run("--on-unknown", "flatten")
+        sent_before_adopt = list(srv.standin.orders_received)
+        p3, st3 = run("--on-unknown", "adopt")
+        p4, st4 = run()
+    finally:
+        srv.stop()
+    assert p1.returncode == 3, p1.stderr[-2000:]
+    assert st1["reconciliation"]["unknown_base_balances"] == {"ETHUSDT.BINANCE": 0.5} and st1["refused"]
+    assert p2.returncode == 3 and "cannot close spot balances" in st2["refused"], p2.stderr[-2000:]
+    assert sent_before_adopt == []
+    assert p3.returncode == 0, p3.stderr[-2000:]
+    assert st3["refused"] is None and st3["reconciliation"]["policy"] == "adopt"
+    assert p4.returncode == 0, p4.stderr[-2000:]
+    assert st4["refused"] is None and st4["reconciliation"]["unknown_base_balances"] == {}
+    assert st4["reconciliation"]["ledger_base_balances"] == {"ETHUSDT.BINANCE": pytest.approx(0.51)}
+    assert [o["side"] for o in srv.standin.orders_received] == ["BUY", "BUY"]
+    assert srv.balance("ETH") == (Decimal("0.5200"), Decimal(0))
