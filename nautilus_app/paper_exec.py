@@ -59,7 +59,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 from nautilus_trader.config import ExecutionClientConfig
@@ -97,9 +97,6 @@ from nautilus_app.venue.fill_timing import LIQUIDATION_TAG
 from nautilus_app.venue.latency import LatencyDraws, LatencyRouter
 from nautilus_app.venue.margin import isolated_margin, liquidation_price, maintenance_margin
 from nautilus_app.venue.slippage import SlippageModel
-
-if TYPE_CHECKING:
-    from nautilus_app.paper_sequencer import BarSequencer
 
 log = logging.getLogger("nautilus_app.paper")
 
@@ -661,7 +658,7 @@ class SimExecutionClient(ExecutionClient):
                          base_currency=None)
         self.sim = sim
         self.starting = starting
-        self.sequencer: BarSequencer | None = None
+        self.sequencer: Any = None  # the session's nautilus_app.paper_sequencer.BarSequencer (simulated paper)
         self.received: dict[str, int] = {}  # client order id -> arrival order
         self.new_orders: list[str] = []  # arrived since the last commit
         self._account_ts = 0

@@ -8,6 +8,9 @@
   its price history (candles).
 
 Every bar is a record ``[bar_type, close ns, o, h, l, c, v]`` (:func:`nautilus_app.paper_exec.bar_record`).
+
+``session`` arguments are the :class:`nautilus_app.paper.PaperSession` (typed ``Any``: that module
+imports this one, and the modules of a package import one way, no cycle).
 """
 
 from __future__ import annotations
@@ -16,14 +19,15 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nautilus_trader.model import BarType
 
 from nautilus_app.paper_events import event as _event
 
-if TYPE_CHECKING:
-    from nautilus_app.paper import PaperSession
+#: Binance's REST kline interval names and their length in ms
+KLINE_INTERVALS_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
+                      "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "8h": 28_800_000, "1d": 86_400_000}
 
 
 def _http_json(url: str, timeout: float = 10.0) -> Any:
@@ -33,7 +37,7 @@ def _http_json(url: str, timeout: float = 10.0) -> Any:
         return json.loads(resp.read())
 
 
-def venue_now_ns(session: PaperSession) -> int:
+def venue_now_ns(session: Any) -> int:
     """The venue's clock (Binance ``/time``; the replay server answers its replay clock)."""
     if session.plan.product == "ethereal":  # the venue's stream timestamps (a replay runs on its own clock)
         t_end = time.monotonic() + 10
@@ -50,7 +54,7 @@ def venue_now_ns(session: PaperSession) -> int:
         return time.time_ns()
 
 
-def history_bars(session: PaperSession) -> list[list]:
+def history_bars(session: Any) -> list[list]:
     """Warm-up bars of a new session: up to ``warmup_bars`` bars closing after the config's ``start``
     and not after the venue's clock, from the catalog first, then the venue's recent klines."""
     from nautilus_app.paper_sequencer import bar_record
@@ -75,7 +79,7 @@ def history_bars(session: PaperSession) -> list[list]:
     return out
 
 
-def catalog_bars(session: PaperSession, bt: str, lo: int, hi: int) -> list[Any]:
+def catalog_bars(session: Any, bt: str, lo: int, hi: int) -> list[Any]:
     """Catalog bars of ``bt`` closing in ``(lo, hi]`` (empty when the catalog has none)."""
     root = session.cfg.catalog_path()
     if not Path(root).exists():
@@ -96,15 +100,13 @@ def catalog_bars(session: PaperSession, bt: str, lo: int, hi: int) -> list[Any]:
     return [b for b in bars if lo < b.ts_event <= hi]
 
 
-def recent_bars(session: PaperSession, live_bt: str, after_ns: int, before_ns: int) -> list[list]:
+def recent_bars(session: Any, live_bt: str, after_ns: int, before_ns: int) -> list[list]:
     """The venue's klines of ``live_bt`` closing in ``(after_ns, before_ns)`` (Binance REST; none for Ethereal)."""
     if session.plan.product == "ethereal":
         return _ethereal_recent_bars(session, live_bt, after_ns, before_ns)
-    from nautilus_app.testkit.replay import INTERVAL_MS
-
     b = BarType.from_str(live_bt)
     step_ms = session.plan.interval_ns // 1_000_000
-    interval = next((k for k, v in INTERVAL_MS.items() if v == step_ms), None)
+    interval = next((k for k, v in KLINE_INTERVALS_MS.items() if v == step_ms), None)
     if interval is None:
         return []
     symbol = b.instrument_id.symbol.value.removesuffix("-PERP")
@@ -133,7 +135,7 @@ def recent_bars(session: PaperSession, live_bt: str, after_ns: int, before_ns: i
     return out
 
 
-def _ethereal_recent_bars(session: PaperSession, live_bt: str, after_ns: int, before_ns: int) -> list[list]:
+def _ethereal_recent_bars(session: Any, live_bt: str, after_ns: int, before_ns: int) -> list[list]:
     """Ethereal's candles (price history) closing in ``(after_ns, before_ns)``."""
     from adapters.ethereal.bars import history_bars
     from adapters.ethereal.common.enums import EtherealNetwork

@@ -17,6 +17,9 @@ Nodes with Python clients have no Nautilus cache database (rc7 refuses one, NAUT
 Every node gets the config's strategies (:func:`make_strategies`: live instrument ids, the
 backtest's order-id tags, the platform's hooks) with the session's hooks
 (:mod:`nautilus_app.paper_hooks`), and the recorder actor (:mod:`nautilus_app.paper_recorder`).
+
+``session`` arguments are the :class:`nautilus_app.paper.PaperSession` (typed ``Any``: that module
+imports this one, and the modules of a package import one way, no cycle).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nautilus_trader.model import InstrumentId
 
@@ -39,11 +42,8 @@ from nautilus_app.paper_plan import (
 )
 from nautilus_app.paper_recorder import PaperRecorder
 
-if TYPE_CHECKING:
-    from nautilus_app.paper import PaperSession
 
-
-def build_node(session: PaperSession) -> Any:
+def build_node(session: Any) -> Any:
     """Build the ``LiveNode`` (data client, sandbox execution, Redis cache, strategies, recorder)."""
     from nautilus_trader.adapters.binance import (
         BinanceDataClientConfig,
@@ -115,7 +115,7 @@ def build_node(session: PaperSession) -> Any:
     return _add_components(session)
 
 
-def _binance_data_config(session: PaperSession) -> Any:
+def _binance_data_config(session: Any) -> Any:
     from nautilus_trader.adapters.binance import (
         BinanceDataClientConfig,
         BinanceEnvironment,
@@ -135,7 +135,7 @@ def _binance_data_config(session: PaperSession) -> Any:
     )
 
 
-def _build_simulated(session: PaperSession) -> Any:
+def _build_simulated(session: Any) -> Any:
     """Node with the venue's market data and the simulated execution client (:mod:`nautilus_app.paper_exec`):
     the backtest's venue models, book in Redis (``simpaper:<trader_id>:*``) reconciled at start-up, bars
     driven by the :class:`~nautilus_app.paper_exec.BarSequencer`. No Nautilus cache database (rc7
@@ -202,7 +202,7 @@ def _build_simulated(session: PaperSession) -> Any:
     return _add_components(session)
 
 
-def logging_config(session: PaperSession) -> Any:
+def logging_config(session: Any) -> Any:
     from nautilus_trader.common import FileWriterConfig, LoggerConfig, LogLevel
 
     return LoggerConfig(
@@ -212,7 +212,7 @@ def logging_config(session: PaperSession) -> Any:
     )
 
 
-def _add_components(session: PaperSession) -> Any:
+def _add_components(session: Any) -> Any:
     for strategy, bar_type in zip(make_strategies(session), _strategy_bar_types(session), strict=True):
         if session.simulated:
             sequence_strategy(strategy, session, bar_type)
@@ -227,7 +227,7 @@ def _add_components(session: PaperSession) -> Any:
     return session.node
 
 
-def _build_ethereal(session: PaperSession) -> Any:
+def _build_ethereal(session: Any) -> Any:
     """Node for ``data_source = "ethereal"``: :class:`adapters.ethereal.data.EtherealDataClient` and
     :class:`adapters.ethereal.paper_exec.EtherealPaperExecutionClient` (book in Redis, restored at
     start-up by Nautilus's reconciliation). No Nautilus cache database: rc7 refuses one on nodes
@@ -265,7 +265,7 @@ def _build_ethereal(session: PaperSession) -> Any:
     return _add_components(session)
 
 
-def _strategy_bar_types(session: PaperSession) -> list[str]:
+def _strategy_bar_types(session: Any) -> list[str]:
     out = []
     for spec in session.cfg.strategies:
         bt = spec.params.get("bar_type", session.cfg.bar_types[0])
@@ -273,7 +273,7 @@ def _strategy_bar_types(session: PaperSession) -> list[str]:
     return out
 
 
-def make_strategies(session: PaperSession) -> list[Any]:
+def make_strategies(session: Any) -> list[Any]:
     """The config's strategies, instantiated with live instrument ids and the backtest's order-id tags."""
     out = []
     for i, spec in enumerate(session.cfg.strategies):

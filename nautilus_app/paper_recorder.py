@@ -9,6 +9,9 @@ Simulated execution: it hands every live bar to the session's bar sequencer
 venue step settles with (:meth:`PaperRecorder.funding_for`).
 Both: a timer marks the feed stale after ``stale_after_seconds`` without a bar (new orders are held,
 :class:`nautilus_app.paper_hooks.StaleGuard`) and the next bar clears it.
+
+``session`` arguments are the :class:`nautilus_app.paper.PaperSession` (typed ``Any``: that module
+imports this one, and the modules of a package import one way, no cycle).
 """
 
 from __future__ import annotations
@@ -17,16 +20,13 @@ import datetime as dt
 import logging
 import time
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 from nautilus_trader.common import DataActor, DataActorConfig
 from nautilus_trader.model import ActorId, BarType, InstrumentId
 
 from nautilus_app.paper_events import event as _event
-
-if TYPE_CHECKING:
-    from nautilus_app.paper import PaperSession
 
 
 class PaperRecorder(DataActor):
@@ -39,7 +39,7 @@ class PaperRecorder(DataActor):
     def __new__(cls, *args: object, **kwargs: object) -> PaperRecorder:
         return super().__new__(cls)
 
-    def __init__(self, session: PaperSession) -> None:
+    def __init__(self, session: Any) -> None:  # a nautilus_app.paper.PaperSession
         super().__init__(DataActorConfig(actor_id=ActorId("PAPER_RECORDER-001")))
         self.session = session
         self.plan = session.plan

@@ -5,6 +5,9 @@ last close), open orders, the last market data time, the feed state (stale, orde
 warm-up state (simulated execution) and counters. Equity: USDT balance plus unrealized PnL
 (perpetuals) or plus base balances at their last close (spot); funding is in the balance with
 simulated execution and added from the recorder's ledger otherwise.
+
+``session`` arguments are the :class:`nautilus_app.paper.PaperSession` (typed ``Any``: that module
+imports this one, and the modules of a package import one way, no cycle).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 from nautilus_trader.model import Venue
@@ -21,12 +24,8 @@ from nautilus_app.paper_events import event as _event
 from nautilus_app.paper_plan import LIVE_VENUE
 from nautilus_app.results.writer import replace_file
 
-if TYPE_CHECKING:
-    from nautilus_app.paper import PaperSession
-    from nautilus_app.paper_recorder import PaperRecorder
 
-
-def write_status(session: PaperSession, rec: PaperRecorder, reason: str) -> None:
+def write_status(session: Any, rec: Any, reason: str) -> None:
     """``status.json``: equity, balances, positions, open orders, last data time, feed state."""
     try:
         cache = session.cache
@@ -73,12 +72,12 @@ def write_status(session: PaperSession, rec: PaperRecorder, reason: str) -> None
         _event(logging.ERROR, "status write failed", error=repr(e))
 
 
-def _upnl(p: Any, rec: PaperRecorder) -> float:
+def _upnl(p: Any, rec: Any) -> float:
     px = rec.last_close.get(str(p.instrument_id))
     return 0.0 if px is None else float(p.signed_qty) * (px - float(p.avg_px_open))
 
 
-def _equity(session: PaperSession, balances: dict[str, float], positions: list[dict], rec: PaperRecorder) -> float:
+def _equity(session: Any, balances: dict[str, float], positions: list[dict], rec: Any) -> float:
     eq = balances.get("USDT", 0.0)
     if session.plan.is_margin:
         return eq + sum(p["unrealized_pnl"] for p in positions)
