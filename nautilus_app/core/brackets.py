@@ -6,8 +6,8 @@ mark price) in bracket ``b`` needs maintenance ``N x mmr_b - cum_b``, where ``cu
 ``cum_b = cum_{b-1} + floor_b x (mmr_b - mmr_{b-1})``. Each bracket also caps the leverage.
 
 Binance changes brackets from time to time, so tables are versioned by the date from which they
-apply (:data:`DEFAULT_BRACKETS`); :func:`nautilus_app.core.instruments.brackets_for` picks the newest version effective at a
-run's start. The shipped table is Binance's ``GET /fapi/v1/leverageBracket`` answer as snapshotted
+apply (:data:`DEFAULT_BRACKETS`); :func:`nautilus_app.core.instruments.brackets_for` picks the newest
+version effective at a run's start. The shipped table is Binance's ``GET /fapi/v1/leverageBracket`` answer as snapshotted
 in freqtrade 2023.7 (``freqtrade/exchange/binance_leverage_tiers.json``, released July 2023), i.e.
 the brackets in force for the July-August 2023 data in ``../shared/data``, for **every one of its
 198 USDT-margined perpetuals** (:mod:`nautilus_app.core.binance_brackets`). Any other table can be
