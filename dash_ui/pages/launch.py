@@ -58,22 +58,31 @@ def traded_bar_type(stored: str, timeframe: str | None) -> str:
 
 
 def param_controls(name: str) -> list:
-    """One labelled input per parameter of the strategy's config class (type taken from the default)."""
+    """One labelled input per parameter of the strategy's config class (type taken from the default;
+    number inputs bounded by the parameter's declared range, :meth:`StrategyParameter.bounds`, which
+    the label shows too: ``fast_period (int >= 1)``)."""
     from nautilus_app.config import strategy_parameters
+    from nautilus_app.strategy_loader import strategy_fields
 
+    fields = strategy_fields(name)
     out = []
     for k, default in strategy_parameters(name).items():
         if k in FIXED:
             continue
         pid = {"type": "launch-param", "name": k}
+        bounds = fields[k].bounds() if k in fields else {}
         if isinstance(default, bool):
             ctl = dcc.Dropdown(["true", "false"], "true" if default else "false", id=pid, clearable=False)
         elif isinstance(default, int | float):
-            ctl = dcc.Input(id=pid, type="number", value=default, step=1 if isinstance(default, int) else "any")
+            lo, hi = bounds.get("ge", bounds.get("gt")), bounds.get("le", bounds.get("lt"))
+            limits = {k2: v for k2, v in (("min", lo), ("max", hi)) if v is not None}
+            ctl = dcc.Input(id=pid, type="number", value=default, step=1 if isinstance(default, int) else "any",
+                            **limits)
         else:
             ctl = dcc.Input(id=pid, type="text", value="" if default is None else str(default))
         kind = type(default).__name__ if default is not None else "text"
-        out.append(labelled(f"{k} ({kind})", ctl, minWidth="150px"))
+        rng = fields[k].range_text() if k in fields else ""
+        out.append(labelled(f"{k} ({kind}{' ' + rng if rng else ''})", ctl, minWidth="150px"))
     return out
 
 

@@ -21,11 +21,11 @@ import operator
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
-from nautilus_app.config import BacktestConfig, ConfigError, _readable, load_config, strategy_parameters
+from nautilus_app.config import BacktestConfig, ConfigError, _readable, load_config
 
 #: Metrics a sweep can optimise (numeric keys of ``nautilus_app.metrics.compute_metrics``).
 OBJECTIVES = (
@@ -94,11 +94,11 @@ class WalkForwardSpec(_Frozen, kw_only=True):
 
     start: str | None = None
     end: str | None = None
-    train_days: float
-    test_days: float
+    train_days: Annotated[float, msgspec.Meta(gt=0, description="days")]
+    test_days: Annotated[float, msgspec.Meta(gt=0, description="days")]
     step_days: float | None = None
     anchored: bool = False
-    holdout_days: float = 0.0
+    holdout_days: Annotated[float, msgspec.Meta(ge=0, description="days")] = 0.0
 
 
 class SweepSpec(_Frozen, kw_only=True):
@@ -152,12 +152,12 @@ class SweepSpec(_Frozen, kw_only=True):
     start: str | None = None
     end: str | None = None
     executor: Literal["process", "ray"] = "process"
-    workers: int = 2
+    workers: Annotated[int, msgspec.Meta(ge=1)] = 2
     ray_address: str | None = None
     registry: str | None = None
     results_root: str | None = None
-    max_attempts: int = 3
-    lease_seconds: float = 600.0
+    max_attempts: Annotated[int, msgspec.Meta(ge=1)] = 3
+    lease_seconds: Annotated[float, msgspec.Meta(gt=0, description="seconds")] = 600.0
     keep_results: Literal["all", "light"] = "all"
     walk_forward: WalkForwardSpec | None = None
 
@@ -281,7 +281,9 @@ def parse_sweep(raw: dict[str, Any], *, source: str = "<sweep>", base_dir: Path 
     if not 0 <= spec.strategy < len(base.strategies):
         fail("strategy", spec.strategy, f"an index of the base config's [[strategies]] (0..{len(base.strategies) - 1})")
     stype = base.strategies[spec.strategy].label()
-    allowed = strategy_parameters(stype)
+    from nautilus_app.strategy_loader import strategy_fields
+
+    allowed = strategy_fields(stype)  # name -> StrategyParameter (type, default, declared range)
     if not spec.params:
         fail("params", {}, "at least one [params.<name>] table")
     for pname, ps in spec.params.items():
@@ -295,6 +297,9 @@ def parse_sweep(raw: dict[str, Any], *, source: str = "<sweep>", base_dir: Path 
                 fail(key, raw["params"][pname], "either `values` or `low`/`high`[/`step`], not both")
             if not ps.values:
                 fail(f"{key}.values", ps.values, "a non-empty list")
+            outside = [v for v in ps.values if not allowed[pname].within(v)]
+            if outside:
+                fail(f"{key}.values", outside, f"values in the range of {pname}: {allowed[pname].range_text()}")
             continue
         if ps.low is None or ps.high is None:
             fail(key, raw["params"][pname], "`values = [...]` or both `low` and `high`")
@@ -302,6 +307,9 @@ def parse_sweep(raw: dict[str, Any], *, source: str = "<sweep>", base_dir: Path 
             fail(f"{key}.high", ps.high, f"a number >= low ({ps.low})")
         if ps.step is not None and not ps.step > 0:
             fail(f"{key}.step", ps.step, "a number > 0")
+        for end in ("low", "high"):  # the strategy's declared range (strategies/params.py), e.g. periods >= 1
+            if not allowed[pname].within(getattr(ps, end)):
+                fail(f"{key}.{end}", getattr(ps, end), f"a value in the range of {pname}: {allowed[pname].range_text()}")
         if ps.log and ps.low <= 0:
             fail(f"{key}.low", ps.low, "a number > 0 (log scale)")
         if ps.log and ps.step is not None and not ps.is_int:
@@ -320,12 +328,6 @@ def parse_sweep(raw: dict[str, Any], *, source: str = "<sweep>", base_dir: Path 
         fail("n_trials", spec.n_trials, f"a number of trials >= 1 (required with method = {spec.method!r})")
     if spec.objective not in OBJECTIVES:
         fail("objective", spec.objective, f"one of {list(OBJECTIVES)}")
-    if spec.workers < 1:
-        fail("workers", spec.workers, "an integer >= 1")
-    if spec.max_attempts < 1:
-        fail("max_attempts", spec.max_attempts, "an integer >= 1")
-    if spec.lease_seconds <= 0:
-        fail("lease_seconds", spec.lease_seconds, "a number of seconds > 0")
     venues = {v.name for v in base.venues}
     from nautilus_trader.model import BarType
 
@@ -346,15 +348,10 @@ def parse_sweep(raw: dict[str, Any], *, source: str = "<sweep>", base_dir: Path 
             except (ValueError, TypeError):
                 fail(key, val, "an ISO-8601 date or datetime in UTC")
     wf = spec.walk_forward
-    if wf is not None:
-        for key in ("train_days", "test_days"):
-            if not getattr(wf, key) > 0:
-                fail(f"walk_forward.{key}", getattr(wf, key), "a number of days > 0")
+    if wf is not None:  # train_days, test_days > 0 and holdout_days >= 0: msgspec constraints
         if wf.step_days is not None and not wf.step_days >= wf.test_days:
             fail("walk_forward.step_days", wf.step_days,
                  f"a number of days >= test_days ({wf.test_days}): out-of-sample windows must not overlap")
-        if wf.holdout_days < 0:
-            fail("walk_forward.holdout_days", wf.holdout_days, "a number of days >= 0")
     if spec.start or spec.end:
         base = msgspec.structs.replace(base, start=spec.start or base.start, end=spec.end or base.end)
     sweep = Sweep(spec=spec, base=base, source=source)
