@@ -149,6 +149,7 @@ def _build_simulated(session: Any) -> Any:
     from nautilus_app.core.instruments import brackets_for
     from nautilus_app.paper_exec import SimExecClientFactory, SimVenue
     from nautilus_app.paper_sequencer import BarSequencer
+    from nautilus_app.venue.models import bracket_overrides, leverage_for
 
     plan, s, v = session.plan, session.plan.settings, session.plan.venue
     brackets: dict[str, Any] = {}
@@ -156,11 +157,11 @@ def _build_simulated(session: Any) -> Any:
     if v.account_type == "MARGIN":
         start_date = session.cfg.start or dt.date.today().isoformat()
         for iid, live in plan.id_map.items():
-            leverages[live] = v.leverage_for(iid)
+            leverages[live] = leverage_for(v, iid)
             if v.liquidation and "-PERP" in iid:
                 symbol = iid.split(".")[0].removesuffix("-PERP")
                 try:
-                    brackets[live] = brackets_for(symbol, start_date, v.bracket_overrides(),
+                    brackets[live] = brackets_for(symbol, start_date, bracket_overrides(v),
                                                   catalog=session.cfg.catalog_path())
                 except MarginError as e:
                     raise PaperConfigError(f"venues[0]: liquidation needs brackets: {e}") from e
