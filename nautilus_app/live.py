@@ -933,6 +933,13 @@ class LiveSession:
                 params.setdefault("external_order_instrument_ids", [InstrumentId.from_str(params["instrument_id"])])
             if "bar_type" in params:
                 params["bar_type"] = self.plan.bar_map.get(params["bar_type"], params["bar_type"])
+            if self.plan.product == "spot":
+                # rc7's spot execution client is HEDGING (hard-coded in its factory; the config's oms_type is not
+                # used): a sell would open a second, SHORT position instead of reducing the long one. NETTING
+                # per strategy, as in backtests and paper: one position per instrument
+                from nautilus_trader.model import OmsType
+
+                params.setdefault("oms_type", OmsType.NETTING)
             out.append(spec.resolve().make_strategy(params, order_id_tag=f"{i:03d}"))
         return out
 

@@ -242,3 +242,53 @@ def test_spot_reconciliation_counts_base_asset_balances(tmp_path: Path) -> None:
     assert st4["reconciliation"]["ledger_base_balances"] == {"ETHUSDT.BINANCE": pytest.approx(0.51)}
     assert [o["side"] for o in srv.standin.orders_received] == ["BUY", "BUY"]
     assert srv.balance("ETH") == (Decimal("0.5200"), Decimal(0))
+
+
+def test_spot_limit_orders_marketable_takes_resting_fills_as_maker(tmp_path: Path) -> None:
+    """A buy limit far above the market takes at once at the last price (taker fee, not at its limit); a sell
+    limit above every close so far rests with its ETH locked and fills at its own price when a later bar's
+    high reaches it (maker fee). The node's fills are the stand-in's trades, and the sell closes the position
+    (strategies run NETTING on spot)."""
+    k = load_klines("ETHUSDT", "2025-06-01T00:00", "2025-06-01T03:00", market="spot")
+    p = (max(Decimal(x.close) for x in k[:8]) + Decimal("0.01")).quantize(Decimal("0.01"))  # not marketable at bar 3
+    assert any(Decimal(x.high) >= p for x in k[8:100])  # data precondition: a later bar trades through it
+    key, pem, pub = ed25519_key()
+    srv = spot_standin(hmac_keys={}, ed25519_keys={key: pub})
+    env = spot_env(key, pem)
+    results = tmp_path / "results"
+    try:
+        cfg = spot_config(tmp_path, srv, f"2:BUY:0.0100@3000.00; 3:SELL:0.0100@{p}")
+        cfg.write_text(cfg.read_text().replace("[live]\n", "close_on_stop = false\n[live]\n", 1))
+        proc = subprocess.Popen([sys.executable, "-m", "nautilus_app", "live", str(cfg), "--results-dir",
+                                 str(results), "--max-seconds", "90", "--i-understand-this-trades-real-money"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT)
+        assert wait_for(lambda: len(srv.trades) == 2, 80), (srv.standin.orders_received, srv.standin.rejected, srv.cursor)
+        time.sleep(2.5)  # a status rewrite after the fill (results_every_seconds = 1)
+        stop = live("stop", str(cfg), "--results-dir", str(results), "--wait", "30", env=env, timeout=60)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        srv.stop()
+    assert proc.returncode == 0 and stop.returncode == 0, err[-3000:]
+    take, make = srv.trades
+    assert not take["isMaker"] and take["price"] < Decimal("3000")
+    assert take["commission"] == (take["quoteQty"] * TAKER_FEE).quantize(Decimal("0.00000001"))
+    assert make["isMaker"] and make["price"] == p
+    assert make["commission"] == (make["quoteQty"] * MAKER_FEE).quantize(Decimal("0.00000001"))
+    assert srv.balance("ETH") == (Decimal(0), Decimal(0))
+    # the resting sell locked its ETH (balance event), then filled; the buy took without resting
+    locked = [b["locked"] for e in srv.standin.user_events_sent if e["message"] == "OutboundAccountPositionEvent"
+              for b in e["balances"] if b["asset"] == "ETH"]
+    assert sbe.mantissa("0.01", -8) in locked
+    reports = [(e["clientOrderId"][-1:], e["executionType"], e["orderStatus"]) for e in srv.standin.user_events_sent
+               if e["message"] == "ExecutionReportEvent"]
+    assert reports == [("1", "New", "New"), ("1", "Trade", "Filled"), ("2", "New", "New"), ("2", "Trade", "Filled")]
+    # one NETTING position per instrument: the sell closed the long (rc7's spot client alone is HEDGING and the
+    # sell opened a second, SHORT position)
+    st = json.loads((next(results.glob("live-*")) / "status.json").read_text())
+    assert st["positions"] == [] and st["balances"].get("ETH", 0.0) == 0.0
+    fills = pd.read_parquet(next(results.glob("live-*")) / "fills.parquet")
+    assert list(fills["order_side"]) == ["BUY", "SELL"]
+    assert [Decimal(str(x)) for x in fills["last_px"]] == [take["price"], make["price"]]
+    assert abs(float(fills["commission"].sum()) - float(take["commission"] + make["commission"])) < 1e-9

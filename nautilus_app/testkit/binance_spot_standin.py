@@ -9,7 +9,7 @@ Every answer is SBE schema 3:5 (:mod:`nautilus_app.testkit.binance_sbe`), as the
 | endpoint | what |
 |---|---|
 | ``GET /api/v3/account`` | ``AccountResponse``: free/locked per asset, commission rates |
-| ``POST /api/v3/order`` | ``NewOrderAckResponse``/``ResultResponse``/``FullResponse`` by ``newOrderRespType``: MARKET fills at once at the last replayed close (taker fee), LIMIT rests (funds locked) and fills when a bar trades through it (maker fee); insufficient balance -2010 |
+| ``POST /api/v3/order`` | ``NewOrderAckResponse``/``ResultResponse``/``FullResponse`` by ``newOrderRespType``: MARKET and marketable LIMIT orders fill at once at the last replayed close (taker fee), other LIMIT orders rest (funds locked) and fill at their price when a bar trades through them (maker fee; IOC/FOK expire instead); ``LIMIT_MAKER`` that would take -2010; insufficient balance -2010 |
 | ``DELETE /api/v3/order``, ``/api/v3/openOrders`` | ``CancelOrderResponse``, ``CancelOpenOrdersResponse`` |
 | ``GET /api/v3/order``, ``openOrders``, ``allOrders``, ``myTrades`` | ``OrderResponse``, ``OrdersResponse``, ``AccountTradesResponse`` |
 | ``GET /api/v3/account/commission`` | ``AccountCommissionResponse`` |
@@ -203,10 +203,14 @@ class BinanceSpotStandin(BinanceVenueStandin):
         self.orders[oid] = order
         events = [self._exec_report(order, "New")]
         fills: list[dict] = []
-        if otype == "MARKET":
+        marketable = otype == "LIMIT" and ((side == "BUY" and price >= last) or (side == "SELL" and price <= last))
+        if otype == "MARKET" or marketable:  # a marketable limit takes at once, at the last price (taker)
             fill, evs = self._spot_fill(order, last, maker=False)
             fills.append(fill)
             events += evs
+        elif order["tif"] in ("IOC", "FOK"):  # nothing to match: expires
+            order.update(status="EXPIRED", update=_us())
+            events.append(self._exec_report(order, "Expired"))
         else:  # rests: lock the funds it needs at its own price
             lock = qty * price if side == "BUY" else qty
             self.balances.setdefault(need_asset, [Decimal(0), Decimal(0)])
