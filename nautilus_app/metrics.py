@@ -619,16 +619,19 @@ def exposure(trades: pd.DataFrame | None, start: pd.Timestamp, end: pd.Timestamp
     starts = t["entry_time"].clip(lower=start, upper=end)
     ends = t["exit_time"].clip(lower=start, upper=end)
     order = np.argsort(starts.to_numpy(), kind="mergesort")
-    covered = 0.0
-    cur_start = cur_end = None
-    for s, e in zip(starts.iloc[order], ends.iloc[order], strict=True):
-        if cur_end is None or s > cur_end:
-            if cur_end is not None:
-                covered += (cur_end - cur_start).total_seconds()
-            cur_start, cur_end = s, e
-        elif e > cur_end:
-            cur_end = e
-    covered += (cur_end - cur_start).total_seconds()
+    # merge sorted intervals without a Python loop: a block starts where an interval begins after the
+    # furthest end so far; each block covers [its first start, its furthest end]
+    s_ns = pd.DatetimeIndex(starts).as_unit("ns").asi8[order]
+    e_ns = pd.DatetimeIndex(ends).as_unit("ns").asi8[order]
+    reach = np.maximum.accumulate(e_ns)
+    new_block = np.empty(len(s_ns), dtype=bool)
+    new_block[0] = True
+    new_block[1:] = s_ns[1:] > reach[:-1]
+    first = np.flatnonzero(new_block)
+    last = np.append(first[1:] - 1, len(s_ns) - 1)
+    # Timedelta.total_seconds() per block: whole microseconds / 1e6 (datetime.timedelta's rule)
+    seconds = ((reach[last] - s_ns[first]) // 1_000) / 1_000_000
+    covered = float(np.cumsum(seconds)[-1])  # summed in order, as one block at a time
     return covered / span
 
 

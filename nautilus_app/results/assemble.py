@@ -43,6 +43,19 @@ __all__ = ["BORROW_COLUMNS", "EXIT_REASONS", "RISK_COLUMNS", "add_fill_costs", "
            "traded_instruments", "venue_settings"]
 
 
+#: fields of a venue fill model's record (:class:`nautilus_app.venue.fill_timing.FillRecord`)
+_FILL_RECORD_FIELDS = ["client_order_id", "instrument_id", "ts", "side", "kind", "reference_price", "fill_price",
+                       "quantity"]
+
+
+def _raw_fill_records(fill_model: Any) -> list:
+    """The fill model's records as tuples (:data:`_FILL_RECORD_FIELDS`), without building an object per fill."""
+    raw = getattr(fill_model, "records", None)
+    if isinstance(raw, list) and (not raw or isinstance(raw[0], tuple)):
+        return raw
+    return [tuple(getattr(r, f) for f in _FILL_RECORD_FIELDS) for r in fill_model.fill_records()]
+
+
 def add_fill_costs(fills: pd.DataFrame, orders: pd.DataFrame, sims: dict[str, VenueSim]) -> pd.DataFrame:
     """Cost columns per fill (all USDT; costs > 0 are paid).
 
@@ -62,13 +75,18 @@ def add_fill_costs(fills: pd.DataFrame, orders: pd.DataFrame, sims: dict[str, Ve
             out[c] = pd.Series(dtype=float)
         out["is_liquidation"] = pd.Series(dtype=bool)
         return out
-    refs: dict[tuple[str, int], float] = {}
-    for sim in sims.values():
-        for r in sim.fill_model.fill_records():
-            refs[(r.client_order_id, r.ts)] = r.reference_price
+    # the fill model's reference price of each fill, joined on (order, time); the last record of a key wins
+    records = [r for sim in sims.values() for r in _raw_fill_records(sim.fill_model)]
     ts_ns = pd.to_datetime(out["ts_event"], utc=True).astype("int64").to_numpy()
     px = out["last_px"].astype(float).to_numpy()
-    ref = np.array([refs.get((c, t), p) for c, t, p in zip(out["client_order_id"].astype(str), ts_ns, px, strict=True)])
+    if records:
+        rec = pd.DataFrame(records, columns=_FILL_RECORD_FIELDS)[["client_order_id", "ts", "reference_price"]]
+        rec = rec.drop_duplicates(["client_order_id", "ts"], keep="last")
+        keys = pd.DataFrame({"client_order_id": out["client_order_id"].astype(str).to_numpy(), "ts": ts_ns})
+        joined = keys.merge(rec, on=["client_order_id", "ts"], how="left")["reference_price"].to_numpy(dtype=float)
+        ref = np.where(np.isnan(joined), px, joined)
+    else:
+        ref = px.copy()
     sign = np.where(out["order_side"].astype(str) == "BUY", 1.0, -1.0)
     qty = out["last_qty"].astype(float).to_numpy()
     out["reference_price"] = ref
@@ -78,8 +96,10 @@ def add_fill_costs(fills: pd.DataFrame, orders: pd.DataFrame, sims: dict[str, Ve
         tagged = orders[orders["tags"].astype(str).str.contains("LIQUIDATION", na=False)]
         liq_orders = set(tagged["client_order_id"].astype(str))
     out["is_liquidation"] = out["client_order_id"].astype(str).isin(liq_orders)
-    taker = out["instrument_id"].astype(str).map(
-        lambda iid: next((s.config.fees()[1] for name, s in sims.items() if iid.endswith("." + name)), 0.0))
+    iids = out["instrument_id"].astype(str)
+    taker_of = {iid: next((s.config.fees()[1] for name, s in sims.items() if iid.endswith("." + name)), 0.0)
+                for iid in iids.unique()}
+    taker = iids.map(taker_of)
     commission = out["commission"].astype(float).fillna(0.0).to_numpy()
     # a liquidation fill is a taker fill; the rest of its commission is the (capped) clearance fee
     out["liquidation_fee"] = np.where(out["is_liquidation"],
@@ -126,7 +146,7 @@ def build_trades(positions: pd.DataFrame, funding: pd.DataFrame, fills: pd.DataF
     if rows.empty:
         out = pd.DataFrame(columns=cols)
         return out.astype({"is_open": bool, "liquidated": bool, "unrealized_pnl": float})
-    fees = rows["commissions"].map(lambda v: sum(_amount(m) for m in json.loads(v)) if v else 0.0)
+    fees = _commission_totals(rows["commissions"])
     funding_by_pos = funding.groupby("position_id")["amount"].sum() if not funding.empty else pd.Series(dtype=float)
     iids = rows["instrument_id"].astype(str)
     side_sign = np.where(rows["entry"].astype(str) == "BUY", 1.0, -1.0)
@@ -166,7 +186,7 @@ def build_trades(positions: pd.DataFrame, funding: pd.DataFrame, fills: pd.DataF
             slip=("slippage_cost", "sum"), liq_fee=("liquidation_fee", "sum"), liq=("is_liquidation", "any"))
         pairs = pd.DataFrame({
             "row": np.arange(len(rows)),
-            "tid": [[str(t) for t in (json.loads(v) if isinstance(v, str) else (v or []))] for v in rows["trade_ids"]],
+            "tid": _json_string_lists(rows["trade_ids"]),
         }).explode("tid").dropna()
         joined = pairs.join(by_trade, on="tid", how="inner")
         per_row = joined.groupby("row").agg(slip=("slip", "sum"), liq_fee=("liq_fee", "sum"), liq=("liq", "any"))
@@ -203,25 +223,31 @@ def exit_reasons(trades: pd.DataFrame, orders: pd.DataFrame, last_ts: pd.Timesta
     if trades.empty:
         return pd.Series([], dtype=object), pd.Series([], dtype=object)
     trailed = trailed or set()
-    tags = dict(zip(orders["client_order_id"].astype(str), orders["tags"], strict=True)) if "tags" in orders else {}
-    ts_init = dict(zip(orders["client_order_id"].astype(str), pd.to_datetime(orders["ts_init"], utc=True),
-                       strict=True)) if "ts_init" in orders else {}
-    reasons, out_tags = [], []
-    for cid, is_open in zip(trades["_closing_order_id"], trades["is_open"], strict=True):
-        raw = tags.get(str(cid))
-        tag = "" if raw is None or (isinstance(raw, float) and np.isnan(raw)) else str(raw)
-        tag = tag.strip("[]").replace('"', "").replace("'", "")
-        reason = "end_of_run" if is_open else None
-        if reason is None:
-            reason = next((r for key, r in _TAG_REASONS if key in tag), None)
-        if reason == "stop" and str(cid) in trailed:
-            reason = "trailing"
-        if reason is None:
-            t = ts_init.get(str(cid))
-            reason = "end_of_run" if (not tag and t is not None and last_ts is not None and t >= last_ts) else "signal"
-        reasons.append(reason)
-        out_tags.append(tag)
-    return pd.Series(reasons, index=trades.index), pd.Series(out_tags, index=trades.index)
+    # column-wise (no loop per trade): the closing order's tags and submit time, looked up by its id
+    cids = trades["_closing_order_id"].astype(str)
+    order_ids = orders["client_order_id"].astype(str) if "client_order_id" in orders else pd.Series([], dtype=str)
+    if "tags" in orders:
+        raw = cids.map(pd.Series(orders["tags"].to_numpy(), index=order_ids.to_numpy()).groupby(level=0).last())
+        raw = raw.where(raw.notna(), "")
+    else:
+        raw = pd.Series("", index=trades.index)
+    tag = raw.astype(str).str.strip("[]").str.replace('"', "", regex=False).str.replace("'", "", regex=False)
+    tag_np = tag.to_numpy(dtype=object)
+    reason = np.full(len(trades), None, dtype=object)
+    for key, r in reversed(_TAG_REASONS):  # the first matching key wins
+        reason = np.where(tag.str.contains(key, regex=False).to_numpy(), r, reason)
+    reason = np.where((reason == "stop") & cids.isin(trailed).to_numpy(), "trailing", reason)
+    if "ts_init" in orders and last_ts is not None:
+        submitted = cids.map(pd.Series(pd.to_datetime(orders["ts_init"], utc=True).to_numpy(),
+                                       index=order_ids.to_numpy()).groupby(level=0).last())
+        late = (pd.to_datetime(submitted, utc=True) >= last_ts).fillna(False).to_numpy(dtype=bool)
+    else:
+        late = np.zeros(len(trades), dtype=bool)
+    fallback = np.where((tag_np == "") & late, "end_of_run", "signal")
+    reason = np.where(reason == None, fallback, reason)  # noqa: E711 - element-wise on an object array
+    reason = np.where(trades["is_open"].to_numpy(dtype=bool), "end_of_run", reason)
+    return (pd.Series(reason.astype(object), index=trades.index),
+            pd.Series(tag_np, index=trades.index))
 
 
 def build_liquidations(sims: dict[str, VenueSim], fills: pd.DataFrame) -> pd.DataFrame:
@@ -581,3 +607,25 @@ def session_metrics(equity: pd.Series, trades: pd.DataFrame, fills: pd.DataFrame
                       {"equity": equity, "benchmark_equity": bench * starting_equity})
     eq["drawdown"] = equity / equity.cummax() - 1.0
     return metrics, eq.reset_index().rename(columns={"index": "ts"})
+
+
+def _json_string_lists(values: pd.Series) -> list[list[str]]:
+    """JSON lists of strings (``'["a", "b"]'``, as the reports write id lists) -> lists of str. Plain lists
+    are split as text (no JSON decoder per row); values with escapes, None or non-strings use ``json.loads``."""
+    def parse(v: Any) -> list[str]:
+        if type(v) is str and v.startswith('["') and v.endswith('"]') and "\\" not in v:
+            return v[2:-2].split('", "')
+        if v == "[]" or v is None or v == "" or (isinstance(v, float) and v != v):  # empty, None or NaN
+            return []
+        return [str(t) for t in (json.loads(v) if isinstance(v, str) else (v or []))]
+
+    return list(map(parse, values.tolist()))
+
+
+def _commission_totals(values: pd.Series) -> pd.Series:
+    """Sum of each row's commissions (a JSON list of ``"1.5 USDT"`` strings; "" / None -> 0.0), as
+    ``sum(amount of each)``; a single commission (the usual case) is read directly."""
+    lists = _json_string_lists(values)
+    total = np.fromiter((float(lst[0].partition(" ")[0]) if len(lst) == 1 else sum(_amount(m) for m in lst)
+                         for lst in lists), dtype=float, count=len(lists))
+    return pd.Series(total, index=values.index)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -107,6 +108,12 @@ def _build(rows: list[dict], keys: list[str], index_col: str, extra: dict[str, A
     ``extra``: columns replaced before normalising (e.g. timestamps); ``drop``: columns removed.
     """
     content = lib.dicts_to_array(rows, keys)
+    return _build_columns({k: content[:, i] for i, k in enumerate(keys)}, keys, index_col, extra, drop)
+
+
+def _build_columns(columns: dict[str, np.ndarray], keys: list[str], index_col: str,
+                   extra: dict[str, Any] | None = None, drop: tuple[str, ...] = ()) -> pd.DataFrame:
+    """:func:`_build` from object columns (``columns[k]``: the report's column ``k`` before type inference)."""
     out: dict[str, Any] = {}
     currencies: dict[str, Any] = {}
     order = [index_col] + [k for k in keys if k != index_col and k not in drop]
@@ -114,7 +121,7 @@ def _build(rows: list[dict], keys: list[str], index_col: str, extra: dict[str, A
         if extra and col in extra:
             out[col] = extra[col]
             continue
-        _normalise_column(col, content[:, keys.index(col)], out, currencies)
+        _normalise_column(col, columns[col], out, currencies)
     out.update(currencies)
     return pd.DataFrame(out, copy=False)
 
@@ -272,20 +279,45 @@ def account_frame(cache: Any, venue: str) -> pd.DataFrame:
     from nautilus_trader.model import Venue
 
     account = cache.account_for_venue(Venue(venue))
-    states = account.events if account is not None else []
-    rows = []
-    for s in states:
-        d = s.to_dict()
-        balances = d.pop("balances", [])
-        for b in balances:
-            rows.append({**b, **d})
-    if not rows:
+    states = [s.to_dict() for s in (account.events if account is not None else [])]
+    # one row per balance of each state ({**balance, **state} as the report builds them), column by column
+    balances = [d.pop("balances", None) or [] for d in states]
+    counts = np.array([len(b) for b in balances], dtype=np.int64)
+    if not counts.sum():
         return _old_normalise(pd.DataFrame())
-    ts = [r["ts_event"] for r in rows]
-    rows = [rows[i] for i in _sort_permutation(ts, np.int64)]
-    keys = ["index"] + _keys(rows, same_schema=True)
-    extra = {"index": _utc([r["ts_event"] for r in rows])}
-    return _build(rows, keys, "index", extra, drop=("ts_event", "ts_init", "type", "event_id", "margins", "info"))
+    i0 = int(np.argmax(counts > 0))
+    first = {**balances[i0][0], **states[i0]}
+    state_keys = set(states[i0])
+    flat = [b for bs in balances for b in bs]
+    drop = ("ts_event", "ts_init", "type", "event_id", "margins", "info")
+    columns: dict[str, np.ndarray] = {}
+    for k in first:
+        if k in drop and k != "ts_event":
+            continue
+        if k in state_keys:
+            columns[k] = np.repeat(_object_column(states, k), counts)
+        else:
+            columns[k] = _object_column(flat, k)
+    perm = np.array(_sort_permutation(columns["ts_event"].tolist(), np.int64), dtype=np.int64)
+    columns = {k: v[perm] for k, v in columns.items()}
+    keys = ["index", *first]
+    extra = {"index": _utc(columns["ts_event"].tolist())}
+    return _build_columns(columns, keys, "index", extra, drop=drop)
+
+
+def _object_column(dicts: list[dict], key: str) -> np.ndarray:
+    """``[d[key] for d in dicts]`` as a 1-d object array (a missing key reads None; values never broadcast)."""
+    try:
+        values = list(map(itemgetter(key), dicts))
+    except KeyError:
+        values = [d.get(key) for d in dicts]
+    out = np.empty(len(values), dtype=object)
+    if set(map(type, values)) & {list, tuple, dict}:  # assigned one by one: numpy would broadcast them
+        for i, v in enumerate(values):
+            out[i] = v
+    else:
+        out[:] = values
+    return out
 
 
 def _old_normalise(df: pd.DataFrame) -> pd.DataFrame:
