@@ -452,7 +452,26 @@ def run_engine(engine: BacktestEngine, data: DataChunks | list[Any], run_id: str
         del chunk
         engine.run(run_config_id=run_id, streaming=True)
         engine.clear_data()
+        release_memory()
     engine.end()
+
+
+def release_memory() -> None:
+    """Hand memory freed by the allocators back to the system (glibc's ``malloc_trim``, pyarrow's pool).
+
+    The Python ``Bar`` objects and the engine's copy of a window are freed after each window, but glibc
+    keeps freed heap pages mapped: without this a 5-year 1m run held ~500 MB more when results writing
+    (the peak) started.
+    """
+    import ctypes
+
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def run_backtest(
@@ -494,6 +513,7 @@ def run_backtest(
         del data
         engine_seconds = time.perf_counter() - t0
         result = engine.get_result()
+        release_memory()
         if result.iterations != expected:
             raise BacktestFailed(
                 f"run {run_id}: processing stopped after {result.iterations:,} of {expected:,} "
