@@ -349,6 +349,18 @@ def guard_strategy(strategy: Any, session: LiveSession) -> None:
 
     strategy.submit_order = submit_order
     strategy.submit_order_list = submit_order_list
+    if session.plan.product == "spot":
+        # spot has no reduce-only orders: Nautilus denies them (UNSUPPORTED_REDUCE_ONLY), so a strategy's
+        # close_position/close_all_positions (reduce-only by default, e.g. in on_stop) would leave the position
+        # open; on spot they close with plain market orders (the rails still count them as reducing)
+        for name in ("close_position", "close_all_positions"):
+            original_close = getattr(strategy, name)
+
+            def close(*args: Any, _original: Any = original_close, **kwargs: Any) -> Any:
+                kwargs["reduce_only"] = False
+                return _original(*args, **kwargs)
+
+            setattr(strategy, name, close)
     for name in ("on_start", "on_stop"):
         original = getattr(strategy, name)
 

@@ -292,3 +292,24 @@ def test_spot_limit_orders_marketable_takes_resting_fills_as_maker(tmp_path: Pat
     assert list(fills["order_side"]) == ["BUY", "SELL"]
     assert [Decimal(str(x)) for x in fills["last_px"]] == [take["price"], make["price"]]
     assert abs(float(fills["commission"].sum()) - float(take["commission"] + make["commission"])) < 1e-9
+
+
+def test_spot_strategy_close_on_stop_is_not_reduce_only(tmp_path: Path) -> None:
+    """A strategy's ``close_all_positions`` in ``on_stop`` (reduce-only by default) closes the spot position with
+    a plain market sell: Nautilus denies reduce-only orders on spot (UNSUPPORTED_REDUCE_ONLY), which left the
+    position open at every stop before."""
+    key, pem, pub = ed25519_key()
+    srv = spot_standin(hmac_keys={}, ed25519_keys={key: pub})
+    try:
+        cfg = spot_config(tmp_path, srv, "2:BUY:0.0100")
+        p = live(str(cfg), "--results-dir", str(tmp_path / "results"), "--max-seconds", "8",
+                 "--i-understand-this-trades-real-money", env=spot_env(key, pem), timeout=120)
+    finally:
+        srv.stop()
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert [(o["side"], o["type"], o["quantity"]) for o in srv.standin.orders_received] == \
+        [("BUY", "MARKET", "0.0100"), ("SELL", "MARKET", "0.0100")]
+    assert srv.balance("ETH") == (Decimal(0), Decimal(0))
+    run = next((tmp_path / "results").glob("live-*"))
+    assert "UNSUPPORTED_REDUCE_ONLY" not in all_text(run / "logs")
+    assert json.loads((run / "status.json").read_text())["positions"] == []
