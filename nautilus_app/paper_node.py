@@ -41,6 +41,7 @@ from nautilus_app.paper_plan import (
     _ethereal_settlement,
 )
 from nautilus_app.paper_recorder import PaperRecorder
+from nautilus_app.venue.models import venue_fees
 
 
 def build_node(session: Any) -> Any:
@@ -63,7 +64,7 @@ def build_node(session: Any) -> Any:
     from nautilus_trader.model import AccountId, AccountType, Money, OmsType, TraderId, Venue
 
     s, v = session.plan.settings, session.plan.venue
-    maker, taker = v.fees()
+    maker, taker = venue_fees(v)
     if session.simulated:
         return _build_simulated(session)
     if session.plan.product == "ethereal":
@@ -243,7 +244,7 @@ def _build_ethereal(session: Any) -> Any:
     from adapters.ethereal.paper_exec import EtherealPaperExecClientFactory
 
     s, v = session.plan.settings, session.plan.venue
-    maker, taker = v.fees()
+    maker, taker = venue_fees(v)
     tickers = sorted({InstrumentId.from_str(i).symbol.value.removesuffix("-PERP") for i in session.plan.id_map})
     dcfg = EtherealDataClientConfig(
         network="testnet" if s.environment == "TESTNET" else "mainnet", rest_url=s.base_url_http,
