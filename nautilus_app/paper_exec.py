@@ -234,6 +234,7 @@ class SimVenue:
         self.steps: dict[str, int] = {}
         self.funding_keys: set[str] = set()
         self.recent_fills: list[tuple[str, Decimal, int]] = []  # (position key, signed qty, ts): funding's position
+        self.closes: dict[str, list[tuple[int, float]]] = {}  # iid -> recent (close ts, close): the market
 
     # -- state
     def load(self, starting: dict[str, str]) -> None:
@@ -253,12 +254,23 @@ class SimVenue:
         for key, val in meta.items():
             if key.startswith("last_bar:"):
                 self.last_bar[key.split(":", 1)[1]] = json.loads(val)
+        self.closes = {iid: [(int(b["ts"]), float(b["c"]))] for iid, b in self.last_bar.items()}
         self.latency_draws = int(meta.get("latency_draws", 0))
         if self.latency is not None:  # fast-forward the seeded generator to the committed draw count
             self.latency.rng = __import__("numpy").random.default_rng(self.latency.params.seed)
             for _ in range(self.latency_draws):
                 self.latency.draw_ms()
         self._last_arrival = json.loads(meta.get("last_arrival", "{}"))
+
+    def note_close(self, iid: str, ts: int, close: float) -> None:
+        """A bar of ``iid`` closes at ``ts``: orders arriving from then on meet ``close``."""
+        seq = [c for c in self.closes.get(iid, []) if c[0] < ts][-2:]
+        self.closes[iid] = [*seq, (ts, close)]
+
+    def market_at(self, iid: str, ts: int) -> float | None:
+        """The price Nautilus's book shows at ``ts`` (the last close at or before it), or None."""
+        px = [c for t, c in self.closes.get(iid, []) if t <= ts]
+        return px[-1] if px else None
 
     def net_qty(self, iid: str, sid: str | None = None) -> Decimal:
         return sum((p.qty for k, p in self.positions.items()
@@ -283,6 +295,14 @@ class SimVenue:
         px = _d(last["c"]) if last else None
         qty = _d(rec["quantity"])
         buy = rec["side"] == "BUY"
+        mkt = self.market_at(iid, rec["ts_arrival"])
+        if rec.get("trigger") is not None and mkt is not None:
+            # Nautilus rejects a stop whose trigger the market has already reached (its book: the last
+            # close before the order's arrival)
+            trig = float(rec["trigger"])
+            if (trig <= mkt) if buy else (trig >= mkt):
+                return f"{rec['type']} {rec['side']} trigger {rec['trigger']} is {'at or below' if buy else 'at or above'} " \
+                       f"the market {mkt}"
         if self.cash:
             base = str(instrument.base_currency)
             quote = str(instrument.quote_currency)
@@ -407,7 +427,7 @@ class SimVenue:
                 buy = rec["side"] == "BUY"
                 if (bar["h"] >= trig) if buy else (bar["l"] <= trig):
                     ref = max(trig, bar["o"]) if buy else min(trig, bar["o"])
-                    vol = prev["v"] if prev is not None else 0.0
+                    vol = bar["v"]  # the backtest's fill model: the bar being matched (closing at the fill)
                     self._apply(res, rec, instrument, order_obj(rec["client_order_id"]),
                                 self.market_price(rec, instrument, ref, vol), ref, t_bar, "stop")
         return res

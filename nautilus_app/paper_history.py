@@ -40,10 +40,11 @@ def _http_json(url: str, timeout: float = 10.0) -> Any:
 def venue_now_ns(session: Any) -> int:
     """The venue's clock (Binance ``/time``; the replay server answers its replay clock)."""
     if session.plan.product == "ethereal":  # the venue's stream timestamps (a replay runs on its own clock)
+        # (a worker thread: the recorder actor must not be touched here, the session's copy is read)
         t_end = time.monotonic() + 10
-        while (session.recorder is None or not session.recorder.venue_ns) and time.monotonic() < t_end:
+        while not getattr(session, "venue_ns", 0) and time.monotonic() < t_end:
             time.sleep(0.01)
-        return session.recorder.venue_ns if session.recorder is not None and session.recorder.venue_ns else time.time_ns()
+        return getattr(session, "venue_ns", 0) or time.time_ns()
     base = session.plan.settings.base_url_http or (
         "https://fapi.binance.com" if session.plan.product == "um" else "https://api.binance.com")
     path = "/fapi/v1/time" if session.plan.product == "um" else "/api/v3/time"
@@ -143,12 +144,12 @@ def _ethereal_recent_bars(session: Any, live_bt: str, after_ns: int, before_ns: 
 
     s = session.plan.settings
     iid = BarType.from_str(live_bt).instrument_id
-    inst = session.cache.instrument(iid)
+    pp, sp = session.eth_precisions[iid.value]  # (a worker thread: Nautilus's cache is not read here)
     net = EtherealNetwork.TESTNET if s.environment == "TESTNET" else EtherealNetwork.MAINNET
     tv = urls_for(net, rest=s.base_url_http).tv
     try:
         return history_bars(tv, live_bt, iid.symbol.value.removesuffix("-PERP"), session.plan.interval_ns,
-                            after_ns, before_ns, inst.price_precision, inst.size_precision)
+                            after_ns, before_ns, pp, sp)
     except (OSError, ValueError) as e:  # warm-up/catch-up go on with what they have
         _event(logging.WARNING, "Ethereal price history not available", bar_type=live_bt, error=repr(e))
         return []

@@ -66,6 +66,9 @@ class PaperRecorder(DataActor):
 
                 iid = BarType.from_str(bt).instrument_id
                 inst = self.cache.instrument(iid)
+                # for the history reads, which run in a worker thread (never touch this actor there)
+                self.session.eth_precisions = {**getattr(self.session, "eth_precisions", {}),
+                                               iid.value: (inst.price_precision, inst.size_precision)}
                 self.trade_bars[iid.value] = TradeBarBuilder(bt, self.plan.interval_ns, inst.price_precision,
                                                              inst.size_precision)
                 # trades and marks do not go straight into Nautilus's cache: the sequencer hands the cache
@@ -130,7 +133,7 @@ class PaperRecorder(DataActor):
         self.session.sequencer.on_live_bar(str(bar.bar_type), bar)
 
     def on_trade(self, tick: Any) -> None:
-        self.venue_ns = max(self.venue_ns, int(tick.ts_event))
+        self.venue_ns = self.session.venue_ns = max(self.venue_ns, int(tick.ts_event))
         builder = self.trade_bars.get(tick.instrument_id.value)
         if builder is not None:
             for bar in builder.on_trade(int(tick.ts_event), tick.price, tick.size):
@@ -138,7 +141,7 @@ class PaperRecorder(DataActor):
 
     def on_venue_mark(self, mark: Any) -> None:
         """Ethereal (simulated execution): a mark from the data client, before Nautilus sees it."""
-        self.venue_ns = max(self.venue_ns, int(mark.ts_event))
+        self.venue_ns = self.session.venue_ns = max(self.venue_ns, int(mark.ts_event))
         self.pending_marks.append(mark)
         self._record_mark(mark)
         builder = self.trade_bars.get(str(mark.instrument_id))

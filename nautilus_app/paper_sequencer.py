@@ -174,6 +174,7 @@ class BarSequencer:
         inst = client.cache.instrument(InstrumentId.from_str(iid))
         sim = self.sim
         self.market_now = rec[1]
+        sim.note_close(iid, rec[1], bar["c"])  # orders arriving from this close on meet it
 
         def order_obj(coid: str) -> Any:
             return client.cache.order(ClientOrderId(coid))
@@ -187,6 +188,14 @@ class BarSequencer:
             # this bar's open (the settlement at the last processed bar's close is outside the window)
             sim.settle_funding(res, iid, bar, self.funding(iid, prev_ts - 1, rec[1] - 1))
             prev_bar = sim.last_bar.get(iid)
+            # limit orders sent on the previous bar trade at its close when they arrive (if marketable);
+            # done here, not at that bar's commit, so an order sent on a session's last bar stays open,
+            # as at the end of the backtest's data
+            arrived = sim.marketable_on_arrival(iid, inst, order_obj, [
+                c for c, r in sim.orders.items() if r["instrument_id"] == iid and r["type"] == "LIMIT"
+                and not r.get("checked_on_arrival") and r["ts_arrival"] < rec[1]], prev_bar)
+            res.fills += arrived.fills
+            res.orders += arrived.orders
             seen: set[str] = set()
             opened = sim.fills_at_open(iid, bar, inst, order_obj, seen)
             res.fills += opened.fills
@@ -235,12 +244,9 @@ class BarSequencer:
         if hasattr(s, "publish_bar"):
             await s.publish_bar(bar_obj)
         s.feed_strategies(bar_obj, trading=live)
-        # 3. the orders they sent reach the venue; same_close fills, marketable limits
+        # 3. the orders they sent reach the venue; same_close fills
         await self._await_orders(sorted(self.awaiting))
         res = sim.same_close(iid, inst, order_obj, list(client.new_orders))
-        taken = sim.marketable_on_arrival(iid, inst, order_obj, list(client.new_orders), sim.last_bar.get(iid))
-        res.fills += taken.fills
-        res.orders += taken.orders
         # 4. commit
         filled_now = {o["client_order_id"] for o in res.orders}
         res.orders = [sim.orders[c] for c in client.new_orders if c in sim.orders and c not in filled_now] + res.orders
