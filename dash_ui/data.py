@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from nautilus_app.results.reader import is_complete
+
 #: Run ids are folder names; this is what the app accepts in URLs and API paths.
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,199}$")
 
@@ -63,10 +65,10 @@ def valid_run_key(key: str) -> bool:
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
+    """A results folder's JSON file, ``{}`` when missing (the one reader: :mod:`nautilus_app.results.reader`)."""
+    from nautilus_app.results.reader import read_json
+
+    return read_json(path)
 
 
 def _mtime(path: Path) -> float:
@@ -112,8 +114,9 @@ class Run:
     def _parquet(self, name: str) -> pd.DataFrame:
         with self._lock:
             if name not in self._cache:
-                p = self.path / f"{name}.parquet"
-                self._cache[name] = pd.read_parquet(p) if p.exists() else pd.DataFrame()
+                from nautilus_app.results.reader import ResultsFolder
+
+                self._cache[name] = ResultsFolder(self.path).table(name)  # empty when the file is missing
             return self._cache[name]
 
     def equity(self) -> pd.DataFrame:
@@ -126,9 +129,12 @@ class Run:
             arrays = self._cache.get("equity_arrays")
         if arrays is None:
             import pyarrow.compute as pc
-            import pyarrow.parquet as pq
 
-            table = pq.read_table(self.path / "equity.parquet")
+            from nautilus_app.results.reader import ResultsFolder
+
+            table = ResultsFolder(self.path).arrow("equity")
+            if table is None:
+                raise FileNotFoundError(self.path / "equity.parquet")
             ts = table.column("ts")
             if pa.types.is_timestamp(ts.type):
                 ts = pc.cast(ts, pa.timestamp("ns", tz="UTC") if ts.type.tz else pa.timestamp("ns"))
@@ -246,14 +252,14 @@ class ResultsStore:
         if not self.root.is_dir():
             return []
         dirs = [p for p in self.root.iterdir()
-                if p.is_dir() and not p.name.startswith(".") and (p / "metrics.json").exists()]
+                if p.is_dir() and is_complete(p)]
         dirs.sort(key=lambda p: (_mtime(p / "metrics.json"), p.name), reverse=True)
         return [p.name for p in dirs]
 
     def exists(self, run_id: str) -> bool:
         """True if ``results/<run_id>/metrics.json`` exists (a complete run). ``run_id`` may be a
         relative path such as ``research/<sweep>/<run_id>`` (:func:`valid_run_key`)."""
-        return valid_run_key(run_id) and (self.root / run_id / "metrics.json").exists()
+        return valid_run_key(run_id) and is_complete(self.root / run_id)
 
     def summary(self, run_id: str) -> dict:
         """One row of the runs list: id, name, strategies, instruments, period and :data:`LIST_METRICS`."""

@@ -14,6 +14,7 @@ import msgspec
 from nautilus_app.backtest import run_backtest
 from nautilus_app.config import load_config
 from nautilus_app.core import paths
+from nautilus_app.results.reader import open_results
 
 GOLDEN_DIR = paths.REPO_ROOT / "tests" / "golden"
 REFERENCE_CONFIGS = ("demo_spot", "demo_perp")
@@ -38,5 +39,5 @@ def run_reference(name: str, catalog: Path, results_root: Path) -> tuple[str, di
     """Run ``configs/<name>.toml`` against ``catalog``; returns (results digest, metrics)."""
     cfg = msgspec.structs.replace(load_config(paths.REPO_ROOT / "configs" / f"{name}.toml"), catalog=str(catalog))
     outcome = run_backtest(cfg, results_root=results_root, run_id=name, progress=False)
-    run_info = msgspec.json.decode((outcome.results_path / "run.json").read_bytes())
+    run_info = open_results(outcome.results_path).json("run.json", required=True)
     return run_info["results_digest"], outcome.metrics

@@ -27,6 +27,8 @@ from typing import Any
 
 import pandas as pd
 
+from nautilus_app.results.reader import open_results
+
 FILL_COLS = ["ts_event", "instrument_id", "order_side", "last_qty", "last_px", "commission"]
 
 
@@ -66,7 +68,7 @@ def backtest_for(paper: Path, results_root: Path | None = None) -> tuple[Any, Pa
 
     from nautilus_app.backtest import run_backtest
 
-    run = json.loads((paper / "run.json").read_text())
+    run = open_results(paper).json("run.json", required=True)
     cfg = _load_config(paper)
     # a relative catalog in config.toml is relative to the run config's folder, not the results folder
     from nautilus_trader.model import BarType
@@ -87,7 +89,8 @@ def compare(paper: Path, results_root: Path | None = None) -> ParityReport:
     """Fill-by-fill comparison of ``paper`` (a paper results folder) with its backtest."""
     paper = Path(paper)
     rep = ParityReport()
-    run = json.loads((paper / "run.json").read_text())
+    folder = open_results(paper)
+    run = folder.json("run.json", required=True)
     if int(run.get("warm_bars", 0) or 0) > 0:
         rep.notes.append(f"the paper session warmed its strategies on {run['warm_bars']} history bars before its "
                          "first live bar; the backtest starts cold at that bar")
@@ -96,8 +99,8 @@ def compare(paper: Path, results_root: Path | None = None) -> ParityReport:
                          f"({run.get('not_simulated')})")
     out, bt_path = backtest_for(paper, results_root)
     rep.backtest_path = bt_path
-    pf = pd.read_parquet(paper / "fills.parquet")
-    bf = pd.read_parquet(bt_path / "fills.parquet")
+    pf = folder.table("fills")
+    bf = open_results(bt_path).table("fills")
     rep.paper_fills, rep.backtest_fills = len(pf), len(bf)
     pf = pf.sort_values("ts_event", kind="stable").reset_index(drop=True)
     bf = bf.sort_values("ts_event", kind="stable").reset_index(drop=True)
@@ -130,7 +133,7 @@ def compare(paper: Path, results_root: Path | None = None) -> ParityReport:
         x, y = pfun.get(key), bfun.get(key)
         if x is None or y is None or abs(x - y) > 1e-8:
             rep.differences.append(f"funding {key[0]} {key[1]}: paper {x} vs backtest {y}")
-    pm = json.loads((paper / "metrics.json").read_text()) if (paper / "metrics.json").exists() else {}
+    pm = folder.metrics
     x, y = pm.get("final_equity"), out.metrics.get("final_equity")
     if x is None or y is None or abs(float(x) - float(y)) > 1e-6:
         rep.differences.append(f"final equity: paper {x} vs backtest {y}")
@@ -138,10 +141,7 @@ def compare(paper: Path, results_root: Path | None = None) -> ParityReport:
 
 
 def _funding(path: Path) -> dict[tuple[str, str], float]:
-    f = path / "funding.parquet"
-    if not f.exists():
-        return {}
-    df = pd.read_parquet(f)
+    df = open_results(path).table("funding")  # empty when missing
     if df.empty:
         return {}
     amount = "amount" if "amount" in df.columns else df.columns[-1]
@@ -161,7 +161,7 @@ def main_paper_vs_backtest(args: Any) -> int:
     if not (paper / "run.json").exists() or not (paper / "fills.parquet").exists():
         print(f"error: {paper}: not a paper results folder (run.json and fills.parquet expected)", file=sys.stderr)
         return 2
-    run = json.loads((paper / "run.json").read_text())
+    run = open_results(paper).info
     if run.get("mode") != "paper" or "first_bar" not in run:
         print(f"error: {paper}/run.json: mode = {run.get('mode')!r}, first_bar = {run.get('first_bar')!r}: expected "
               "a paper session that processed bars", file=sys.stderr)

@@ -93,12 +93,13 @@ def contributions(cfg: BacktestConfig, results_path: Path) -> pd.DataFrame:
     Raises:
         ValueError: a fill's strategy id matches no ``[[strategies]]`` entry.
     """
-    from nautilus_app.results import read_bar_closes
+    from nautilus_app.results import open_results, read_bar_closes
 
-    eq = pd.read_parquet(results_path / "equity.parquet").set_index("ts")["equity"]
-    start_equity = float(json.loads((results_path / "metrics.json").read_text())["starting_equity"])
-    fills = pd.read_parquet(results_path / "fills.parquet")
-    funding = pd.read_parquet(results_path / "funding.parquet")
+    run = open_results(results_path)
+    eq = run.table("equity").set_index("ts")["equity"]
+    start_equity = float(run.json("metrics.json", required=True)["starting_equity"])
+    fills = run.table("fills")
+    funding = run.table("funding")
     index = eq.index
     labels = strategy_labels(cfg)
     tags = _tags(cfg)

@@ -145,7 +145,9 @@ def _run_per_symbol(cfg: BacktestConfig, run_id: str, configs: dict[str, Backtes
 
 
 def _read_equity(path: Path) -> pd.DataFrame:
-    df = pd.read_parquet(path / "equity.parquet")
+    from nautilus_app.results import open_results
+
+    df = open_results(path).table("equity")
     ts_col = df.columns[0]
     return df.set_index(pd.to_datetime(df[ts_col], utc=True)).drop(columns=[ts_col])
 
@@ -168,7 +170,7 @@ def combine_runs(expanded: BacktestConfig, run_id: str, runs: dict[str, Path], r
         FileExistsError: the folder exists already.
     """
     from nautilus_app import metrics as metrics_mod
-    from nautilus_app.results import breakdown_frame, results_digest
+    from nautilus_app.results import breakdown_frame, open_results, results_digest
 
     final = root / run_id
     if final.exists():
@@ -177,14 +179,13 @@ def combine_runs(expanded: BacktestConfig, run_id: str, runs: dict[str, Path], r
     frames: dict[str, list[pd.DataFrame]] = {k: [] for k in ("trades", "fills", "funding", "liquidations")}
     for sym, path in runs.items():
         eqs[sym] = _read_equity(path)
-        metrics_by[sym] = json.loads((path / "metrics.json").read_text())
-        infos[sym] = json.loads((path / "run.json").read_text())
+        run = open_results(path)
+        metrics_by[sym] = run.json("metrics.json", required=True)
+        infos[sym] = run.json("run.json", required=True)
         for k in frames:
-            f = path / f"{k}.parquet"
-            if f.exists():
-                df = pd.read_parquet(f)
-                if len(df):
-                    frames[k].append(df)
+            df = run.table(k)  # empty when the symbol's run has no such file
+            if len(df):
+                frames[k].append(df)
     start = float(next(iter(metrics_by.values()))["starting_equity"])
     index = pd.DatetimeIndex(sorted(set().union(*(e.index for e in eqs.values()))))
     equity = pd.Series(start, index=index, dtype=float)

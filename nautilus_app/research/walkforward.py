@@ -249,9 +249,11 @@ def _load_run(reg: Registry, key: str) -> tuple[dict[str, Any], pd.DataFrame, pd
     d = reg.run_detail(key)
     if d["status"] != "done":
         raise RuntimeError(f"run {key[:12]} ({d['label']}) is {d['status']}: {d['error']}")
-    path = Path(d["results_path"])
-    eq = pd.read_parquet(path / "equity.parquet").set_index("ts")
-    trades = pd.read_parquet(path / "trades.parquet")
+    from nautilus_app.results import open_results
+
+    run = open_results(Path(d["results_path"]))
+    eq = run.table("equity").set_index("ts")
+    trades = run.table("trades")
     return d, eq, trades
 
 

@@ -36,48 +36,35 @@ unrealized PnL) alike; a test checks it against Nautilus's final account balance
 
 from __future__ import annotations
 
-from nautilus_app.results.assemble import (
-    add_fill_costs,
-    attribution,
-    breakdown_frame,
-    build_equity,
-    build_liquidations,
-    build_trades,
-    buy_and_hold,
-    buy_and_hold_basket,
-    cost_assumptions,
-    daily_returns_until_wipeout,
-    exit_reasons,
-    portfolio_series,
-    results_digest,
-    risk_metrics,
-    traded_instruments,
-    venue_settings,
-)
-from nautilus_app.results.collect import (
-    build_borrowing,
-    build_risk_records,
-    build_trailed,
-    funding_settlements,
-    read_bar_closes,
-    run_reports,
-    session_reports,
-)
-from nautilus_app.results.reader import ResultsFolder, is_complete, open_results
-from nautilus_app.results.schema import (
-    BORROW_COLUMNS,
-    EXIT_REASONS,
-    QUOTE,
-    RISK_COLUMNS,
-    normalise_report,
-)
-from nautilus_app.results.writer import write_results, write_session_results, write_tearsheet
+import importlib
+from typing import Any
 
-__all__ = [
-    "BORROW_COLUMNS", "EXIT_REASONS", "QUOTE", "RISK_COLUMNS", "ResultsFolder", "add_fill_costs", "attribution",
-    "breakdown_frame", "build_borrowing", "build_equity", "build_liquidations", "build_risk_records", "build_trades",
-    "build_trailed", "buy_and_hold", "buy_and_hold_basket", "cost_assumptions", "daily_returns_until_wipeout",
-    "exit_reasons", "funding_settlements", "is_complete", "normalise_report", "open_results", "portfolio_series",
-    "read_bar_closes", "results_digest", "risk_metrics", "run_reports", "session_reports", "traded_instruments",
-    "venue_settings", "write_results", "write_session_results", "write_tearsheet",
-]
+#: public name -> submodule; imported on first use, so that reading a folder
+#: (``nautilus_app.results.reader``, the Dash app) does not import the engine-side collection
+_EXPORTS = {
+    **dict.fromkeys(("add_fill_costs", "attribution", "breakdown_frame", "build_equity", "build_liquidations",
+                     "build_trades", "buy_and_hold", "buy_and_hold_basket", "cost_assumptions",
+                     "daily_returns_until_wipeout", "exit_reasons", "portfolio_series", "results_digest",
+                     "risk_metrics", "session_metrics", "traded_instruments", "venue_settings"), "assemble"),
+    **dict.fromkeys(("build_borrowing", "build_risk_records", "build_trailed", "funding_settlements",
+                     "paper_session_tables", "read_bar_closes", "run_reports", "session_reports"), "collect"),
+    **dict.fromkeys(("ResultsFolder", "is_complete", "open_results", "read_json"), "reader"),
+    **dict.fromkeys(("BORROW_COLUMNS", "EXIT_REASONS", "QUOTE", "RISK_COLUMNS", "TABLES", "normalise_report"),
+                    "schema"),
+    **dict.fromkeys(("write_results", "write_session_results", "write_tearsheet"), "writer"),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

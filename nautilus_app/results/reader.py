@@ -58,10 +58,16 @@ class ResultsFolder:
     def is_complete(self) -> bool:
         return is_complete(self.path)
 
-    def json(self, name: str) -> dict:
-        """``<name>`` (e.g. ``"metrics.json"``) as a dict; ``{}`` when missing."""
+    def json(self, name: str, *, required: bool = False) -> dict:
+        """``<name>`` (e.g. ``"metrics.json"``) as a dict; ``{}`` when missing, unless ``required``.
+
+        Raises:
+            FileNotFoundError: ``required`` and the file is missing or not a JSON object.
+        """
         if name not in self._json:
             self._json[name] = read_json(self.path / name)
+        if required and not self._json[name]:
+            raise FileNotFoundError(f"{self.path / name}: missing or not a JSON object")
         return self._json[name]
 
     @property
