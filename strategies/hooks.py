@@ -47,9 +47,11 @@ are unchanged) and passes ``isinstance`` checks against the user's class. It is 
 time (``nautilus_app.strategy_loader.StrategyRef.make_strategy(..., hooks=True)``) only by runners
 that use a hook (a backtest with a latency model, every paper session), so a plain backtest runs
 the user's class unchanged, at its own speed. This is a Python-level seam on purpose: Nautilus
-2.0.0rc7 has none below it that could carry these layers. Its risk engine and message bus are Rust
-with no Python pre-trade hook, an ``ExecAlgorithm`` only sees orders a strategy addressed to it
-(``exec_algorithm_id``), and an ``Actor`` cannot intercept another component's commands or bars.
+2.0.0rc7 offers none below it from Python (checked in the rc7 wheel's stubs and objects): the risk
+engine takes only a ``RiskEngineConfig`` (rate and notional limits, no callback), the wheel exports
+no Python ``ExecAlgorithm`` base class (orders only carry an ``exec_algorithm_id``), and neither a
+``Strategy`` nor a ``DataActor`` exposes the node's message bus, so no component can intercept
+another one's order commands or bars.
 """
 
 from __future__ import annotations
