@@ -327,15 +327,16 @@ def build_strategies(cfg: BacktestConfig) -> list[Any]:
     from nautilus_app.strategy_loader import StrategyLoadError
 
     out = []
+    hooks = any(v.latency is not None for v in cfg.venues)  # the latency router is an order gate (strategies.hooks)
     for i, spec in enumerate(cfg.strategies):
         try:
-            out.append(spec.resolve().make_strategy(spec.params, order_id_tag=f"{i:03d}"))
+            out.append(spec.resolve().make_strategy(spec.params, order_id_tag=f"{i:03d}", hooks=hooks))
         except StrategyLoadError as e:
             raise BacktestFailed(f"strategies[{i}] ({spec.label()}): {e}") from e
     return out
 
 
-def build_engine(cfg: BacktestConfig, plan: DataPlan, data: list[Any], run: RunData | None = None,
+def build_engine(cfg: BacktestConfig, plan: DataPlan, data: DataChunks | list[Any], run: RunData | None = None,
                  ) -> tuple[BacktestEngine, dict[str, VenueSim], list[Any]]:
     """Engine with venues, instruments, data, strategies and the venue actors (not run yet).
 
