@@ -79,7 +79,7 @@ from nautilus_trader.model import (
 from nautilus_trader.trading import Strategy, StrategyConfig
 
 from strategies.hooks import StrategyHooks
-from strategies.params import BarsOrZero, EquityFraction, NotionalFraction
+from strategies.params import BarsOrZero, EquityFraction, NotionalFraction, set_checked
 from strategies.risk.sizing import account_equity, entry_quantity
 
 _BASE_FIELDS_CACHE: dict[type, frozenset[str]] = {}
@@ -170,11 +170,13 @@ class BarStrategyConfig(StrategyConfig):
         super().__init__()
         self.instrument_id: str = str(instrument_id)
         self.bar_type: str = str(bar_type)
-        self.position_fraction: float = float(position_fraction)
+        set_checked(self, position_fraction=position_fraction, max_gap_bars=max_gap_bars,
+                    fee_headroom=fee_headroom)  # declared types and ranges (strategies/params.py)
+        self.position_fraction: float
+        self.max_gap_bars: int
+        self.fee_headroom: float
         self.allow_short: bool = bool(allow_short)
-        self.max_gap_bars: int = int(max_gap_bars)
         self.close_positions_on_stop: bool = bool(close_positions_on_stop)
-        self.fee_headroom: float = float(fee_headroom)
         from strategies.risk.config import parse_risk
 
         self.risk: dict[str, Any] | None = risk
@@ -183,12 +185,6 @@ class BarStrategyConfig(StrategyConfig):
         bt = BarType.from_str(self.bar_type)
         if bt.instrument_id != iid:
             raise ValueError(f"bar_type {self.bar_type!r} is not for instrument {self.instrument_id!r}")
-        if not 0.0 < self.position_fraction <= 10.0:
-            raise ValueError(f"position_fraction must be in (0, 10], was {self.position_fraction}")
-        if self.max_gap_bars < 0:
-            raise ValueError(f"max_gap_bars must be >= 0, was {self.max_gap_bars}")
-        if not 0.0 <= self.fee_headroom < 1.0:
-            raise ValueError(f"fee_headroom must be in [0, 1), was {self.fee_headroom}")
 
     def params(self) -> dict[str, Any]:
         """The package-level fields as a plain dict (for logs and result metadata)."""

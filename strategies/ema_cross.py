@@ -38,7 +38,7 @@ from nautilus_trader.indicators import ExponentialMovingAverage
 from nautilus_trader.model import OrderSide, PositionSide
 
 from strategies.base import BarStrategy, BarStrategyConfig
-from strategies.params import Bars
+from strategies.params import Bars, set_checked
 
 
 class EMACrossConfig(BarStrategyConfig):
@@ -49,8 +49,9 @@ class EMACrossConfig(BarStrategyConfig):
 
     def __init__(self, *, fast_period: Bars = 10, slow_period: Bars = 20, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.fast_period: int = self._positive_int("fast_period", fast_period)
-        self.slow_period: int = self._positive_int("slow_period", slow_period)
+        set_checked(self, fast_period=fast_period, slow_period=slow_period)  # int >= 1 each
+        self.fast_period: int
+        self.slow_period: int
         if self.fast_period >= self.slow_period:
             raise ValueError(f"fast_period ({fast_period}) must be < slow_period ({slow_period})")
 

@@ -52,7 +52,7 @@ from nautilus_trader.model import OrderSide, PositionSide
 
 from strategies.base import BarStrategy, BarStrategyConfig
 from strategies.indicators import SampleBollingerBands, _px
-from strategies.params import Bars, BarsOrZero, Fraction, Level100, Multiple
+from strategies.params import Bars, BarsOrZero, Fraction, Level100, Multiple, set_checked
 
 
 class MeanReversionConfig(BarStrategyConfig):
@@ -85,23 +85,24 @@ class MeanReversionConfig(BarStrategyConfig):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.rsi_period: int = self._positive_int("rsi_period", rsi_period)
-        self.rsi_lower: float = float(rsi_lower)
-        self.rsi_upper: float = float(rsi_upper)
-        self.rsi_exit: float = float(rsi_exit)
-        self.bb_period: int = self._positive_int("bb_period", bb_period)
-        self.bb_k: float = float(bb_k)
-        self.trend_ma_period: int = self._positive_int("trend_ma_period", trend_ma_period)
-        self.trend_threshold: float = float(trend_threshold)
-        self.max_hold_bars: int = self._positive_int("max_hold_bars", max_hold_bars)
-        self.cooldown_bars: int = int(cooldown_bars)
-        if not 0.0 <= self.rsi_lower < self.rsi_exit < self.rsi_upper <= 100.0:
+        set_checked(self, rsi_period=rsi_period, rsi_lower=rsi_lower, rsi_upper=rsi_upper, rsi_exit=rsi_exit,
+                    bb_period=bb_period, bb_k=bb_k, trend_ma_period=trend_ma_period, trend_threshold=trend_threshold,
+                    max_hold_bars=max_hold_bars, cooldown_bars=cooldown_bars)  # declared types and ranges
+        self.rsi_period: int
+        self.rsi_lower: float
+        self.rsi_upper: float
+        self.rsi_exit: float
+        self.bb_period: int
+        self.bb_k: float
+        self.trend_ma_period: int
+        self.trend_threshold: float
+        self.max_hold_bars: int
+        self.cooldown_bars: int
+        if not self.rsi_lower < self.rsi_exit < self.rsi_upper:
             raise ValueError(
                 "need 0 <= rsi_lower < rsi_exit < rsi_upper <= 100 (RSI is on a 0..100 scale), got "
                 f"{rsi_lower}, {rsi_exit}, {rsi_upper}"
             )
-        if self.bb_k <= 0.0 or self.trend_threshold < 0.0 or self.cooldown_bars < 0:
-            raise ValueError("bb_k must be > 0, trend_threshold >= 0 and cooldown_bars >= 0")
 
 
 class MeanReversion(BarStrategy):

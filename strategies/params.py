@@ -14,11 +14,16 @@ A strategy config class declares each parameter with one of these types (or its 
 Plain Nautilus user strategies need none of this: a bare ``int`` / ``float`` annotation works as
 before (checked for its type only). Cross-parameter rules (``fast_period < slow_period``) stay in
 the config class's ``__init__``.
+
+A config class built in Python (not through the loader) checks its values against the same
+declarations with :func:`set_checked` in its ``__init__``, instead of hand-written casts and range tests.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import inspect
+import typing
+from typing import Annotated, Any
 
 import msgspec
 
@@ -36,3 +41,37 @@ Fraction = Annotated[float, msgspec.Meta(ge=0.0, description="fraction, 0.02 = 2
 Level100 = Annotated[float, msgspec.Meta(ge=0.0, le=100.0, description="level on the 0..100 scale")]
 #: A positive multiple (Bollinger width in standard deviations, ATR multiple).
 Multiple = Annotated[float, msgspec.Meta(gt=0.0, description="multiple (> 0)")]
+
+
+_DECLARED: dict[tuple[type, str], Any] = {}
+
+
+def declared_type(cls: type, name: str) -> Any:
+    """The annotation of ``name`` in the first ``__init__`` of ``cls``'s MRO that declares it (with its
+    msgspec constraints), or ``Any``."""
+    key = (cls, name)
+    if key not in _DECLARED:
+        found: Any = Any
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None or not inspect.isfunction(init) or name not in inspect.signature(init).parameters:
+                continue
+            found = typing.get_type_hints(init, include_extras=True).get(name, Any)
+            break
+        _DECLARED[key] = found
+    return _DECLARED[key]
+
+
+def set_checked(config: Any, **values: Any) -> None:
+    """Set each value on ``config``, converted to the type its config class declares for it (type and
+    range, msgspec rules in lax mode: ``"10"`` and ``10.0`` are fine for an ``int``, ``10.5`` is not).
+
+    Raises:
+        ValueError: ``<name> = <value>: expected <what msgspec says>`` (a ``msgspec.ValidationError``).
+    """
+    cls = type(config)
+    for name, value in values.items():
+        try:
+            setattr(config, name, msgspec.convert(value, declared_type(cls, name), strict=False))
+        except msgspec.ValidationError as e:
+            raise msgspec.ValidationError(f"{name} = {value!r}: {str(e)[:1].lower()}{str(e)[1:]}") from None

@@ -54,7 +54,7 @@ from nautilus_trader.model import OrderSide, PositionSide
 
 from strategies.base import BarStrategy, BarStrategyConfig
 from strategies.indicators import AverageDirectionalIndex, _px
-from strategies.params import Bars, Level100, Multiple
+from strategies.params import Bars, Level100, Multiple, set_checked
 
 
 class TrendFollowingConfig(BarStrategyConfig):
@@ -83,20 +83,19 @@ class TrendFollowingConfig(BarStrategyConfig):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.ma_fast: int = self._positive_int("ma_fast", ma_fast)
-        self.ma_slow: int = self._positive_int("ma_slow", ma_slow)
-        self.adx_period: int = self._positive_int("adx_period", adx_period)
-        self.adx_threshold: float = float(adx_threshold)
-        self.atr_period: int = self._positive_int("atr_period", atr_period)
-        self.atr_mean_period: int = self._positive_int("atr_mean_period", atr_mean_period)
-        self.atr_critical_mult: float = float(atr_critical_mult)
-        self.max_hold_bars: int = self._positive_int("max_hold_bars", max_hold_bars)
+        set_checked(self, ma_fast=ma_fast, ma_slow=ma_slow, adx_period=adx_period, adx_threshold=adx_threshold,
+                    atr_period=atr_period, atr_mean_period=atr_mean_period, atr_critical_mult=atr_critical_mult,
+                    max_hold_bars=max_hold_bars)  # declared types and ranges
+        self.ma_fast: int
+        self.ma_slow: int
+        self.adx_period: int
+        self.adx_threshold: float
+        self.atr_period: int
+        self.atr_mean_period: int
+        self.atr_critical_mult: float
+        self.max_hold_bars: int
         if self.ma_fast >= self.ma_slow:
             raise ValueError(f"ma_fast ({ma_fast}) must be < ma_slow ({ma_slow})")
-        if not 0.0 <= self.adx_threshold <= 100.0:
-            raise ValueError(f"adx_threshold is on a 0..100 scale, was {adx_threshold}")
-        if self.atr_critical_mult <= 0.0:
-            raise ValueError(f"atr_critical_mult must be > 0, was {atr_critical_mult}")
 
 
 class TrendFollowing(BarStrategy):

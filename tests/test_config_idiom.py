@@ -178,3 +178,26 @@ def test_sweep_spec_ranges_are_constraints(extra: dict, key: str) -> None:
     with pytest.raises(ConfigError, match=rf"<sweep>: key {key}: Expected"):
         parse_sweep({"name": "s", "base_config": "-", "params": {"fast_period": {"values": [2, 3]}}} | extra,
                     base=parse_config(base()))
+
+
+def test_builtin_config_built_in_python_checks_the_same_declarations() -> None:
+    from strategies.ema_cross import EMACrossConfig
+    from strategies.mean_reversion import MeanReversionConfig
+
+    ids = {"instrument_id": "BTCUSDT.BINANCE", "bar_type": "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"}
+    c = EMACrossConfig(**ids, fast_period=5, slow_period="30", position_fraction=1)
+    assert (c.fast_period, c.slow_period, c.position_fraction, c.max_gap_bars) == (5, 30, 1.0, 60)
+    assert isinstance(c.position_fraction, float) and isinstance(c.slow_period, int)
+    for kw, msg in [({"fast_period": 0}, "fast_period = 0: expected `int` >= 1"),
+                    ({"position_fraction": 0}, "position_fraction = 0: expected `float` > 0.0"),
+                    ({"fee_headroom": 1.0}, "fee_headroom = 1.0: expected `float` < 1.0"),
+                    ({"fast_period": 10.5}, "fast_period = 10.5: expected `int`, got `float`"),
+                    ({"fast_period": 30, "slow_period": 10}, r"fast_period \(30\) must be < slow_period \(10\)")]:
+        with pytest.raises(ValueError, match=msg):
+            EMACrossConfig(**ids, **kw)
+    m = MeanReversionConfig(**ids, rsi_lower=20)
+    assert m.rsi_lower == 20.0 and isinstance(m.rsi_lower, float)
+    with pytest.raises(ValueError, match="rsi_lower < rsi_exit < rsi_upper"):
+        MeanReversionConfig(**ids, rsi_lower=60)
+    with pytest.raises(ValueError, match="cooldown_bars = -1"):
+        MeanReversionConfig(**ids, cooldown_bars=-1)
