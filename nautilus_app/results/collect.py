@@ -63,6 +63,10 @@ def _json_or_none(v: Any) -> str | None:
     return _JSON.encode(v)
 
 
+#: value types whose only missing marker is None (pd.isna is needed for float NaN, NaT, pd.NA)
+_NONE_OR_PLAIN = {type(None), str, bool, int, list, dict, tuple}
+
+
 def _normalise_column(col: str, values: np.ndarray, out: dict[str, Any], currencies: dict[str, Any]) -> None:
     """One column of :func:`nautilus_app.results.normalise_report`: ``values`` is the object column as
     Nautilus's report frame holds it before pandas' type inference (which is applied here first)."""
@@ -70,7 +74,9 @@ def _normalise_column(col: str, values: np.ndarray, out: dict[str, Any], currenc
     if arr.dtype != object:  # numbers, bools, timestamps: normalise_report leaves them alone
         out[col] = arr
         return
-    isna = pd.isna(arr)
+    types = set(map(type, arr.tolist()))
+    # pd.isna is slow on object columns; without floats (NaN) or other missing markers, missing is None
+    isna = (arr == None) if types <= _NONE_OR_PLAIN else pd.isna(arr)  # noqa: E711 - element-wise
     if isna.all():
         out[col] = pd.array(arr, dtype="string")
         return
@@ -80,7 +86,7 @@ def _normalise_column(col: str, values: np.ndarray, out: dict[str, Any], currenc
         out[col] = np.array([_json_or_none(v) for v in arr.tolist()], dtype=object)
         return
     text = str(first)
-    plain = set(map(type, arr[notna].tolist())) == {str}
+    plain = (types - {type(None)} == {str}) if types <= _NONE_OR_PLAIN else set(map(type, arr[notna].tolist())) == {str}
     if _NUMBER.fullmatch(text):
         # normalise_report: pd.to_numeric(s.astype(str)); None -> "None" -> NaN either way
         numeric = pd.to_numeric(arr if plain else arr.astype(str), errors="coerce")
