@@ -1,4 +1,4 @@
-"""The results tables built from the engine's cache (nautilus_app/reports.py) equal Nautilus's reports
+"""The results tables built from the engine's cache (nautilus_app/results/collect.py) equal Nautilus's reports
 normalised as before (``generate_*_report`` + ``normalise_report``), value by value, on real runs:
 market, stop-market (liquidation) and reduce-only orders, funding adjustments, snapshots of NETTING
 positions, CASH and MARGIN accounts, several strategies and a latency model."""
