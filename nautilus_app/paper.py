@@ -89,6 +89,7 @@ from nautilus_app.paper_plan import (  # noqa: F401 - re-exported: the plan's na
 )
 from nautilus_app.paper_recorder import PaperRecorder
 from nautilus_app.paper_state import PaperState
+from nautilus_app.venue.models import venue_fees
 
 
 # ---- session ---------------------------------------------------------------------------------
@@ -424,7 +425,7 @@ def write_paper_results(session: PaperSession, *, final: bool) -> Path:
         equity, start_equity = build_equity(cfg, tables["fills"], tables["funding"], closes)
         trades = build_trades(tables["positions"], tables["funding"])
         first_iid = next(iter(closes))
-        bench = buy_and_hold(closes[first_iid], plan.venue.fees()[1]).reindex(equity.index, method="ffill")
+        bench = buy_and_hold(closes[first_iid], venue_fees(plan.venue)[1]).reindex(equity.index, method="ffill")
     write_session_results(
         session.results_path, cfg=cfg, run_info=run_info, tables=tables, config_text=session.config_text,
         equity=equity, trades=trades, starting_equity=start_equity, bench=bench, tearsheet=final,

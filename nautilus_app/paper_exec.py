@@ -96,6 +96,7 @@ from nautilus_app.venue.fees import VenueFeeModel
 from nautilus_app.venue.fill_timing import LIQUIDATION_TAG
 from nautilus_app.venue.latency import LatencyDraws, LatencyRouter
 from nautilus_app.venue.margin import isolated_margin, liquidation_price, maintenance_margin
+from nautilus_app.venue.models import slippage_model, venue_fees
 from nautilus_app.venue.slippage import SlippageModel
 
 log = logging.getLogger("nautilus_app.paper")
@@ -212,10 +213,10 @@ class SimVenue:
         self.live_venue = live_venue
         self.book = book
         self.cash = cash
-        maker, taker = venue_cfg.fees()
+        maker, taker = venue_fees(venue_cfg)
         liq_fee = venue_cfg.liquidation_fee if (not cash and venue_cfg.liquidation) else 0.0
         self.fee_model = VenueFeeModel(maker, taker, liq_fee)
-        self.slippage: SlippageModel = venue_cfg.slippage_model()
+        self.slippage: SlippageModel = slippage_model(venue_cfg)
         self.timing = venue_cfg.fill_timing
         self.liquidation = (not cash) and bool(venue_cfg.liquidation) and bool(brackets)
         self.margin_mode = venue_cfg.margin_mode

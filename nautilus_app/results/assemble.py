@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from nautilus_app import metrics as metrics_mod
+from nautilus_app.venue.models import leverage_for, venue_fees
 from nautilus_app.results.schema import (
     BORROW_COLUMNS,
     EXIT_REASONS,
@@ -97,7 +98,7 @@ def add_fill_costs(fills: pd.DataFrame, orders: pd.DataFrame, sims: dict[str, Ve
         liq_orders = set(tagged["client_order_id"].astype(str))
     out["is_liquidation"] = out["client_order_id"].astype(str).isin(liq_orders)
     iids = out["instrument_id"].astype(str)
-    taker_of = {iid: next((s.config.fees()[1] for name, s in sims.items() if iid.endswith("." + name)), 0.0)
+    taker_of = {iid: next((venue_fees(s.config)[1] for name, s in sims.items() if iid.endswith("." + name)), 0.0)
                 for iid in iids.unique()}
     taker = iids.map(taker_of)
     commission = out["commission"].astype(float).fillna(0.0).to_numpy()
@@ -382,7 +383,7 @@ def portfolio_series(cfg: BacktestConfig, fills: pd.DataFrame, closes: dict[str,
     for v in cfg.venues:
         for iid in closes:
             if iid.endswith("." + v.name):
-                lev_of[iid] = v.leverage_for(iid)
+                lev_of[iid] = leverage_for(v, iid)
     if not fills.empty:
         f = pd.DataFrame({
             "ts": pd.to_datetime(fills["ts_event"], utc=True),
@@ -537,7 +538,7 @@ def breakdown_frame(records: list[dict], key: str) -> pd.DataFrame:
 def venue_settings(sim: VenueSim) -> dict[str, Any]:
     """The simulated-exchange settings of one venue as recorded in ``run.json``."""
     v = sim.config
-    maker, taker = v.fees()
+    maker, taker = venue_fees(v)
     out: dict[str, Any] = {
         "fill_timing": v.fill_timing, "slippage": {
             "kind": v.slippage, "base_bps": v.slippage_bps, "impact_bps": v.slippage_impact_bps,
@@ -556,7 +557,7 @@ def venue_settings(sim: VenueSim) -> dict[str, Any]:
 
 def cost_assumptions(v: Any) -> str:
     """One line saying which execution costs a venue simulated (``metrics.json`` ``costs``, the summary)."""
-    maker, taker = v.fees()
+    maker, taker = venue_fees(v)
     fee = f"fees maker {maker * 100:.3g} % / taker {taker * 100:.3g} %" if (maker or taker) else "no fees"
     if v.slippage == "none":
         slip = "no slippage"

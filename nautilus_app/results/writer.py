@@ -39,6 +39,7 @@ from nautilus_app.results.assemble import (
     venue_settings,
 )
 from nautilus_app.results.schema import EXIT_REASONS, LATENCY_COLUMNS
+from nautilus_app.venue.models import venue_fees
 
 if TYPE_CHECKING:
     from nautilus_trader.backtest import BacktestEngine, BacktestResult
@@ -113,7 +114,7 @@ def write_results(
 
     # equal-weight basket of the traded instruments; a sleeve holds cash (1.0) before its first bar
     bench_iids = traded_instruments(cfg, closes)
-    taker = {iid: next(v for v in cfg.venues if iid.endswith("." + v.name)).fees()[1] for iid in bench_iids}
+    taker = {iid: venue_fees(next(v for v in cfg.venues if iid.endswith("." + v.name)))[1] for iid in bench_iids}
     bench, bench_by_iid = buy_and_hold_basket({iid: closes[iid] for iid in bench_iids}, taker, equity.index)
     fees_paid = float(fills["trading_fee"].sum()) if not fills.empty else 0.0
     funding_paid = -float(funding["amount"].sum()) if not funding.empty else 0.0  # paid > 0
