@@ -6,7 +6,7 @@ Commands (FreqTrade-style, one verb each):
 * ``import-freqtrade``: freqtrade feather files (OHLCV, funding_rate, mark) into the catalog.
 * ``import-csv``: the user's own OHLCV CSV files (column mapping, time unit/zone, open/close stamps).
 * ``fetch-instruments``: cache Binance exchangeInfo (any symbol's tick/step/min notional) in the catalog.
-* ``download-data``: OHLCV, funding-rate history, mark-price klines through ccxt (resumable).
+* ``download-data``: bars (OHLCV), funding-rate history, mark prices through ccxt (resumable).
 * ``download-binance-vision``: Binance Vision archives over HTTP, checksum-verified, then imported.
 * ``inventory``: what the catalog holds (ranges, rows, files, bytes, gaps); ``validate``: data checks.
 * ``backtest CONFIG``: run a TOML-configured backtest, print a summary and the results path.
@@ -542,7 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     bv.add_argument("--end", default=None, type=_date_arg, help="last day, YYYY-MM-DD (inclusive)")
     _kinds_argument(bv, ("bars", "funding", "mark"), ["bars"])
     bv.add_argument("--store", choices=["nautilus", "compact"], default="nautilus",
-                    help="klines into Nautilus's catalog (default) or the compact store (~8 bytes/bar, fastest "
+                    help="bars into Nautilus's catalog (default) or the compact store (~8 bytes/bar, fastest "
                          "import; backtests read both; funding/mark prices always go to the catalog)")
     _instrument_arguments(bv)
     _import_checks_arguments(bv)
@@ -588,7 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="override exchange.urls['api'][KEY], e.g. fapiPublic=http://127.0.0.1:8080/fapi/v1")
     fi.set_defaults(func=cmd_fetch_instruments)
 
-    dd = sub.add_parser("download-data", help="download OHLCV / funding / mark prices through ccxt (resumable)")
+    dd = sub.add_parser("download-data", help="download bars / funding / mark prices through ccxt (resumable)")
     dd.add_argument("--catalog", type=Path, default=paths.default_catalog_path())
     dd.add_argument("--exchange", default="binance", help="ccxt exchange id (binance, bybit, okx ... any with fetchOHLCV)")
     dd.add_argument("--market", choices=["spot", "um"], default="spot", help="spot or USDT-M futures (um)")
@@ -620,7 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
     dv.add_argument("--workers", type=_positive_int, default=4)
     dv.add_argument("--no-progress", action="store_true")
     dv.add_argument("--store", choices=["nautilus", "compact"], default="nautilus",
-                    help="klines into Nautilus's catalog (default) or the compact store (~8 bytes/bar, fastest "
+                    help="bars into Nautilus's catalog (default) or the compact store (~8 bytes/bar, fastest "
                          "import; backtests read both; funding/mark prices always go to the catalog)")
     _instrument_arguments(dv)
     _import_checks_arguments(dv, jumps=False)
