@@ -514,6 +514,12 @@ def run_backtest(
         del data
         engine_seconds = time.perf_counter() - t0
         result = engine.get_result()
+        for sim in sims.values():  # per-bar lookups only the run needed (the peak is results writing)
+            for s in sim.fill_model.series.values():
+                s.release_lookups()
+        for strategy in _strategies:
+            if hasattr(strategy, "release_run_arrays"):
+                strategy.release_run_arrays()
         release_memory()
         if result.iterations != expected:
             raise BacktestFailed(

@@ -206,6 +206,10 @@ class PlotRecorder(DataActor):
         import pandas as pd
 
         frames, config = [], {}
+        # the two label columns as categoricals sharing their categories (one dictionary in Parquet, not a
+        # string per row: ~200 MB less on a 5-year 1m run); readers compare them with strings as before
+        sids = list(dict.fromkeys(p.sid for p in self.plans))
+        bts = list(dict.fromkeys(str(p.bar_type) for p in self.plans))
         for p in self.plans:
             if p.frame_based and not len(p.ts):
                 p.take_frame()
@@ -214,8 +218,9 @@ class PlotRecorder(DataActor):
             p.rows = []
             df = pd.DataFrame(arr, columns=cols, copy=False)
             df.insert(0, "ts", np.asarray(p.ts, dtype=np.int64))
-            df.insert(0, "bar_type", str(p.bar_type))
-            df.insert(0, "strategy_id", p.sid)
+            n = len(df)
+            df.insert(0, "bar_type", pd.Categorical.from_codes(np.full(n, bts.index(str(p.bar_type)), np.int32), bts))
+            df.insert(0, "strategy_id", pd.Categorical.from_codes(np.full(n, sids.index(p.sid), np.int32), sids))
             frames.append(df)
             config[p.sid] = {"bar_type": str(p.bar_type),
                              "main_plot": {lbl: f"{p.sid}:{lbl}" for lbl in p.main},

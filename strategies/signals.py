@@ -233,6 +233,15 @@ class SignalStrategy(BarStrategy):
         del df
         self._schedule_after(-1)
 
+    def release_run_arrays(self) -> None:
+        """Drop the per-bar lookups once the run is over (the runner calls this before writing results;
+        :attr:`frame` stays for the plots)."""
+        for name in ("_ts_list", "_close", "_el", "_es", "_xl", "_xs", "_tag_codes", "_ready", "_idx_enter",
+                     "_idx_exit_long", "_idx_exit_short"):
+            if hasattr(self, name):
+                setattr(self, name, None)
+        self._series = None
+
     def _plotted_columns(self) -> list[str]:
         cfg = getattr(type(self), "plot_config", None) or {}
         cols = list((cfg.get("main_plot") or {}).keys())

@@ -76,6 +76,10 @@ class BarSeries:
                                volume=array("d", self.volume.astype(np.float64).tobytes()))
         return self._lists
 
+    def release_lookups(self) -> None:
+        """Drop the :meth:`lists` copies (rebuilt if asked again): after the run nothing needs them."""
+        self._lists.clear()
+
     def next_index(self, t: int) -> int:
         """Index of the first bar closing strictly after ``t`` (== len when none)."""
         return bisect.bisect_right(self.lists()["ts"], t)
