@@ -136,6 +136,30 @@ def recent_bars(session: Any, live_bt: str, after_ns: int, before_ns: int) -> li
     return out
 
 
+def missed_funding(session: Any, live_bt: str, after_ns: int, before_ns: int) -> tuple | None:
+    """Ethereal: ``(live iid, {settlement ns: rate}, [(ns, mark)])`` of the settlements in
+    ``(after_ns, before_ns]`` from the venue's funding and oracle-price history (a restarted session did
+    not hear them announced); None for other venues or when the venue does not answer. Runs in a worker
+    thread: reads only plain session data."""
+    if session.plan.product != "ethereal":
+        return None
+    from adapters.ethereal.bars import history_funding
+    from adapters.ethereal.common.enums import EtherealNetwork
+    from adapters.ethereal.common.urls import urls_for
+
+    s = session.plan.settings
+    iid = BarType.from_str(live_bt).instrument_id
+    urls = urls_for(EtherealNetwork.TESTNET if s.environment == "TESTNET" else EtherealNetwork.MAINNET,
+                    rest=s.base_url_http)
+    try:
+        rates, marks = history_funding(urls.rest, urls.tv, iid.symbol.value.removesuffix("-PERP"), after_ns, before_ns)
+    except (OSError, ValueError) as e:
+        _event(logging.WARNING, "Ethereal funding history not available: caught-up bars settle no funding",
+               instrument_id=iid.value, error=repr(e))
+        return None
+    return iid.value, rates, marks
+
+
 def _ethereal_recent_bars(session: Any, live_bt: str, after_ns: int, before_ns: int) -> list[list]:
     """Ethereal's candles (price history) closing in ``(after_ns, before_ns)``."""
     from adapters.ethereal.bars import history_bars

@@ -160,6 +160,22 @@ class PaperRecorder(DataActor):
         self.mark_history.setdefault(iid, []).append((int(mark.ts_event), float(mark.value)))
         del self.mark_history[iid][:-2000]
 
+    def add_funding_history(self, iid: str, rates: dict[int, Decimal], marks: list[tuple[int, float]]) -> None:
+        """Settlements and marks of ``iid`` from the venue's history (bars caught up after a restart)."""
+        sched = self.funding_schedule.setdefault(iid, {})
+        for t, rate in rates.items():
+            sched.setdefault(t, rate)
+        hist = self.mark_history.setdefault(iid, [])
+        hist.extend(m for m in marks if m not in hist)
+        hist.sort()
+        if self.trade_bars:  # and into Nautilus's cache bar by bar (publish_bar), as the live marks
+            from nautilus_trader.model import MarkPriceUpdate, Price
+
+            known = {int(m.ts_event) for m in self.pending_marks}
+            self.pending_marks += [MarkPriceUpdate(InstrumentId.from_str(iid), Price.from_str(repr(px)), t, t)
+                                   for t, px in marks if t not in known]
+            self.pending_marks.sort(key=lambda m: int(m.ts_event))
+
     def on_funding_rate(self, update: Any) -> None:
         nxt = getattr(update, "next_funding_ns", None)
         if nxt:

@@ -156,7 +156,16 @@ class BarSequencer:
         missing = await asyncio.get_running_loop().run_in_executor(
             None, self.session.recent_bars, first_live[0], last, first_live[1])
         trade = len(missing) <= self.session.plan.settings.max_catch_up_bars
+        if missing:  # settlements announced while the node was down (Ethereal: the venue's funding history)
+            from nautilus_app.paper_history import missed_funding
+
+            got = await asyncio.get_running_loop().run_in_executor(
+                None, missed_funding, self.session, first_live[0], last - 1, first_live[1])  # incl. the one at `last`
+            if got is not None and self.session.recorder is not None:
+                self.session.recorder.add_funding_history(*got)
         for rec in missing:
+            if self.stopping:
+                break
             if last < rec[1] < first_live[1]:
                 await self.process(rec, live=trade)
                 self.caught_up += 1

@@ -127,3 +127,45 @@ def history_bars(tv_url: str, bar_type: str, symbol: str, interval_ns: int, afte
             out.append([bar_type, close, *(fmt(x, price_precision) for x in (o, h, low, c)), fmt(v, size_precision)])
     out.sort(key=lambda r: r[1])
     return out
+
+
+def _get(url: str, timeout: float) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - the configured venue URL
+        return json.loads(r.read())
+
+
+def history_funding(rest_url: str, tv_url: str, symbol: str, after_ns: int, before_ns: int, *,
+                    timeout: float = 10.0) -> tuple[dict[int, Decimal], list[tuple[int, float]]]:
+    """Settlements of ``symbol`` in ``(after_ns, before_ns]`` that a session did not hear announced (it
+    was down): ``({settlement ns: hourly rate}, [(ns, mark)])`` from ``GET /v1/funding`` (rows snapped to
+    the hour, as the catalog import does) and the oracle-price history (the candle closing at each
+    settlement: the mark the backtest settles with).
+
+    Raises:
+        OSError: the venue did not answer.
+        ValueError: the product is unknown.
+    """
+    hour = 3_600_000_000_000
+    base = rest_url.rstrip("/")
+    products = _get(f"{base}/v1/product?{urllib.parse.urlencode({'ticker': symbol})}", timeout).get("data") or []
+    pid = next((p["id"] for p in products if p.get("ticker") == symbol), None)
+    if pid is None:
+        raise ValueError(f"{base}/v1/product: no product {symbol}")
+    rates: dict[int, Decimal] = {}
+    cursor: str | None = ""
+    while cursor is not None:
+        q = {"productId": pid, "range": "MONTH", "order": "asc", "limit": 200, **({"cursor": cursor} if cursor else {})}
+        page = _get(f"{base}/v1/funding?{urllib.parse.urlencode(q)}", timeout)
+        for row in page.get("data") or []:
+            t = round(int(row["createdAt"]) * 1_000_000 / hour) * hour
+            if after_ns < t <= before_ns:
+                rates[t] = Decimal(str(row["fundingRate1h"]))
+        cursor = page.get("nextCursor") if page.get("hasNext") else None
+    marks: list[tuple[int, float]] = []
+    if rates:
+        lo_s, hi_s = min(rates) // 1_000_000_000 - 3600, max(rates) // 1_000_000_000
+        q = {"symbol": f"{symbol}-Perp", "resolution": "60", "from": lo_s, "to": hi_s}
+        page = _get(f"{tv_url.rstrip('/')}/v1/oracle-price/history?{urllib.parse.urlencode(q)}", timeout)
+        if page.get("s") == "ok":
+            marks = [((int(t) + 3600) * 1_000_000_000, float(c)) for t, c in zip(page["t"], page["c"], strict=True)]
+    return rates, marks

@@ -90,7 +90,8 @@ class EtherealReplay:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(10)
+        if self._thread.is_alive():
+            self._thread.join(10)
 
     def pause(self) -> None:
         self._paused.set()

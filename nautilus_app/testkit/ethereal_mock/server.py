@@ -308,6 +308,8 @@ class MockVenue:
         if pid not in self.by_id or request.query.get("range") not in ("DAY", "WEEK", "MONTH"):
             return self._error(400, "productId and range (DAY|WEEK|MONTH) required", "Bad Request")
         rows = self.funding.get(self.by_id[pid]["ticker"], [])
+        if self.replay_clock_ms is not None:  # replay: only settlements the replay clock has reached
+            rows = [r for r in rows if r["createdAt"] <= self.replay_clock_ms + 1000]
         if request.query.get("order") == "desc":
             rows = list(reversed(rows))
         return self._page(rows, request, default_limit=self.funding_page_size)
