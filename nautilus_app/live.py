@@ -223,7 +223,8 @@ def describe(plan: LivePlan, creds: Credentials, control_dir: Path, strategies: 
     s, lim = plan.settings, plan.settings.limits
     env = "TESTNET" if s.testnet else "LIVE (real money)"
     lines = [f"LIVE TRADING on {plan.venue.name} ({plan.product}, environment {env}), trader {s.trader_id}",
-             f"  endpoints: {s.base_url_http or 'venue default'} / {s.base_url_ws or 'venue default'}",
+             f"  endpoints: {s.base_url_http or 'venue default'} / {s.base_url_ws or 'venue default'}"
+             + (f" / WebSocket API {s.base_url_ws_api or 'venue default'}" if plan.product == "spot" else ""),
              f"  credentials: {creds.source} (never printed or written)",
              f"  account: {plan.venue.account_type}, leverage {plan.leverage:g}x, settles in {plan.settlement}"]
     for iid, live in plan.id_map.items():
@@ -1192,7 +1193,8 @@ def run_live_from_args(args: Any) -> int:
         if settings is None:
             raise LiveConfigError(f"{config_path}: key live: missing; add a [live] table (docs/live.md)")
         over = {k: v for k, v in {"on_unknown": args.on_unknown, "base_url_http": args.base_url_http,
-                                  "base_url_ws": args.base_url_ws}.items() if v is not None}
+                                  "base_url_ws": args.base_url_ws,
+                                  "base_url_ws_api": getattr(args, "base_url_ws_api", None)}.items() if v is not None}
         if args.metrics_port is not None:
             over["monitoring"] = {**msgspec.to_builtins(settings.monitoring), "metrics_port": args.metrics_port}
         if over:

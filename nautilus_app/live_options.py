@@ -21,6 +21,7 @@ def add_live_arguments(p: Any) -> None:
                    help="override live.on_unknown for this start")
     p.add_argument("--base-url-http", default=None)
     p.add_argument("--base-url-ws", default=None)
+    p.add_argument("--base-url-ws-api", default=None, help="Binance spot: the WebSocket API endpoint")
     p.add_argument("--metrics-port", type=int, default=None)
     p.add_argument("--wait", type=float, default=0.0, help="stop/flatten: wait this many seconds for the node")
 

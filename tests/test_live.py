@@ -407,6 +407,8 @@ def test_spot_ws_api_guard_and_binance_settlement(tmp_path: Path) -> None:
     cfg.write_text(spot)
     p = run_live(cfg, tmp_path / "r1")
     assert p.returncode == 2 and "live.base_url_ws_api" in p.stderr and "loopback" in p.stderr, p.stderr[-2000:]
+    p = run_live(cfg, tmp_path / "r1b", "--base-url-ws-api", "wss://ws-api.binance.com:443/ws-api/v3")
+    assert p.returncode == 2 and "live.base_url_ws_api = 'wss://ws-api.binance.com" in p.stderr, p.stderr[-2000:]
     cfg.write_text(spot.replace("[live]\n", '[live]\nsettlement_currency = "USDE"\n'))
     p = run_live(cfg, tmp_path / "r2")
     assert p.returncode == 2 and "live.settlement_currency" in p.stderr, p.stderr[-2000:]

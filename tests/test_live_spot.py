@@ -152,6 +152,7 @@ def test_spot_end_to_end_ed25519_rail_and_kill_switch(tmp_path: Path) -> None:
     assert proc.returncode == 0, err[-3000:]
     assert stop.returncode == 0, stop.stdout + stop.stderr
     assert "LIVE TRADING on BINANCE (spot" in out and "max_order_notional" in out
+    assert f"WebSocket API {srv.base_url_ws_api}" in out
     # the WebSocket API: Ed25519 logon verified, user data subscribed; every REST signature verified as Ed25519
     assert [r["method"] for r in srv.ws_api_requests] == ["session.logon", "userDataStream.subscribe"]
     assert srv.standin.key_types == {"ed25519"} and srv.standin.auth_failures == []
