@@ -67,3 +67,6 @@ def restore_strategy(strategy: Any, state: dict) -> None:
     _restore_into(strategy, state)
     if hasattr(strategy, "_state_dirty"):
         strategy._state_dirty = True  # re-read position side and pending orders from the reconciled cache
+    risk = getattr(strategy, "risk", None)
+    if risk is not None and hasattr(risk, "adopt_open_orders"):
+        risk.adopt_open_orders(strategy)  # the resting protective stop / take-profit, reconciled from the book

@@ -526,21 +526,19 @@ def test_ethereal_paper_order_types_match_the_backtest(tmp_path, eth_market):
 
 
 
-def test_ethereal_paper_kill9_catches_up_from_history_and_matches_the_backtest(tmp_path, eth_market):
-    """kill -9 mid-session while the replayed market goes on (candles pass while the node is down), restart:
-    the missed bars come from the venue's price history and are traded, the strategies come back warm
-    (stored feed + state); the session's fills, funding and final equity equal the backtest's (= an
-    uninterrupted session's, test above), no fill lost or duplicated."""
+def _kill_restart(tmp_path: Path, eth_market, trader: str, *, kill_when=None, **toml: str) -> tuple[Path, list[str]]:
+    """Fresh session on a replay that goes on while the node is down; kill -9 after 20 bars (and once
+    ``kill_when(redis book orders)`` holds), restart, SIGTERM a few live bars after the catch-up; asserts
+    every bar once, unique fills, zero differences from paper-vs-backtest. Returns (results, node logs)."""
     import pandas as pd
 
     from nautilus_app.paper_parity import compare
     from nautilus_app.testkit.ethereal_mock.replay import EtherealReplay
 
     server, cat = eth_market
-    trader = _trader("KIL")
     _clear(trader)
     cfg = tmp_path / "eth.toml"
-    cfg.write_text(_parity_toml(cat, trader, paper_extra="max_catch_up_bars = 1000"))
+    cfg.write_text(_parity_toml(cat, trader, paper_extra="max_catch_up_bars = 1000", **toml))
     results = tmp_path / "res"
     r = redis.Redis(decode_responses=True)
     feed_len = lambda: int(r.llen(f"simpaper:{trader}:feed"))  # noqa: E731
@@ -568,6 +566,9 @@ def test_ethereal_paper_kill9_catches_up_from_history_and_matches_the_backtest(t
         wait(lambda: replay._subscribed() if replay.venue else False, 60, "the node's trade subscription")
         replay.start()
         wait(lambda: feed_len() >= 20, 60, "20 bars processed")
+        if kill_when is not None:
+            book = lambda: [json.loads(v) for v in r.hgetall(f"simpaper:{trader}:orders").values()]  # noqa: E731
+            wait(lambda: kill_when(book()), 60, "the kill condition")
         p1.kill()  # SIGKILL
         p1.wait(10)
         at_kill = feed_len()
@@ -593,6 +594,7 @@ def test_ethereal_paper_kill9_catches_up_from_history_and_matches_the_backtest(t
         assert run["starts"] == 2
         rep = compare(path, tmp_path / "parity")
         assert rep.ok, rep.text()
+        return path, [(tmp_path / f"node{i}.log").read_text() for i in range(len(procs))]
     finally:
         replay.stop()
         for p in procs:
@@ -600,6 +602,33 @@ def test_ethereal_paper_kill9_catches_up_from_history_and_matches_the_backtest(t
                 p.kill()
                 p.wait(10)
         _clear(trader)
+
+
+def test_ethereal_paper_kill9_catches_up_from_history_and_matches_the_backtest(tmp_path, eth_market):
+    """kill -9 mid-session while the replayed market goes on (candles pass while the node is down), restart:
+    the missed bars come from the venue's price history and are traded, the strategies come back warm
+    (stored feed + state); the session's fills, funding and final equity equal the backtest's (= an
+    uninterrupted session's, test above), no fill lost or duplicated."""
+    _kill_restart(tmp_path, eth_market, _trader("KIL"))
+
+
+def test_ethereal_paper_kill9_restores_protective_orders(tmp_path, eth_market):
+    """Risk stops (reduce-only STOP_MARKET + take-profit LIMIT placed on each entry): kill -9 while they
+    rest, restart: the venue's book gives them back (reconciliation), the strategy's risk manager takes them
+    back as its protective orders (one cancels the other again), they fill as in the backtest."""
+    import pandas as pd
+
+    risk = EMA_PARAMS + "\n[strategies.params.risk.stops]\nstop_loss_pct = 0.0003\ntake_profit_pct = 0.0004"
+
+    def resting(orders: list[dict]) -> bool:
+        return any(o["reduce_only"] and o["status"] == "ACCEPTED" for o in orders)
+
+    path, logs = _kill_restart(tmp_path, eth_market, _trader("PRO"), kill_when=resting, params=risk)
+    assert "paper reconciliation: " in logs[1] and '"paper reconciliation: 0 orders' not in logs[1]
+    orders = pd.read_parquet(path / "orders.parquet")
+    protective = orders[orders["is_reduce_only"].astype(bool)]
+    assert (protective["filled_qty"].astype(float) > 0).sum() >= 2
+    assert set(protective["type"].astype(str)) >= {"STOP_MARKET", "LIMIT"}
 
 
 if __name__ == "__main__":

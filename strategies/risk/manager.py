@@ -308,6 +308,18 @@ class RiskManager:
             total += q * abs(px - stop) if stop is not None else q * px
         return total
 
+    def adopt_open_orders(self, s: Any) -> None:
+        """After a paper restart (state restored from a snapshot, orders reconciled from the venue's book):
+        take the strategy's open reduce-only STOP_MARKET / LIMIT orders back as its protective stop and
+        take-profit, since order objects are not part of the saved state. Never called in a backtest."""
+        for o in s.cache.orders_open(instrument_id=s.instrument_id, strategy_id=s.strategy_id):
+            if not o.is_reduce_only or o.order_type not in (OrderType.STOP_MARKET, OrderType.LIMIT):
+                continue
+            self.protective[o.client_order_id.value] = o
+            if o.order_type == OrderType.STOP_MARKET:
+                self.stop_order = o
+                self.stop_trigger = o.trigger_price.as_double()
+
     def entry_submitted(self, order: Any) -> None:
         self.entry_ids.add(order.client_order_id.value)
 
