@@ -7,7 +7,7 @@
   (``/fapi/v1/klines`` or ``/api/v3/klines``; a replay server answers on its replay clock); Ethereal:
   its price history (candles).
 
-Every bar is a record ``[bar_type, close ns, o, h, l, c, v]`` (:func:`nautilus_app.paper_exec.bar_record`).
+Every bar is a record ``[bar_type, close ns, o, h, l, c, v]`` (:func:`bar_record`).
 
 ``session`` arguments are the :class:`nautilus_app.paper.PaperSession` (typed ``Any``: that module
 imports this one, and the modules of a package import one way, no cycle).
@@ -24,6 +24,12 @@ from typing import Any
 from nautilus_trader.model import BarType
 
 from nautilus_app.paper_events import event as _event
+
+
+def bar_record(bar_type: str, ts: int, bar: Any) -> list:
+    """A bar as stored in the feed: ``[bar_type, close ns, open, high, low, close, volume]`` (strings)."""
+    return [bar_type, int(ts), str(bar.open), str(bar.high), str(bar.low), str(bar.close), str(bar.volume)]
+
 
 #: Binance's REST kline interval names and their length in ms
 KLINE_INTERVALS_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
@@ -58,8 +64,6 @@ def venue_now_ns(session: Any) -> int:
 def history_bars(session: Any) -> list[list]:
     """Warm-up bars of a new session: up to ``warmup_bars`` bars closing after the config's ``start``
     and not after the venue's clock, from the catalog first, then the venue's recent klines."""
-    from nautilus_app.paper_sequencer import bar_record
-
     n = session.plan.settings.warmup_bars
     if n == 0:
         return []

@@ -19,14 +19,10 @@ from typing import Any
 from nautilus_trader.model import Bar, BarType, ClientOrderId, InstrumentId, OrderStatus, Price, Quantity
 
 from nautilus_app.paper_exec import SimExecutionClient, SimVenue, StepResult, _denied
+from nautilus_app.paper_history import bar_record
 from nautilus_app.paper_snapshot import restore_strategy, snapshot_strategy
 
 log = logging.getLogger("nautilus_app.paper")
-
-
-def bar_record(bar_type: str, ts: int, bar: Any) -> list:
-    """A bar as stored in the feed: ``[bar_type, close ns, open, high, low, close, volume]`` (strings)."""
-    return [bar_type, int(ts), str(bar.open), str(bar.high), str(bar.low), str(bar.close), str(bar.volume)]
 
 
 def make_bar(rec: list) -> Bar:
