@@ -25,7 +25,6 @@ Metrics (labels ``session``, ``mode``; per instrument also ``instrument``):
 from __future__ import annotations
 
 import datetime as dt
-import json
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -117,13 +116,15 @@ def results_sources(results_root: Path, stale_factor_seconds: float = 120.0) -> 
 
     def read() -> list[dict]:
         out = []
+        from nautilus_app.results.reader import open_results
+
         for run_json in sorted(Path(results_root).glob("*/run.json")):
-            try:
-                info = json.loads(run_json.read_text())
-                if info.get("mode") not in ("paper", "live"):
-                    continue
-                st = json.loads((run_json.parent / "status.json").read_text())
-            except (OSError, ValueError):
+            folder = open_results(run_json.parent)  # JSON files read as {} when missing or mid-rewrite
+            info = folder.info
+            if info.get("mode") not in ("paper", "live"):
+                continue
+            st = dict(folder.status)
+            if not st:
                 continue
             written = st.get("written_at")
             fresh = True

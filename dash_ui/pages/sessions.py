@@ -41,20 +41,19 @@ def list_sessions(root: Path) -> list[dict]:
 
 def session_detail(root: Path, run_id: str) -> dict:
     """Status, equity curve, recent fills and alerts of one session (missing pieces are empty)."""
+    from nautilus_app.results.reader import open_results
+
     d = Path(root) / run_id
-    out: dict = {"status": {}, "equity": pd.DataFrame(), "fills": [], "alerts": []}
+    folder = open_results(d)  # the one reader of results folders; missing files read empty
+    out: dict = {"status": folder.status, "equity": pd.DataFrame(), "fills": [], "alerts": []}
     try:
-        out["status"] = json.loads((d / "status.json").read_text())
-    except (OSError, ValueError):
-        pass
-    try:
-        out["equity"] = pd.read_parquet(d / "equity.parquet")
-    except Exception:  # noqa: BLE001 - not written yet
+        out["equity"] = folder.table("equity")
+    except Exception:  # noqa: BLE001 - being rewritten by the session
         pass
     fills = out["status"].get("recent_fills")
     if fills is None:
         try:
-            f = pd.read_parquet(d / "fills.parquet").tail(20)
+            f = folder.table("fills").tail(20)
             fills = [{"ts": str(r.get("ts_event")), "instrument_id": r.get("instrument_id"),
                       "side": r.get("order_side"), "qty": r.get("last_qty"), "price": r.get("last_px"),
                       "commission": r.get("commission")} for r in f.to_dict("records")]

@@ -89,83 +89,94 @@ def write_results(
         run_reports,
     )
 
-    orders, fills, positions, funding, account = run_reports(engine, [v.name for v in cfg.venues])
-    fills = add_fill_costs(fills, orders, sims)
-
-    if run_data is not None:  # the closes the run's fill models used (RunData: bars read once)
-        closes: dict[str, pd.Series] = run_data.closes()
-    else:
-        closes = {}
-        for bt in cfg.bar_types:
-            iid = str(BarType.from_str(bt).instrument_id)
-            closes.setdefault(iid, read_bar_closes(cfg, bt))
-    equity, start_equity = build_equity(cfg, fills, funding, closes)
-    borrowing = build_borrowing(engine)  # None unless a strategy has a risk table
-    if borrowing is not None and len(borrowing):
-        # not debited by Nautilus (docs/risk.md): deducted from the equity curve here
-        accrued = borrowing.groupby("ts")["interest_usdt"].sum().cumsum()
-        equity = equity - accrued.reindex(equity.index, method="ffill").fillna(0.0)
-    # positions a strategy left open (close_positions_on_stop = false) are marked at their last close
-    marks = {iid: (c.index[-1], float(c.iloc[-1])) for iid, c in closes.items() if len(c)}
-    last_ts = max(c.index[-1] for c in closes.values() if len(c)) if closes else None
-    trades = build_trades(positions, funding, fills, marks=marks, orders=orders, last_ts=last_ts,
-                          trailed=build_trailed(engine))
-    liquidations = build_liquidations(sims, fills)
-
-    # equal-weight basket of the traded instruments; a sleeve holds cash (1.0) before its first bar
-    bench_iids = traded_instruments(cfg, closes)
-    taker = {iid: venue_fees(next(v for v in cfg.venues if iid.endswith("." + v.name)))[1] for iid in bench_iids}
-    bench, bench_by_iid = buy_and_hold_basket({iid: closes[iid] for iid in bench_iids}, taker, equity.index)
-    fees_paid = float(fills["trading_fee"].sum()) if not fills.empty else 0.0
-    funding_paid = -float(funding["amount"].sum()) if not funding.empty else 0.0  # paid > 0
-    portfolio = portfolio_series(cfg, fills, closes, equity)
-    metrics = metrics_mod.compute_metrics(
-        equity, trades, fees_paid=fees_paid, funding_paid=funding_paid,
-        buy_and_hold_return=float(bench.iloc[-1] - 1.0), starting_equity=start_equity,
-        leverage=portfolio["leverage"],
-    )
-    metrics["exit_reasons"] = {r: int((trades["exit_reason"] == r).sum()) for r in EXIT_REASONS}
-    metrics.update(metrics_mod.execution_costs(fills, liquidations, funding_paid=funding_paid))
-    risk_records = build_risk_records(engine)  # None unless a strategy has a risk table
-    if risk_records is not None:
-        metrics.update(risk_metrics(risk_records))
-    if borrowing is not None:
-        borrow_total = float(borrowing["interest_usdt"].sum())
-        metrics["borrow_interest_usdt"] = borrow_total
-        metrics["total_costs_usdt"] = metrics["total_costs_usdt"] + borrow_total
-    metrics["costs"] = {name: cost_assumptions(sim.config) for name, sim in sims.items()}
-    metrics["buy_and_hold_by_instrument"] = {iid: metrics_mod.json_safe(r) for iid, r in bench_by_iid.items()}
-    metrics.update(metrics_mod.open_trades_summary(trades))
-    strategy_ids = [sid.value for sid in engine.cache.strategy_ids()]
-    metrics["by_strategy"], metrics["by_instrument"] = attribution(strategy_ids, cfg, trades, borrowing, metrics,
-                                                                   bench_by_iid)
-    equity_frame = pd.DataFrame({"equity": equity, "benchmark_equity": bench * start_equity})
-    equity_frame["drawdown"] = equity / equity.cummax() - 1.0
-    equity_frame = equity_frame.join(portfolio)
-
     stage = root / f".{run_id}.partial"
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir()
     mark_owner(stage)  # so the next command can tell a dead writer's folder (nautilus_app/housekeeping.py)
+    out = _TableWriter(stage)
+    try:
+        orders, fills, positions, funding, account = run_reports(engine, [v.name for v in cfg.venues])
+        for name, table in (("orders", orders), ("positions", positions), ("account", account), ("funding", funding)):
+            out.put(name, table)  # final: encoded on a writer thread while the rest is computed
+        fills = add_fill_costs(fills, orders, sims)
+        out.put("fills", fills)
+
+        if run_data is not None:  # the closes the run's fill models used (RunData: bars read once)
+            closes: dict[str, pd.Series] = run_data.closes()
+        else:
+            closes = {}
+            for bt in cfg.bar_types:
+                iid = str(BarType.from_str(bt).instrument_id)
+                closes.setdefault(iid, read_bar_closes(cfg, bt))
+        equity, start_equity = build_equity(cfg, fills, funding, closes)
+        borrowing = build_borrowing(engine)  # None unless a strategy has a risk table
+        if borrowing is not None and len(borrowing):
+            # not debited by Nautilus (docs/risk.md): deducted from the equity curve here
+            accrued = borrowing.groupby("ts")["interest_usdt"].sum().cumsum()
+            equity = equity - accrued.reindex(equity.index, method="ffill").fillna(0.0)
+        # positions a strategy left open (close_positions_on_stop = false) are marked at their last close
+        marks = {iid: (c.index[-1], float(c.iloc[-1])) for iid, c in closes.items() if len(c)}
+        last_ts = max(c.index[-1] for c in closes.values() if len(c)) if closes else None
+        trades = build_trades(positions, funding, fills, marks=marks, orders=orders, last_ts=last_ts,
+                              trailed=build_trailed(engine))
+        out.put("trades", trades)
+        liquidations = build_liquidations(sims, fills)
+
+        # equal-weight basket of the traded instruments; a sleeve holds cash (1.0) before its first bar
+        bench_iids = traded_instruments(cfg, closes)
+        taker = {iid: venue_fees(next(v for v in cfg.venues if iid.endswith("." + v.name)))[1] for iid in bench_iids}
+        bench, bench_by_iid = buy_and_hold_basket({iid: closes[iid] for iid in bench_iids}, taker, equity.index)
+        fees_paid = float(fills["trading_fee"].sum()) if not fills.empty else 0.0
+        funding_paid = -float(funding["amount"].sum()) if not funding.empty else 0.0  # paid > 0
+        portfolio = portfolio_series(cfg, fills, closes, equity)
+        metrics = metrics_mod.compute_metrics(
+            equity, trades, fees_paid=fees_paid, funding_paid=funding_paid,
+            buy_and_hold_return=float(bench.iloc[-1] - 1.0), starting_equity=start_equity,
+            leverage=portfolio["leverage"],
+        )
+        metrics["exit_reasons"] = {r: int((trades["exit_reason"] == r).sum()) for r in EXIT_REASONS}
+        metrics.update(metrics_mod.execution_costs(fills, liquidations, funding_paid=funding_paid))
+        risk_records = build_risk_records(engine)  # None unless a strategy has a risk table
+        if risk_records is not None:
+            metrics.update(risk_metrics(risk_records))
+        if borrowing is not None:
+            borrow_total = float(borrowing["interest_usdt"].sum())
+            metrics["borrow_interest_usdt"] = borrow_total
+            metrics["total_costs_usdt"] = metrics["total_costs_usdt"] + borrow_total
+        metrics["costs"] = {name: cost_assumptions(sim.config) for name, sim in sims.items()}
+        metrics["buy_and_hold_by_instrument"] = {iid: metrics_mod.json_safe(r) for iid, r in bench_by_iid.items()}
+        metrics.update(metrics_mod.open_trades_summary(trades))
+        strategy_ids = [sid.value for sid in engine.cache.strategy_ids()]
+        metrics["by_strategy"], metrics["by_instrument"] = attribution(strategy_ids, cfg, trades, borrowing, metrics,
+                                                                       bench_by_iid)
+        equity_frame = pd.DataFrame({"equity": equity, "benchmark_equity": bench * start_equity})
+        equity_frame["drawdown"] = equity / equity.cummax() - 1.0
+        equity_frame = equity_frame.join(portfolio)
+
+    except BaseException:
+        out.abort()
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
     try:
         if config_text is not None:
             (stage / "config.toml").write_text(config_text)
         (stage / "config.json").write_bytes(msgspec.json.format(msgspec.json.encode(cfg), indent=2))
-        tables = {"orders": orders, "fills": fills, "positions": positions, "account": account, "trades": trades}
+        tables = {}  # orders, fills, positions, account, funding and trades are being written already
         tables["by_strategy"] = breakdown_frame(metrics["by_strategy"], "strategy_id")
         tables["by_instrument"] = breakdown_frame(metrics["by_instrument"], "instrument_id")
         tables["liquidations"] = liquidations
         latency_rows = [vars(r) | {"venue": name} for name, sim in sims.items() if sim.latency is not None
                         for r in sim.latency.records]
         tables["latency"] = pd.DataFrame(latency_rows, columns=LATENCY_COLUMNS)
-        tables["funding"] = funding
         if risk_records is not None:
             tables["risk_refusals"] = risk_records
         if borrowing is not None:
             tables["borrowing"] = borrowing
         tables["equity"] = equity_frame.reset_index()
-        write_tables(stage, tables)
+        for name, table in tables.items():
+            out.put(name, table)
+        out.finish()
         from nautilus_app import plotting
 
         plotting.write_recorded(engine, stage)  # indicators.parquet + plot_config.json (strategies' plot_config)
@@ -203,6 +214,7 @@ def write_results(
             write_tearsheet(stage / "tearsheet.html", result, equity, bench, metrics, run_id)
         os.rename(stage, final)
     except BaseException:
+        out.abort()
         shutil.rmtree(stage, ignore_errors=True)
         raise
     return final, metrics
@@ -217,6 +229,31 @@ def _write_parquet_files(folder: Path, tables: dict[str, pd.DataFrame]) -> None:
         futures = [pool.submit(df.to_parquet, folder / f"{name}.parquet", index=False) for name, df in tables.items()]
     for f in futures:
         f.result()
+
+
+class _TableWriter:
+    """``<name>.parquet`` files of a staging folder written on worker threads while the caller goes on:
+    Arrow's encoding and compression release the GIL, so the files overlap with the rest of the results
+    (a frame handed to :meth:`put` must not be modified afterwards)."""
+
+    def __init__(self, folder: Path, workers: int = 4) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.folder = folder
+        self.pool = ThreadPoolExecutor(max_workers=workers)
+        self.futures: list[Any] = []
+
+    def put(self, name: str, df: pd.DataFrame) -> None:
+        self.futures.append(self.pool.submit(df.to_parquet, self.folder / f"{name}.parquet", index=False))
+
+    def finish(self) -> None:
+        """Wait for every file; raises the first writer error."""
+        self.pool.shutdown(wait=True)
+        for f in self.futures:
+            f.result()
+
+    def abort(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def write_tables(folder: Path, tables: dict[str, pd.DataFrame]) -> None:
