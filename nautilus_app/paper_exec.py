@@ -791,9 +791,38 @@ class SimExecutionClient(ExecutionClient):
             self.generate_order_canceled(o, VenueOrderId(rec["venue_order_id"]), now)
 
     async def _modify_order(self, command: Any) -> None:
+        """Quantity / price / trigger of an open order, at once (as the backtest applies the risk manager's
+        trailing moves); a trigger moved to or through the market is rejected, as Nautilus does."""
         order = self.cache.order(command.client_order_id)
-        self.generate_order_modify_rejected(order, command.venue_order_id, "modify is not simulated",
-                                            self.clock.timestamp_ns())
+        rec = self.sim.orders.get(command.client_order_id.value)
+        now = self.sequencer.market_now if self.sequencer else self.clock.timestamp_ns()
+        if order is None or rec is None or rec["status"] not in _OPEN:
+            self.generate_order_modify_rejected(order, command.venue_order_id, "order not open in the paper book", now)
+            return
+        trig = getattr(command, "trigger_price", None)
+        price = getattr(command, "price", None)
+        qty = getattr(command, "quantity", None)
+        mkt = self.sim.market_at(rec["instrument_id"], now)
+        if trig is not None and mkt is not None and rec["type"].startswith("STOP") and not rec.get("triggered"):
+            t = trig.as_double()
+            if (t <= mkt) if rec["side"] == "BUY" else (t >= mkt):
+                self.generate_order_modify_rejected(order, command.venue_order_id,
+                                                    f"trigger {trig} is through the market {mkt}", now)
+                return
+        if trig is not None and rec.get("trigger") is not None:
+            rec["trigger"] = str(trig)
+        if price is not None and rec.get("price") is not None:
+            rec["price"] = str(price)
+        if qty is not None:
+            rec["quantity"] = str(qty)
+        rec["ts_last"] = now
+        if rec["client_order_id"] not in self.new_orders:
+            self.new_orders.append(rec["client_order_id"])  # stored with the bar's commit
+        inst = self.cache.instrument(order.instrument_id)
+        self.generate_order_updated(
+            order, VenueOrderId(rec["venue_order_id"]), Quantity(_d(rec["quantity"]), inst.size_precision),
+            Price(_d(rec["price"]), inst.price_precision) if rec.get("price") else None,
+            Price(_d(rec["trigger"]), inst.price_precision) if rec.get("trigger") else None, None, now)
 
     async def _query_account(self, command: Any) -> None:
         self.publish_account()

@@ -177,7 +177,7 @@ def _plan_ethereal(cfg: BacktestConfig, s: PaperSettings, venue: Any, source: st
 
 def not_simulated_by_sim(venue: Any) -> list[str]:
     """What the simulated execution client (:mod:`nautilus_app.paper_exec`) does not do as the backtest does."""
-    out = ["order types: MARKET, LIMIT, STOP_MARKET and STOP_LIMIT (others are denied); modify is rejected; the "
+    out = ["order types: MARKET, LIMIT, STOP_MARKET and STOP_LIMIT (others are denied), modify applied at once; the "
            "rest of a limit order larger than a bar price's size is not re-matched at every later command's "
            "arrival between bars, as Nautilus's bar matching does (docs/paper.md)"]
     if venue.account_type == "MARGIN":
