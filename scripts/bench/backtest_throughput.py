@@ -21,6 +21,8 @@ plain engine's; ``ours_realistic`` adds the default realistic costs: volume slip
 
 - ``signals``: ``ema_cross_signals``, the vectorised-signals twin of (1) (``strategies.signals``: no
   Python per bar), which must give the same orders and final equity as ``ours``.
+- ``no_strategy``: (2) without any strategy: Nautilus's own cost of reading and running every bar, the
+  ceiling of any strategy whose bars all go through the engine (``no_strategy_ratio``).
 
 Every case runs in this one process, in ``ROUNDS`` (default 3) interleaved rounds; the JSON gives
 medians and same-round ratios. ``seconds`` = load + run (the engine), ``results_seconds`` = writing
@@ -114,7 +116,9 @@ class PlainEMACross(Strategy):
         self.close_all_positions(self.iid)
 
 
-def run_plain(catalog: ParquetDataCatalog) -> dict:
+def run_plain(catalog: ParquetDataCatalog, strategy: bool = True) -> dict:
+    """The plain engine; ``strategy=False``: the same engine, bars and venue with no strategy at all (the
+    floor of any run that feeds every bar through Nautilus)."""
     t0 = time.perf_counter()
     instrument = catalog.instruments(instrument_ids=[IID])[0]
     bars = catalog.query_bars([BAR_TYPE])
@@ -127,7 +131,8 @@ def run_plain(catalog: ParquetDataCatalog) -> dict:
     )
     engine.add_instrument(instrument)
     engine.add_data(bars)
-    engine.add_strategy(PlainEMACross())
+    if strategy:
+        engine.add_strategy(PlainEMACross())
     t1 = time.perf_counter()
     engine.run()
     t2 = time.perf_counter()
@@ -168,7 +173,8 @@ def main() -> int:
     REGISTRY["bench_plain_ema"] = StrategyEntry("backtest_throughput:PlainEMACross", "backtest_throughput:PlainEMAConfig")
     ema = {"instrument_id": IID, "bar_type": BAR_TYPE, "fast_period": 10, "slow_period": 20, "position_fraction": 0.2}
     rounds = int(os.environ.get("ROUNDS", "3"))
-    runs: dict[str, list[dict]] = {k: [] for k in ("plain", "ours", "signals", "ours_realistic", "runner_only")}
+    runs: dict[str, list[dict]] = {k: [] for k in ("plain", "ours", "signals", "ours_realistic", "runner_only",
+                                                   "no_strategy")}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(rounds):
             runs["plain"].append(run_plain(catalog))
@@ -176,6 +182,7 @@ def main() -> int:
             runs["signals"].append(run_ours(catalog_path, Path(tmp), "ema_cross_signals", ema))
             runs["ours_realistic"].append(run_ours(catalog_path, Path(tmp), "ema_cross", ema, costs="realistic"))
             runs["runner_only"].append(run_ours(catalog_path, Path(tmp), "bench_plain_ema", {}))
+            runs["no_strategy"].append(run_plain(catalog, strategy=False))
     bars = runs["plain"][0]["bars"]
     for name, rs in runs.items():
         if any(r["bars"] != bars for r in rs):
@@ -207,6 +214,7 @@ def main() -> int:
         "signals_ratio": ratio("signals"),
         "realistic_ratio": ratio("ours_realistic"),
         "runner_ratio": ratio("runner_only"),
+        "no_strategy_ratio": ratio("no_strategy"),
         "results_share_of_engine": {n: round(statistics.median(r["results_seconds"] / r["seconds"] for r in runs[n]), 3)
                                     for n in ("ours", "signals", "runner_only")},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
