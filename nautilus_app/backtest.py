@@ -58,6 +58,7 @@ from nautilus_app.venue.fees import make_fee_model
 from nautilus_app.venue.fill_timing import BarSeries, VenueFillModel
 from nautilus_app.venue.latency import LatencyDraws, LatencyRouter
 from nautilus_app.venue.liquidation import LiquidationActor
+from nautilus_app.venue.models import bracket_overrides, leverage_for, slippage_model, venue_fees
 from nautilus_app.venue.sim import VenueSim
 
 
@@ -373,10 +374,10 @@ def build_engine(cfg: BacktestConfig, plan: DataPlan, data: DataChunks | list[An
     sims: dict[str, VenueSim] = {}
     start_date = cfg.start or str(pd.Timestamp(plan.first_ns, unit="ns", tz="UTC").date())
     for v in cfg.venues:
-        maker, taker = v.fees()
+        maker, taker = venue_fees(v)
         margin = v.account_type == "MARGIN"
         iids = [i for i in series if i.endswith("." + v.name)]
-        fill_model = VenueFillModel({i: series[i] for i in iids}, v.fill_timing, v.slippage_model())
+        fill_model = VenueFillModel({i: series[i] for i in iids}, v.fill_timing, slippage_model(v))
         liq_fee = v.liquidation_fee if (margin and v.liquidation) else 0.0
         fee_model = make_fee_model(maker, taker, liq_fee)
         engine.add_venue(
@@ -392,7 +393,7 @@ def build_engine(cfg: BacktestConfig, plan: DataPlan, data: DataChunks | list[An
         sim = VenueSim(v, fill_model)
         perps = [i for i in iids if InstrumentId.from_str(i).symbol.value.endswith("-PERP")]
         if margin and v.liquidation and perps:
-            overrides = v.bracket_overrides()
+            overrides = bracket_overrides(v)
             on_venue = [s for s in strategies if str(s.config.instrument_id).endswith("." + v.name)]
             # isolated margin with only vectorised-signals strategies: the check is scheduled by them
             # (a scan per position) instead of running in Python on every bar
@@ -403,7 +404,7 @@ def build_engine(cfg: BacktestConfig, plan: DataPlan, data: DataChunks | list[An
                 series={i: series[i] for i in perps},
                 brackets={i: brackets_for(i.split(".")[0].removesuffix("-PERP"), start_date, overrides,
                                                 catalog=root) for i in perps},
-                leverages={i: v.leverage_for(i) for i in perps}, strategies=strategies,
+                leverages={i: leverage_for(v, i) for i in perps}, strategies=strategies,
                 actor_id=f"LIQUIDATION-{len(sims):03d}", fee_model=fee_model, fill_model=fill_model,
                 scheduled=scheduled,
             )

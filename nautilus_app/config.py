@@ -194,8 +194,7 @@ class VenueConfig(_Frozen, kw_only=True):
         elif not isinstance(self.latency, LatencyConfig):
             put(self, "latency", None)
 
-    # Shorthands of nautilus_app.venue.models (where venue models are built from this data) for the callers
-    # that read them from the config object.
+    # Data lookups (the models are built by nautilus_app.venue.models: slippage_model, bracket_overrides).
     def fees(self) -> tuple[float, float]:
         """(maker, taker) fee fractions: :func:`nautilus_app.venue.models.venue_fees`."""
         return _venue_models.venue_fees(self)
@@ -203,14 +202,6 @@ class VenueConfig(_Frozen, kw_only=True):
     def leverage_for(self, instrument_id: str) -> float:
         """Leverage of an instrument on this venue: :func:`nautilus_app.venue.models.leverage_for`."""
         return _venue_models.leverage_for(self, instrument_id)
-
-    def slippage_model(self) -> Any:
-        """:func:`nautilus_app.venue.models.slippage_model` (new code calls that)."""
-        return _venue_models.slippage_model(self)
-
-    def bracket_overrides(self) -> dict[str, list[tuple[str, Any]]]:
-        """:func:`nautilus_app.venue.models.bracket_overrides` (new code calls that)."""
-        return _venue_models.bracket_overrides(self)
 
 
 class StrategySpec(_Frozen, kw_only=True):

@@ -15,9 +15,13 @@ printed -> ``LiveNode`` (``Environment.LIVE``) with:
 * :class:`LiveSupervisor` (a Nautilus ``Strategy`` added first): start-up reconciliation check,
   equity/drawdown/daily-loss tracking, kill switch (control file or signal), stale feed, alerts,
   ``status.json`` + results in the backtest format while running, the Prometheus collector's status.
-* The config's strategies, unchanged, with ``submit_order``/``submit_order_list`` wrapped by
-  :class:`Rails`: an order that breaks a limit is denied *before* Nautilus hands it to the execution
-  client (it never reaches the venue), logged, counted and alerted.
+* The config's strategies, built with the platform's hooks (:mod:`strategies.hooks`; a user's plain
+  Nautilus ``Strategy`` gets them at load) and put behind the session by :func:`guard_strategy`: an
+  order gate checks ``submit_order``/``submit_order_list`` with :class:`Rails` (an order that breaks a
+  limit is denied *before* Nautilus hands it to the execution client: it never reaches the venue; it
+  is logged, counted and alerted), a lifecycle gate reconciles at start and skips ``on_start``/``on_stop``
+  of a refused session, and a bar error handler alerts exceptions in ``on_bar``. Nothing replaces a
+  method of a strategy object.
 
 Secrets: API key/secret and webhook URLs/tokens are held in memory only; every text this module
 writes (logs, status, run.json, config.toml copy, alerts.jsonl) passes through :class:`Redactor`.
@@ -49,6 +53,7 @@ from nautilus_app.core import paths
 from nautilus_app.jsonlog import setup_json_logging
 from nautilus_app.live_config import Credentials, LiveConfigError, LiveSettings, resolve_credentials
 from nautilus_app.live_options import OPT_IN_FLAG
+from nautilus_app.venue.models import leverage_for
 
 log = logging.getLogger("nautilus_app.live")
 
@@ -177,7 +182,7 @@ def plan_live(cfg: Any, s: LiveSettings, source: str = "<config>") -> LivePlan:
         settlement = "USDT"
     warnings = []
     if product == "um":
-        levs = {v.leverage_for(i) for i in id_map}
+        levs = {leverage_for(v, i) for i in id_map}
         if len(levs) > 1:
             warnings.append(f"per-instrument leverages {sorted(levs)} are set on Binance per symbol at connect")
     starting = {str(b).split()[-1].upper() for b in getattr(v, "starting_balances", None) or []}
@@ -315,12 +320,18 @@ class Rails:
 
 
 def guard_strategy(strategy: Any, session: LiveSession) -> None:
-    """Wrap ``submit_order``/``submit_order_list`` (instance attributes) with :class:`Rails`, and
-    ``on_start``/``on_stop``/``on_bar`` so a refused session leaves the venue untouched and a raising
-    strategy is alerted."""
+    """Put ``strategy`` (built with the platform's hooks, :mod:`strategies.hooks`) behind the live session:
+
+    * an order gate: ``submit_order`` / ``submit_order_list`` are checked by :class:`Rails` (an order that
+      breaks a limit is denied: logged, counted, alerted, never sent) and dropped while the session is
+      refused; on spot, ``close_position`` / ``close_all_positions`` are sent with ``reduce_only=False``;
+      every other command passes;
+    * a lifecycle gate: ``on_start`` runs the start-up reconciliation first, and a refused session skips
+      the strategy's ``on_start`` / ``on_stop`` (the venue is left untouched);
+    * a bar error handler: an exception in ``on_bar`` is counted and alerted (then raised as before).
+    """
     rails = session.rails
-    original_submit = strategy.submit_order
-    original_list = strategy.submit_order_list
+    spot = session.plan.product == "spot"
 
     def deny(order: Any, code: str, msg: str) -> None:
         rails.denied[code] += 1
@@ -330,60 +341,43 @@ def guard_strategy(strategy: Any, session: LiveSession) -> None:
         _event(logging.WARNING, f"order denied by safety rail: {msg}", **info)
         session.alert("order_denied", msg, subject=code, **info)
 
-    def submit_order(order: Any, *args: Any, **kwargs: Any) -> None:
-        if session.refused:
-            return None
-        verdict = rails.check(order)
-        if verdict is not None:
-            return deny(order, *verdict)
-        session.sent_at[str(order.client_order_id)] = time.time_ns()
-        return original_submit(order, *args, **kwargs)
-
-    def submit_order_list(order_list: Any, *args: Any, **kwargs: Any) -> None:
-        if session.refused:
-            return None
-        for o in order_list.orders:
-            verdict = rails.check(o)
-            if verdict is not None:
-                return deny(o, *verdict)
-        return original_list(order_list, *args, **kwargs)
-
-    strategy.submit_order = submit_order
-    strategy.submit_order_list = submit_order_list
-    if session.plan.product == "spot":
-        # spot has no reduce-only orders: Nautilus denies them (UNSUPPORTED_REDUCE_ONLY), so a strategy's
-        # close_position/close_all_positions (reduce-only by default, e.g. in on_stop) would leave the position
-        # open; on spot they close with plain market orders (the rails still count them as reducing)
-        for name in ("close_position", "close_all_positions"):
-            original_close = getattr(strategy, name)
-
-            def close(*args: Any, _original: Any = original_close, **kwargs: Any) -> Any:
-                kwargs["reduce_only"] = False
-                return _original(*args, **kwargs)
-
-            setattr(strategy, name, close)
-    for name in ("on_start", "on_stop"):
-        original = getattr(strategy, name)
-
-        def call(_original: Any = original, _name: str = name) -> None:
-            if _name == "on_start":
-                session.reconcile_once()
+    def order_gate(command: Any) -> Any:
+        name = command.name
+        if name == "submit_order":
             if session.refused:
                 return None
-            return _original()
+            order = command.target
+            verdict = rails.check(order)
+            if verdict is not None:
+                return deny(order, *verdict)
+            session.sent_at[str(order.client_order_id)] = time.time_ns()
+        elif name == "submit_order_list":
+            if session.refused:
+                return None
+            for o in command.target.orders:
+                verdict = rails.check(o)
+                if verdict is not None:
+                    return deny(o, *verdict)
+        elif spot and name in ("close_position", "close_all_positions"):
+            # spot has no reduce-only orders: Nautilus denies them (UNSUPPORTED_REDUCE_ONLY), so a strategy's
+            # close_position/close_all_positions (reduce-only by default, e.g. in on_stop) would leave the position
+            # open; on spot they close with plain market orders (the rails still count them as reducing)
+            command.kwargs["reduce_only"] = False
+        return command.send()
 
-        setattr(strategy, name, call)
-    original_on_bar = strategy.on_bar
+    def lifecycle_gate(event: str) -> bool:
+        if event == "start":
+            session.reconcile_once()
+        return not session.refused
 
-    def on_bar(bar: Any) -> None:
-        try:
-            return original_on_bar(bar)
-        except Exception as e:
-            session.errors += 1
-            session.alert("strategy_exception", f"{strategy.strategy_id} raised in on_bar: {e!r}", subject=str(strategy.strategy_id))
-            raise
+    def on_bar_error(bar: Any, e: Exception) -> None:
+        session.errors += 1
+        session.alert("strategy_exception", f"{strategy.strategy_id} raised in on_bar: {e!r}",
+                      subject=str(strategy.strategy_id))
 
-    strategy.on_bar = on_bar
+    strategy.add_order_gate(order_gate)
+    strategy.add_lifecycle_gate(lifecycle_gate)
+    strategy.add_bar_error_handler(on_bar_error)
 
 
 # ---- supervisor ----------------------------------------------------------------------------------
@@ -903,7 +897,7 @@ class LiveSession:
                                            instrument_status_poll_secs=0)
         levs = None
         if plan.product == "um":
-            levs = {InstrumentId.from_str(live).symbol.value.removesuffix("-PERP"): int(plan.venue.leverage_for(iid))
+            levs = {InstrumentId.from_str(live).symbol.value.removesuffix("-PERP"): int(leverage_for(plan.venue, iid))
                     for iid, live in plan.id_map.items()}
         exec_cfg = BinanceExecutionClientConfig(
             account_id=AccountId(f"{plan.live_venue}-001"), product_type=product, environment=env,
@@ -953,7 +947,8 @@ class LiveSession:
                 from nautilus_trader.model import OmsType
 
                 params.setdefault("oms_type", OmsType.NETTING)
-            out.append(spec.resolve().make_strategy(params, order_id_tag=f"{i:03d}"))
+            # with the platform's hooks (a user's plain Strategy gets them at load): guard_strategy uses them
+            out.append(spec.resolve().make_strategy(params, order_id_tag=f"{i:03d}", hooks=True))
         return out
 
     # -- run

@@ -82,7 +82,7 @@ def test_venue_models_are_built_from_plain_data() -> None:
     assert models.venue_fees(venue()) == models.DEFAULT_FEES["BINANCE_USDM"] == C.DEFAULT_FEES["BINANCE_USDM"]
     assert models.venue_fees(venue(maker_fee=0.0001)) == (0.0001, 0.0005)
     sm = models.slippage_model(v)
-    assert (sm.kind, sm.base_bps) == ("fixed", 3.0) and sm == v.slippage_model()
+    assert (sm.kind, sm.base_bps, sm.impact_bps, sm.max_bps) == ("fixed", 3.0, 0.0, 100.0)
     assert models.leverage_for(v, "A.BINANCE_USDM") == 5.0 and models.leverage_for(v, "B.BINANCE_USDM") == 1.0
     table = {"ETHUSDT-PERP.BINANCE_USDM": [{"effective_from": "2023-01-01", "tiers": [[10000, 0.005, 20]]}]}
     over = models.bracket_overrides(venue(brackets=table))
