@@ -1,9 +1,10 @@
 """Explicit seams between a strategy and the platform layers that run it (issue 22).
 
-Two platform layers must sit between a strategy and Nautilus: the simulated latency of a backtest
-venue (:mod:`nautilus_app.venue.latency`) and the paper sessions (:mod:`nautilus_app.paper`: the
-stale-feed guard, the market clock of fills, the bar sequencer of the simulated execution client).
-They used to replace the strategy's methods on the instance (``strategy.submit_order = wrapper``).
+Three platform layers must sit between a strategy and Nautilus: the simulated latency of a backtest
+venue (:mod:`nautilus_app.venue.latency`), the paper sessions (:mod:`nautilus_app.paper`: the
+stale-feed guard, the market clock of fills, the bar sequencer of the simulated execution client)
+and the live sessions (:mod:`nautilus_app.live`: the safety rails, start-up reconciliation, alerts on
+strategy errors). They used to replace the strategy's methods on the instance (``strategy.submit_order = wrapper``).
 They now use the hooks of :class:`StrategyHooks`, which every strategy run with such a layer has:
 
 Order gates -- :meth:`StrategyHooks.add_order_gate`
@@ -27,6 +28,23 @@ Before-bar work -- :meth:`StrategyHooks.add_before_bar`
     ``fn(bar)`` runs when a bar reaches the strategy, before any of the strategy's own ``on_bar``
     code (the paper session records the wall time at which the strategy started the bar).
 
+Errors in ``on_bar`` -- :meth:`StrategyHooks.add_bar_error_handler`
+    ``fn(bar, error)`` runs when the strategy's ``on_bar`` (before-bar work included) raises an
+    ``Exception``; the exception then propagates to Nautilus as before (which logs it). The live
+    session counts and alerts it. While a handler is set, the bar hooks run the strategy's ``on_bar``
+    inside a ``try`` (a re-entrant call: the before-bar work runs once).
+
+Start and stop -- :meth:`StrategyHooks.add_lifecycle_gate`
+    ``gate(event)`` runs when Nautilus starts (``event == "start"``) or stops (``"stop"``) the
+    strategy, before any of the strategy's own ``on_start`` / ``on_stop`` code; when a gate returns
+    False, the strategy's ``on_start`` / ``on_stop`` is skipped (every gate runs, in the order added).
+    The live session reconciles the venue's state with its ledger at start and skips both when it
+    refused to trade, so a refused session leaves the venue untouched. Every ``on_start`` /
+    ``on_stop`` a class with the hooks defines is wrapped once, when the class is created
+    (``StrategyHooks.__init_subclass__``): the gates run before the outermost one whichever
+    subclass defines it (``super().on_start()`` inside it does not run them again). Without gates
+    the wrapper calls the method at once (once per run: no per-bar cost).
+
 External bar driver -- :meth:`StrategyHooks.drive_bars_externally`
     Takes bar delivery away from Nautilus (the paper sequencer processes one bar at a time:
     venue step, strategy, orders, commit). Afterwards ``register_indicator_for_bars`` records the
@@ -40,12 +58,12 @@ Which strategies have the hooks
 ``on_bar`` runs the bar hooks itself (one attribute test per bar when none is set).
 User strategies are plain Nautilus ``Strategy`` subclasses that know nothing of this module. For
 them the runners build the strategy from :func:`with_hooks` ``(cls)``: a subclass of the user's
-class with :class:`StrategyHooks` (and an ``on_bar`` that runs the bar hooks, then the user's) in
-front of it in the method resolution order. It keeps the user's class name, module and qualified
+class with :class:`StrategyHooks` (and an ``on_bar`` that runs the bar hooks, then the user's, and
+an ``on_start`` / ``on_stop`` that run the lifecycle gates, then the user's) in front of it in the method resolution order. It keeps the user's class name, module and qualified
 name (Nautilus derives the default strategy id from the class name: ids, order ids and results
 are unchanged) and passes ``isinstance`` checks against the user's class. It is applied at load
 time (``nautilus_app.strategy_loader.StrategyRef.make_strategy(..., hooks=True)``) only by runners
-that use a hook (a backtest with a latency model, every paper session), so a plain backtest runs
+that use a hook (a backtest with a latency model, every paper and live session), so a plain backtest runs
 the user's class unchanged, at its own speed. This is a Python-level seam on purpose: Nautilus
 2.0.0rc7 offers none below it from Python (checked in the rc7 wheel's stubs and objects): the risk
 engine takes only a ``RiskEngineConfig`` (rate and notional limits, no callback), the wheel exports
@@ -160,6 +178,10 @@ class StrategyHooks:
     _bar_hooks: bool = False
     _before_bar: tuple[Callable[[Any], None], ...] = ()
     _bar_driver: BarDriver | None = None
+    _bar_error_handlers: tuple[Callable[[Any, Exception], None], ...] = ()
+    _in_guarded_bar: bool = False  # True while the bar hooks run on_bar inside their try (error handlers)
+    _lifecycle_gates: tuple[Callable[[str], bool], ...] = ()
+    _in_lifecycle: bool = False  # True inside an on_start / on_stop the gates let through (super() calls)
     #: commands a gate holds (e.g. in flight in a simulated latency); pending orders of the strategy
     commands_held: int = 0
 
@@ -176,6 +198,16 @@ class StrategyHooks:
         self._before_bar = (*self._before_bar, fn)
         self._bar_hooks = True
 
+    def add_bar_error_handler(self, fn: Callable[[Any, Exception], None]) -> None:
+        """Run ``fn(bar, error)`` when this strategy's ``on_bar`` raises (the error then propagates as before)."""
+        self._bar_error_handlers = (*self._bar_error_handlers, fn)
+        self._bar_hooks = True
+
+    def add_lifecycle_gate(self, gate: Callable[[str], bool]) -> None:
+        """Run ``gate("start")`` / ``gate("stop")`` before this strategy's ``on_start`` / ``on_stop``; the
+        strategy's own method is skipped when a gate returns False (module docstring)."""
+        self._lifecycle_gates = (*self._lifecycle_gates, gate)
+
     def drive_bars_externally(self) -> BarDriver:
         """Take bar delivery from Nautilus (module docstring); call before the strategy starts."""
         if self._bar_driver is None:
@@ -190,9 +222,34 @@ class StrategyHooks:
         d = self._bar_driver
         if d is not None and not d.delivering:
             return True
+        if self._bar_error_handlers:
+            if self._in_guarded_bar:  # the call below: the before-bar work has run
+                return False
+            self._in_guarded_bar = True
+            try:
+                for fn in self._before_bar:
+                    fn(bar)
+                self.on_bar(bar)  # type: ignore[attr-defined] - re-enters here, then runs the strategy's code
+            except Exception as e:
+                for handler in self._bar_error_handlers:
+                    handler(bar, e)
+                raise
+            finally:
+                self._in_guarded_bar = False
+            return True
         for fn in self._before_bar:
             fn(bar)
         return False
+
+    # ---- start / stop ------------------------------------------------------------------------
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Wrap the ``on_start`` / ``on_stop`` the new class defines so the lifecycle gates run first."""
+        super().__init_subclass__(**kwargs)
+        for event in ("start", "stop"):
+            name = f"on_{event}"
+            fn = cls.__dict__.get(name)
+            if fn is not None and callable(fn) and not hasattr(fn, "__lifecycle_gated__"):
+                setattr(cls, name, _gated_lifecycle(event, fn))
 
     def register_indicator_for_bars(self, bar_type: Any, indicator: Any) -> None:
         d = self._bar_driver
@@ -242,13 +299,47 @@ class StrategyHooks:
         return super().close_all_positions(instrument_id, *args, **kwargs)  # type: ignore[misc]
 
 
+def _gated_lifecycle(event: str, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``fn`` (an ``on_start`` / ``on_stop``) behind the strategy's lifecycle gates (``StrategyHooks.__init_subclass__``)."""
+
+    def gated(self: Any) -> Any:
+        gates = self._lifecycle_gates
+        if not gates or self._in_lifecycle:  # no gate, or a super() call inside a gated on_start / on_stop
+            return fn(self)
+        passed = True
+        for gate in gates:
+            if gate(event) is False:
+                passed = False
+        if not passed:
+            return None
+        self._in_lifecycle = True
+        try:
+            return fn(self)
+        finally:
+            self._in_lifecycle = False
+
+    gated.__name__ = fn.__name__
+    gated.__qualname__ = fn.__qualname__
+    gated.__doc__ = fn.__doc__
+    gated.__wrapped__ = fn  # type: ignore[attr-defined]
+    gated.__lifecycle_gated__ = True  # type: ignore[attr-defined]
+    return gated
+
+
 class _UserStrategyHooks(StrategyHooks):
-    """The hooks in front of a user's class (:func:`with_hooks`): ``on_bar`` runs the bar hooks, then the user's."""
+    """The hooks in front of a user's class (:func:`with_hooks`): ``on_bar`` runs the bar hooks, then the user's;
+    ``on_start`` / ``on_stop`` run the lifecycle gates (wrapped by ``__init_subclass__``), then the user's."""
 
     def on_bar(self, bar: Any) -> None:
         if self._bar_hooks and self._bar_gate(bar):
             return
         super().on_bar(bar)  # type: ignore[misc]
+
+    def on_start(self) -> None:
+        super().on_start()  # type: ignore[misc]
+
+    def on_stop(self) -> None:
+        super().on_stop()  # type: ignore[misc]
 
 
 _HOOKED: dict[type, type] = {}

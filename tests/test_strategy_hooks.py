@@ -111,6 +111,66 @@ def test_order_gates_run_in_order_and_can_hold_a_command() -> None:
     assert sent[-1] == ("submit", "o2") and len(trace) == 4
 
 
+def test_lifecycle_gates_run_before_the_outermost_on_start_and_can_skip_it() -> None:
+    calls: list[str] = []
+
+    class Base(StrategyHooks, Strategy):  # as strategies.base.BarStrategy
+        def on_start(self) -> None:
+            calls.append("base start")
+
+        def on_stop(self) -> None:
+            calls.append("base stop")
+
+    class Sub(Base):  # a subclass that calls super() from its own on_start
+        def on_start(self) -> None:
+            calls.append("sub start")
+            super().on_start()
+
+    s = Sub(StrategyConfig(order_id_tag="002"))
+    s.on_start()  # no gate: the methods run as written
+    assert calls == ["sub start", "base start"]
+    refused = [False]
+    s.add_lifecycle_gate(lambda event: (calls.append(f"gate {event}"), not refused[0])[1])
+    calls.clear()
+    s.on_start()
+    s.on_stop()
+    assert calls == ["gate start", "sub start", "base start", "gate stop", "base stop"]  # the gate runs once
+    refused[0] = True
+    calls.clear()
+    s.on_start()
+    s.on_stop()
+    assert calls == ["gate start", "gate stop"]  # skipped
+    # a user's plain Strategy built with the hooks: the same gates in front of its on_start / on_stop
+    u = with_hooks(_UserStrategy)(StrategyConfig(order_id_tag="003"))
+    u.add_lifecycle_gate(lambda event: calls.append(f"user gate {event}") is None and event == "start")
+    calls.clear()
+    u.on_start()
+    u.on_stop()
+    assert calls == ["user gate start", "user gate stop"]
+    assert not {"on_start", "on_stop"} & (set(vars(s)) | set(vars(u)))  # nothing replaced on the instances
+
+
+def test_a_bar_error_handler_sees_the_exception_which_still_propagates() -> None:
+    class Raising(_UserStrategy):
+        def on_bar(self, bar: object) -> None:
+            super().on_bar(bar)
+            if getattr(bar, "name", "") == "bad":
+                raise RuntimeError("strategy bug")
+
+    s = with_hooks(Raising)(StrategyConfig(order_id_tag="004"))
+    seen: list[str] = []
+    errors: list[tuple[object, str]] = []
+    s.add_before_bar(lambda bar: seen.append(bar.name))
+    s.add_bar_error_handler(lambda bar, e: errors.append((bar.name, str(e))))
+    s.on_bar(SimpleNamespace(name="ok", bar_type="BT"))
+    with pytest.raises(RuntimeError, match="strategy bug"):
+        s.on_bar(SimpleNamespace(name="bad", bar_type="BT"))
+    assert seen == ["ok", "bad"]  # the before-bar work ran once per bar
+    assert [b.name for b in s.bars] == ["ok", "bad"] and errors == [("bad", "strategy bug")]
+    s.on_bar(SimpleNamespace(name="after", bar_type="BT"))  # the next bar runs normally
+    assert seen[-1] == "after" and len(errors) == 1 and "on_bar" not in vars(s)
+
+
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("catalog")
