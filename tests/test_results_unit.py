@@ -59,6 +59,34 @@ def test_build_trades_marks_open_positions_at_the_last_close() -> None:
     assert cl["unrealized_pnl"] == 0.0 and cl["pnl"] == 10.0 and cl["exit_price"] == 112.0
 
 
+def test_build_trades_reads_close_times_mixing_whole_seconds_and_nanoseconds() -> None:
+    """Nautilus's positions report leaves ``ts_closed`` as text when a position is still open; a whole-second
+    close and a nanosecond one in the same column used to crash pd.to_datetime (format inferred from the
+    first row)."""
+    from nautilus_app.results import build_trades
+
+    def pos(pid: str, opened: str, closed: str | None, qty: float = 0.0) -> dict:
+        return {"position_id": pid, "instrument_id": "BTCUSDT.BINANCE", "strategy_id": "A", "entry": "BUY",
+                "quantity": qty, "peak_qty": 1.0, "avg_px_open": 100.0, "avg_px_close": 101.0 if closed else np.nan,
+                "realized_pnl": 1.0, "ts_opened": opened, "ts_closed": closed}
+
+    positions = _positions([
+        pos("P1", "2025-01-01 00:00:00+00:00", "2025-01-01 00:01:00.000000001+00:00"),
+        pos("P2", "2025-01-01 00:02:00.5+00:00", "2025-01-01 00:03:00+00:00"),
+        pos("P3", "2025-01-01 00:04:00+00:00", None, qty=1.0),
+    ])
+    assert positions["ts_closed"].dtype == object
+    funding = pd.DataFrame(columns=["ts", "instrument_id", "position_id", "amount"])
+    end = pd.Timestamp("2025-01-01 00:05", tz="UTC")
+    t = build_trades(positions, funding, marks={"BTCUSDT.BINANCE": (end, 102.0)})
+    assert t["exit_time"].tolist() == [pd.Timestamp("2025-01-01 00:01:00.000000001", tz="UTC"),
+                                       pd.Timestamp("2025-01-01 00:03:00", tz="UTC"), end]
+    assert t["entry_time"].tolist() == [pd.Timestamp("2025-01-01 00:00", tz="UTC"),
+                                        pd.Timestamp("2025-01-01 00:02:00.5", tz="UTC"),
+                                        pd.Timestamp("2025-01-01 00:04", tz="UTC")]
+    assert t["is_open"].tolist() == [False, False, True]
+
+
 def test_buy_and_hold_basket_by_hand_with_a_late_instrument() -> None:
     from nautilus_app.results import buy_and_hold_basket
 

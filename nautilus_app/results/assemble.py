@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 from nautilus_app import metrics as metrics_mod
-from nautilus_app.venue.models import leverage_for, venue_fees
 from nautilus_app.results.schema import (
     BORROW_COLUMNS,
     EXIT_REASONS,
@@ -33,6 +32,7 @@ from nautilus_app.results.schema import (
     TRADE_COLUMNS,
     _amount,
 )
+from nautilus_app.venue.models import leverage_for, venue_fees
 
 if TYPE_CHECKING:
     from nautilus_app.config import BacktestConfig
@@ -109,6 +109,15 @@ def add_fill_costs(fills: pd.DataFrame, orders: pd.DataFrame, sims: dict[str, Ve
     return out
 
 
+def _utc_times(col: pd.Series) -> pd.Series:
+    """A position time column as datetime64[ns, UTC]: datetimes as they are; ISO texts (Nautilus's report
+    leaves ``ts_closed`` as text when some positions are open) parsed each as ISO 8601, since whole-second
+    ("...08:01:00+00:00") and nanosecond ("...08:00:00.000000001+00:00") times mix in one column."""
+    if col.dtype == object or isinstance(col.dtype, pd.StringDtype):
+        return pd.to_datetime(col, utc=True, format="ISO8601")
+    return pd.to_datetime(col, utc=True)
+
+
 def build_trades(positions: pd.DataFrame, funding: pd.DataFrame, fills: pd.DataFrame | None = None,
                  marks: dict[str, tuple[pd.Timestamp, float]] | None = None, orders: pd.DataFrame | None = None,
                  last_ts: pd.Timestamp | None = None, trailed: set[str] | None = None) -> pd.DataFrame:
@@ -151,14 +160,14 @@ def build_trades(positions: pd.DataFrame, funding: pd.DataFrame, fills: pd.DataF
     funding_by_pos = funding.groupby("position_id")["amount"].sum() if not funding.empty else pd.Series(dtype=float)
     iids = rows["instrument_id"].astype(str)
     side_sign = np.where(rows["entry"].astype(str) == "BUY", 1.0, -1.0)
-    exit_time = pd.to_datetime(rows["ts_closed"], utc=True)
+    exit_time = _utc_times(rows["ts_closed"])
     exit_price = rows["avg_px_close"].astype(float)
     unrealized = np.zeros(len(rows))
     if open_flag.any():
         assert marks is not None  # open rows exist only for instruments in marks
         mark_ts = pd.to_datetime(iids.map(lambda i: marks[i][0] if i in marks else pd.NaT), utc=True)
         mark_px = iids.map(lambda i: marks[i][1] if i in marks else np.nan).astype(float)
-        opened = pd.to_datetime(rows["ts_opened"], utc=True)
+        opened = _utc_times(rows["ts_opened"])
         exit_time = exit_time.where(~open_flag, mark_ts.where(mark_ts >= opened, opened))
         exit_price = exit_price.where(~open_flag, mark_px)
         unrealized = np.where(open_flag, side_sign * rows["quantity"].astype(float).to_numpy()
@@ -167,7 +176,7 @@ def build_trades(positions: pd.DataFrame, funding: pd.DataFrame, fills: pd.DataF
         "instrument_id": iids,
         "strategy_id": rows["strategy_id"].astype(str),
         "side": np.where(side_sign > 0, "LONG", "SHORT"),
-        "entry_time": pd.to_datetime(rows["ts_opened"], utc=True),
+        "entry_time": _utc_times(rows["ts_opened"]),
         "exit_time": exit_time,
         "quantity": rows["peak_qty"].astype(float),
         "entry_price": rows["avg_px_open"].astype(float),
