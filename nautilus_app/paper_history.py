@@ -90,15 +90,9 @@ def catalog_bars(session: Any, bt: str, lo: int, hi: int) -> list[Any]:
     if not Path(root).exists():
         return []
     try:
-        from catalog.compact_loader import load_bars
-        from catalog.reader import bar_store
+        from catalog.bar_stores import open_bar_store
 
-        if bar_store(root, bt) == "compact":
-            bars = load_bars(root, bt, lo + 1, hi + 1)
-        else:
-            from nautilus_trader.persistence import ParquetDataCatalog
-
-            bars = ParquetDataCatalog(str(root)).query_bars([bt], start=lo + 1, end=hi)
+        bars = open_bar_store(root, bt).bars(bt, lo + 1, hi + 1)  # Nautilus's catalog or the compact store
     except Exception as e:  # noqa: BLE001 - no catalog data: the venue's klines
         _event(logging.WARNING, "catalog bars not available for the warm-up", bar_type=bt, error=repr(e))
         return []

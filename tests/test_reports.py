@@ -48,9 +48,10 @@ def assert_same(name: str, old: pd.DataFrame, new: pd.DataFrame) -> None:
 def _run(raw: dict) -> tuple:
     cfg = parse_config(raw)
     plan = bt.plan_data(cfg)
-    engine, _sims, _strategies = bt.build_engine(cfg, plan, bt.load_data(cfg, plan))
+    data = bt.load_data(cfg, plan)
+    engine, _sims, _strategies = bt.build_engine(cfg, plan, data)
     try:
-        engine.run()
+        bt.run_engine(engine, data)  # the data in time windows, as run_backtest feeds it
         venues = [v.name for v in cfg.venues]
         return legacy_reports(engine, venues), run_reports(engine, venues)
     finally:
