@@ -602,3 +602,54 @@ def test_max_drawdown_halts_entries_without_flattening(tmp_path: Path) -> None:
     assert [p["quantity"] for p in st["positions"]] == [1.0] and st["killed"] is None
     alerts = [json.loads(x) for x in (run / "alerts.jsonl").read_text().splitlines()]
     assert any(a.get("rule") == "drawdown" and "max_drawdown" in a.get("message", "") for a in alerts), alerts
+
+
+# ---- the rails are the strategy's hooks (strategies/hooks.py), also for a user's plain Strategy ----------------
+def test_a_plain_user_strategy_runs_behind_the_rails_gate(tmp_path: Path) -> None:
+    """``ScriptedOrders`` (tests/fixtures/live_scripted.py) is a plain Nautilus ``Strategy``, not our base class.
+    The live session builds it with the platform's hooks and puts the rails in front of it as an order gate,
+    a lifecycle gate and a bar error handler; nothing is replaced on the instance. In the node, its
+    oversized buy (1.0 ETH, ~1855 USDT > max_order_notional 1000) is denied by the gate and never reaches
+    the stand-in, while the next order passes."""
+    from types import SimpleNamespace
+
+    from nautilus_app.config import load_live_config
+    from nautilus_app.live import LiveSession, guard_strategy
+    from nautilus_app.live_config import Credentials
+    from strategies.hooks import StrategyHooks
+
+    srv = standin(bar_seconds=0.2)
+    try:
+        cfg_path = write_config(tmp_path, srv, "2:BUY:1.000; 3:BUY:0.100", limits="max_order_notional = 1000.0")
+        # in process: how the strategy is put behind the session (no node is built or run)
+        cfg, settings, _text = load_live_config(cfg_path)
+        session = LiveSession(cfg, settings, creds=Credentials(API_KEY, API_SECRET, "test"),
+                              results_root=tmp_path / "in-process")
+        [strategy] = session.make_strategies()
+        user_cls = session.cfg.strategies[0].resolve().strategy_cls
+        assert type(strategy).__name__ == "ScriptedOrders" and isinstance(strategy, user_cls)
+        assert isinstance(strategy, StrategyHooks) and not issubclass(user_cls, StrategyHooks)
+        guard_strategy(strategy, session)
+        patched = {"submit_order", "submit_order_list", "on_bar", "on_start", "on_stop", "close_position",
+                   "close_all_positions"} & set(vars(strategy))
+        assert patched == set()
+        session.supervisor = SimpleNamespace(  # the supervisor's views the rails read
+            last_price=lambda iid: 1855.0, net_position=lambda iid: 0.0, net_positions=dict,
+            open_order_qty=lambda iid, same_side_as: 0.0, equity=lambda: 10_000.0, open_orders=list)
+        big = SimpleNamespace(instrument_id="ETHUSDT-PERP.BINANCE", client_order_id="O-1", side="OrderSide.BUY",
+                              quantity=Decimal("1.000"), has_price=False, is_reduce_only=False)
+        assert strategy.submit_order(big) is None  # denied by the gate: Nautilus's submit_order is never called
+        assert session.rails.denied == {"max_order_notional": 1} and session.sent_at == {}
+        session.reconciled, session.refused = True, "unknown venue position"
+        strategy.on_start()  # skipped: the strategy's own on_start would subscribe (it is not registered)
+        strategy.on_stop()
+        assert strategy.submit_order(big) is None and session.rails.denied == {"max_order_notional": 1}
+        # in the node, against the stand-in
+        proc = run_live(cfg_path, tmp_path / "results", "--max-seconds", "4")
+    finally:
+        srv.stop()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    entries = [o for o in srv.standin.orders_received if o.get("reduceOnly") != "true"]  # not on_stop's close
+    assert [(o["side"], o["quantity"]) for o in entries] == [("BUY", "0.100")], srv.standin.orders_received
+    st = json.loads((results_folder(tmp_path / "results") / "status.json").read_text())
+    assert st["metrics"]["orders_denied"] == {"max_order_notional": 1}
