@@ -21,8 +21,6 @@ The universe folder holds ``universe.json`` (symbols, mode, wall time, each symb
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +31,6 @@ import pandas as pd
 
 from nautilus_app.config import BacktestConfig
 from nautilus_app.core import paths
-from nautilus_app.housekeeping import mark_owner
 from nautilus_app.universe import expand_universe, resolve_symbols
 
 
@@ -171,6 +168,7 @@ def combine_runs(expanded: BacktestConfig, run_id: str, runs: dict[str, Path], r
     """
     from nautilus_app import metrics as metrics_mod
     from nautilus_app.results import breakdown_frame, open_results, results_digest
+    from nautilus_app.results.writer import write_folder
 
     final = root / run_id
     if final.exists():
@@ -223,33 +221,20 @@ def combine_runs(expanded: BacktestConfig, run_id: str, runs: dict[str, Path], r
                "orders": sum(int(i.get("orders") or 0) for i in infos.values()),
                "engine_seconds": sum(float(i.get("engine_seconds") or 0.0) for i in infos.values()),
                "coverage": [c for i in infos.values() for c in i.get("coverage") or []]}
-    stage = root / f".{run_id}.partial"
-    if stage.exists():
-        shutil.rmtree(stage)
-    stage.mkdir(parents=True)
-    mark_owner(stage)  # so the next command can tell a dead writer's folder (nautilus_app/housekeeping.py)
-    try:
-        if config_text is not None:
-            (stage / "config.toml").write_text(config_text)
-        (stage / "config.json").write_bytes(msgspec.json.format(msgspec.json.encode(expanded), indent=2))
-        for name, df in (("trades", trades), ("fills", fills), ("funding", funding), ("liquidations", liquidations)):
-            df.to_parquet(stage / f"{name}.parquet", index=False)
-        breakdown_frame(metrics["by_strategy"], "strategy_id").to_parquet(stage / "by_strategy.parquet", index=False)
-        breakdown_frame(metrics["by_instrument"], "instrument_id").to_parquet(stage / "by_instrument.parquet",
-                                                                             index=False)
-        by_symbol.to_parquet(stage / "by_symbol.parquet", index=False)
-        equity_frame.reset_index().to_parquet(stage / "equity.parquet", index=False)
-        (stage / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
-        info = {"run_id": run_id, "name": expanded.name, "config_digest": expanded.digest(), **summary,
-                "engine": "per_symbol universe: one BacktestEngine per symbol, combined as one account",
-                "bars_per_second": round(summary["iterations"] / summary["engine_seconds"])
-                if summary["engine_seconds"] else None,
-                "results_digest": results_digest(fills, metrics) if len(fills) else None}
-        (stage / "run.json").write_text(json.dumps(info, indent=2))
-        os.rename(stage, final)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
+    info = {"run_id": run_id, "name": expanded.name, "config_digest": expanded.digest(), **summary,
+            "engine": "per_symbol universe: one BacktestEngine per symbol, combined as one account",
+            "bars_per_second": round(summary["iterations"] / summary["engine_seconds"])
+            if summary["engine_seconds"] else None,
+            "results_digest": results_digest(fills, metrics) if len(fills) else None}
+    texts: dict[str, str | bytes] = {} if config_text is None else {"config.toml": config_text}
+    texts["config.json"] = msgspec.json.format(msgspec.json.encode(expanded), indent=2)
+    texts["metrics.json"] = json.dumps(metrics, indent=2, default=str)
+    texts["run.json"] = json.dumps(info, indent=2)
+    tables = {"trades": trades, "fills": fills, "funding": funding, "liquidations": liquidations,
+              "by_strategy": breakdown_frame(metrics["by_strategy"], "strategy_id"),
+              "by_instrument": breakdown_frame(metrics["by_instrument"], "instrument_id"),
+              "by_symbol": by_symbol, "equity": equity_frame.reset_index()}
+    write_folder(final, texts=texts, tables=tables)  # staging folder + rename (nautilus_app/results/writer.py)
     return final, metrics, summary
 
 

@@ -220,17 +220,6 @@ def write_results(
     return final, metrics
 
 
-def _write_parquet_files(folder: Path, tables: dict[str, pd.DataFrame]) -> None:
-    """``<name>.parquet`` for every frame (pandas' ``to_parquet``, index dropped), written concurrently:
-    Arrow's encoding and compression release the GIL, so the files of a run overlap on several cores."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=min(4, len(tables) or 1)) as pool:
-        futures = [pool.submit(df.to_parquet, folder / f"{name}.parquet", index=False) for name, df in tables.items()]
-    for f in futures:
-        f.result()
-
-
 class _TableWriter:
     """``<name>.parquet`` files of a staging folder written on worker threads while the caller goes on:
     Arrow's encoding and compression release the GIL, so the files overlap with the rest of the results
@@ -254,6 +243,32 @@ class _TableWriter:
 
     def abort(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def write_folder(final: Path, *, texts: dict[str, str | bytes], tables: dict[str, pd.DataFrame]) -> Path:
+    """Write a complete results folder ``final`` atomically: a hidden staging folder ``.<name>.partial``
+    (owner-marked, :mod:`nautilus_app.housekeeping`) gets ``tables`` as ``<name>.parquet`` (on writer threads)
+    and ``texts`` (file name -> content), then is renamed to ``final`` in one ``os.rename``; on any error it
+    is removed. For folders assembled outside :func:`write_results` (e.g. a combined universe run).
+    """
+    stage = final.parent / f".{final.name}.partial"
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    mark_owner(stage)
+    out = _TableWriter(stage)
+    try:
+        for name, df in tables.items():
+            out.put(name, df)
+        for name, data in texts.items():
+            (stage / name).write_bytes(data if isinstance(data, bytes) else data.encode())
+        out.finish()
+        os.rename(stage, final)
+    except BaseException:
+        out.abort()
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return final
 
 
 def write_tables(folder: Path, tables: dict[str, pd.DataFrame]) -> None:
