@@ -152,7 +152,10 @@ class PaperSession:
         self.suppressed = 0
         self.warm = False
         self.warm_message = "not started"
-        self.warm_bars = 0
+        self.warm_bars = 0  # history bars fed before the first live bar (warm-up of a fresh session)
+        self.restart_replayed_bars = 0  # stored feed bars fed again at this restart (0 on a fresh start)
+        self.catch_up_bars = 0  # bars missed while the node was down, taken from the venue's history (all starts)
+        self.catch_up_traded = 0  # of which traded (at most max_catch_up_bars at a restart)
         self.bars_processed = 0
         self.failure: Exception | None = None
         if self.simulated:
@@ -409,7 +412,9 @@ def write_paper_results(session: PaperSession, *, final: bool) -> Path:
             "fill_timing": plan.venue.fill_timing, "slippage": plan.venue.slippage,
             "latency": plan.venue.latency is not None,
             "liquidation": bool(plan.venue.account_type == "MARGIN" and plan.venue.liquidation),
-            "margin_mode": plan.venue.margin_mode, "warm_bars": session.warm_bars}
+            "margin_mode": plan.venue.margin_mode, "warm_bars": session.warm_bars,
+            "catch_up_bars": session.catch_up_bars, "catch_up_bars_traded": session.catch_up_traded,
+            "restart_replayed_bars": session.restart_replayed_bars}
            if session.simulated else
            {"execution": "Ethereal paper execution client (book in Redis, ethpaper:<trader_id>:*)",
             "funding": "recorder ledger from Ethereal Ticker funding updates (not in the paper balance)",

@@ -6,6 +6,9 @@
 * Catch-up (:func:`recent_bars`): bars missed while the node was down. Binance: the REST klines
   (``/fapi/v1/klines`` or ``/api/v3/klines``; a replay server answers on its replay clock); Ethereal:
   its price history (candles).
+* Missed funding (:func:`missed_funding`): settlements a restarted session did not hear announced.
+  Binance USDT-M: ``/fapi/v1/fundingRate`` (rates) and ``/fapi/v1/markPriceKlines`` (marks); Ethereal:
+  ``/v1/funding`` and its oracle-price history.
 
 Every bar is a record ``[bar_type, close ns, o, h, l, c, v]`` (:func:`bar_record`).
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -135,10 +139,21 @@ def recent_bars(session: Any, live_bt: str, after_ns: int, before_ns: int) -> li
 
 
 def missed_funding(session: Any, live_bt: str, after_ns: int, before_ns: int) -> tuple | None:
-    """Ethereal: ``(live iid, {settlement ns: rate}, [(ns, mark)])`` of the settlements in
-    ``(after_ns, before_ns]`` from the venue's funding and oracle-price history (a restarted session did
-    not hear them announced); None for other venues or when the venue does not answer. Runs in a worker
-    thread: reads only plain session data."""
+    """``(live iid, {settlement ns: rate}, [(ns, mark)])`` of the settlements in ``(after_ns, before_ns]``
+    from the venue's history (a restarted session did not hear them announced): Binance USDT-M
+    (:func:`binance_funding_history`) or Ethereal (funding and oracle-price history); None for spot or
+    when the venue does not answer. Runs in a worker thread: reads only plain session data."""
+    if session.plan.product == "um":
+        iid = BarType.from_str(live_bt).instrument_id
+        base = session.plan.settings.base_url_http or "https://fapi.binance.com"
+        try:
+            rates, marks = binance_funding_history(base, iid.symbol.value.removesuffix("-PERP"),
+                                                   session.plan.interval_ns, after_ns, before_ns)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            _event(logging.WARNING, "Binance funding history not available: caught-up bars settle no funding",
+                   instrument_id=iid.value, error=repr(e))
+            return None
+        return iid.value, rates, marks
     if session.plan.product != "ethereal":
         return None
     from adapters.ethereal.bars import history_funding
@@ -156,6 +171,54 @@ def missed_funding(session: Any, live_bt: str, after_ns: int, before_ns: int) ->
                instrument_id=iid.value, error=repr(e))
         return None
     return iid.value, rates, marks
+
+
+def binance_funding_history(base_url: str, symbol: str, interval_ns: int, after_ns: int,
+                            before_ns: int) -> tuple[dict[int, Decimal], list[tuple[int, float]]]:
+    """Binance USDT-M settlements of ``symbol`` in ``(after_ns, before_ns]`` and the marks around them.
+
+    Rates: ``GET /fapi/v1/fundingRate`` (``fundingTime`` rounded to the second: the live ``markPrice`` stream
+    announces whole times, the history may carry a few ms). Marks: ``GET /fapi/v1/markPriceKlines`` at the
+    bar interval, each kline's close stamped at its close (``closeTime + 1 ms``), as the live mark stream's
+    last update before the settlement; a settlement the mark klines do not cover takes the history row's
+    ``markPrice``. Returns ``({settlement ns: rate}, [(ns, mark)])``.
+
+    Raises:
+        OSError, ValueError: the venue did not answer or answered something else.
+    """
+    lo_ms = after_ns // 1_000_000 + 1
+    hi_ms = before_ns // 1_000_000
+    rates: dict[int, Decimal] = {}
+    history_marks: dict[int, float] = {}
+    start = lo_ms
+    while start <= hi_ms:
+        rows = _http_json(f"{base_url}/fapi/v1/fundingRate?symbol={symbol}&startTime={start}&endTime={hi_ms}"
+                          "&limit=1000")
+        if not isinstance(rows, list):
+            raise ValueError(f"fundingRate: unexpected answer {rows!r:.200}")
+        for r in rows:
+            t_ms = (int(r["fundingTime"]) + 500) // 1000 * 1000
+            if lo_ms <= t_ms <= hi_ms:
+                rates[t_ms * 1_000_000] = Decimal(str(r["fundingRate"]))
+                if r.get("markPrice"):
+                    history_marks[t_ms * 1_000_000] = float(r["markPrice"])
+        if len(rows) < 1000:
+            break
+        start = int(rows[-1]["fundingTime"]) + 1
+    marks: dict[int, float] = {}
+    step_ms = interval_ns // 1_000_000
+    interval = next((k for k, v in KLINE_INTERVALS_MS.items() if v == step_ms), None)
+    for f_ns in sorted(rates):
+        f_ms = f_ns // 1_000_000
+        if interval is not None:  # the mark kline closing at the settlement
+            rows = _http_json(f"{base_url}/fapi/v1/markPriceKlines?symbol={symbol}&interval={interval}"
+                              f"&startTime={f_ms - step_ms}&endTime={f_ms - 1}&limit=1")
+            for k in rows if isinstance(rows, list) else []:
+                if int(k[6]) + 1 == f_ms:
+                    marks[f_ns] = float(k[4])
+        if f_ns not in marks and f_ns in history_marks:
+            marks[f_ns] = history_marks[f_ns]
+    return rates, sorted(marks.items())
 
 
 def _ethereal_recent_bars(session: Any, live_bt: str, after_ns: int, before_ns: int) -> list[list]:

@@ -14,7 +14,9 @@ the config. Compared, in order:
 Zero differences is the expectation with the simulated execution client and replayed data. A
 session that warmed its strategies from history before its first live bar (``warm_bars > 0`` in
 ``run.json``) is compared with a backtest that starts cold at the first live bar: indicator-driven
-differences are then expected, and the report says so.
+differences are then expected, and the report says so. Bars caught up from the venue's history after a
+restart (``catch_up_bars``, ``catch_up_bars_traded``) are noted separately; the stored bars a restart
+replays (``restart_replayed_bars``) are not warm-up bars and are not counted as such.
 """
 
 from __future__ import annotations
@@ -85,15 +87,34 @@ def backtest_for(paper: Path, results_root: Path | None = None) -> tuple[Any, Pa
     return out, out.results_path
 
 
+def warm_and_catch_up_notes(run: dict) -> list[str]:
+    """What the session fed its strategies besides live bars (``run.json``): history warm-up bars before the
+    first live bar (the backtest starts cold: differences expected) and bars missed while the node was down,
+    taken from the venue's history at restarts (traded ones as the uninterrupted session would: none
+    expected from them; untraded ones, beyond ``max_catch_up_bars``: differences expected). The stored bars a
+    restart feeds again are neither: they restore the uninterrupted session's state."""
+    notes = []
+    warm = int(run.get("warm_bars", 0) or 0)
+    if warm > 0:
+        notes.append(f"the paper session warmed its strategies on {warm} history bars before its first live bar; "
+                     "the backtest starts cold at that bar")
+    caught = int(run.get("catch_up_bars", 0) or 0)
+    if caught > 0:
+        traded = int(run.get("catch_up_bars_traded", 0) or 0)
+        text = (f"{caught} bars missed while the node was down were caught up from the venue's history at restarts "
+                f"({traded} traded as live bars")
+        text += ")" if traded == caught else f"; {caught - traded} fed without trading: differences expected after them)"
+        notes.append(text)
+    return notes
+
+
 def compare(paper: Path, results_root: Path | None = None) -> ParityReport:
     """Fill-by-fill comparison of ``paper`` (a paper results folder) with its backtest."""
     paper = Path(paper)
     rep = ParityReport()
     folder = open_results(paper)
     run = folder.json("run.json", required=True)
-    if int(run.get("warm_bars", 0) or 0) > 0:
-        rep.notes.append(f"the paper session warmed its strategies on {run['warm_bars']} history bars before its "
-                         "first live bar; the backtest starts cold at that bar")
+    rep.notes += warm_and_catch_up_notes(run)
     if "simulated" not in str(run.get("execution", "")):
         rep.notes.append(f"paper execution was {run.get('execution')!r}, not the simulated client: its models differ "
                          f"({run.get('not_simulated')})")

@@ -24,6 +24,32 @@ from nautilus_app.paper_snapshot import restore_strategy, snapshot_strategy
 
 log = logging.getLogger("nautilus_app.paper")
 
+#: how a bar reached the strategies, stored with it in the feed (``[bar_type, close ns, o, h, l, c, v,
+#: untraded 0|1, kind]``): warm-up history before the first live bar, a live bar, or a bar missed while the
+#: node was down and taken from the venue's history at a restart
+WARMUP, LIVE, CATCH_UP = "warmup", "live", "catch_up"
+
+
+def feed_kinds(feed: list[list]) -> list[str]:
+    """The kind of each stored feed record; records written before kinds were stored (8 fields): untraded
+    ones before the first traded one are warm-up history, later untraded ones catch-up, traded ones live."""
+    out: list[str] = []
+    seen_live = False
+    for r in feed:
+        if len(r) > 8:
+            kind = r[8]
+        elif _untraded(r):
+            kind = CATCH_UP if seen_live else WARMUP
+        else:
+            kind = LIVE
+        seen_live = seen_live or kind != WARMUP
+        out.append(kind)
+    return out
+
+
+def _untraded(rec: list) -> bool:
+    return len(rec) > 7 and bool(rec[7])
+
 
 def make_bar(rec: list) -> Bar:
     """A Nautilus ``Bar`` from a feed record (stamped at its close)."""
@@ -59,8 +85,12 @@ class BarSequencer:
         self.processed = 0
         self.warm = False
         self.trading = False
-        self.warm_bars = 0
-        self.caught_up = 0
+        self.warm_bars = 0  # history bars fed before the session's first live bar (a fresh start's warm-up)
+        self.replayed_bars = 0  # stored feed bars fed again at this (re)start
+        self.caught_up = 0  # bars missed while the node was down, processed at this start
+        self.caught_up_traded = 0
+        self.restarted = False
+        self.funding_checked: set[str] = set()  # bar types whose missed settlements were looked up
         self.last_ts: dict[str, int] = {}
 
     # -- input
@@ -125,51 +155,77 @@ class BarSequencer:
                 st = states.get(strategy.strategy_id.value)
                 if st is not None:
                     restore_strategy(strategy, st)
-            self.warm_bars = len(feed)
+            self.restarted = True
+            self.replayed_bars = len(feed)
+            kinds = feed_kinds(feed)
+            self.warm_bars = kinds.count(WARMUP)
+            s.catch_up_bars = kinds.count(CATCH_UP)
+            s.catch_up_traded = sum(1 for k, r in zip(kinds, feed, strict=True) if k == CATCH_UP and not _untraded(r))
+            s.restart_replayed_bars = self.replayed_bars
+            message = f"warm: restored from {self.replayed_bars} stored bars ({self.warm_bars} of them warm-up history)"
         else:
             history = await asyncio.get_running_loop().run_in_executor(None, s.history_bars)
             p = book.r.pipeline(transaction=True)
             for rec in history:
                 s.feed_strategies(make_bar(rec), trading=False)
                 self.last_ts[rec[0]] = max(self.last_ts.get(rec[0], -1), rec[1])
-                p.rpush(book.k("feed"), json.dumps([*rec, 1]))
+                p.rpush(book.k("feed"), json.dumps([*rec, 1, WARMUP]))
             for strategy in s.strategies:
                 p.hset(book.k("strategies"), strategy.strategy_id.value, json.dumps(snapshot_strategy(strategy)))
             p.execute()
             self.warm_bars = len(history)
+            message = f"warm: {self.warm_bars} history bars fed"
             for rec in history:  # the venue's last bar (for the first fills' slippage volume and checks)
                 self.sim.last_bar[InstrumentId.from_str(BarType.from_str(rec[0]).instrument_id.value).value] = \
                     _bar_dict(rec)
         self.warm = True
-        s.set_warm_status(True, f"warm: {self.warm_bars} bars fed", self.warm_bars)
+        s.set_warm_status(True, message, self.warm_bars)
 
     async def catch_up(self, first_live: list) -> None:
         """Bars between the last processed one and ``first_live`` (missed while the node was down): fetched
-        from the venue's recent klines and processed as live ones when at most ``max_catch_up_bars``."""
-        last = self.last_ts.get(first_live[0])
-        if last is None or first_live[1] - last <= self.interval_ns:
+        from the venue's recent klines and processed as live ones when at most ``max_catch_up_bars``.
+
+        The funding settlements from the last processed bar's close on (the restarted node heard none of
+        them announced; the one at that close is still to be applied) come from the venue's history
+        (:func:`nautilus_app.paper_history.missed_funding`): when bars were missed, and at the first live bar
+        after a restart even when none was."""
+        bt = first_live[0]
+        last = self.last_ts.get(bt)
+        if last is None:
             return
-        missing = await asyncio.get_running_loop().run_in_executor(
-            None, self.session.recent_bars, first_live[0], last, first_live[1])
+        gap = first_live[1] - last > self.interval_ns
+        first_after_restart = self.restarted and bt not in self.funding_checked
+        if not gap and not first_after_restart:
+            return
+        loop = asyncio.get_running_loop()
+        missing = await loop.run_in_executor(None, self.session.recent_bars, bt, last, first_live[1]) if gap else []
         trade = len(missing) <= self.session.plan.settings.max_catch_up_bars
-        if missing:  # settlements announced while the node was down (Ethereal: the venue's funding history)
+        if missing or first_after_restart:
             from nautilus_app.paper_history import missed_funding
 
-            got = await asyncio.get_running_loop().run_in_executor(
-                None, missed_funding, self.session, first_live[0], last - 1, first_live[1])  # incl. the one at `last`
+            self.funding_checked.add(bt)
+            got = await loop.run_in_executor(
+                None, missed_funding, self.session, bt, last - 1, first_live[1])  # incl. the one at `last`
             if got is not None and self.session.recorder is not None:
                 self.session.recorder.add_funding_history(*got)
+                if got[1]:
+                    self.session.event("missed funding settlements from the venue's history", instrument_id=got[0],
+                                       settlements=[str(t) for t in sorted(got[1])])
         for rec in missing:
             if self.stopping:
                 break
             if last < rec[1] < first_live[1]:
-                await self.process(rec, live=trade)
+                await self.process(rec, live=trade, kind=CATCH_UP)
                 self.caught_up += 1
+                self.caught_up_traded += int(trade)
+                self.session.catch_up_bars = getattr(self.session, "catch_up_bars", 0) + 1
+                self.session.catch_up_traded = getattr(self.session, "catch_up_traded", 0) + int(trade)
         if missing:
             self.session.event("missed bars processed", count=len(missing), traded=trade)
 
-    async def process(self, rec: list, *, live: bool) -> None:
-        """One bar: venue step, strategies, orders, commit (module docstring)."""
+    async def process(self, rec: list, *, live: bool, kind: str = LIVE) -> None:
+        """One bar: venue step, strategies, orders, commit (module docstring). ``kind``: :data:`LIVE` or
+        :data:`CATCH_UP` (stored with the bar in the feed; ``live`` = traded)."""
         client = self.client
         assert client is not None
         s = self.session
@@ -259,7 +315,7 @@ class BarSequencer:
         book = sim.book
 
         def extra(p: Any) -> None:
-            p.rpush(book.k("feed"), json.dumps([*rec, 0 if live else 1]))
+            p.rpush(book.k("feed"), json.dumps([*rec[:7], 0 if live else 1, kind]))
             if states:
                 p.hset(book.k("strategies"), mapping=states)
             p.hset(book.k("meta"), mapping={"latency_draws": sim.latency_draws,

@@ -64,7 +64,9 @@ def write_status(session: Any, rec: Any, reason: str) -> None:
             "warm": session.warm if session.simulated else True,
             "trading_allowed": (session.warm and not session.guard.stale) if session.simulated else not session.guard.stale,
             "warm_status": session.warm_message if session.simulated else "sandbox: no warm-up (indicators start cold)",
-            "warm_bars": session.warm_bars, "bars_processed": session.bars_processed,
+            "warm_bars": session.warm_bars, "catch_up_bars": session.catch_up_bars,
+            "catch_up_bars_traded": session.catch_up_traded, "restart_replayed_bars": session.restart_replayed_bars,
+            "bars_processed": session.bars_processed,
             "orders_suppressed_while_warming": session.suppressed,
         }
         replace_file(session.results_path / "status.json", json.dumps(status, indent=2, default=str).encode())

@@ -91,3 +91,26 @@ def test_plan_errors(change, match) -> None:  # noqa: ANN001
 def test_cli_paper_without_paper_table_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["paper", str(REPO_ROOT / "configs/demo_perp.toml")]) == 2
     assert "add a [paper] table" in capsys.readouterr().err
+
+
+def test_feed_kinds_and_parity_notes_count_warm_up_and_catch_up_apart() -> None:
+    """A restart feeds the stored feed again: only its warm-up records are warm-up bars; bars caught up from
+    the venue's history are counted (and noted by paper-vs-backtest) apart."""
+    from nautilus_app.paper_parity import warm_and_catch_up_notes
+    from nautilus_app.paper_sequencer import CATCH_UP, LIVE, WARMUP, feed_kinds
+
+    bar = ["X-1-MINUTE-LAST-EXTERNAL", 0, "1", "1", "1", "1", "1"]
+    # records with their kind (9 fields)
+    feed = [[*bar, 1, WARMUP], [*bar, 1, WARMUP], [*bar, 0, LIVE], [*bar, 0, CATCH_UP], [*bar, 1, CATCH_UP]]
+    assert feed_kinds(feed) == [WARMUP, WARMUP, LIVE, CATCH_UP, CATCH_UP]
+    # records of older sessions (8 fields): untraded before the first traded one = warm-up, later = catch-up
+    assert feed_kinds([[*bar, 1], [*bar, 0], [*bar, 1], [*bar, 0]]) == [WARMUP, LIVE, CATCH_UP, LIVE]
+    assert feed_kinds([[*bar, 0], [*bar, 1]]) == [LIVE, CATCH_UP]
+    assert warm_and_catch_up_notes({"warm_bars": 0, "catch_up_bars": 0, "restart_replayed_bars": 40}) == []
+    notes = warm_and_catch_up_notes({"warm_bars": 30, "catch_up_bars": 12, "catch_up_bars_traded": 12})
+    assert len(notes) == 2 and "warmed its strategies on 30 history bars" in notes[0]
+    assert notes[1].startswith("12 bars missed while the node was down") and "12 traded" in notes[1]
+    assert "differences expected" not in notes[1]
+    notes = warm_and_catch_up_notes({"catch_up_bars": 12, "catch_up_bars_traded": 0})
+    assert notes == ["12 bars missed while the node was down were caught up from the venue's history at restarts "
+                     "(0 traded as live bars; 12 fed without trading: differences expected after them)"]

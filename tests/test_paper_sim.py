@@ -252,3 +252,82 @@ def test_kill_9_restarts_trade_identically(tmp_path: Path, um_catalog: Path, tra
     run = json.loads((path / "run.json").read_text())
     assert run["starts"] == 4
     assert_parity(path, tmp_path / "killed")
+
+
+def test_kill_9_across_a_funding_settlement_settles_it_from_the_venue_history(tmp_path: Path, um_catalog: Path,
+                                                                              trader_id) -> None:
+    """USDT-M buy-and-hold killed (kill -9, seeded moment) before the 08:00 settlement; bars go by while the
+    node is down (the replay clock runs on) until past it; the restart takes the missed bars from the klines
+    and the missed settlement from Binance's history (``/fapi/v1/fundingRate`` + ``markPriceKlines``): the
+    same funding and balances as an uninterrupted session, 0 differences from the backtest, and run.json
+    counts the caught-up bars apart from the (absent) warm-up."""
+    start, end = "2023-08-01T07:00", "2023-08-01T09:00"
+    n = 120
+    settle_bar = 60  # the bar closing at 08:00
+    results = tmp_path / "res"
+    ref_cfg = um_config(tmp_path, um_catalog, trader_id(), start, end, strategy="buy_and_hold", params="", name="ref")
+    server = um_server(start, end, 0.03)
+    try:
+        ref = run_session(ref_cfg, server, results, n)
+    finally:
+        server.stop()
+    ref_funding = pd.read_parquet(ref / "funding.parquet")
+    assert len(ref_funding) == 1 and ref_funding["ts"].iloc[0] == pd.Timestamp("2023-08-01 08:00", tz="UTC")
+    ref_status = json.loads((ref / "status.json").read_text())
+
+    tid = trader_id()
+    cfg = um_config(tmp_path, um_catalog, tid, start, end, strategy="buy_and_hold", params="", name="killed")
+    cfg.write_text(cfg.read_text().replace("[paper]\n", "[paper]\nmax_catch_up_bars = 1000\n"))
+    rng = random.Random(25)
+    kill_at = rng.randrange(settle_bar - 20, settle_bar - 3)  # bars processed when killed
+    resume_at = rng.randrange(settle_bar + 3, settle_bar + 20)  # replay steps emitted before the restart
+    server = um_server(start, end, 0.05)
+    try:
+        proc = subprocess.Popen(cmd(cfg, server, results, "--fresh"), cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        _wait(lambda: _feed_len(tid) >= kill_at, 90, f"{kill_at} bars processed")
+        time.sleep(rng.random() * 0.05)
+        server.hold_when_unsubscribed = False  # the market goes on while the node is down
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert server.wait_cursor(resume_at, 30)
+        server.hold_when_unsubscribed = True  # and waits for the restarted node from here
+        killed_at = _feed_len(tid)
+        assert killed_at < settle_bar - 1, "the kill must come before the settlement"
+        log = tmp_path / "restart.log"
+        with log.open("w") as err:
+            proc = subprocess.Popen(cmd(cfg, server, results), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=err,
+                                    text=True)
+            _wait(lambda: _feed_len(tid) >= n, 120, "every bar processed")
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, log.read_text()[-3000:]
+    finally:
+        server.stop()
+    text = log.read_text()
+    assert "missed bars processed" in text and "missed funding settlements from the venue's history" in text
+    assert any(r.startswith("GET /fapi/v1/fundingRate") for r in server.stats.http_requests)
+    assert any(r.startswith("GET /fapi/v1/markPriceKlines") for r in server.stats.http_requests)
+    path = Path(out.strip().splitlines()[-1])
+    funding = pd.read_parquet(path / "funding.parquet")
+    pd.testing.assert_frame_equal(funding[["ts", "instrument_id", "amount"]].reset_index(drop=True),
+                                  ref_funding[["ts", "instrument_id", "amount"]].reset_index(drop=True))
+    status = json.loads((path / "status.json").read_text())
+    assert status["balances"] == ref_status["balances"]
+    assert [(p["quantity"], p["avg_px_open"]) for p in status["positions"]] == \
+        [(p["quantity"], p["avg_px_open"]) for p in ref_status["positions"]]
+    feed = [json.loads(x) for x in redis.Redis().lrange(f"simpaper:{tid}:feed", 0, -1)]
+    closes = [f[1] for f in feed]
+    assert closes == sorted(set(closes)) and len(closes) == n, "every bar exactly once, in order"
+    run = json.loads((path / "run.json").read_text())
+    assert run["starts"] == 2
+    # warm-up and catch-up counted apart: no warm-up history (the window starts at the config's start), the
+    # bars missed while the node was down, all traded, and the stored bars replayed at the restart
+    assert run["warm_bars"] == 0
+    caught = sum(1 for f in feed if f[8] == "catch_up")
+    assert run["catch_up_bars"] == run["catch_up_bars_traded"] == caught >= resume_at - killed_at - 1
+    assert run["restart_replayed_bars"] == killed_at
+    rep = compare(path, tmp_path / "parity")
+    assert rep.ok, rep.text()
+    assert not any("warmed" in note for note in rep.notes)
+    assert any(f"{caught} bars missed while the node was down" in note for note in rep.notes)

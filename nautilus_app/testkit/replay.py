@@ -10,6 +10,8 @@ at it through ``BinanceDataClientConfig(base_url_http=..., base_url_ws=...)``:
 | ``GET /fapi/v1/klines`` | closed klines up to the replay clock (Binance's 12-field arrays) |
 | ``GET /fapi/v1/time``, ``/fapi/v1/ping`` | server time (= replay clock) / ``{}`` |
 | ``GET /fapi/v1/premiumIndex`` | mark price (last close) and next funding rate/time |
+| ``GET /fapi/v1/fundingRate`` | funding history: settlements up to the replay clock (``fundingTime``, ``fundingRate``, ``markPrice``) |
+| ``GET /fapi/v1/markPriceKlines`` | mark-price klines up to the replay clock (the mark is the kline close, as the stream's) |
 | WebSocket (any path) | ``SUBSCRIBE``/``UNSUBSCRIBE``/``LIST_SUBSCRIPTIONS``; streams ``<sym>@kline_<i>`` and ``<sym>@markPrice[@1s]`` |
 
 Messages are Binance's exact JSON (``{"e":"kline","E":..,"s":..,"k":{..,"x":true}}``; the
@@ -184,7 +186,9 @@ class BinanceReplayServer:
         interval: Binance interval string of the klines (``"1m"``).
         bar_seconds: Wall seconds between two bar steps (the acceleration: 60 / bar_seconds for 1m).
         funding: ``{"BTCUSDT": [FundingRow, ...]}`` for ``markPrice`` streams and ``premiumIndex``.
-        hold_when_unsubscribed: Stop the clock while not every symbol's kline stream is subscribed.
+        hold_when_unsubscribed: Stop the clock while not every symbol's kline stream is subscribed (an
+            attribute read at every step: a test may clear it while a node is down, so bars go by, and
+            set it again to hold the clock until the restarted node subscribes).
         start_delay: Seconds to wait after all streams are subscribed before the first bar (lets the
             node finish starting its strategies).
         host, port: Where to listen; port 0 picks a free port (read :attr:`port` after :meth:`start`).
@@ -314,6 +318,8 @@ class BinanceReplayServer:
         app.router.add_route("GET", "/fapi/v1/time", self._time)
         app.router.add_route("GET", "/fapi/v1/ping", self._ping)
         app.router.add_route("GET", "/fapi/v1/premiumIndex", self._premium_index)
+        app.router.add_route("GET", "/fapi/v1/fundingRate", self._funding_history)
+        app.router.add_route("GET", "/fapi/v1/markPriceKlines", self._mark_price_klines)
         app.router.add_route("GET", "/api/v3/exchangeInfo", self._exchange_info_spot)
         app.router.add_route("GET", "/api/v3/time", self._time)
         app.router.add_route("GET", "/api/v3/ping", self._ping)
@@ -471,6 +477,49 @@ class BinanceReplayServer:
             return web.json_response(match[0] if match else {"code": -1121, "msg": "Invalid symbol."},
                                      status=200 if match else 400)
         return web.json_response(out)
+
+    async def _funding_history(self, request):  # noqa: ANN001, ANN202
+        """Binance ``GET /fapi/v1/fundingRate``: the settlements of ``symbol`` already reached by the replay clock
+        (``fundingTime <= now``), ascending; ``startTime``/``endTime`` inclusive, ``limit`` (default 100, max
+        1000) counted from ``startTime`` when given, else the most recent ones. ``markPrice`` is the mark at
+        the settlement (the close of the kline closing then, as the ``markPrice`` stream sends it)."""
+        from aiohttp import web
+
+        self._log(request)
+        q = request.query
+        sym = q.get("symbol", "").upper()
+        if sym not in self.klines:
+            return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
+        now = self.replay_time_ms
+        start = int(q.get("startTime", 0))
+        end = min(int(q.get("endTime", now)), now)
+        limit = min(int(q.get("limit", 100)), 1000)
+        closes = {k.close_time + 1: k.close for k in self.klines[sym]}
+        rows = [{"symbol": sym, "fundingTime": f.time_ms, "fundingRate": f.rate,
+                 "markPrice": closes.get(f.time_ms, "")}
+                for f in self.funding.get(sym, []) if start <= f.time_ms <= end]
+        rows = rows[:limit] if "startTime" in q else rows[-limit:]
+        return web.json_response(rows)
+
+    async def _mark_price_klines(self, request):  # noqa: ANN001, ANN202
+        """Binance ``GET /fapi/v1/markPriceKlines``: closed mark-price klines up to the replay clock. The
+        replayed mark is the trade kline's price (the ``markPrice`` stream sends its close), so the mark
+        klines are the klines' open/high/low/close with no volume."""
+        from aiohttp import web
+
+        self._log(request)
+        q = request.query
+        sym = q.get("symbol", "").upper()
+        if sym not in self.klines or q.get("interval") != self.interval:
+            return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
+        now = self.replay_time_ms
+        start = int(q.get("startTime", 0))
+        end = int(q.get("endTime", now))
+        limit = min(int(q.get("limit", 500)), 1500)
+        rows = [[k.open_time, k.open, k.high, k.low, k.close, "0", k.close_time, "0", 0, "0", "0", "0"]
+                for k in self.klines[sym] if k.close_time < now and start <= k.open_time <= end]
+        rows = rows[:limit] if "startTime" in q else rows[-limit:]
+        return web.json_response(rows)
 
     async def _rest_klines(self, request):  # noqa: ANN001, ANN202
         from aiohttp import web
