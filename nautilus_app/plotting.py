@@ -29,6 +29,9 @@ they handled (``strategies.base.BarStrategy._last_ts``), records a row stamped w
 whenever it changes, so each row holds the values the strategy decided with on that bar, whatever the
 order in which Nautilus calls the recorder and the strategy. Strategies without ``_last_ts`` are read
 on each of their own (non-aggregated) bars. Uninitialised indicators are recorded as NaN.
+Strategies that offer a ``plot_recorder`` slot (``strategies.base.BarStrategy``) are not listened to:
+they call the recorder themselves at the end of their ``on_bar`` (the same row, the values they
+decided with on that bar, without a second Python bar handler per bar: ~3 us a bar less).
 
 Results: ``indicators.parquet`` (columns ``strategy_id``, ``bar_type``, ``ts`` = bar close, UTC ns,
 then one float column per series, ``<strategy_id>:<label>``) and ``plot_config.json`` (per strategy:
@@ -145,7 +148,25 @@ class _Plan:
             self._split = [(tuple(h.split(".")) if h else (), last) for h, _, last in
                            (p.rpartition(".") for p in self.paths)]
         strategy = self.strategy
-        return [_read(strategy, head, last) for head, last in self._split]
+        out = []
+        for head, last in self._split:
+            if not head:  # fast path, same value as _read: an attribute holding an indicator
+                target = getattr(strategy, last, None)
+                try:
+                    out.append(float(target.value) if target.initialized else math.nan)
+                    continue
+                except (AttributeError, TypeError, ValueError):
+                    pass
+            out.append(_read(strategy, head, last))
+        return out
+
+    def record(self, ts: int) -> None:
+        """Append the strategy's current values as the row of the bar closing at ``ts`` (once per ``ts``)."""
+        t = self.ts
+        if len(t) and t[-1] >= ts:
+            return
+        t.append(ts)
+        self.rows.extend(self.snapshot())
 
 
 class PlotRecorder(DataActor):
@@ -170,6 +191,9 @@ class PlotRecorder(DataActor):
         for p in self.plans:
             if p.frame_based:
                 continue
+            if hasattr(type(p.strategy), "plot_recorder"):  # strategies.base.BarStrategy: records at the end of its on_bar
+                p.strategy.plot_recorder = p.record
+                continue
             self._by_bar.setdefault(source_bar_type(str(p.bar_type)), []).append(p)
 
     def on_start(self) -> None:
@@ -179,10 +203,7 @@ class PlotRecorder(DataActor):
             self.subscribe_bars(BarType.from_str(src))
 
     def _record(self, p: _Plan, ts: int) -> None:
-        if len(p.ts) and p.ts[-1] >= ts:
-            return
-        p.ts.append(ts)
-        p.rows.extend(p.snapshot())
+        p.record(ts)
 
     def on_bar(self, bar: Any) -> None:
         ts = bar.ts_event
@@ -252,6 +273,8 @@ def write_recorded(engine: Any, folder: Path) -> None:
         return
     df, config = rec.frame()
     for p in rec.plans:  # Nautilus strategies may only be dropped on the thread that made them
+        if getattr(p.strategy, "plot_recorder", None) is not None:
+            p.strategy.plot_recorder = None
         p.strategy = None
     if df is None:
         return

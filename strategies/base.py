@@ -64,6 +64,7 @@ the last bar's close.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -208,6 +209,9 @@ class BarStrategy(StrategyHooks, Strategy):
 
     indicators: list[Any]
     _NAME: ClassVar[str] = "BarStrategy"
+    #: set by the run's plot recorder (nautilus_app/plotting.py) when the class has a ``plot_config``: called
+    #: with the bar's close time at the end of :meth:`on_bar`, so no second Python bar handler runs per bar
+    plot_recorder: Callable[[int], None] | None = None
 
     def __init__(self, config: BarStrategyConfig) -> None:
         super().__init__(config)
@@ -330,6 +334,8 @@ class BarStrategy(StrategyHooks, Strategy):
         if self.risk is not None:
             self.risk.on_bar(self, bar)
         self.on_signal_bar(bar, self._side)
+        if self.plot_recorder is not None:
+            self.plot_recorder(ts)
 
     def _refresh_state(self) -> None:
         """Re-read pending orders and position side from the cache (only after our orders/fills)."""
