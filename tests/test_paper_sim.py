@@ -254,13 +254,18 @@ def test_kill_9_restarts_trade_identically(tmp_path: Path, um_catalog: Path, tra
     assert_parity(path, tmp_path / "killed")
 
 
+@pytest.mark.parametrize("case", ["market_goes_on", "killed_on_the_settlement_bar"])
 def test_kill_9_across_a_funding_settlement_settles_it_from_the_venue_history(tmp_path: Path, um_catalog: Path,
-                                                                              trader_id) -> None:
-    """USDT-M buy-and-hold killed (kill -9, seeded moment) before the 08:00 settlement; bars go by while the
-    node is down (the replay clock runs on) until past it; the restart takes the missed bars from the klines
-    and the missed settlement from Binance's history (``/fapi/v1/fundingRate`` + ``markPriceKlines``): the
-    same funding and balances as an uninterrupted session, 0 differences from the backtest, and run.json
-    counts the caught-up bars apart from the (absent) warm-up."""
+                                                                              trader_id, case: str) -> None:
+    """USDT-M buy-and-hold killed (kill -9) around the 08:00 settlement, restarted: the settlement the
+    restarted node did not hear announced comes from Binance's history (``/fapi/v1/fundingRate`` +
+    ``markPriceKlines``): the same funding and balances as an uninterrupted session, 0 differences from the
+    backtest, and run.json counts the caught-up bars apart from the (absent) warm-up.
+
+    ``market_goes_on``: killed at a seeded bar before 08:00, bars go by while the node is down (the replay
+    clock runs on) until a seeded bar after it: the missed bars come from the klines. ``killed_on_the_settlement_bar``:
+    killed just after committing the bar closing at 08:00 (the replay paused there): no bar is missed, but
+    the settlement at that close, applied at the next bar, was announced only to the killed node."""
     start, end = "2023-08-01T07:00", "2023-08-01T09:00"
     n = 120
     settle_bar = 60  # the bar closing at 08:00
@@ -285,15 +290,26 @@ def test_kill_9_across_a_funding_settlement_settles_it_from_the_venue_history(tm
     try:
         proc = subprocess.Popen(cmd(cfg, server, results, "--fresh"), cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-        _wait(lambda: _feed_len(tid) >= kill_at, 90, f"{kill_at} bars processed")
-        time.sleep(rng.random() * 0.05)
-        server.hold_when_unsubscribed = False  # the market goes on while the node is down
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        assert server.wait_cursor(resume_at, 30)
-        server.hold_when_unsubscribed = True  # and waits for the restarted node from here
-        killed_at = _feed_len(tid)
-        assert killed_at < settle_bar - 1, "the kill must come before the settlement"
+        if case == "market_goes_on":
+            _wait(lambda: _feed_len(tid) >= kill_at, 90, f"{kill_at} bars processed")
+            time.sleep(rng.random() * 0.05)
+            server.hold_when_unsubscribed = False  # the market goes on while the node is down
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            assert server.wait_cursor(resume_at, 30)
+            server.hold_when_unsubscribed = True  # and waits for the restarted node from here
+            killed_at = _feed_len(tid)
+            assert killed_at < settle_bar - 1, "the kill must come before the settlement"
+        else:
+            _wait(lambda: server.cursor >= settle_bar, 90, "the bar closing at 08:00 sent")
+            server.pause()
+            assert server.cursor == settle_bar
+            _wait(lambda: _feed_len(tid) >= settle_bar, 30, "the bar closing at 08:00 committed")
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            server.resume()  # (the clock holds until the restarted node subscribes)
+            killed_at = _feed_len(tid)
+            assert killed_at == settle_bar
         log = tmp_path / "restart.log"
         with log.open("w") as err:
             proc = subprocess.Popen(cmd(cfg, server, results), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=err,
@@ -305,7 +321,8 @@ def test_kill_9_across_a_funding_settlement_settles_it_from_the_venue_history(tm
     finally:
         server.stop()
     text = log.read_text()
-    assert "missed bars processed" in text and "missed funding settlements from the venue's history" in text
+    assert "missed funding settlements from the venue's history" in text
+    assert ("missed bars processed" in text) == (case == "market_goes_on")
     assert any(r.startswith("GET /fapi/v1/fundingRate") for r in server.stats.http_requests)
     assert any(r.startswith("GET /fapi/v1/markPriceKlines") for r in server.stats.http_requests)
     path = Path(out.strip().splitlines()[-1])
@@ -325,9 +342,10 @@ def test_kill_9_across_a_funding_settlement_settles_it_from_the_venue_history(tm
     # bars missed while the node was down, all traded, and the stored bars replayed at the restart
     assert run["warm_bars"] == 0
     caught = sum(1 for f in feed if f[8] == "catch_up")
-    assert run["catch_up_bars"] == run["catch_up_bars_traded"] == caught >= resume_at - killed_at - 1
+    assert run["catch_up_bars"] == run["catch_up_bars_traded"] == caught
+    assert caught >= resume_at - killed_at - 1 if case == "market_goes_on" else caught == 0
     assert run["restart_replayed_bars"] == killed_at
     rep = compare(path, tmp_path / "parity")
     assert rep.ok, rep.text()
     assert not any("warmed" in note for note in rep.notes)
-    assert any(f"{caught} bars missed while the node was down" in note for note in rep.notes)
+    assert any(f"{caught} bars missed while the node was down" in note for note in rep.notes) == bool(caught)
