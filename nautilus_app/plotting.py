@@ -44,6 +44,7 @@ from __future__ import annotations
 import json
 import math
 from array import array
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,30 @@ class _Plan:
         t.append(ts)
         self.rows.extend(self.snapshot())
 
+    def recorder(self) -> Callable[[int], None]:
+        """:meth:`record` as one closure, for a strategy that records itself on every bar: the same rows and
+        values, with the paths split once and each value appended as it is read (no list per row)."""
+        if any("." in path for path in self.paths):
+            return self.record
+        names = tuple(self.paths)
+        strategy = self.strategy
+        ts_arr, rows = self.ts, self.rows  # replaced only by frame(), after the run
+        add_ts, add = ts_arr.append, rows.append
+        nan = math.nan
+
+        def record(ts: int) -> None:
+            if ts_arr and ts_arr[-1] >= ts:
+                return
+            add_ts(ts)
+            for name in names:
+                target = getattr(strategy, name, None)
+                try:  # an attribute holding an indicator; anything else as _read reads it
+                    add(float(target.value) if target.initialized else nan)
+                except (AttributeError, TypeError, ValueError):
+                    add(_read(strategy, (), name))
+
+        return record
+
 
 class PlotRecorder(DataActor):
     """Records each plotting strategy's ``plot_config`` series at every bar of its own bar type."""
@@ -192,7 +217,7 @@ class PlotRecorder(DataActor):
             if p.frame_based:
                 continue
             if hasattr(type(p.strategy), "plot_recorder"):  # strategies.base.BarStrategy: records at the end of its on_bar
-                p.strategy.plot_recorder = p.record
+                p.strategy.plot_recorder = p.recorder()
                 continue
             self._by_bar.setdefault(source_bar_type(str(p.bar_type)), []).append(p)
 
