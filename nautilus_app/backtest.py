@@ -53,13 +53,12 @@ from nautilus_app.config import BacktestConfig, VenueConfig
 from nautilus_app.core.instruments import brackets_for
 from nautilus_app.coverage import CoverageError, bar_coverage, check_coverage
 from nautilus_app.progress import ProgressActor, ProgressSink
-from nautilus_app.run_data import DataPlan, RunData
+from nautilus_app.run_data import DataPlan, RunData, VenueSim
 from nautilus_app.venue.fees import make_fee_model
 from nautilus_app.venue.fill_timing import BarSeries, VenueFillModel
 from nautilus_app.venue.latency import LatencyDraws, LatencyRouter
 from nautilus_app.venue.liquidation import LiquidationActor
 from nautilus_app.venue.models import bracket_overrides, leverage_for, slippage_model, venue_fees
-from nautilus_app.venue.sim import VenueSim
 
 
 class BacktestFailed(RuntimeError):

@@ -21,7 +21,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from catalog.bar_stores import BarStore
-    from nautilus_app.venue.fill_timing import BarSeries
+    from nautilus_app.config import VenueConfig
+    from nautilus_app.venue.fill_timing import BarSeries, VenueFillModel
+    from nautilus_app.venue.latency import LatencyRouter
+    from nautilus_app.venue.liquidation import LiquidationActor
 
 
 @dataclass(frozen=True)
@@ -114,3 +117,14 @@ def _instrument_of(bar_type: str) -> str:
     from nautilus_trader.model import BarType
 
     return str(BarType.from_str(bar_type).instrument_id)
+
+
+@dataclass
+class VenueSim:
+    """What the runner built for one simulated venue: its config and venue models (fill model,
+    liquidation actor, latency router), kept for the results (:mod:`nautilus_app.results`)."""
+
+    config: VenueConfig
+    fill_model: VenueFillModel
+    liquidation: LiquidationActor | None = None
+    latency: LatencyRouter | None = None

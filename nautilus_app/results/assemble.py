@@ -36,7 +36,7 @@ from nautilus_app.venue.models import leverage_for, venue_fees
 
 if TYPE_CHECKING:
     from nautilus_app.config import BacktestConfig
-    from nautilus_app.venue.sim import VenueSim
+    from nautilus_app.run_data import VenueSim
 
 __all__ = ["BORROW_COLUMNS", "EXIT_REASONS", "RISK_COLUMNS", "add_fill_costs", "attribution", "breakdown_frame",
            "build_equity", "build_liquidations", "build_trades", "buy_and_hold", "buy_and_hold_basket",

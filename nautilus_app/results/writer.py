@@ -45,8 +45,7 @@ if TYPE_CHECKING:
     from nautilus_trader.backtest import BacktestEngine, BacktestResult
 
     from nautilus_app.config import BacktestConfig
-    from nautilus_app.run_data import DataPlan
-    from nautilus_app.venue.sim import VenueSim
+    from nautilus_app.run_data import DataPlan, VenueSim
 
 
 def write_results(
