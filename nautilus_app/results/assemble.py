@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BORROW_COLUMNS", "EXIT_REASONS", "RISK_COLUMNS", "add_fill_costs", "attribution", "breakdown_frame",
            "build_equity", "build_liquidations", "build_trades", "buy_and_hold", "buy_and_hold_basket",
-           "cost_assumptions", "daily_returns_until_wipeout", "exit_reasons", "portfolio_series", "results_digest", "risk_metrics",
+           "cost_assumptions", "equity_table", "daily_returns_until_wipeout", "exit_reasons", "portfolio_series", "results_digest", "risk_metrics",
            "traded_instruments", "venue_settings"]
 
 
@@ -367,6 +367,32 @@ def build_equity(
     return pd.Series(equity, index=index, name="equity"), start_equity
 
 
+#: the ``equity.parquet`` columns after ``ts``; the last five are :func:`portfolio_series`'s
+EQUITY_TABLE_COLUMNS = ["equity", "benchmark_equity", "drawdown", "cash", "unrealized_pnl", "margin_used",
+                        "gross_exposure", "leverage"]
+
+
+def equity_table(cfg: BacktestConfig, fills: pd.DataFrame, closes: dict[str, pd.Series], equity: pd.Series,
+                 bench: pd.Series, start_equity: float) -> pd.DataFrame:
+    """The ``equity.parquet`` frame: ``ts`` then :data:`EQUITY_TABLE_COLUMNS` at every bar close.
+
+    ``benchmark_equity = bench x start_equity``, ``drawdown = equity / running max - 1`` and the
+    :func:`portfolio_series` columns, computed in place into one float64 block (no per-column frame,
+    join or ``reset_index`` copy of the per-bar data): the same values as building them as Series.
+    """
+    block = np.empty((len(EQUITY_TABLE_COLUMNS), len(equity)))
+    eq = block[0]
+    eq[:] = equity.to_numpy(dtype=float)
+    np.multiply(bench.to_numpy(dtype=float), start_equity, out=block[1])
+    np.maximum.accumulate(eq, out=block[2])
+    np.divide(eq, block[2], out=block[2])
+    block[2] -= 1.0
+    _portfolio_into(cfg, fills, closes, equity.index, eq, block[3:])
+    frame = pd.DataFrame(block.T, columns=EQUITY_TABLE_COLUMNS, copy=False)
+    frame.insert(0, "ts", equity.index)
+    return frame
+
+
 def portfolio_series(cfg: BacktestConfig, fills: pd.DataFrame, closes: dict[str, pd.Series],
                      equity: pd.Series) -> pd.DataFrame:
     """Cash, unrealized PnL, margin used, gross exposure and leverage at every bar close (USDT).
@@ -383,11 +409,18 @@ def portfolio_series(cfg: BacktestConfig, fills: pd.DataFrame, closes: dict[str,
       leverage on its venue): initial margin at the mark;
     - ``leverage`` = ``gross_exposure / equity`` (NaN where equity <= 0).
     """
-    index = equity.index
-    gross = np.zeros(len(index))
-    upnl = np.zeros(len(index))
+    block = np.empty((5, len(equity)))
+    _portfolio_into(cfg, fills, closes, equity.index, equity.to_numpy(dtype=float), block)
+    return pd.DataFrame(block.T, columns=EQUITY_TABLE_COLUMNS[3:], index=equity.index, copy=False)
+
+
+def _portfolio_into(cfg: BacktestConfig, fills: pd.DataFrame, closes: dict[str, pd.Series], index: pd.DatetimeIndex,
+                    eq: np.ndarray, out: np.ndarray) -> None:
+    """:func:`portfolio_series`'s columns (cash, unrealized_pnl, margin_used, gross_exposure, leverage)
+    written into the rows of ``out`` (shape (5, len(index)))."""
+    out[1:4] = 0.0
+    upnl, margin, gross = out[1], out[2], out[3]
     spot_value = np.zeros(len(index))
-    margin = np.zeros(len(index))
     lev_of = {}
     for v in cfg.venues:
         for iid in closes:
@@ -430,11 +463,11 @@ def portfolio_series(cfg: BacktestConfig, fills: pd.DataFrame, closes: dict[str,
                 margin += notional / lev_of.get(iid, 1.0)
             else:
                 spot_value += np.nan_to_num(qv * px)
-    eq = equity.to_numpy()
+    positive = eq > 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        lev = np.where(eq > 0, gross / np.where(eq > 0, eq, 1.0), np.nan)
-    return pd.DataFrame({"cash": eq - spot_value - upnl, "unrealized_pnl": upnl, "margin_used": margin,
-                         "gross_exposure": gross, "leverage": lev}, index=index)
+        out[4] = np.where(positive, gross / np.where(positive, eq, 1.0), np.nan)
+    np.subtract(eq, spot_value, out=out[0])
+    out[0] -= upnl
 
 
 def buy_and_hold(close: pd.Series, taker_fee: float) -> pd.Series:

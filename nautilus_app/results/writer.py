@@ -32,7 +32,7 @@ from nautilus_app.results.assemble import (
     buy_and_hold_basket,
     cost_assumptions,
     daily_returns_until_wipeout,
-    portfolio_series,
+    equity_table,
     results_digest,
     risk_metrics,
     traded_instruments,
@@ -128,11 +128,12 @@ def write_results(
         bench, bench_by_iid = buy_and_hold_basket({iid: closes[iid] for iid in bench_iids}, taker, equity.index)
         fees_paid = float(fills["trading_fee"].sum()) if not fills.empty else 0.0
         funding_paid = -float(funding["amount"].sum()) if not funding.empty else 0.0  # paid > 0
-        portfolio = portfolio_series(cfg, fills, closes, equity)
+        # equity.parquet's frame (equity, benchmark, drawdown, portfolio columns), built in place in one block
+        equity_frame = equity_table(cfg, fills, closes, equity, bench, start_equity)
         metrics = metrics_mod.compute_metrics(
             equity, trades, fees_paid=fees_paid, funding_paid=funding_paid,
             buy_and_hold_return=float(bench.iloc[-1] - 1.0), starting_equity=start_equity,
-            leverage=portfolio["leverage"],
+            leverage=pd.Series(equity_frame["leverage"].to_numpy(), index=equity.index, copy=False),
         )
         metrics["exit_reasons"] = {r: int((trades["exit_reason"] == r).sum()) for r in EXIT_REASONS}
         metrics.update(metrics_mod.execution_costs(fills, liquidations, funding_paid=funding_paid))
@@ -149,9 +150,6 @@ def write_results(
         strategy_ids = [sid.value for sid in engine.cache.strategy_ids()]
         metrics["by_strategy"], metrics["by_instrument"] = attribution(strategy_ids, cfg, trades, borrowing, metrics,
                                                                        bench_by_iid)
-        equity_frame = pd.DataFrame({"equity": equity, "benchmark_equity": bench * start_equity})
-        equity_frame["drawdown"] = equity / equity.cummax() - 1.0
-        equity_frame = equity_frame.join(portfolio)
 
     except BaseException:
         out.abort()
@@ -172,7 +170,8 @@ def write_results(
             tables["risk_refusals"] = risk_records
         if borrowing is not None:
             tables["borrowing"] = borrowing
-        tables["equity"] = equity_frame.reset_index()
+        tables["equity"] = equity_frame
+        del equity_frame
         for name, table in tables.items():
             out.put(name, table)
         out.finish()
