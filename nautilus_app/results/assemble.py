@@ -453,9 +453,15 @@ def _portfolio_into(cfg: BacktestConfig, fills: pd.DataFrame, closes: dict[str, 
                 qs.append(q)
                 avgs.append(avg)
             state = pd.DataFrame({"q": qs, "avg": avgs}, index=g["ts"]).groupby(level=0).last()
-            state = state.reindex(index, method="ffill").fillna(0.0)
+            # state.reindex(index, method="ffill").fillna(0.0), one position array for both columns
+            at = state.index.get_indexer(index, method="ffill")
+            missing = at < 0
+            qv = state["q"].to_numpy()[at]
+            qv[missing] = 0.0
+            av = state["avg"].to_numpy()[at]
+            av[missing] = 0.0
+            del at, missing
             px = closes[iid].reindex(index, method="ffill").to_numpy()
-            qv, av = state["q"].to_numpy(), state["avg"].to_numpy()
             notional = np.nan_to_num(np.abs(qv) * px)
             gross += notional
             if "-PERP" in iid:

@@ -130,6 +130,8 @@ def write_results(
         funding_paid = -float(funding["amount"].sum()) if not funding.empty else 0.0  # paid > 0
         # equity.parquet's frame (equity, benchmark, drawdown, portfolio columns), built in place in one block
         equity_frame = equity_table(cfg, fills, closes, equity, bench, start_equity)
+        # the curve from here on is a view of the frame's column (the built series is freed)
+        equity = pd.Series(equity_frame["equity"].to_numpy(), index=equity.index, name=equity.name, copy=False)
         metrics = metrics_mod.compute_metrics(
             equity, trades, fees_paid=fees_paid, funding_paid=funding_paid,
             buy_and_hold_return=float(bench.iloc[-1] - 1.0), starting_equity=start_equity,
