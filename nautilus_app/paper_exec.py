@@ -58,7 +58,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 import redis
@@ -102,6 +102,8 @@ from nautilus_app.venue.slippage import SlippageModel
 log = logging.getLogger("nautilus_app.paper")
 
 _OPEN = ("ACCEPTED", "PARTIALLY_FILLED", "SUBMITTED")
+#: increments offered at (open, high, low, close) by a bar of 0-3 size increments (BarTickSizes::from_volume)
+_SMALL_BAR_SIZES = {0: (0, 0, 0, 0), 1: (0, 0, 0, 1), 2: (0, 1, 1, 0), 3: (1, 1, 1, 0)}
 _TYPES = {OrderType.MARKET: "MARKET", OrderType.LIMIT: "LIMIT", OrderType.STOP_MARKET: "STOP_MARKET",
           OrderType.STOP_LIMIT: "STOP_LIMIT"}
 
@@ -189,6 +191,7 @@ class StepResult:
     orders: list[dict] = field(default_factory=list)
     funding: list[dict] = field(default_factory=list)
     funding_marks: list[str] = field(default_factory=list)
+    canceled: list[dict] = field(default_factory=list)  # orders whose cancel arrived (at_arrival)
 
 
 def _d(x: Any) -> Decimal:
@@ -236,6 +239,7 @@ class SimVenue:
         self.funding_keys: set[str] = set()
         self.recent_fills: list[tuple[str, Decimal, int]] = []  # (position key, signed qty, ts): funding's position
         self.closes: dict[str, list[tuple[int, float]]] = {}  # iid -> recent (close ts, close): the market
+        self.iterated: dict[str, int] = {}  # iid -> the last command arrival time matched (at_arrival)
 
     # -- state
     def load(self, starting: dict[str, str]) -> None:
@@ -255,6 +259,8 @@ class SimVenue:
         for key, val in meta.items():
             if key.startswith("last_bar:"):
                 self.last_bar[key.split(":", 1)[1]] = json.loads(val)
+            elif key.startswith("iterated:"):
+                self.iterated[key.split(":", 1)[1]] = int(val)
         self.closes = {iid: [(int(b["ts"]), float(b["c"]))] for iid, b in self.last_bar.items()}
         self.latency_draws = int(meta.get("latency_draws", 0))
         if self.latency is not None:  # fast-forward the seeded generator to the committed draw count
@@ -435,12 +441,14 @@ class SimVenue:
 
     @staticmethod
     def _points(bar: dict, size_precision: int) -> list[tuple[float, Decimal]]:
-        """The bar as Nautilus's bar matching sees it: open, high, low, close, each offering
-        ``volume / 4`` (rounded to the size precision; the close the rest of the volume)."""
+        """The bar as Nautilus's bar matching sees it (``BarTickSizes::from_volume``): open, high, low,
+        close; with ``n`` size increments in the volume, open/high/low offer ``floor(n / 4)`` increments
+        each and the close the rest (n = 1: the close only; 2: high and low one each; 3: open, high and
+        low one each)."""
         unit = Decimal(1).scaleb(-size_precision)
-        v = Decimal(repr(bar["v"])).quantize(unit)
-        s = (v / 4).quantize(unit, rounding=ROUND_HALF_EVEN)
-        return [(bar["o"], s), (bar["h"], s), (bar["l"], s), (bar["c"], v - 3 * s)]
+        n = int((Decimal(repr(bar["v"])) / unit).to_integral_value(rounding=ROUND_DOWN))
+        sizes = _SMALL_BAR_SIZES.get(n, (n // 4, n // 4, n // 4, n - 3 * (n // 4)))
+        return [(p, k * unit) for p, k in zip((bar["o"], bar["h"], bar["l"], bar["c"]), sizes, strict=True)]
 
     def _limit_fills(self, rec: dict, bar: dict, size_precision: int) -> list[tuple[float, Decimal, str]]:
         """Nautilus's bar matching for a resting LIMIT / STOP_LIMIT (the backtest's rule for these types,
@@ -450,9 +458,11 @@ class SimVenue:
         * LIMIT buy at ``P``: each price at or below ``P`` fills up to its size, at ``P`` (at the open
           when the bar opened at or below ``P``); maker. Sell: mirrored. What is left rests.
         * STOP_LIMIT buy (trigger ``T``, limit ``P``): the first price at or above ``T`` triggers it; if
-          that price is at or below ``P`` the order trades there up to its size and the rest at ``P``
-          (taker, then maker, as a marketable limit); otherwise it rests as a limit at ``P`` (as above,
-          for the rest of the bar and later bars). Sell: mirrored.
+          that price is at or below ``P`` the order trades there up to its size (taker); what is left --
+          or the whole order when the triggering price was above ``P`` -- keeps the liquidity side
+          Nautilus gives a triggered limit (``determine_triggered_limit_liquidity``: taker unless ``T`` is
+          beyond ``P``, stored as ``liq``) and fills up to the size of each later price at or below ``P``
+          (this bar's and later bars'), at that price when taker, at ``P`` when maker. Sell: mirrored.
 
         Returns ``[(price, qty, liquidity)]``; marks a trigger in ``rec`` (``triggered``).
         """
@@ -466,18 +476,21 @@ class SimVenue:
 
         points = self._points(bar, size_precision)
         start = 0
-        if rec["type"] == "STOP_LIMIT" and not rec.get("triggered"):
+        stop_limit = rec["type"] == "STOP_LIMIT"
+        if stop_limit and not rec.get("triggered"):
             trig = float(rec["trigger"])
             for i, (p, size) in enumerate(points):
                 if (p >= trig) if buy else (p <= trig):
                     rec["triggered"] = True
                     rec["triggered_now"] = True
+                    rec["liq"] = triggered_limit_liquidity(buy, limit, trig)
                     if crosses(p):
                         q = min(leaves, size)
-                        out.append((p, q, "TAKER"))
-                        if leaves - q > 0:
-                            out.append((limit, leaves - q, "MAKER"))
-                        return [f for f in out if f[1] > 0]
+                        if rec["liq"] == "TAKER":
+                            out.append((p, q, "TAKER"))
+                        else:
+                            out.append((limit, q, "MAKER"))
+                        leaves -= q
                     start = i + 1
                     break
             else:
@@ -488,9 +501,75 @@ class SimVenue:
             if crosses(p):
                 q = min(leaves, size)
                 if q > 0:
-                    out.append((p if i == 0 else limit, q, "MAKER"))
+                    if stop_limit and rec.get("liq", "TAKER") == "TAKER":
+                        out.append((p, q, "TAKER"))
+                    else:
+                        out.append((p if i == 0 else limit, q, "MAKER"))
                     leaves -= q
-        return out
+        return [f for f in out if f[1] > 0]
+
+    def at_arrival(self, iid: str, t: int, bar: dict, last: dict, instrument: Any,
+                   order_obj: Callable[[str], Any]) -> StepResult:
+        """What Nautilus's simulated exchange does when commands arrive at ``t``, between the bar ``last``
+        (its book: the close, offering the close's size, :meth:`_points`) and ``bar``:
+
+        1. the commands arriving at ``t``: cancels (the order is open until its cancel arrives), then in
+           arrival order: a MARKET order (``next_open``) fills at
+           ``bar``'s open (slipped on ``last``'s volume), stamped ``t``; a LIMIT order marketable against
+           the close takes up to the close's size at the close (taker);
+        2. then it iterates its matching engine (``settle_venues`` -> ``iterate_matching_engines``, after
+           every batch of commands, cancels and modifies included): every open LIMIT (and triggered
+           STOP_LIMIT) that crosses the close fills up to the close's size **again** at its limit price
+           (maker), bids first (highest first), then asks (lowest first). Nautilus's book is not
+           depleted by these fills, so an order larger than the close's size fills one such piece at
+           every later arrival until the next bar.
+        """
+        res = StepResult()
+        c = float(last["c"])
+        csize = self._points(last, instrument.size_precision)[3][1]
+        for rec in sorted((r for r in self.orders.values() if r["instrument_id"] == iid and r.get("cancel_at") == t
+                           and r["status"] in _OPEN), key=lambda r: r["seq"]):
+            rec.update(status="CANCELED", ts_last=t)  # a cancel takes effect when it arrives
+            res.orders.append(rec)
+            res.canceled.append(rec)
+        arriving = sorted((r for r in self.orders.values() if r["instrument_id"] == iid and r["ts_arrival"] == t
+                           and r["status"] in _OPEN and LIQUIDATION_TAG not in r["tags"]), key=lambda r: r["seq"])
+        for rec in arriving:
+            coid = rec["client_order_id"]
+            if rec["type"] == "MARKET" and self.timing == "next_open" and t < bar["ts"]:
+                vol = last["v"] if last["ts"] <= t else 0.0
+                ref = bar["o"]
+                self._apply(res, rec, instrument, order_obj(coid), self.market_price(rec, instrument, ref, vol), ref,
+                            t, "market")
+            elif rec["type"] == "LIMIT" and not rec.get("checked_on_arrival"):
+                rec["checked_on_arrival"] = True
+                limit = float(rec["price"])
+                if (c <= limit) if rec["side"] == "BUY" else (c >= limit):
+                    q = min(_d(rec["quantity"]) - _d(rec["filled_qty"]), csize)
+                    if q > 0:
+                        self._apply(res, rec, instrument, order_obj(coid), c, c, t, "limit", "TAKER", q)
+
+        def crossing(r: dict) -> bool:
+            if r["instrument_id"] != iid or r["status"] not in _OPEN or r["ts_arrival"] > t:
+                return False
+            if r["type"] != "LIMIT" and not (r["type"] == "STOP_LIMIT" and r.get("triggered")):
+                return False
+            limit = float(r["price"])
+            return (c <= limit) if r["side"] == "BUY" else (c >= limit)
+
+        resting = [r for r in self.orders.values() if crossing(r)]
+        bids = sorted((r for r in resting if r["side"] == "BUY"), key=lambda r: (-float(r["price"]), r["seq"]))
+        asks = sorted((r for r in resting if r["side"] == "SELL"), key=lambda r: (float(r["price"]), r["seq"]))
+        for rec in bids + asks:
+            q = min(_d(rec["quantity"]) - _d(rec["filled_qty"]), csize)
+            if q > 0:
+                # a triggered stop-limit keeps its liquidity side: taker fills at the book (the close)
+                taker = rec["type"] == "STOP_LIMIT" and rec.get("liq", "TAKER") == "TAKER"
+                px = c if taker else float(rec["price"])
+                self._apply(res, rec, instrument, order_obj(rec["client_order_id"]), px, px, t,
+                            "limit" if rec["type"] == "LIMIT" else "stop_limit", "TAKER" if taker else "MAKER", q)
+        self.iterated[iid] = t
+        return res
 
     def marketable_on_arrival(self, iid: str, instrument: Any, order_obj: Callable[[str], Any],
                               new: list[str], last: dict | None) -> StepResult:
@@ -648,6 +727,8 @@ class SimVenue:
                 p.hset(b.k("positions"), key, json.dumps({"qty": str(pos.qty), "avg_px": str(pos.avg_px),
                                                           "ts_last": pos.ts_last}))
             p.hset(b.k("balance"), mapping={c: str(v) for c, v in self.balances.items()})
+        for iid, t in self.iterated.items():
+            p.hset(b.k("meta"), f"iterated:{iid}", t)
         if step is not None:
             iid, ts = step
             p.hset(b.k("steps"), iid, ts)
@@ -655,6 +736,12 @@ class SimVenue:
         if extra is not None:
             extra(p)
         p.execute()
+
+
+def triggered_limit_liquidity(buy: bool, limit: float, trigger: float) -> str:
+    """The liquidity side Nautilus gives a triggered stop-limit that rests (``determine_triggered_limit_liquidity``):
+    maker when the trigger lies beyond the limit (a buy triggered above its limit), else taker."""
+    return "MAKER" if ((trigger > limit) if buy else (trigger < limit)) else "TAKER"
 
 
 def _struct_dict(s: Any) -> dict:
@@ -777,13 +864,28 @@ class SimExecutionClient(ExecutionClient):
         self._cancel(list(self.cache.orders_open(instrument_id=command.instrument_id)))
 
     def _cancel(self, orders: list) -> None:
+        seq = self.sequencer
         for o in orders:
             if o is None:
                 continue
             rec = self.sim.orders.get(o.client_order_id.value)
-            now = self.sequencer.market_now if self.sequencer else self.clock.timestamp_ns()
+            now = seq.market_now if seq else self.clock.timestamp_ns()
             if rec is None or rec["status"] not in _OPEN:
                 self.generate_order_cancel_rejected(o, o.venue_order_id, "order not open in the paper book", now)
+                continue
+            pending = seq.cancel_at.get(rec["client_order_id"]) if seq is not None else None
+            arrival = pending.pop(0) if pending else None
+            if pending == []:
+                del seq.cancel_at[rec["client_order_id"]]
+            if arrival is None:
+                arrival = rec.get("cancel_at")  # a cancel already on its way: this one follows it
+            if arrival is not None and arrival > now and not seq.stopping:
+                # a strategy's cancel takes effect when it arrives (the sequencer's next venue step,
+                # SimVenue.at_arrival): until then the order can still fill, as in the backtest
+                if rec.get("cancel_at") is None or arrival < rec["cancel_at"]:
+                    rec["cancel_at"] = arrival
+                if rec["client_order_id"] not in self.new_orders:
+                    self.new_orders.append(rec["client_order_id"])
                 continue
             rec.update(status="CANCELED", ts_last=now)
             if rec["client_order_id"] not in self.new_orders:

@@ -92,7 +92,7 @@ def sequence_strategy(strategy: Any, session: Any, bar_type: str) -> None:
                 return None
             session.sequencer.note_sent(strategy, command.target)
         elif command.name in ("cancel_order", "modify_order"):  # the backtest's latency draws for these too
-            session.sequencer.sim.arrival(strategy.strategy_id.value, session.sequencer.market_now)
+            session.sequencer.note_command(strategy, command.name, command.order)
         return command.send()
 
     strategy.add_order_gate(gate)

@@ -16,13 +16,24 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from nautilus_trader.model import Bar, BarType, ClientOrderId, InstrumentId, OrderStatus, Price, Quantity
+from nautilus_trader.model import (
+    Bar,
+    BarType,
+    ClientOrderId,
+    InstrumentId,
+    OrderStatus,
+    Price,
+    Quantity,
+    VenueOrderId,
+)
 
 from nautilus_app.paper_exec import SimExecutionClient, SimVenue, StepResult, _denied
 from nautilus_app.paper_history import bar_record
 from nautilus_app.paper_snapshot import restore_strategy, snapshot_strategy
 
 log = logging.getLogger("nautilus_app.paper")
+
+_OPEN_STATUSES = ("ACCEPTED", "PARTIALLY_FILLED", "SUBMITTED")
 
 #: how a bar reached the strategies, stored with it in the feed (``[bar_type, close ns, o, h, l, c, v,
 #: untraded 0|1, kind]``): warm-up history before the first live bar, a live bar, or a bar missed while the
@@ -91,6 +102,10 @@ class BarSequencer:
         self.caught_up_traded = 0
         self.restarted = False
         self.funding_checked: set[str] = set()  # bar types whose missed settlements were looked up
+        self.arrivals: set[int] = set()  # arrival times of the commands sent (orders, cancels, modifies)
+        self.cancel_at: dict[str, list[int]] = {}  # client order id -> arrivals of cancels sent, not yet at the client
+        self.phase = 0  # batches of events handed to the strategies (a venue step's fills, a bar's on_bar)
+        self.cancel_phase: dict[str, int] = {}  # client order id -> the batch its (first) cancel was sent in
         self.last_ts: dict[str, int] = {}
 
     # -- input
@@ -112,6 +127,24 @@ class BarSequencer:
         arrival, drawn = self.sim.arrival(sid, self.market_now)
         self.sent_at[order.client_order_id.value] = (self.market_now, arrival, drawn)
         self.awaiting.add(order.client_order_id.value)
+        self.arrivals.add(arrival)
+
+    def note_command(self, strategy: Any, name: str, target: Any = None) -> None:
+        """A strategy sent a cancel or modify: its latency draw, and its arrival time (the venue's matching
+        engine iterates when it arrives, :meth:`SimVenue.at_arrival`; a cancel takes effect then)."""
+        coid = getattr(getattr(target, "client_order_id", None), "value", None)
+        if name == "cancel_order" and coid is not None:
+            # Nautilus sends no cancel for a closed order or one pending cancel since an earlier batch of
+            # events; a cancel sent on an event of the same batch goes out (the backtest applies the
+            # pending-cancel state after the batch): the backtest draws latency for exactly those
+            pending = target.status == OrderStatus.PENDING_CANCEL
+            if bool(target.is_closed) or (pending and self.cancel_phase.get(coid) != self.phase):
+                return
+            self.cancel_phase[coid] = self.phase
+        arrival, _drawn = self.sim.arrival(strategy.strategy_id.value, self.market_now)
+        self.arrivals.add(arrival)
+        if name == "cancel_order" and coid is not None:
+            self.cancel_at.setdefault(coid, []).append(arrival)
 
     # -- main loop
     async def run(self) -> None:
@@ -145,6 +178,7 @@ class BarSequencer:
         while not all(_running(st) for st in s.strategies) and time.monotonic() < t_end:
             await asyncio.sleep(0.01)
         feed = book.feed()
+        self.arrivals |= set(json.loads(book.meta().get("arrivals", "[]")))
         if feed:
             for rec in feed:
                 s.feed_strategies(make_bar(rec), trading=False)
@@ -249,14 +283,12 @@ class BarSequencer:
             # this bar's open (the settlement at the last processed bar's close is outside the window)
             sim.settle_funding(res, iid, bar, self.funding(iid, prev_ts - 1, rec[1] - 1))
             prev_bar = sim.last_bar.get(iid)
-            # limit orders sent on the previous bar trade at its close when they arrive (if marketable);
-            # done here, not at that bar's commit, so an order sent on a session's last bar stays open,
-            # as at the end of the backtest's data
-            arrived = sim.marketable_on_arrival(iid, inst, order_obj, [
-                c for c, r in sim.orders.items() if r["instrument_id"] == iid and r["type"] == "LIMIT"
-                and not r.get("checked_on_arrival") and r["ts_arrival"] < rec[1]], prev_bar)
-            res.fills += arrived.fills
-            res.orders += arrived.orders
+            # the commands that arrived since the previous bar, in time order (market fills at this open,
+            # marketable limits, the matching engine's iteration at each arrival; the strategies' reactions
+            # to these fills arrive in turn); done here, not at that bar's commit, so an order sent on a
+            # session's last bar stays open, as at the end of the backtest's data
+            if prev_bar is not None:
+                await self._between_bars(iid, bar, prev_bar, inst, order_obj, res)
             seen: set[str] = set()
             opened = sim.fills_at_open(iid, bar, inst, order_obj, seen)
             res.fills += opened.fills
@@ -304,6 +336,7 @@ class BarSequencer:
         bar_obj = make_bar(rec)
         if hasattr(s, "publish_bar"):
             await s.publish_bar(bar_obj)
+        self.phase += 1
         s.feed_strategies(bar_obj, trading=live)
         # 3. the orders they sent reach the venue; same_close fills
         await self._await_orders(sorted(self.awaiting))
@@ -314,8 +347,12 @@ class BarSequencer:
         states = {st.strategy_id.value: json.dumps(snapshot_strategy(st)) for st in s.strategies}
         book = sim.book
 
+        lo = min(sim.last_bar[i]["ts"] for i in sim.last_bar) if sim.last_bar else 0
+        self.arrivals = {t for t in self.arrivals if t > lo}
+
         def extra(p: Any) -> None:
             p.rpush(book.k("feed"), json.dumps([*rec[:7], 0 if live else 1, kind]))
+            p.hset(book.k("meta"), "arrivals", json.dumps(sorted(self.arrivals)))
             if states:
                 p.hset(book.k("strategies"), mapping=states)
             p.hset(book.k("meta"), mapping={"latency_draws": sim.latency_draws,
@@ -330,9 +367,43 @@ class BarSequencer:
         self.processed += 1
         s.on_bar_processed(rec, live)
 
+    async def _between_bars(self, iid: str, bar: dict, prev_bar: dict, inst: Any, order_obj: Callable[[str], Any],
+                            step: StepResult) -> None:
+        """Every command arrival between ``prev_bar``'s close and ``bar``'s, in time order, as Nautilus's
+        simulated exchange (:meth:`SimVenue.at_arrival`): each batch's fills are written, emitted and
+        awaited in Nautilus's cache, and the orders the strategies send on them join the arrivals. The
+        funding of ``step`` (settled before) is written with the first batch."""
+        sim, client = self.sim, self.client
+        assert client is not None
+        lo = max(prev_bar["ts"], sim.iterated.get(iid, prev_bar["ts"]))
+        while not self.stopping:
+            # (arrival times of stored orders too: a restart, or orders sent outside the strategies' path)
+            known = self.arrivals | {int(r["ts_arrival"]) for r in sim.orders.values()
+                                     if r["instrument_id"] == iid and r["status"] in _OPEN_STATUSES}
+            due = sorted(t for t in known if lo < t < bar["ts"])
+            if not due:
+                break
+            t = lo = due[0]
+            res = sim.at_arrival(iid, t, bar, prev_bar, inst, order_obj)
+            if step.funding:  # the settlement before (its position is the one before these fills)
+                res.funding, res.funding_marks = step.funding + res.funding, step.funding_marks + res.funding_marks
+                s_funding, step.funding, step.funding_marks = step.funding, [], []
+                self.session.record_funding(s_funding)
+            sim.write(res)
+            self.phase += 1
+            for rec in res.canceled:
+                order = order_obj(rec["client_order_id"])
+                if order is not None:
+                    client.generate_order_canceled(order, VenueOrderId(rec["venue_order_id"]), t)
+            if res.fills:
+                await self._reacted(res, client.emit(res))
+            if res.fills or res.canceled:
+                await self._await_orders(sorted(self.awaiting))
+
     async def _reacted(self, res: StepResult, filled: list[str]) -> None:
         """Until Nautilus applied the fills of ``res``; orders the strategies send on them count as sent at
         the (last) fill's time."""
+        self.phase += 1
         if res.fills:
             self.market_now = max(int(f["ts"]) for f in res.fills)
         await self._await_applied(filled, self.client.publish_account())
