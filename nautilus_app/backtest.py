@@ -422,6 +422,9 @@ def build_engine(cfg: BacktestConfig, plan: DataPlan, data: DataChunks | list[An
     for strategy in strategies:
         if getattr(strategy, "signal_kind", False):
             strategy.late_data_ts = frozenset(late.get(strategy.instrument_id.venue.value, ()))
+    for name, sim in sims.items():  # the liquidation schedule is rescanned at funding / mark rows
+        if sim.liquidation is not None:
+            sim.liquidation.event_ts = np.array(sorted(late.get(name, ())), dtype=np.int64)
     for strategy in strategies:
         engine.add_strategy(strategy)
     for sim in sims.values():

@@ -158,9 +158,13 @@ class VenueFillModel(FillModel):
         self.records: list[tuple] = []
         #: client order id -> price of an immediate liquidation (market order), set by the liquidation actor
         self.liquidation_prices: dict[str, float] = {}
+        #: calls of :meth:`get_orderbook_for_fill_simulation` (every fill Nautilus simulates asks first):
+        #: the liquidation actor rescans its schedule when this moved
+        self.fill_calls = 0
 
     def get_orderbook_for_fill_simulation(self, instrument: Any, order: Any, best_bid: Any = None,
                                           best_ask: Any = None) -> OrderBook | None:
+        self.fill_calls += 1
         s = self.series.get(instrument.id.value)
         if s is None or not len(s) or self.clock is None:
             return None

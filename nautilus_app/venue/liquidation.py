@@ -27,6 +27,20 @@ enters on the bar before it is checked):
 3. So the close is a normal fill of the strategy's own order: the strategy receives the order
    events, ``on_order_filled`` and ``on_position_closed``; results count it as a liquidation.
 
+The check of step 1-2 is not run on every bar: the wallet and every position change only at fills
+(the venue fill model counts them: ``VenueFillModel.fill_calls``) and funding settlements (the
+venue's non-bar data rows, :attr:`LiquidationActor.event_ts`), so after each check the actor scans
+the bar arrays, vectorised (:meth:`LiquidationActor._schedule`), for the first bar on which the check
+could act with the state as it is (isolated: a constant ``LP`` per position; cross: ``LP`` as a
+function of the other positions' marks, on the shared bar timeline), capped at the next funding
+row, and skips the bars before it unless a fill happened or a liquidation order is pending. The
+scan repeats the check's float operations and compares with a small slack, so it never skips a bar
+the check acts on: results are those of the check on every bar (``LiquidationActor.schedule =
+False``; tests/test_liquidation_schedule.py, and ``verify`` runs both). The bars still reach the
+actor (a Python call per bar, returning at once): an alert cannot stand in for the subscription,
+because the check must run right after the strategies' handling of the bar, before later data at
+the same time (other instruments' bars, funding rows), as it does today.
+
 Equivalent to a resting reduce-only stop kept at ``LP`` and updated whenever margin, brackets or
 (cross) other positions change, except that the order exists only for the one bar in which it
 fires, so strategies never see an unexplained resting order. Simplifications (docs/simulation.md):
@@ -100,6 +114,12 @@ class LiquidationActor(DataActor):
         actor_id: Unique actor id.
     """
 
+    #: False: run the per-bar check on every bar (the reference the schedule is tested against)
+    schedule = True
+    #: tests: also run the per-bar check on the bars the schedule skips and record in :attr:`missed`
+    #: those it acts on (there must be none)
+    verify = False
+
     def __new__(cls, *args: Any, **kwargs: Any) -> LiquidationActor:
         return super().__new__(cls)
 
@@ -130,6 +150,16 @@ class LiquidationActor(DataActor):
         #: run the same check there (check_bar)
         self.scheduled = scheduled
         self._close_nd: dict[str, Any] = {}
+        #: bar-subscribed mode: close times (UTC ns, sorted int64 array) of the venue's non-bar data
+        #: (funding rows, mark prices; set by the runner): a funding settlement changes the wallet
+        self.event_ts: Any = None
+        self._next_ts = 0  # bars closing before this cannot be acted on (unless a fill happened)
+        self._fills_seen = -1  # fill_model.fill_calls at the last scan
+        self.checks = 0  # per-bar checks actually run
+        self.scans = 0
+        self.missed: list[tuple[str, int]] = []  # verify mode: bars the schedule skipped yet the check acted on
+        self._chunk = 64  # bars the next scan covers per instrument
+        self._bracket_np: dict[str, tuple[Any, Any, Any]] = {}
 
     def on_start(self) -> None:
         for bt in self._bar_types:
@@ -160,7 +190,135 @@ class LiquidationActor(DataActor):
     # ---- per bar ---------------------------------------------------------------------------
     def on_bar(self, bar: Any) -> None:
         self.bars_seen += 1
-        self._check(bar.bar_type.instrument_id, bar.ts_event, bar.close.as_double())
+        t = bar.ts_event
+        fm = self.fill_model
+        if fm is not None and self.schedule and t < self._next_ts and not self._pending and fm.fill_calls == self._fills_seen:
+            # nothing changed since the last scan and no bar before _next_ts can reach a liquidation price
+            if self.verify:
+                n = len(self.records)
+                self._check(bar.bar_type.instrument_id, t, bar.close.as_double())
+                if len(self.records) != n:
+                    self.missed.append((bar.bar_type.instrument_id.value, t))
+            return
+        self.checks += 1
+        self._check(bar.bar_type.instrument_id, t, bar.close.as_double())
+        if fm is not None and self.schedule:
+            self._schedule(t)
+
+    # ---- the schedule (bar-subscribed mode) -------------------------------------------------
+    def _schedule(self, t: int) -> None:
+        """Set :attr:`_next_ts`: the first close time ``>= t`` at which the per-bar check could act with
+        the state as it is now (positions, wallet), capped at the venue's next funding/mark row ``>= t``.
+
+        Between fills (seen through the fill model's call counter) and funding settlements the wallet
+        and every position are constant, so each position's liquidation price is a function of the
+        other positions' marks only (cross) or a constant (isolated): a vectorised scan of the bar
+        arrays finds the first bar whose close, or whose next bar's low (long) / high (short), reaches
+        it. The scan computes the liquidation price with the same float operations, in the same order,
+        as :meth:`_check` and compares with a small slack, so it never skips a bar the check acts on;
+        bars at ``t`` itself are always included (other instruments' bars at ``t`` may come later).
+        The scan covers a window of bars that starts small after a fill (the next fill usually comes
+        soon) and grows 4x at each rescan without one; the check runs again at the window's end."""
+        import numpy as np
+
+        self.scans += 1
+        fills = self.fill_model.fill_calls
+        self._chunk = 64 if fills != self._fills_seen else min(self._chunk * 4, 1 << 20)
+        self._fills_seen = fills
+        horizon = np.iinfo(np.int64).max
+        ev = self.event_ts
+        if ev is not None and len(ev):
+            j = int(np.searchsorted(ev, t, side="left"))
+            if j < len(ev):
+                horizon = int(ev[j])
+        venue_positions = self.cache.positions_open(venue=Venue(self.venue_name))
+        first = horizon
+        by_iid: dict[str, list[Any]] = {}
+        for p in venue_positions:
+            if p.side != PositionSide.FLAT:
+                by_iid.setdefault(p.instrument_id.value, []).append(p)
+        if not by_iid:
+            self._next_ts = first
+            return
+        wb_cross = self._wallet_balance(venue_positions) if self.margin_mode == "cross" else 0.0
+        for iid, positions in by_iid.items():
+            s = self.series.get(iid)
+            if s is None or len(s) < 2:
+                continue
+            lo = int(np.searchsorted(s.ts, t, side="left"))
+            hi = min(len(s) - 2, int(np.searchsorted(s.ts, first, side="right")) - 1)
+            if lo > hi:
+                continue
+            end = min(hi, lo + self._chunk - 1)
+            nd = self._close_nd.get(iid)
+            if nd is None:
+                nd = self._close_nd[iid] = _nautilus_doubles(s.close, self._instruments[iid].price_precision)
+            n = self._first_hit(iid, s, nd, positions, venue_positions, wb_cross, lo, end)
+            if n is not None:
+                first = min(first, int(s.ts[n]))
+            elif end < hi:  # not scanned beyond ``end``: check (and rescan) at the next bar
+                first = min(first, int(s.ts[end + 1]))
+        self._next_ts = first
+
+    def _bracket_arrays(self, iid: str) -> tuple[Any, Any, Any]:
+        arrays = self._bracket_np.get(iid)
+        if arrays is None:
+            import numpy as np
+
+            table = self.brackets[iid]
+            arrays = self._bracket_np[iid] = (np.array([b.cap for b in table]), np.array([b.mmr for b in table]),
+                                              np.array([b.cum for b in table]))
+        return arrays
+
+    def _first_hit(self, iid: str, s: BarSeries, nd: Any, positions: list[Any], venue_positions: list[Any],
+                   wb_cross: float, lo: int, end: int) -> int | None:
+        """First index in ``[lo, end]`` of ``iid``'s bars at which :meth:`_check` could act on one of
+        ``positions`` (None: none)."""
+        import numpy as np
+
+        cross = self.margin_mode == "cross"
+        ts = s.ts[lo:end + 1]
+        close_now = nd[lo:end + 1]
+        low_next = s.low[lo + 1:end + 2]
+        high_next = s.high[lo + 1:end + 2]
+        brackets = self.brackets[iid]
+        hit = np.zeros(len(ts), dtype=bool)
+        marks: dict[str, tuple[Any, Any]] = {}  # instrument -> (mark at each bar, has a mark)
+        zeros = np.zeros(len(ts))
+        for p in positions:
+            side = 1 if p.side == PositionSide.LONG else -1
+            qty = p.quantity.as_double()
+            entry = p.avg_px_open
+            other_mm = other_upnl = zeros
+            if cross:
+                wb = wb_cross
+                for o in venue_positions:
+                    if o.id == p.id:
+                        continue
+                    o_iid = o.instrument_id.value
+                    if o_iid not in marks:
+                        os_ = self.series[o_iid]
+                        jm = np.searchsorted(os_.ts, ts, side="right") - 1
+                        marks[o_iid] = (os_.close[np.maximum(jm, 0)], jm >= 0)
+                    mark, ok = marks[o_iid]
+                    o_qty = o.signed_qty
+                    notional = np.abs(o_qty * mark)
+                    caps, mmrs, cums = self._bracket_arrays(o_iid)
+                    bi = np.minimum(np.searchsorted(caps, notional, side="right"), len(caps) - 1)
+                    mm = notional * mmrs[bi] - cums[bi]
+                    other_mm = np.where(ok, other_mm + mm, other_mm)
+                    other_upnl = np.where(ok, other_upnl + (mark - o.avg_px_open) * o_qty, other_upnl)
+            else:
+                wb = isolated_margin(qty, entry, self.leverages[iid])
+            lp = _liquidation_prices(side, qty, entry, wb, brackets, other_mm, other_upnl)
+            slack = 1e-9 * np.abs(lp) + 1e-9
+            if side == 1:
+                h = (lp > 0.0) & ((close_now <= lp + slack) | (low_next <= lp + slack))
+            else:
+                h = (lp > 0.0) & ((close_now >= lp - slack) | (high_next >= lp - slack))
+            hit |= h
+        found = np.flatnonzero(hit)
+        return lo + int(found[0]) if len(found) else None
 
     def _check(self, iid: Any, t: int, close: float) -> None:
         """The check after the strategies handled the bar of ``iid`` closing at ``t`` (``close`` as
@@ -323,3 +481,39 @@ class LiquidationActor(DataActor):
         nd = self._close_nd.get(iid.value)
         close = float(nd[i]) if nd is not None else float(s.close[i])
         self._check(iid, int(s.ts[i]), close)
+
+
+def _nautilus_doubles(values: Any, precision: int) -> Any:
+    from strategies.signals import nautilus_doubles
+
+    return nautilus_doubles(values, precision)
+
+
+def _liquidation_prices(side: int, qty: float, entry: float, wallet_balance: float, brackets: tuple[Bracket, ...],
+                        other_maintenance: Any, other_unrealized_pnl: Any) -> Any:
+    """:func:`~nautilus_app.venue.margin.liquidation_price` for arrays of ``other_maintenance`` /
+    ``other_unrealized_pnl`` (same float operations in the same order, element by element)."""
+    import numpy as np
+
+    from nautilus_app.core.brackets import bracket_for_notional
+
+    out = np.full(len(other_maintenance), np.nan)
+    todo = np.ones(len(out), dtype=bool)
+    default = brackets.index(bracket_for_notional(brackets, qty * entry))
+    base = wallet_balance - other_maintenance + other_unrealized_pnl
+    sqe = side * qty * entry
+    for k, b in enumerate(brackets):
+        denom = qty * b.mmr - side * qty
+        lp = (base + b.cum - sqe) / denom
+        lp[lp <= 0] = 0.0
+        notional = lp * qty
+        ok = todo & (b.floor <= notional) & (notional < b.cap)
+        out[ok] = lp[ok]
+        todo &= ~ok
+        if not todo.any():
+            return out
+        if k == default:
+            fallback = lp
+    # no bracket is self-consistent (only at the table's edge): the bracket of the entry notional
+    out[todo] = fallback[todo]
+    return out
