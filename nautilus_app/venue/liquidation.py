@@ -202,7 +202,7 @@ class LiquidationActor(DataActor):
             return
         self.checks += 1
         self._check(bar.bar_type.instrument_id, t, bar.close.as_double())
-        if fm is not None and self.schedule:
+        if fm is not None and self.schedule and self.event_ts is not None:  # without event_ts: check every bar
             self._schedule(t)
 
     # ---- the schedule (bar-subscribed mode) -------------------------------------------------
