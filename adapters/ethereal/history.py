@@ -94,7 +94,7 @@ def import_ethereal_history(
 
     ``interval`` is one of :data:`RESOLUTIONS`; ``kinds`` a subset of :data:`KINDS`.
     ``settlement_currency``: quote/settlement currency of the catalog instruments. ``USDT`` by
-    default because backtest results (``nautilus_app/results.py``) value everything in USDT; the
+    default because backtest results (``nautilus_app/results/``) value everything in USDT; the
     live clients use ``USDE``. Returns the
     :class:`catalog.writer.ImportReport`. Raises :class:`DataImportError` for bad arguments, venue
     errors or malformed rows (nothing of a failed series is written).
