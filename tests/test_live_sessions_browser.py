@@ -68,7 +68,9 @@ def test_sessions_page_lists_paper_and_running_live_session(tmp_path: Path) -> N
     (tmp_path / "live").mkdir()
     cfg = write_config(tmp_path / "live", srv, "2:BUY:0.100; 3:BUY:1.000", limits="max_order_notional = 1000.0",
                        receiver=recv)
-    proc = subprocess.Popen(live_cmd(cfg, results, "--max-seconds", "120", "--run-id", "live-session"),
+    # the session must outlive a slow browser start under load (a 120 s cap ended it, closing its position, in a
+    # fresh-clone run); the finally block stops it with `live stop`
+    proc = subprocess.Popen(live_cmd(cfg, results, "--max-seconds", "600", "--run-id", "live-session"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=live_env(), cwd=REPO_ROOT)
     catalog = tmp_path / "catalog"
     catalog.mkdir()
