@@ -505,23 +505,15 @@ class BinanceReplayServer:
         """Binance ``GET /fapi/v1/markPriceKlines``: closed mark-price klines up to the replay clock. The
         replayed mark is the trade kline's price (the ``markPrice`` stream sends its close), so the mark
         klines are the klines' open/high/low/close with no volume."""
-        from aiohttp import web
-
-        self._log(request)
-        q = request.query
-        sym = q.get("symbol", "").upper()
-        if sym not in self.klines or q.get("interval") != self.interval:
-            return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
-        now = self.replay_time_ms
-        start = int(q.get("startTime", 0))
-        end = int(q.get("endTime", now))
-        limit = min(int(q.get("limit", 500)), 1500)
-        rows = [[k.open_time, k.open, k.high, k.low, k.close, "0", k.close_time, "0", 0, "0", "0", "0"]
-                for k in self.klines[sym] if k.close_time < now and start <= k.open_time <= end]
-        rows = rows[:limit] if "startTime" in q else rows[-limit:]
-        return web.json_response(rows)
+        return self._closed_klines(request, lambda k: [k.open_time, k.open, k.high, k.low, k.close, "0",
+                                                       k.close_time, "0", 0, "0", "0", "0"])
 
     async def _rest_klines(self, request):  # noqa: ANN001, ANN202
+        return self._closed_klines(request, lambda k: k.rest_row())
+
+    def _closed_klines(self, request, row):  # noqa: ANN001, ANN202
+        """Klines closed before the replay clock, as Binance's kline endpoints page them (``startTime`` ..
+        ``endTime``, ``limit`` at most 1500: the first rows after a start, else the latest), each by ``row``."""
         from aiohttp import web
 
         self._log(request)
@@ -533,8 +525,7 @@ class BinanceReplayServer:
         start = int(q.get("startTime", 0))
         end = int(q.get("endTime", now))
         limit = min(int(q.get("limit", 500)), 1500)
-        rows = [k.rest_row() for k in self.klines[sym]
-                if k.close_time < now and start <= k.open_time <= end]
+        rows = [row(k) for k in self.klines[sym] if k.close_time < now and start <= k.open_time <= end]
         rows = rows[:limit] if "startTime" in q else rows[-limit:]
         return web.json_response(rows)
 
