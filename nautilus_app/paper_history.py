@@ -27,6 +27,7 @@ from typing import Any
 
 from nautilus_trader.model import BarType
 
+from nautilus_app.core.instruments import INTERVALS
 from nautilus_app.paper_events import event as _event
 
 
@@ -36,8 +37,7 @@ def bar_record(bar_type: str, ts: int, bar: Any) -> list:
 
 
 #: Binance's REST kline interval names and their length in ms
-KLINE_INTERVALS_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
-                      "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "8h": 28_800_000, "1d": 86_400_000}
+KLINE_INTERVALS_MS = {k: ns // 1_000_000 for k, (_, _, ns) in INTERVALS.items()}
 
 
 def _http_json(url: str, timeout: float = 10.0) -> Any:

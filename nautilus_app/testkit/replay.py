@@ -51,11 +51,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from nautilus_app.core import paths
+from nautilus_app.core.instruments import INTERVALS
 
 log = logging.getLogger(__name__)
 
-INTERVAL_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
-               "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "8h": 28_800_000, "1d": 86_400_000}
+INTERVAL_MS = {k: ns // 1_000_000 for k, (_, _, ns) in INTERVALS.items()}
 
 
 @dataclass(frozen=True)
