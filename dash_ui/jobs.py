@@ -190,6 +190,9 @@ class JobRunner:
         self.jobs: dict[str, Job] = {}
         self._q: queue.Queue[str] = queue.Queue()
         self._lock = threading.Lock()
+        # one job file write at a time: cancel (caller's thread) and the worker thread may save the same
+        # job at once, and both write through the same temp path
+        self._save_lock = threading.Lock()
         self._procs: dict[str, subprocess.Popen] = {}
         self._threads = [threading.Thread(target=self._loop, daemon=True, name=f"backtest-worker-{i}")
                          for i in range(max_parallel)]
@@ -299,9 +302,11 @@ class JobRunner:
                 proc.kill()
 
     def _save(self, job: Job) -> None:
-        tmp = self.jobs_dir / f".{job.id}.json.tmp"
-        tmp.write_text(json.dumps(job.to_dict(), indent=2, default=str))
-        os.replace(tmp, self.jobs_dir / f"{job.id}.json")
+        """Write the job's current state to ``.jobs/<id>.json`` atomically (temp file, then rename)."""
+        with self._save_lock:
+            tmp = self.jobs_dir / f".{job.id}.json.tmp"
+            tmp.write_text(json.dumps(job.to_dict(), indent=2, default=str))
+            os.replace(tmp, self.jobs_dir / f"{job.id}.json")
 
     def _loop(self) -> None:
         while True:
