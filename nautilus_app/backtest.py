@@ -47,13 +47,14 @@ from nautilus_trader.persistence import ParquetDataCatalog
 from catalog.bar_stores import open_bar_store
 from catalog.inventory import bar_interval_ns
 from catalog.reader import bar_store, read_columns, row_stats
-from nautilus_app import plotting
+from nautilus_app import plotting, signal_feed
 from nautilus_app import results as results_mod
 from nautilus_app.config import BacktestConfig, VenueConfig
 from nautilus_app.core.instruments import brackets_for
 from nautilus_app.coverage import CoverageError, bar_coverage, check_coverage
 from nautilus_app.progress import ProgressActor, ProgressSink
 from nautilus_app.run_data import DataPlan, RunData, VenueSim
+from nautilus_app.signal_feed import SignalFeed
 from nautilus_app.venue.fees import make_fee_model
 from nautilus_app.venue.fill_timing import BarSeries, VenueFillModel
 from nautilus_app.venue.latency import LatencyDraws, LatencyRouter
@@ -441,13 +442,17 @@ def build_engine(cfg: BacktestConfig, plan: DataPlan, data: DataChunks | list[An
     return engine, sims, strategies
 
 
-def run_engine(engine: BacktestEngine, data: DataChunks | list[Any], run_id: str | None = None) -> None:
+def run_engine(engine: BacktestEngine, data: DataChunks | SignalFeed | list[Any], run_id: str | None = None) -> None:
     """Run a :func:`build_engine` engine over ``data``.
 
     :class:`DataChunks` go through Nautilus's streaming mode, one time window at a time (add, run,
     clear; then ``end``): the same processing as one run over all of it (same orders, fills and
-    iteration count) in a fraction of the memory. A list was added by :func:`build_engine`: one run.
+    iteration count) in a fraction of the memory. A :class:`~nautilus_app.signal_feed.SignalFeed` feeds
+    only the bars at which something can happen, event by event. A list was added by :func:`build_engine`: one run.
     """
+    if isinstance(data, SignalFeed):
+        data.run(engine, run_id)
+        return
     if not isinstance(data, DataChunks):
         engine.run(run_config_id=run_id)
         return
@@ -509,12 +514,17 @@ def run_backtest(
     try:
         engine.add_actor(ProgressActor(plan.first_ns, plan.last_ns, enabled=progress))
         plotting.attach(engine, _strategies)  # plot_config series recorded during the run (nautilus_app/plotting.py)
+        feed: DataChunks | SignalFeed = data
+        actors = [sim.liquidation for sim in sims.values() if sim.liquidation is not None]
+        if cfg.feed == "auto" and signal_feed.eligible(_strategies, actors):
+            feed = signal_feed.build_feed(plan, run, engine, _strategies, actors, data.other)
         try:
-            run_engine(engine, data, run_id)
+            run_engine(engine, feed, run_id)
         except RuntimeError as e:
             raise BacktestFailed(f"run {run_id}: the engine stopped with an error: {e}") from e
-        expected = len(data)
-        del data
+        expected = len(feed)
+        feed_kind = "events" if isinstance(feed, SignalFeed) else "every_bar"
+        del data, feed
         engine_seconds = time.perf_counter() - t0
         result = engine.get_result()
         for sim in sims.values():  # per-bar lookups only the run needed (the peak is results writing)
@@ -535,7 +545,7 @@ def run_backtest(
                 raise BacktestFailed(f"run {run_id}: the liquidation actor of venue {name} received no bars")
         path, metrics = results_mod.write_results(
             engine, result, cfg, run_id, plan, sims, run_data=run,
-            results_root=results_root, config_text=config_text, engine_seconds=engine_seconds,
+            results_root=results_root, config_text=config_text, engine_seconds=engine_seconds, feed=feed_kind,
         )
     finally:
         engine.dispose()

@@ -48,7 +48,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from nautilus_trader.model import InstrumentId, OrderSide, PositionSide, Price, TimeInForce
+from nautilus_trader.model import InstrumentId, OrderSide, OrderType, PositionSide, Price, TimeInForce
 
 from strategies.base import BarStrategy
 
@@ -259,6 +259,13 @@ class SignalStrategy(BarStrategy):
             self.clock.set_time_alert_ns(f"pre-{i}", t - 1, self._on_pre_alert)
         self.clock.set_time_alert_ns(f"sig-{i}", t, self._on_alert)
 
+    def next_wake_ts(self) -> int | None:
+        """Close time (UTC ns) of the earliest bar this strategy is armed to act on (None: none armed).
+        The event-by-event feed (nautilus_app/signal_feed.py) makes sure that bar reaches the engine."""
+        if not self._armed:
+            return None
+        return self._ts_list[min(self._armed)]
+
     def _on_pre_alert(self, event: Any) -> None:
         """1 ns before a bar that shares its time with mark prices / funding: the unrealized PnL the
         event-driven strategy would still see on that bar."""
@@ -342,14 +349,22 @@ class SignalStrategy(BarStrategy):
         self._act(i, self._side)
         # the venue's liquidation check of this bar, after the strategy (as the per-bar actor runs)
         if self.liquidation is not None and self.liquidation.first_check_index(self, i, i) == i:
+            n = len(self.liquidation.records)
             self.liquidation.check_bar(self, i)
+            if len(self.liquidation.records) > n:
+                # a liquidation stop, triggered by the next bar: wake there (the order is only accepted
+                # after this callback, so _schedule_after cannot see it yet)
+                self._wake(i + 1)
         self._schedule_after(i)
         self._pre.pop(i, None)
 
     def on_order_filled(self, event: Any) -> None:
         super().on_order_filled(event)
         if self._series is not None and not self._in_alert:  # a liquidation, an order the latency model released
-            self._wake(bisect.bisect_right(self._ts_list, event.ts_event))
+            if event.order_type == OrderType.MARKET:  # filled when the command was processed: next bar's on_bar
+                self._wake(bisect.bisect_right(self._ts_list, event.ts_event))
+            else:  # a resting order triggered while Nautilus matched the bar closing now: this bar's on_bar
+                self._wake(bisect.bisect_left(self._ts_list, event.ts_event))
 
     # ---- the rules --------------------------------------------------------------------------
     def _act(self, i: int, side: PositionSide) -> None:

@@ -60,8 +60,12 @@ def write_results(
     config_text: str | None = None,
     engine_seconds: float = 0.0,
     run_data: Any = None,
+    feed: str = "every_bar",
 ) -> tuple[Path, dict]:
     """Collect reports from the engine, compute equity, costs and metrics, write the folder atomically.
+
+    ``feed``: how the engine was fed (``"every_bar"`` or ``"events"``, :mod:`nautilus_app.signal_feed`), kept
+    in ``run.json``.
 
     Returns:
         (final folder path, metrics dict).
@@ -187,10 +191,14 @@ def write_results(
             "config_digest": cfg.digest(),
             "nautilus_trader": nautilus_trader.__version__,
             "iterations": result.iterations,
+            # every bar, funding row and mark price of the run; "events": only those at which something could
+            # happen went through the engine (nautilus_app/signal_feed.py), iterations counts them
+            "data_points": plan.expected_iterations,
+            "feed": feed,
             "orders": result.total_orders,
             "positions": result.total_positions,
             "engine_seconds": round(engine_seconds, 3),
-            "bars_per_second": round(result.iterations / engine_seconds) if engine_seconds else None,
+            "bars_per_second": round(plan.expected_iterations / engine_seconds) if engine_seconds else None,
             "first_bar": str(pd.Timestamp(plan.first_ns, unit="ns", tz="UTC")),
             "last_bar": str(pd.Timestamp(plan.last_ns, unit="ns", tz="UTC")),
             "funding_instruments": plan.funding_instruments,

@@ -205,6 +205,17 @@ class LiquidationActor(DataActor):
         if fm is not None and self.schedule and self.event_ts is not None:  # without event_ts: check every bar
             self._schedule(t)
 
+    def next_check_ts(self, after: int, next_bar_after: Any) -> int | None:
+        """Close time (UTC ns) of the first bar after ``after`` on which :meth:`on_bar` would run the check
+        (the event-by-event feed of vectorised-signals runs, nautilus_app/signal_feed.py, feeds it):
+        the next bar after a fill, while a liquidation order is pending, or without a schedule; else the
+        first bar at or after the scheduled time. ``next_bar_after(t)`` gives the first bar close ``> t``."""
+        fm = self.fill_model
+        if (fm is None or not self.schedule or self.event_ts is None or self._pending
+                or fm.fill_calls != self._fills_seen):
+            return next_bar_after(after)
+        return next_bar_after(max(self._next_ts, after + 1) - 1)
+
     # ---- the schedule (bar-subscribed mode) -------------------------------------------------
     def _schedule(self, t: int) -> None:
         """Set :attr:`_next_ts`: the first close time ``>= t`` at which the per-bar check could act with
