@@ -75,6 +75,9 @@ class BacktestOutcome:
         results_path: ``results/<run_id>/``, complete (written atomically).
         metrics: The content of ``metrics.json``.
         iterations: Data points the engine processed (bars + funding + mark updates).
+        data_points: Data points of the run (bars + funding + mark updates); more than ``iterations`` when
+            only the bars at which something could happen were fed (``feed == "events"``).
+        feed: ``"every_bar"`` or ``"events"`` (:mod:`nautilus_app.signal_feed`).
         orders: Orders submitted.
         engine_seconds: Wall seconds to load the data and run the engine.
         total_seconds: Wall seconds for the whole call, results included.
@@ -89,6 +92,8 @@ class BacktestOutcome:
     engine_seconds: float
     total_seconds: float
     coverage: list[dict] = field(default_factory=list)
+    data_points: int = 0
+    feed: str = "every_bar"
 
 
 def make_run_id(cfg: BacktestConfig) -> str:
@@ -552,5 +557,5 @@ def run_backtest(
     return BacktestOutcome(
         run_id=run_id, results_path=path, metrics=metrics, iterations=result.iterations,
         orders=result.total_orders, engine_seconds=engine_seconds, total_seconds=time.perf_counter() - t0,
-        coverage=plan.coverage,
+        coverage=plan.coverage, data_points=plan.expected_iterations, feed=feed_kind,
     )

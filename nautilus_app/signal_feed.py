@@ -36,6 +36,7 @@ turns it off.
 from __future__ import annotations
 
 import bisect
+from array import array
 from typing import Any
 
 import numpy as np
@@ -74,6 +75,7 @@ class RawBars:
         keep = np.append(ts[1:] != ts[:-1], True) if len(ts) else np.array([], bool)
         rows = order[keep]
         self.ts = ts[keep]
+        self._ts = array("q", self.ts.tobytes())  # bisect on it gives Python ints without numpy's per-call cost
         self._words = {}
         for c in ("open", "high", "low", "close", "volume"):
             col = table.column(c).combine_chunks() if len(table) else pa.array([], pa.decimal128(38, 16))
@@ -94,9 +96,9 @@ class RawBars:
                    Price.from_raw(raw("low", i), pp), Price.from_raw(raw("close", i), pp),
                    Quantity.from_raw(raw("volume", i), self.sp), t, t)
 
-    def last_at_or_before(self, t: int) -> int:
-        """Index of the last bar closing at or before ``t`` (-1: none)."""
-        return int(np.searchsorted(self.ts, t, side="right")) - 1
+    def last_at_or_before(self, t: int, lo: int = 0) -> int:
+        """Index of the last bar closing at or before ``t`` (-1: none); ``lo``: no earlier bar qualifies."""
+        return bisect.bisect_right(self._ts, t, lo) - 1
 
 
 def eligible(strategies: list[Any], liquidation_actors: list[Any]) -> bool:
@@ -119,7 +121,7 @@ class SignalFeed:
             ones are driven by their strategies.
 
     ``len()`` is the number of data points fed so far (the engine's iteration count at the end);
-    :attr:`bars_fed` and :attr:`steps` count bars and engine steps.
+    :attr:`steps` counts engine steps.
     """
 
     def __init__(self, bars: list[RawBars], other: list[Any], strategies: list[Any],
@@ -130,7 +132,6 @@ class SignalFeed:
         self.strategies = strategies
         self.actors = [a for a in liquidation_actors if not getattr(a, "scheduled", False)]
         self.count = 0
-        self.bars_fed = 0
         self.steps = 0
         self._fed = [-1] * len(bars)
         self._rank = {b.bar_type: k for k, b in enumerate(bars)}
@@ -164,7 +165,7 @@ class SignalFeed:
 
     def _bars_up_to(self, t: int, out: list[Any]) -> None:
         for k, b in enumerate(self.bars):
-            j = b.last_at_or_before(t)
+            j = b.last_at_or_before(t, max(self._fed[k], 0))
             if j > self._fed[k]:
                 out.append(b.bar(j))
                 self._fed[k] = j
@@ -180,8 +181,9 @@ class SignalFeed:
         self._bars_up_to(target, chunk)
         # the order of feeding every bar: by time; at equal times bars (in the plan's bar-type order) before
         # funding rows and mark prices (already in order; the sort is stable)
-        rank = self._rank
-        chunk.sort(key=lambda d: (d.ts_init, rank.get(getattr(d, "bar_type", None), len(rank))))
+        if len(chunk) > 1:
+            rank = self._rank
+            chunk.sort(key=lambda d: (d.ts_init, rank.get(getattr(d, "bar_type", None), len(rank))))
         return chunk
 
     def run(self, engine: Any, run_id: str | None = None) -> None:
@@ -196,8 +198,6 @@ class SignalFeed:
         while True:
             chunk = self._step(target)
             if chunk:
-                n_bars = sum(1 for d in chunk if isinstance(d, Bar))
-                self.bars_fed += n_bars
                 self.count += len(chunk)
                 engine.add_data(chunk)  # sorted already; Nautilus re-sorts stably by ts_init
                 engine.run(run_config_id=run_id, streaming=True)

@@ -362,6 +362,14 @@ class SignalStrategy(BarStrategy):
         super().on_order_filled(event)
         if self._series is not None and not self._in_alert:  # a liquidation, an order the latency model released
             if event.order_type == OrderType.MARKET:  # filled when the command was processed: next bar's on_bar
+                if (self._done >= 0 and event.ts_event == self._ts_list[self._done]
+                        and not self.has_pending_orders()):
+                    # our own order of this wake-up, filled at once and nothing else in flight: the state
+                    # the next bar's on_bar would read is known now, so arm the next bar that can act on it
+                    # (the next bar itself if it can) instead of waking on the next bar to find out
+                    self._refresh_state()
+                    self._schedule_after(self._done)
+                    return
                 self._wake(bisect.bisect_right(self._ts_list, event.ts_event))
             else:  # a resting order triggered while Nautilus matched the bar closing now: this bar's on_bar
                 self._wake(bisect.bisect_left(self._ts_list, event.ts_event))

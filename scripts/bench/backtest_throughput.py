@@ -153,7 +153,8 @@ def run_ours(catalog_path: Path, results_root: Path, strategy: str, params: dict
         "strategies": [{"name": strategy, "params": params}],
     }, source="bench")
     outcome = run_backtest(cfg, results_root=results_root, progress=False)
-    return {"bars": outcome.iterations, "orders": outcome.orders, "seconds": outcome.engine_seconds,
+    return {"bars": outcome.data_points, "fed_to_engine": outcome.iterations, "orders": outcome.orders,
+            "seconds": outcome.engine_seconds,
             "results_seconds": outcome.total_seconds - outcome.engine_seconds,
             "end_to_end_seconds": outcome.total_seconds, "trades": outcome.metrics["trades"],
             "final_equity": round(outcome.metrics["final_equity"], 6)}
@@ -197,7 +198,7 @@ def main() -> int:
     def summary(rs: list[dict]) -> dict:
         keys = [k for k in rs[0] if isinstance(rs[0][k], float) and k != "final_equity"]
         out = {k: round(statistics.median(r[k] for r in rs), 3) for k in keys}
-        out |= {k: rs[0][k] for k in ("orders", "trades", "final_equity") if k in rs[0]}
+        out |= {k: rs[0][k] for k in ("orders", "trades", "final_equity", "fed_to_engine") if k in rs[0]}
         return out | {"bars_per_s": round(statistics.median(bps(r) for r in rs))}
 
     def ratio(name: str) -> float:
