@@ -23,6 +23,9 @@ plain engine's; ``ours_realistic`` adds the default realistic costs: volume slip
   Python per bar), which must give the same orders and final equity as ``ours``.
 - ``no_strategy``: (2) without any strategy: Nautilus's own cost of reading and running every bar, the
   ceiling of any strategy whose bars all go through the engine (``no_strategy_ratio``).
+- ``plain_slow`` / ``signals_slow`` / ``ours_slow``: (2), ``signals`` and (1) with EMA 100/400 (:data:`SLOW`): far fewer orders,
+  so the ratio shows what feeding only the bars at which something can happen gains when Nautilus's own
+  per-order work (~60 us an order) does not dominate (``signals_slow_ratio``, same rounds).
 
 Every case runs in this one process, in ``ROUNDS`` (default 3) interleaved rounds; the JSON gives
 medians and same-round ratios. ``seconds`` = load + run (the engine), ``results_seconds`` = writing
@@ -71,6 +74,8 @@ from nautilus_app.core import paths
 from strategies import REGISTRY, StrategyEntry
 
 BAR_TYPE = "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"
+#: EMA periods of the low-turnover pair (plain_slow, signals_slow): a tenth of the orders of 10/20
+SLOW = (100, 400)
 IID = "BTCUSDT.BINANCE"
 
 
@@ -87,12 +92,15 @@ class PlainEMAConfig(StrategyConfig):
 class PlainEMACross(Strategy):
     """EMA(10)/EMA(20) cross, long/flat, fixed 0.01 BTC: the least a Nautilus user would write."""
 
-    def __init__(self, config: PlainEMAConfig | None = None) -> None:
+    def __new__(cls, *args: object, **kwargs: object) -> PlainEMACross:  # pyo3 base: no extra keywords
+        return super().__new__(cls, *args)
+
+    def __init__(self, config: PlainEMAConfig | None = None, periods: tuple[int, int] = (10, 20)) -> None:
         super().__init__(config or PlainEMAConfig())
         self.iid = InstrumentId.from_str(IID)
         self.bar_type = BarType.from_str(BAR_TYPE)
-        self.fast = ExponentialMovingAverage(10)
-        self.slow = ExponentialMovingAverage(20)
+        self.fast = ExponentialMovingAverage(periods[0])
+        self.slow = ExponentialMovingAverage(periods[1])
         self.prev: float | None = None
         self.qty = Quantity.from_str("0.01000")
 
@@ -116,7 +124,7 @@ class PlainEMACross(Strategy):
         self.close_all_positions(self.iid)
 
 
-def run_plain(catalog: ParquetDataCatalog, strategy: bool = True) -> dict:
+def run_plain(catalog: ParquetDataCatalog, strategy: bool = True, periods: tuple[int, int] = (10, 20)) -> dict:
     """The plain engine; ``strategy=False``: the same engine, bars and venue with no strategy at all (the
     floor of any run that feeds every bar through Nautilus)."""
     t0 = time.perf_counter()
@@ -132,7 +140,7 @@ def run_plain(catalog: ParquetDataCatalog, strategy: bool = True) -> dict:
     engine.add_instrument(instrument)
     engine.add_data(bars)
     if strategy:
-        engine.add_strategy(PlainEMACross())
+        engine.add_strategy(PlainEMACross(periods=periods))
     t1 = time.perf_counter()
     engine.run()
     t2 = time.perf_counter()
@@ -175,7 +183,8 @@ def main() -> int:
     ema = {"instrument_id": IID, "bar_type": BAR_TYPE, "fast_period": 10, "slow_period": 20, "position_fraction": 0.2}
     rounds = int(os.environ.get("ROUNDS", "3"))
     runs: dict[str, list[dict]] = {k: [] for k in ("plain", "ours", "signals", "ours_realistic", "runner_only",
-                                                   "no_strategy")}
+                                                   "no_strategy", "plain_slow", "signals_slow", "ours_slow")}
+    slow = dict(ema, fast_period=SLOW[0], slow_period=SLOW[1])
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(rounds):
             runs["plain"].append(run_plain(catalog))
@@ -184,13 +193,17 @@ def main() -> int:
             runs["ours_realistic"].append(run_ours(catalog_path, Path(tmp), "ema_cross", ema, costs="realistic"))
             runs["runner_only"].append(run_ours(catalog_path, Path(tmp), "bench_plain_ema", {}))
             runs["no_strategy"].append(run_plain(catalog, strategy=False))
+            runs["plain_slow"].append(run_plain(catalog, periods=SLOW))
+            runs["signals_slow"].append(run_ours(catalog_path, Path(tmp), "ema_cross_signals", slow))
+            runs["ours_slow"].append(run_ours(catalog_path, Path(tmp), "ema_cross", slow))
     bars = runs["plain"][0]["bars"]
     for name, rs in runs.items():
         if any(r["bars"] != bars for r in rs):
             raise SystemExit(f"bar counts differ: {name} vs plain {bars}")
-    o, g = runs["ours"][0], runs["signals"][0]
-    if (o["orders"], o["trades"], o["final_equity"]) != (g["orders"], g["trades"], g["final_equity"]):
-        raise SystemExit(f"signals twin differs from ours: {g} vs {o}")
+    for a, b in (("ours", "signals"), ("ours_slow", "signals_slow")):
+        o, g = runs[a][0], runs[b][0]
+        if (o["orders"], o["trades"], o["final_equity"]) != (g["orders"], g["trades"], g["final_equity"]):
+            raise SystemExit(f"signals twin {b} differs from {a}: {g} vs {o}")
 
     def bps(run: dict) -> float:
         return run["bars"] / run["seconds"]
@@ -201,8 +214,8 @@ def main() -> int:
         out |= {k: rs[0][k] for k in ("orders", "trades", "final_equity", "fed_to_engine") if k in rs[0]}
         return out | {"bars_per_s": round(statistics.median(bps(r) for r in rs))}
 
-    def ratio(name: str) -> float:
-        return round(statistics.median(bps(a) / bps(p) for a, p in zip(runs[name], runs["plain"], strict=True)), 3)
+    def ratio(name: str, base: str = "plain") -> float:
+        return round(statistics.median(bps(a) / bps(p) for a, p in zip(runs[name], runs[base], strict=True)), 3)
 
     print(json.dumps({
         "benchmark": "backtest_throughput",
@@ -216,6 +229,7 @@ def main() -> int:
         "realistic_ratio": ratio("ours_realistic"),
         "runner_ratio": ratio("runner_only"),
         "no_strategy_ratio": ratio("no_strategy"),
+        "signals_slow_ratio": ratio("signals_slow", "plain_slow"),
         "results_share_of_engine": {n: round(statistics.median(r["results_seconds"] / r["seconds"] for r in runs[n]), 3)
                                     for n in ("ours", "signals", "runner_only")},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
