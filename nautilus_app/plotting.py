@@ -52,6 +52,8 @@ import numpy as np
 from nautilus_trader.common import DataActor, DataActorConfig
 from nautilus_trader.model import ActorId
 
+from nautilus_app.core.parquet import write_options
+
 _RESULTS_KEY = "plot_records"
 
 
@@ -303,5 +305,5 @@ def write_recorded(engine: Any, folder: Path) -> None:
         p.strategy = None
     if df is None:
         return
-    df.to_parquet(Path(folder) / "indicators.parquet", index=False)
+    df.to_parquet(Path(folder) / "indicators.parquet", **write_options(df))
     (Path(folder) / "plot_config.json").write_text(json.dumps(config, indent=2))

@@ -106,10 +106,12 @@ class RunData:
         """Close prices per instrument id (its first bar type), indexed by bar close time (UTC)."""
         import pandas as pd
 
+        from nautilus_app.core.times import utc_index
+
         out = {}
         for iid, bt in self.instrument_bar_types().items():
             s = self.series(bt)
-            out[iid] = pd.Series(s.close, index=pd.to_datetime(s.ts, utc=True), name=bt)
+            out[iid] = pd.Series(s.close, index=utc_index(s.ts), name=bt)
         return out
 
 

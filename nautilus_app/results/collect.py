@@ -33,6 +33,7 @@ from pandas._libs import lib
 from pandas.core.internals.construction import convert_object_array
 
 from catalog.reader import read_columns
+from nautilus_app.core.times import utc_index
 from nautilus_app.results.schema import (
     BORROW_COLUMNS,
     FUNDING_COLUMNS,
@@ -148,7 +149,7 @@ def _sort_permutation(keys: list[Any], dtype: Any = object) -> list[int]:
 
 def _utc(ns: list[int | None]) -> pd.DatetimeIndex:
     """Nautilus's ``_ns_to_dt(ts or 0)`` for a whole column (datetime64[ns, UTC])."""
-    return pd.to_datetime(np.array([t or 0 for t in ns], dtype=np.int64), utc=True)
+    return utc_index(np.array([t or 0 for t in ns], dtype=np.int64))
 
 
 def orders_frame(cache: Any, orders: list[Any] | None = None) -> pd.DataFrame:
@@ -483,7 +484,7 @@ def read_bar_closes(cfg: Any, bar_type: str) -> pd.Series:
     table = read_columns(cfg.catalog_path(), "bars", bar_type, ["ts_init", "close"], *cfg.bar_window_ns())
     ts = pc.cast(table.column("ts_init"), pa.int64()).to_numpy()
     close = pc.cast(table.column("close"), pa.float64()).to_numpy()
-    s = pd.Series(close, index=pd.to_datetime(ts, utc=True), name=bar_type)
+    s = pd.Series(close, index=utc_index(ts), name=bar_type)
     return s[~s.index.duplicated(keep="last")].sort_index()
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from nautilus_app import metrics as metrics_mod
 from nautilus_app.core import paths
+from nautilus_app.core.parquet import write_options
 from nautilus_app.housekeeping import mark_owner
 from nautilus_app.results.assemble import (
     add_fill_costs,
@@ -241,7 +242,7 @@ class _TableWriter:
         self.futures: list[Any] = []
 
     def put(self, name: str, df: pd.DataFrame) -> None:
-        self.futures.append(self.pool.submit(df.to_parquet, self.folder / f"{name}.parquet", index=False))
+        self.futures.append(self.pool.submit(df.to_parquet, self.folder / f"{name}.parquet", **write_options(df)))
 
     def finish(self) -> None:
         """Wait for every file; raises the first writer error."""
@@ -285,7 +286,8 @@ def write_tables(folder: Path, tables: dict[str, pd.DataFrame]) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=min(4, len(tables) or 1)) as pool:
-        futures = [pool.submit(df.to_parquet, folder / f"{name}.parquet", index=False) for name, df in tables.items()]
+        futures = [pool.submit(df.to_parquet, folder / f"{name}.parquet", **write_options(df))
+                   for name, df in tables.items()]
     for f in futures:
         f.result()
 
@@ -300,7 +302,7 @@ def replace_file(path: Path, data: bytes) -> None:
 def replace_parquet(path: Path, df: pd.DataFrame) -> None:
     """``df.to_parquet(path)`` atomically (a hidden temp file beside it, then ``os.replace``)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    df.to_parquet(tmp, index=False)
+    df.to_parquet(tmp, **write_options(df))
     os.replace(tmp, path)
 
 
