@@ -131,3 +131,30 @@ def test_group_breakdown_by_hand() -> None:
     assert b["open_trades"] == 1 and b["unrealized_pnl_usdt"] == 4.0 and b["profit_factor"] is None
     assert b["net_pnl_usdt"] == pytest.approx(4.5) and b["borrow_interest_usdt"] == 0.5
     assert b["pnl_before_costs_usdt"] == pytest.approx(5.5) and b["exposure"] == pytest.approx(0.9)
+
+
+def test_utc_index_equals_pandas_to_datetime() -> None:
+    from nautilus_app.core.times import utc_index
+
+    ns = np.array([0, 1_747_699_260_000_000_000, 1_747_699_320_000_000_001, 2**62], dtype=np.int64)
+    got = utc_index(ns, name="ts")
+    pd.testing.assert_index_equal(got, pd.DatetimeIndex(pd.to_datetime(ns, utc=True), name="ts"))
+    pd.testing.assert_index_equal(utc_index(ns.tolist()), pd.to_datetime(ns, utc=True))
+
+
+def test_result_tables_dictionary_encode_only_text(tmp_path) -> None:
+    import pyarrow.parquet as pq
+
+    from nautilus_app.results.writer import write_tables
+
+    df = pd.DataFrame({"ts": pd.to_datetime(np.arange(1000) * 60_000_000_000, utc=True),
+                       "equity": np.linspace(1.0, 2.0, 1000), "side": ["BUY", "SELL"] * 500,
+                       "tag": pd.Categorical(["a", "b"] * 500), "note": pd.array([None, "x"] * 500, dtype="string")})
+    write_tables(tmp_path, {"t": df})
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "t.parquet"), df)
+    meta = pq.ParquetFile(tmp_path / "t.parquet").metadata.row_group(0)
+    encodings = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
+    for col in ("ts", "equity"):
+        assert not any("DICTIONARY" in e for e in encodings[col]), encodings[col]
+    for col in ("side", "tag", "note"):
+        assert any("DICTIONARY" in e for e in encodings[col]), encodings[col]
