@@ -66,7 +66,8 @@ class EMACrossSignals(SignalStrategy):
     def populate_exit_trend(self, df: pd.DataFrame) -> pd.DataFrame:
         df["exit_long"] = df["enter_short"]
         df["exit_short"] = df["enter_long"]
-        df["exit_tag"] = np.where(df["enter_long"], "EMA_UP_CROSS", np.where(df["enter_short"], "EMA_DOWN_CROSS", ""))
+        codes = np.where(df["enter_long"].to_numpy(), 1, np.where(df["enter_short"].to_numpy(), 2, 0)).astype(np.int8)
+        df["exit_tag"] = pd.Categorical.from_codes(codes, categories=["", "EMA_UP_CROSS", "EMA_DOWN_CROSS"])
         return df
 
 

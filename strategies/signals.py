@@ -123,6 +123,19 @@ def run_indicator(make: Any, inputs: list[np.ndarray], seg: np.ndarray, fields: 
     return [np.array(o) for o in outs], np.array(ready, dtype=bool)
 
 
+def _tag_column(tags: pd.Series) -> pd.Categorical:
+    """``exit_tag`` as a categorical of strings, missing -> "" (the same labels as ``fillna("").astype(str)``,
+    without making a Python string per row)."""
+    cat = tags.astype("category").array if not isinstance(tags.dtype, pd.CategoricalDtype) else tags.array
+    names = [str(c) for c in cat.categories]
+    if len(set(names)) != len(names):  # distinct values with one text (1 and "1"): the slow, exact way
+        return pd.Categorical(tags.fillna("").astype(str))
+    cat = cat.rename_categories(names)
+    if cat.isna().any():
+        cat = (cat if "" in names else cat.add_categories([""])).fillna("")
+    return cat
+
+
 class _Bar:
     """What ``enter`` reads from a bar (its close as a Nautilus ``Price``)."""
 
@@ -196,7 +209,8 @@ class SignalStrategy(BarStrategy):
         n = len(df)
         for col in ("enter_long", "enter_short", "exit_long", "exit_short"):
             df[col] = df[col].fillna(False).astype(bool) if col in df else np.zeros(n, dtype=bool)
-        df["exit_tag"] = df["exit_tag"].fillna("").astype(str) if "exit_tag" in df else ""
+        df["exit_tag"] = _tag_column(df["exit_tag"]) if "exit_tag" in df else pd.Categorical.from_codes(
+            np.zeros(n, dtype=np.int8), categories=[""])
         df["ready"] = df["ready"].fillna(False).astype(bool) if "ready" in df else np.ones(n, dtype=bool)
         return df
 
