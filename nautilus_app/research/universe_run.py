@@ -218,12 +218,13 @@ def combine_runs(expanded: BacktestConfig, run_id: str, runs: dict[str, Path], r
                                                                       "buy_and_hold_return", "final_equity")}}
                               for sym, path in runs.items()])
     summary = {"iterations": sum(int(i.get("iterations") or 0) for i in infos.values()),
+               "data_points": sum(int(i.get("data_points") or i.get("iterations") or 0) for i in infos.values()),
                "orders": sum(int(i.get("orders") or 0) for i in infos.values()),
                "engine_seconds": sum(float(i.get("engine_seconds") or 0.0) for i in infos.values()),
                "coverage": [c for i in infos.values() for c in i.get("coverage") or []]}
     info = {"run_id": run_id, "name": expanded.name, "config_digest": expanded.digest(), **summary,
             "engine": "per_symbol universe: one BacktestEngine per symbol, combined as one account",
-            "bars_per_second": round(summary["iterations"] / summary["engine_seconds"])
+            "bars_per_second": round(summary["data_points"] / summary["engine_seconds"])
             if summary["engine_seconds"] else None,
             "results_digest": results_digest(fills, metrics) if len(fills) else None}
     texts: dict[str, str | bytes] = {} if config_text is None else {"config.toml": config_text}
