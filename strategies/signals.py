@@ -170,6 +170,7 @@ class SignalStrategy(BarStrategy):
         self.frame: pd.DataFrame | None = None
         self._done = -1
         self._armed: set[int] = set()
+        self._pre_armed: set[int] = set()
         self.wakeups = 0
         self.liquidation: Any = None  # LiquidationActor in scheduled mode (isolated margin), set by the runner
         #: close times of bars at which the run also holds mark prices / funding rows of this venue (set by
@@ -270,8 +271,19 @@ class SignalStrategy(BarStrategy):
         self._armed.add(i)
         t = self._ts_list[i]
         if t in self.late_data_ts and t - 1 > self.clock.timestamp_ns():
+            self._pre_armed.add(i)
             self.clock.set_time_alert_ns(f"pre-{i}", t - 1, self._on_pre_alert)
         self.clock.set_time_alert_ns(f"sig-{i}", t, self._on_alert)
+
+    def _cancel_wakes(self) -> None:
+        """Cancel every armed wake-up (they were chosen from a state that no longer holds)."""
+        for i in self._armed:
+            self.clock.cancel_timer(f"sig-{i}")
+            if i in self._pre_armed:
+                self.clock.cancel_timer(f"pre-{i}")
+                self._pre_armed.discard(i)
+            self._pre.pop(i, None)
+        self._armed.clear()
 
     def next_wake_ts(self) -> int | None:
         """Close time (UTC ns) of the earliest bar this strategy is armed to act on (None: none armed).
@@ -284,6 +296,7 @@ class SignalStrategy(BarStrategy):
         """1 ns before a bar that shares its time with mark prices / funding: the unrealized PnL the
         event-driven strategy would still see on that bar."""
         i = int(event.name[4:])
+        self._pre_armed.discard(i)
         venue_iids = {p.instrument_id for p in self.cache.positions_open(venue=self.venue)}
         self._pre[i] = {iid.value: self.portfolio.unrealized_pnl(iid) for iid in venue_iids}
 
@@ -380,7 +393,9 @@ class SignalStrategy(BarStrategy):
                         and not self.has_pending_orders()):
                     # our own order of this wake-up, filled at once and nothing else in flight: the state
                     # the next bar's on_bar would read is known now, so arm the next bar that can act on it
-                    # (the next bar itself if it can) instead of waking on the next bar to find out
+                    # (the next bar itself if it can) instead of waking on the next bar to find out; the
+                    # wake-ups armed at the end of the wake-up saw the order unfilled and are dropped
+                    self._cancel_wakes()
                     self._refresh_state()
                     self._schedule_after(self._done)
                     return
