@@ -140,3 +140,29 @@ def test_orders_in_flight_across_bars(catalog: Path, tmp_path: Path) -> None:
     lat = pd.read_parquet(full.results_path / "latency.parquet")
     assert (lat.filter(like="ms").max() > 60_000).any()  # some orders were in flight for more than a bar
     assert_same_results(full, fast, 7 * 1440)
+
+
+def test_bars_from_the_compact_store(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    """The feed builds its ``Bar`` objects from the store's raw decimals: the compact store's too."""
+    root = tmp_path_factory.mktemp("feed_compact")
+    import_binance_vision(root, base_url=str(MIRROR), market="um", symbols=("ETHUSDT",), interval="1m",
+                          start="2023-08-01", end="2023-08-10", kinds=("bars", "funding"), store="compact")
+    raw = {"name": "feed_compact", "bar_types": [bar(ETH_P)], "start": "2023-08-01", "end": "2023-08-10",
+           "venues": [{"name": "BINANCE_USDM", "account_type": "MARGIN", "starting_balances": ["10000 USDT"],
+                       "margin_mode": "cross", "leverages": {ETH_P: 5}}],
+           "strategies": [{"name": "trend_following_signals", "params": {"instrument_id": ETH_P, "bar_type": bar(ETH_P),
+                                                                        "allow_short": True}}]}
+    full, fast = _both(root, tmp_path, raw)
+    assert json.loads((fast.results_path / "run.json").read_text())["bar_stores"] == {bar(ETH_P): "compact"}
+    assert full.metrics["trades"] > 10
+    assert_same_results(full, fast, 9 * 1440)
+
+
+def test_a_run_with_an_event_driven_strategy_feeds_every_bar(catalog: Path, tmp_path: Path) -> None:
+    raw = {"name": "feed_mixed", "catalog": str(catalog), "bar_types": [bar(BTC)], "start": "2025-06-01",
+           "end": "2025-06-03", "venues": [{"name": "BINANCE", "account_type": "CASH", "starting_balances": ["100000 USDT"]}],
+           "strategies": [{"name": "ema_cross_signals", "params": {"instrument_id": BTC, "bar_type": bar(BTC)}},
+                          {"name": "ema_cross", "params": {"instrument_id": BTC, "bar_type": bar(BTC)}}]}
+    out = run_backtest(parse_config(raw), results_root=tmp_path, progress=False)
+    assert json.loads((out.results_path / "run.json").read_text())["feed"] == "every_bar"
+    assert out.iterations == out.data_points == 2 * 1440
