@@ -91,7 +91,7 @@ def child(root: Path, strategy: str) -> dict:
     out = bt.run_backtest(cfg, results_root=root / "results", progress=False)
     deciles = [b - a for (_, a), (_, b) in zip(marks, marks[1:], strict=False)]
     return {
-        "bars": out.iterations, "orders": out.orders, "trades": out.metrics["trades"],
+        "bars": out.data_points, "fed_to_engine": out.iterations, "orders": out.orders, "trades": out.metrics["trades"],
         "final_equity": round(out.metrics["final_equity"], 6),
         "engine_seconds": round(out.engine_seconds, 2), "end_to_end_seconds": round(out.total_seconds, 2),
         "results_seconds": round(out.total_seconds - out.engine_seconds, 2),
