@@ -3,8 +3,10 @@
 Data: REAL Binance 1m bars of the shared mirror (``$SHARED_DATA/binance-vision``), imported into a
 throwaway catalog: BTCUSDT and ETHUSDT USDT-M perpetuals 2023-07-19 .. 2023-08-16 with their funding
 rates and hourly mark prices, and BTCUSDT and ETHUSDT spot 2025-06-01 .. 2025-06-29 (the same number of
-days). Per market, EMA cross 10/20 (20 % of equity, default realistic venue: volume slippage, latency;
-perps: long/short, cross margin 5x with Binance's liquidation) on both instruments, run three ways:
+days). Per market, EMA cross 100/400 (``PERIODS``, default ``100,400``: an order every few hundred bars, so that
+the bars the feed leaves out, not Nautilus's own per-order work, decide; 20 % of equity, default realistic
+venue: volume slippage, latency; perps: long/short, cross margin 5x with Binance's liquidation) on both
+instruments, run three ways:
 
 * ``event_driven``: ``ema_cross`` (Python on every bar);
 * ``signals_every_bar``: ``ema_cross_signals`` with ``feed = "every_bar"``;
@@ -57,11 +59,12 @@ def make_catalog(root: Path) -> None:
 def run(root: Path, results: Path, market: str, strategy: str, feed: str) -> dict:
     m = MARKETS[market]
     bars = [f"{i}-1-MINUTE-LAST-EXTERNAL" for i in m["ids"]]
+    fast, slow = (int(x) for x in os.environ.get("PERIODS", "100,400").split(","))
     cfg = parse_config({
         "name": f"perp_signals_{market}", "catalog": str(root), "bar_types": bars, "start": m["start"], "end": m["end"],
         "feed": feed, "venues": [m["venue"]],
         "strategies": [{"name": strategy, "params": {"instrument_id": i, "bar_type": b, "position_fraction": 0.2,
-                                                     **m["params"]}} for i, b in zip(m["ids"], bars, strict=True)],
+                                                     "fast_period": fast, "slow_period": slow, **m["params"]}} for i, b in zip(m["ids"], bars, strict=True)],
     }, source="bench")
     out = run_backtest(cfg, results_root=results, progress=False)
     return {"seconds": out.engine_seconds, "data_points": out.data_points, "fed_to_engine": out.iterations,
