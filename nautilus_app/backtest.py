@@ -420,17 +420,20 @@ def build_engine(cfg: BacktestConfig, plan: DataPlan, data: DataChunks | list[An
     for inst in load_instruments(cfg):
         engine.add_instrument(inst)
     late: dict[str, set[int]] = {}  # venue -> times of mark-price / funding rows (signals strategies' sizing)
+    settlements: dict[str, set[int]] = {}  # venue -> times of funding rows (they change the wallet)
     for d in (data.other if isinstance(data, DataChunks) else data):
         if not hasattr(d, "bar_type"):
             late.setdefault(d.instrument_id.venue.value, set()).add(d.ts_init)
+            if hasattr(d, "rate"):
+                settlements.setdefault(d.instrument_id.venue.value, set()).add(d.ts_init)
     if not isinstance(data, DataChunks):  # DataChunks are fed window by window by run_backtest
         engine.add_data(data)
     for strategy in strategies:
         if getattr(strategy, "signal_kind", False):
             strategy.late_data_ts = frozenset(late.get(strategy.instrument_id.venue.value, ()))
-    for name, sim in sims.items():  # the liquidation schedule is rescanned at funding / mark rows
+    for name, sim in sims.items():  # the liquidation schedule is rescanned at funding settlements
         if sim.liquidation is not None:
-            sim.liquidation.event_ts = np.array(sorted(late.get(name, ())), dtype=np.int64)
+            sim.liquidation.event_ts = np.array(sorted(settlements.get(name, ())), dtype=np.int64)
     for strategy in strategies:
         engine.add_strategy(strategy)
     for sim in sims.values():

@@ -29,7 +29,8 @@ enters on the bar before it is checked):
 
 The check of step 1-2 is not run on every bar: the wallet and every position change only at fills
 (the venue fill model counts them: ``VenueFillModel.fill_calls``) and funding settlements (the
-venue's non-bar data rows, :attr:`LiquidationActor.event_ts`), so after each check the actor scans
+venue's funding rows, :attr:`LiquidationActor.event_ts`; mark prices change neither: the check marks
+at bar closes), so after each check the actor scans
 the bar arrays, vectorised (:meth:`LiquidationActor._schedule`), for the first bar on which the check
 could act with the state as it is (isolated: a constant ``LP`` per position; cross: ``LP`` as a
 function of the other positions' marks, on the shared bar timeline), capped at the next funding
@@ -151,8 +152,8 @@ class LiquidationActor(DataActor):
         #: run the same check there (check_bar)
         self.scheduled = scheduled
         self._close_nd: dict[str, Any] = {}
-        #: bar-subscribed mode: close times (UTC ns, sorted int64 array) of the venue's non-bar data
-        #: (funding rows, mark prices; set by the runner): a funding settlement changes the wallet
+        #: bar-subscribed mode: times (UTC ns, sorted int64 array) of the venue's funding rows (set by the
+        #: runner): a funding settlement changes the wallet
         self.event_ts: Any = None
         self._next_ts = 0  # bars closing before this cannot be acted on (unless a fill happened)
         self._fills_seen = -1  # fill_model.fill_calls at the last scan
@@ -233,7 +234,7 @@ class LiquidationActor(DataActor):
     # ---- the schedule (bar-subscribed mode) -------------------------------------------------
     def _schedule(self, t: int) -> None:
         """Set :attr:`_next_ts`: the first close time ``>= t`` at which the per-bar check could act with
-        the state as it is now (positions, wallet), capped at the venue's next funding/mark row ``>= t``.
+        the state as it is now (positions, wallet), capped at the venue's next funding row ``>= t``.
 
         Between fills (seen through the fill model's call counter) and funding settlements the wallet
         and every position are constant, so each position's liquidation price is a function of the
