@@ -44,7 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from nautilus_trader.model import Bar, BarType, Price, Quantity
 
-from nautilus_app.venue.fill_timing import BAR_COLUMNS
+from nautilus_app.venue.fill_timing import BAR_COLUMNS, bar_rows
 
 __all__ = ["RawBars", "SignalFeed", "build_feed", "eligible"]
 
@@ -62,20 +62,16 @@ class RawBars:
 
     Built from a table in Nautilus's bar schema (``ts_init`` plus ``decimal128(38, 16)`` open, high,
     low, close, volume: the unscaled value *is* Nautilus's 16-digit raw value), sorted and deduplicated
-    exactly as :func:`nautilus_app.venue.fill_timing.bar_series_from_table` (so index ``i`` is the same
+    by :func:`nautilus_app.venue.fill_timing.bar_rows` as the float series are (so index ``i`` is the same
     bar in both). ``bar(i)`` gives the ``Bar`` the catalog would (``ts_event = ts_init`` = close time),
     equal to it field by field; ~5 us a bar.
     """
 
     def __init__(self, bar_type: str, table: pa.Table, price_precision: int, size_precision: int) -> None:
         self.bar_type = BarType.from_str(bar_type)
-        ts = pc.cast(table.column("ts_init"), pa.int64()).to_numpy()
-        order = np.argsort(ts, kind="stable")
-        ts = ts[order]
-        keep = np.append(ts[1:] != ts[:-1], True) if len(ts) else np.array([], bool)
-        rows = order[keep]
-        self.ts = ts[keep]
-        self._ts = array("q", self.ts.tobytes())  # bisect on it gives Python ints without numpy's per-call cost
+        ts, rows = bar_rows(pc.cast(table.column("ts_init"), pa.int64()).to_numpy())
+        #: close times (UTC ns); an ``array`` so that bisect and indexing give Python ints without numpy's per-call cost
+        self.ts = array("q", ts.tobytes())
         self._words = {}
         for c in ("open", "high", "low", "close", "volume"):
             col = table.column(c).combine_chunks() if len(table) else pa.array([], pa.decimal128(38, 16))
@@ -91,14 +87,14 @@ class RawBars:
 
     def bar(self, i: int) -> Bar:
         pp, raw = self.pp, self._raw
-        t = int(self.ts[i])
+        t = self.ts[i]
         return Bar(self.bar_type, Price.from_raw(raw("open", i), pp), Price.from_raw(raw("high", i), pp),
                    Price.from_raw(raw("low", i), pp), Price.from_raw(raw("close", i), pp),
                    Quantity.from_raw(raw("volume", i), self.sp), t, t)
 
     def last_at_or_before(self, t: int, lo: int = 0) -> int:
         """Index of the last bar closing at or before ``t`` (-1: none); ``lo``: no earlier bar qualifies."""
-        return bisect.bisect_right(self._ts, t, lo) - 1
+        return bisect.bisect_right(self.ts, t, lo) - 1
 
 
 def eligible(strategies: list[Any], liquidation_actors: list[Any]) -> bool:
@@ -145,9 +141,9 @@ class SignalFeed:
         """Earliest close time ``> t`` over every bar type."""
         best = None
         for b in self.bars:
-            k = int(np.searchsorted(b.ts, t, side="right"))
+            k = bisect.bisect_right(b.ts, t)
             if k < len(b) and (best is None or b.ts[k] < best):
-                best = int(b.ts[k])
+                best = b.ts[k]
         return best
 
     def _next_target(self, end: int) -> int:

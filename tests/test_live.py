@@ -273,6 +273,16 @@ def test_wrong_secret_is_refused_by_the_standin(tmp_path: Path) -> None:
     assert srv.standin.orders_received == []
 
 
+def assert_only_the_first_entry_reached_the_venue(proc, srv, results: Path, rail: str) -> None:
+    """The session ended cleanly, the stand-in received one entry (BUY 0.100; on_stop's reduce-only close
+    aside) and status.json counts one order denied by ``rail``."""
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    entries = [o for o in srv.standin.orders_received if o.get("reduceOnly") != "true"]  # not on_stop's close
+    assert [(o["side"], o["quantity"]) for o in entries] == [("BUY", "0.100")], srv.standin.orders_received
+    st = json.loads((results_folder(results) / "status.json").read_text())
+    assert st["metrics"]["orders_denied"] == {rail: 1}
+
+
 @pytest.mark.parametrize("limits,script,rail", [
     ("max_position_notional = 300.0", "2:BUY:0.100; 3:BUY:0.100", "max_position_notional"),
     ("max_total_notional = 300.0", "2:BUY:0.100; 3:BUY:0.100", "max_total_notional"),
@@ -289,11 +299,7 @@ def test_each_rail_stops_the_order_before_the_venue(tmp_path: Path, limits: str,
         proc = run_live(cfg, tmp_path / "results", "--max-seconds", "4")
     finally:
         srv.stop()
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    entries = [o for o in srv.standin.orders_received if o.get("reduceOnly") != "true"]  # not on_stop's close
-    assert [(o["side"], o["quantity"]) for o in entries] == [("BUY", "0.100")], srv.standin.orders_received
-    st = json.loads((results_folder(tmp_path / "results") / "status.json").read_text())
-    assert st["metrics"]["orders_denied"] == {rail: 1}
+    assert_only_the_first_entry_reached_the_venue(proc, srv, tmp_path / "results", rail)
 
 
 def test_daily_loss_limit_stops_entries_and_flattens(tmp_path: Path) -> None:
@@ -648,8 +654,4 @@ def test_a_plain_user_strategy_runs_behind_the_rails_gate(tmp_path: Path) -> Non
         proc = run_live(cfg_path, tmp_path / "results", "--max-seconds", "4")
     finally:
         srv.stop()
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    entries = [o for o in srv.standin.orders_received if o.get("reduceOnly") != "true"]  # not on_stop's close
-    assert [(o["side"], o["quantity"]) for o in entries] == [("BUY", "0.100")], srv.standin.orders_received
-    st = json.loads((results_folder(tmp_path / "results") / "status.json").read_text())
-    assert st["metrics"]["orders_denied"] == {"max_order_notional": 1}
+    assert_only_the_first_entry_reached_the_venue(proc, srv, tmp_path / "results", "max_order_notional")

@@ -195,6 +195,17 @@ def _feed_len(tid: str) -> int:
     return int(redis.Redis().llen(f"simpaper:{tid}:feed"))
 
 
+def _uninterrupted_session(tmp_path: Path, um_catalog: Path, tid: str, start: str, end: str, strategy: str,
+                           params: str, results: Path, n: int) -> Path:
+    """The reference: a USDT-M session over ``[start, end)`` run through its ``n`` bars without a kill."""
+    cfg = um_config(tmp_path, um_catalog, tid, start, end, strategy=strategy, params=params, name="ref")
+    server = um_server(start, end, 0.03)
+    try:
+        return run_session(cfg, server, results, n)
+    finally:
+        server.stop()
+
+
 def test_kill_9_restarts_trade_identically(tmp_path: Path, um_catalog: Path, trader_id) -> None:
     """Issue 20 item 6: kill -9 at seeded moments (3 kills), restart each time: the session's fills,
     balances and positions equal an uninterrupted session's (and the backtest's); none lost or doubled."""
@@ -204,13 +215,7 @@ def test_kill_9_restarts_trade_identically(tmp_path: Path, um_catalog: Path, tra
              "allow_short = true\n"
     results = tmp_path / "res"
     # uninterrupted
-    ref_cfg = um_config(tmp_path, um_catalog, trader_id(), start, end, strategy="mean_reversion", params=params,
-                        name="ref")
-    server = um_server(start, end, 0.03)
-    try:
-        ref = run_session(ref_cfg, server, results, n)
-    finally:
-        server.stop()
+    ref = _uninterrupted_session(tmp_path, um_catalog, trader_id(), start, end, "mean_reversion", params, results, n)
     ref_fills = pd.read_parquet(ref / "fills.parquet")
     assert len(ref_fills) >= 4, "the window must trade"
     ref_status = json.loads((ref / "status.json").read_text())
@@ -270,12 +275,7 @@ def test_kill_9_across_a_funding_settlement_settles_it_from_the_venue_history(tm
     n = 120
     settle_bar = 60  # the bar closing at 08:00
     results = tmp_path / "res"
-    ref_cfg = um_config(tmp_path, um_catalog, trader_id(), start, end, strategy="buy_and_hold", params="", name="ref")
-    server = um_server(start, end, 0.03)
-    try:
-        ref = run_session(ref_cfg, server, results, n)
-    finally:
-        server.stop()
+    ref = _uninterrupted_session(tmp_path, um_catalog, trader_id(), start, end, "buy_and_hold", "", results, n)
     ref_funding = pd.read_parquet(ref / "funding.parquet")
     assert len(ref_funding) == 1 and ref_funding["ts"].iloc[0] == pd.Timestamp("2023-08-01 08:00", tz="UTC")
     ref_status = json.loads((ref / "status.json").read_text())

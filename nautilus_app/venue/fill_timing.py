@@ -109,10 +109,18 @@ def bar_series_from_table(table: pa.Table) -> BarSeries:
     cols = BAR_COLUMNS
     arrays = {c: pc.cast(table.column(c), pa.int64() if c == "ts_init" else pa.float64()).to_numpy()
               for c in cols}
-    order = np.argsort(arrays["ts_init"], kind="stable")
-    ts = arrays["ts_init"][order]
+    ts, rows = bar_rows(arrays["ts_init"])
+    return BarSeries(ts, *(arrays[c][rows] for c in cols[1:]))
+
+
+def bar_rows(ts_init: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The row order of a bar table: ``(close times, row indices)`` sorted by close time (int64 UTC ns),
+    duplicated times keeping the last row (as the catalog writer dedupes). Every reader of raw bar rows
+    uses it, so index ``i`` is the same bar everywhere."""
+    order = np.argsort(ts_init, kind="stable")
+    ts = ts_init[order]
     keep = np.append(ts[1:] != ts[:-1], True) if len(ts) else np.array([], bool)
-    return BarSeries(ts[keep], *(arrays[c][order][keep] for c in cols[1:]))
+    return ts[keep], order[keep]
 
 
 @dataclass
