@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, dash_table, dcc, html
+from dash import Input, Output, State, dash_table, dcc, html, no_update
 
 
 def list_sessions(root: Path) -> list[dict]:
@@ -91,13 +91,17 @@ def register(app, ctx) -> None:  # noqa: ANN001
     root = ctx.store.root
 
     @app.callback(Output("sessions-list", "children"), Output("sessions-pick", "options"),
-                  Input("sessions-tick", "n_intervals"))
-    def refresh(_n):  # noqa: ANN001, ANN202
+                  Input("sessions-tick", "n_intervals"), State("sessions-pick", "options"))
+    def refresh(_n, shown):  # noqa: ANN001, ANN202
         rows = list_sessions(root)
+        options = [{"label": f"{r['run_id']} ({r['mode']}{', running' if r['running'] else ''})", "value": r["run_id"]}
+                   for r in rows]
+        # the picker's options are replaced only when they changed: replacing them re-renders the dropdown,
+        # which drops what the user is typing into it (every 5 s otherwise)
+        options_out = no_update if options == (shown or []) else options
         if not rows:
-            return html.P("No paper or live sessions in the results folder."), []
-        return _table("sessions-table", rows), [{"label": f"{r['run_id']} ({r['mode']}{', running' if r['running'] else ''})",
-                                                 "value": r["run_id"]} for r in rows]
+            return html.P("No paper or live sessions in the results folder."), options_out
+        return _table("sessions-table", rows), options_out
 
     @app.callback(Output("sessions-detail", "children"), Input("sessions-pick", "value"),
                   Input("sessions-tick", "n_intervals"))
