@@ -143,10 +143,13 @@ def _validate_number(value: float, name: str, *, positive: bool = False) -> floa
 
 
 def _to_utc_times(col: pd.Series, name: str) -> pd.Series:
-    try:
-        times = pd.to_datetime(col)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: not convertible to timestamps ({exc})") from exc
+    if isinstance(col.dtype, pd.DatetimeTZDtype):  # already tz-aware: pd.to_datetime would only re-check it
+        times = col
+    else:
+        try:
+            times = pd.to_datetime(col)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name}: not convertible to timestamps ({exc})") from exc
     if not isinstance(times.dtype, pd.DatetimeTZDtype):
         raise ValueError(f"{name}: timestamps must be timezone-aware (UTC)")
     if times.isna().any():
@@ -618,10 +621,11 @@ def exposure(trades: pd.DataFrame | None, start: pd.Timestamp, end: pd.Timestamp
         return 0.0
     starts = t["entry_time"].clip(lower=start, upper=end)
     ends = t["exit_time"].clip(lower=start, upper=end)
-    order = np.argsort(starts.to_numpy(), kind="mergesort")
     # merge sorted intervals without a Python loop: a block starts where an interval begins after the
     # furthest end so far; each block covers [its first start, its furthest end]
-    s_ns = pd.DatetimeIndex(starts).as_unit("ns").asi8[order]
+    s_all = pd.DatetimeIndex(starts).as_unit("ns").asi8
+    order = np.argsort(s_all, kind="mergesort")
+    s_ns = s_all[order]
     e_ns = pd.DatetimeIndex(ends).as_unit("ns").asi8[order]
     reach = np.maximum.accumulate(e_ns)
     new_block = np.empty(len(s_ns), dtype=bool)

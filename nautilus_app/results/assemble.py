@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from nautilus_app import metrics as metrics_mod
+from nautilus_app.core.times import to_utc
 from nautilus_app.results.schema import (
     BORROW_COLUMNS,
     EXIT_REASONS,
@@ -78,7 +79,7 @@ def add_fill_costs(fills: pd.DataFrame, orders: pd.DataFrame, sims: dict[str, Ve
         return out
     # the fill model's reference price of each fill, joined on (order, time); the last record of a key wins
     records = [r for sim in sims.values() for r in _raw_fill_records(sim.fill_model)]
-    ts_ns = pd.to_datetime(out["ts_event"], utc=True).astype("int64").to_numpy()
+    ts_ns = to_utc(out["ts_event"]).astype("int64").to_numpy()
     px = out["last_px"].astype(float).to_numpy()
     if records:
         rec = pd.DataFrame(records, columns=_FILL_RECORD_FIELDS)[["client_order_id", "ts", "reference_price"]]
@@ -115,7 +116,7 @@ def _utc_times(col: pd.Series) -> pd.Series:
     ("...08:01:00+00:00") and nanosecond ("...08:00:00.000000001+00:00") times mix in one column."""
     if col.dtype == object or isinstance(col.dtype, pd.StringDtype):
         return pd.to_datetime(col, utc=True, format="ISO8601")
-    return pd.to_datetime(col, utc=True)
+    return to_utc(col)
 
 
 def build_trades(positions: pd.DataFrame, funding: pd.DataFrame, fills: pd.DataFrame | None = None,
@@ -241,16 +242,23 @@ def exit_reasons(trades: pd.DataFrame, orders: pd.DataFrame, last_ts: pd.Timesta
         raw = raw.where(raw.notna(), "")
     else:
         raw = pd.Series("", index=trades.index)
-    tag = raw.astype(str).str.strip("[]").str.replace('"', "", regex=False).str.replace("'", "", regex=False)
-    tag_np = tag.to_numpy(dtype=object)
-    reason = np.full(len(trades), None, dtype=object)
+    # the reason of each distinct tag text, then spread to the trades (few distinct tags, many trades)
+    texts, inverse = np.unique(raw.astype(str).to_numpy(dtype=object), return_inverse=True)
+    tags = pd.Series(texts).str.strip("[]").str.replace('"', "", regex=False).str.replace("'", "", regex=False)
+    reasons = np.full(len(texts), None, dtype=object)
     for key, r in reversed(_TAG_REASONS):  # the first matching key wins
-        reason = np.where(tag.str.contains(key, regex=False).to_numpy(), r, reason)
+        reasons = np.where(tags.str.contains(key, regex=False).to_numpy(), r, reasons)
+    tag_np = tags.to_numpy(dtype=object)[inverse]
+    reason = reasons[inverse]
     reason = np.where((reason == "stop") & cids.isin(trailed).to_numpy(), "trailing", reason)
-    if "ts_init" in orders and last_ts is not None:
-        submitted = cids.map(pd.Series(pd.to_datetime(orders["ts_init"], utc=True).to_numpy(),
-                                       index=order_ids.to_numpy()).groupby(level=0).last())
-        late = (pd.to_datetime(submitted, utc=True) >= last_ts).fillna(False).to_numpy(dtype=bool)
+    if "ts_init" in orders and last_ts is not None:  # the closing order submitted at or after the last bar
+        ts_init = orders["ts_init"]  # ns integers (backtest reports) or timestamps
+        ns = (ts_init.to_numpy(dtype=np.int64) if ts_init.dtype.kind in "iu"
+              else pd.DatetimeIndex(to_utc(ts_init)).as_unit("ns").asi8)
+        submitted = pd.Series(ns, index=order_ids.to_numpy())
+        submitted = submitted.groupby(level=0).last()
+        at = submitted.index.get_indexer(cids.to_numpy())
+        late = (at >= 0) & (submitted.to_numpy()[at] >= last_ts.value)
     else:
         late = np.zeros(len(trades), dtype=bool)
     fallback = np.where((tag_np == "") & late, "end_of_run", "signal")
@@ -340,7 +348,7 @@ def build_equity(
             raise ValueError(f"commissions in {set(fills['commission_currency'])}: only {QUOTE} is supported")
         sign = np.where(fills["order_side"].astype(str) == "BUY", 1.0, -1.0)
         f = pd.DataFrame({
-            "ts": pd.to_datetime(fills["ts_event"], utc=True),
+            "ts": to_utc(fills["ts_event"]),
             "instrument_id": fills["instrument_id"].astype(str),
             "qty": sign * fills["last_qty"].astype(float),
             "cash": -sign * fills["last_qty"].astype(float) * fills["last_px"].astype(float)
@@ -428,7 +436,7 @@ def _portfolio_into(cfg: BacktestConfig, fills: pd.DataFrame, closes: dict[str, 
                 lev_of[iid] = leverage_for(v, iid)
     if not fills.empty:
         f = pd.DataFrame({
-            "ts": pd.to_datetime(fills["ts_event"], utc=True),
+            "ts": to_utc(fills["ts_event"]),
             "iid": fills["instrument_id"].astype(str),
             "sid": fills["strategy_id"].astype(str) if "strategy_id" in fills else "",
             "dq": np.where(fills["order_side"].astype(str) == "BUY", 1.0, -1.0) * fills["last_qty"].astype(float),
@@ -532,9 +540,23 @@ def risk_metrics(records: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def _as_text(col: pd.Series) -> pd.Series:
+    """``col.astype(str)``; UTC times on whole seconds are formatted by numpy (``str(Timestamp)`` per element
+    otherwise: 32 ms for 5,692 fill times against 5 ms), the others as pandas does."""
+    if not (isinstance(col.dtype, pd.DatetimeTZDtype) and str(col.dtype.tz) == "UTC"):
+        return col.astype(str)
+    ns = pd.DatetimeIndex(col).as_unit("ns").asi8
+    whole = (ns % 1_000_000_000 == 0) & ~col.isna().to_numpy()
+    iso = np.datetime_as_string(ns.view("datetime64[ns]"), unit="s").tolist()  # "2025-05-20T00:20:00"
+    text = np.array([f"{t[:10]} {t[11:]}+00:00" for t in iso], dtype=object)
+    if not whole.all():
+        text[~whole] = col[~whole].astype(str).to_numpy()
+    return pd.Series(text, index=col.index, name=col.name)
+
+
 def _hash_frame(df: pd.DataFrame, cols: list[str]) -> str:
     present = [c for c in cols if c in df.columns]
-    payload = df[present].astype(str).to_csv(index=False).encode()
+    payload = pd.DataFrame({c: _as_text(df[c]) for c in present}).to_csv(index=False).encode()
     return hashlib.sha256(payload).hexdigest()
 
 
