@@ -511,7 +511,7 @@ def _instrument_arguments(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of all commands."""
     p = argparse.ArgumentParser(prog="nautilus-app", description=__doc__.split("\n\n")[0])
-    p.add_argument("--version", action="version", version=version_text())
+    p.add_argument("--version", action=_VersionAction)
     p.add_argument("--userdir", type=Path, default=None, metavar="DIR", help=USERDIR_HELP)
     p.add_argument("--strategy-dir", type=Path, default=None,
                    help="user strategy folder (default $NAUTILUS_STRATEGY_DIR or ./user_strategies); every Strategy "
@@ -724,6 +724,20 @@ EXTRA_OF_MODULE = {
     "ethereal": "ethereal", "eth_account": "ethereal", "websockets": "ethereal", "httpx": "ethereal",
     "playwright": "test", "pytest": "test", "cryptography": "test",
 }
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: argparse's version action, with the text read only when asked (package metadata
+    lookups cost ~50 ms on every command otherwise)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0,
+                         help="show the program's version number and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: object, values: object,
+                 option_string: str | None = None) -> None:
+        print(version_text())  # to stdout, as argparse's own version action
+        parser.exit()
 
 
 def version_text() -> str:
