@@ -82,11 +82,11 @@ def add_fill_costs(fills: pd.DataFrame, orders: pd.DataFrame, sims: dict[str, Ve
     ts_ns = to_utc(out["ts_event"]).astype("int64").to_numpy()
     px = out["last_px"].astype(float).to_numpy()
     if records:
-        rec = pd.DataFrame(records, columns=_FILL_RECORD_FIELDS)[["client_order_id", "ts", "reference_price"]]
-        rec = rec.drop_duplicates(["client_order_id", "ts"], keep="last")
-        keys = pd.DataFrame({"client_order_id": out["client_order_id"].astype(str).to_numpy(), "ts": ts_ns})
-        joined = keys.merge(rec, on=["client_order_id", "ts"], how="left")["reference_price"].to_numpy(dtype=float)
-        ref = np.where(np.isnan(joined), px, joined)
+        cid_at, ts_at, ref_at = (_FILL_RECORD_FIELDS.index(k) for k in ("client_order_id", "ts", "reference_price"))
+        by_key = {(r[cid_at], r[ts_at]): r[ref_at] for r in records}  # the last record of a key wins
+        ref = np.array([by_key.get(k, p) for k, p in zip(
+            zip(out["client_order_id"].astype(str).tolist(), ts_ns.tolist()), px.tolist())], dtype=float)
+        ref = np.where(np.isnan(ref), px, ref)
     else:
         ref = px.copy()
     sign = np.where(out["order_side"].astype(str) == "BUY", 1.0, -1.0)
@@ -95,8 +95,8 @@ def add_fill_costs(fills: pd.DataFrame, orders: pd.DataFrame, sims: dict[str, Ve
     out["slippage_cost"] = sign * (px - ref) * qty
     liq_orders: set[str] = set()
     if "tags" in orders.columns:
-        tagged = orders[orders["tags"].astype(str).str.contains("LIQUIDATION", na=False)]
-        liq_orders = set(tagged["client_order_id"].astype(str))
+        tagged = orders["tags"].astype(str).str.contains("LIQUIDATION", na=False).to_numpy(dtype=bool)
+        liq_orders = set(orders["client_order_id"].astype(str).to_numpy()[tagged].tolist())
     out["is_liquidation"] = out["client_order_id"].astype(str).isin(liq_orders)
     iids = out["instrument_id"].astype(str)
     taker_of = {iid: next((venue_fees(s.config)[1] for name, s in sims.items() if iid.endswith("." + name)), 0.0)
