@@ -19,6 +19,7 @@ iteration count with the number of data points it was given. Fewer iterations or
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -49,6 +50,7 @@ from catalog.inventory import bar_interval_ns
 from catalog.reader import bar_store, read_columns, row_stats
 from nautilus_app import plotting, signal_feed
 from nautilus_app import results as results_mod
+from nautilus_app.bar_aggregation import aggregate_time_bars, source_bar_type
 from nautilus_app.config import BacktestConfig, VenueConfig
 from nautilus_app.core.instruments import brackets_for
 from nautilus_app.coverage import CoverageError, bar_coverage, check_coverage
@@ -367,15 +369,26 @@ def build_engine(cfg: BacktestConfig, plan: DataPlan, data: DataChunks | list[An
             series[iid] = run.series(bt)
             bar_type_of[iid] = bt
     strategies = build_strategies(cfg)
+    other = data.other if isinstance(data, DataChunks) else [d for d in data if not hasattr(d, "bar_type")]
+    data_end = max([plan.last_ns, *(d.ts_init for d in other)])
     for strategy in strategies:  # vectorised-signals strategies get their bars before the run
         if getattr(strategy, "signal_kind", False):
             bt = str(strategy.config.bar_type)
-            span = next(((lo, hi) for b, lo, hi in plan.bars if b == bt), None)
+            source = source_bar_type(bt)  # a bar type Nautilus aggregates: built here from its source bars
+            stored = source or bt
+            span = next(((lo, hi) for b, lo, hi in plan.bars if b == stored), None)
             if span is None:
-                raise BacktestFailed(f"{type(strategy).__name__}: a vectorised-signals strategy needs its bar_type {bt} among the "
-                                     "run's bar_types (bars loaded from the catalog, not aggregated by Nautilus)")
+                raise BacktestFailed(f"{type(strategy).__name__}: a vectorised-signals strategy needs "
+                                     + (f"the source bar type {source} of its bar_type {bt}" if source else
+                                        f"its bar_type {bt}") + " among the run's bar_types")
             iid = str(BarType.from_str(bt).instrument_id)
-            strategy.set_bars(series[iid] if bar_type_of.get(iid) == bt else run.series(bt, *span))
+            bars = series[iid] if bar_type_of.get(iid) == stored else run.series(stored, *span)
+            if source:
+                try:
+                    bars = aggregate_time_bars(bars, bt, data_end)
+                except ValueError as e:
+                    raise BacktestFailed(f"{type(strategy).__name__}: {e}") from e
+            strategy.set_bars(bars)
     sims: dict[str, VenueSim] = {}
     start_date = cfg.start or str(pd.Timestamp(plan.first_ns, unit="ns", tz="UTC").date())
     for v in cfg.venues:
@@ -402,8 +415,11 @@ def build_engine(cfg: BacktestConfig, plan: DataPlan, data: DataChunks | list[An
             on_venue = [s for s in strategies if str(s.config.instrument_id).endswith("." + v.name)]
             # isolated margin with only vectorised-signals strategies: the check is scheduled by them
             # (a scan per position) instead of running in Python on every bar
+            # (a scan per position over the instrument's bars, so only when those are the strategies' own bars)
             scheduled = (v.margin_mode == "isolated" and bool(on_venue)
-                         and all(getattr(s, "signal_kind", False) for s in on_venue))
+                         and all(getattr(s, "signal_kind", False)
+                                 and bar_type_of.get(str(s.config.instrument_id)) == str(s.config.bar_type)
+                                 for s in on_venue))
             sim.liquidation = LiquidationActor(
                 venue=v.name, margin_mode=v.margin_mode, bar_types=[bar_type_of[i] for i in perps],
                 series={i: series[i] for i in perps},
@@ -421,15 +437,16 @@ def build_engine(cfg: BacktestConfig, plan: DataPlan, data: DataChunks | list[An
         engine.add_instrument(inst)
     late: dict[str, set[int]] = {}  # venue -> times of mark-price / funding rows (signals strategies' sizing)
     settlements: dict[str, set[int]] = {}  # venue -> times of funding rows (they change the wallet)
-    for d in (data.other if isinstance(data, DataChunks) else data):
-        if not hasattr(d, "bar_type"):
-            late.setdefault(d.instrument_id.venue.value, set()).add(d.ts_init)
-            if hasattr(d, "rate"):
-                settlements.setdefault(d.instrument_id.venue.value, set()).add(d.ts_init)
+    for d in other:
+        late.setdefault(d.instrument_id.venue.value, set()).add(d.ts_init)
+        if hasattr(d, "rate"):
+            settlements.setdefault(d.instrument_id.venue.value, set()).add(d.ts_init)
     if not isinstance(data, DataChunks):  # DataChunks are fed window by window by run_backtest
         engine.add_data(data)
     for strategy in strategies:
-        if getattr(strategy, "signal_kind", False):
+        # Nautilus emits an aggregated bar after every data point at its close time (nautilus_app/bar_aggregation.py),
+        # so its on_bar already sees those mark prices and funding rows, as the signals alert does
+        if getattr(strategy, "signal_kind", False) and source_bar_type(str(strategy.config.bar_type)) is None:
             strategy.late_data_ts = frozenset(late.get(strategy.instrument_id.venue.value, ()))
     for name, sim in sims.items():  # the liquidation schedule is rescanned at funding settlements
         if sim.liquidation is not None:
@@ -491,6 +508,10 @@ def release_memory() -> None:
         pass
 
 
+#: backtests run by this process so far (:func:`run_backtest`)
+_RUNS_IN_PROCESS = 0
+
+
 def run_backtest(
     cfg: BacktestConfig,
     *,
@@ -514,6 +535,13 @@ def run_backtest(
             missing. Nothing is written to the results folder then.
     """
     t0 = time.perf_counter()
+    global _RUNS_IN_PROCESS
+    if _RUNS_IN_PROCESS:
+        # the previous run's engine, strategies and actors hold reference cycles; collected here, on this thread.
+        # Left to the collector they could be freed on a results writer thread, where Nautilus's strategies
+        # (PyO3 "unsendable" objects) refuse to be dropped: an error printed and the whole run leaked
+        gc.collect()
+    _RUNS_IN_PROCESS += 1
     run_id = run_id or make_run_id(cfg)
     plan = plan_data(cfg)
     data = load_data(cfg, plan)

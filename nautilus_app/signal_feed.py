@@ -9,7 +9,8 @@ mode (one ``add_data`` / ``run(streaming=True)`` / ``clear_data`` per step; meas
 1. the next time ``T`` at which something can happen is the earliest of: a strategy's armed wake-up
    (:meth:`SignalStrategy.next_wake_ts`: the next bar on which a signal can act given its position,
    the bar after a fill, every bar while an order is in flight, the first bar that can liquidate an
-   isolated position) and a bar-subscribed liquidation actor's next check
+   isolated position; for a wake-up at a time no stored bar closes at, e.g. an hour bar aggregated from
+   1m bars whose last minute is missing, the next bar after it, whose arrival moves the clock past it) and a bar-subscribed liquidation actor's next check
    (:meth:`nautilus_app.venue.liquidation.LiquidationActor.next_check_ts`: the bar after a fill, every bar
    while a liquidation order is pending, the first bar its vectorised scan says can liquidate);
 2. the step feeds, in time order, every funding row and mark price up to ``T`` (with, before each
@@ -153,6 +154,11 @@ class SignalFeed:
             w = s.next_wake_ts()
             if w is not None and w > cur:
                 cands.append(w)
+            elif w is not None:  # armed at a time no bar closes at (an aggregated bar whose last source bar is
+                # missing): its alert fires when the clock passes it, before the next data point, as Nautilus emits it
+                nxt = self._next_bar_ts_after(cur)
+                if nxt is not None:
+                    cands.append(nxt)
         for a in self.actors:
             w = a.next_check_ts(cur, self._next_bar_ts_after)
             if w is not None and w > cur:

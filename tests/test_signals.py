@@ -38,9 +38,11 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _run(catalog: Path, tmp: Path, strategy: str, params: dict, venue: dict, bar: str, **span: str):
+def _run(catalog: Path, tmp: Path, strategy: str, params: dict, venue: dict, bar: str, strategy_bar: str | None = None,
+         **span: str):
+    """One run on the stored ``bar`` (the strategy trades ``strategy_bar``, default ``bar``)."""
     raw = {"name": strategy, "catalog": str(catalog), "bar_types": [bar], "venues": [venue],
-           "strategies": [{"name": strategy, "params": {"bar_type": bar, **params}}], **span}
+           "strategies": [{"name": strategy, "params": {"bar_type": strategy_bar or bar, **params}}], **span}
     return run_backtest(parse_config(raw), results_root=tmp / strategy, progress=False)
 
 
@@ -83,6 +85,30 @@ def test_signals_twin_equals_event_driven_on_a_perpetual_long_short(name: str, c
     assert len(fills) > 100 and (fills["order_side"] == "SELL").any()
     funding = pd.read_parquet(b.results_path / "funding.parquet")
     assert len(funding) > 0
+
+
+@pytest.mark.parametrize(("name", "step"), [("trend_following", "1-HOUR"), ("mean_reversion", "15-MINUTE"),
+                                          ("ema_cross", "5-MINUTE")])
+@pytest.mark.parametrize("market", ["spot", "perpetual"])
+def test_signals_twin_on_bars_nautilus_aggregates(name: str, step: str, market: str, catalog: Path,
+                                                  tmp_path: Path) -> None:
+    """The demos' setups: bars Nautilus aggregates from the stored 1m bars (``...-INTERNAL@1-MINUTE-EXTERNAL``).
+    The signals twin builds them itself (nautilus_app/bar_aggregation.py) and is fed event by event; every
+    fill equals the event-driven run's, on spot and on the perpetual, where funding and hourly mark prices
+    share their times with the aggregated bars' closes."""
+    if market == "spot":
+        bar, venue, span = SPOT_BAR, SPOT, {}
+        params: dict = {"instrument_id": "BTCUSDT.BINANCE"}
+    else:
+        bar, venue, span = PERP_BAR, PERP, {"start": "2023-07-05", "end": "2023-07-31"}
+        params = {"instrument_id": ETH, "allow_short": True, "position_fraction": 3.0}
+    aggregated = bar.replace("-1-MINUTE-LAST-EXTERNAL", f"-{step}-LAST-INTERNAL@1-MINUTE-EXTERNAL")
+    a = _run(catalog, tmp_path, name, params, venue, bar, aggregated, **span)
+    b = _run(catalog, tmp_path, f"{name}_signals", params, venue, bar, aggregated, **span)
+    fills = assert_twins(a, b)
+    assert len(fills) >= 10
+    assert (a.feed, b.feed) == ("every_bar", "events")
+    assert b.iterations < b.data_points / 4 and a.iterations == a.data_points
 
 
 def test_isolated_liquidation_by_the_scheduled_scan_equals_the_per_bar_actor(catalog: Path, tmp_path: Path) -> None:
