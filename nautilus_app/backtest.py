@@ -389,6 +389,13 @@ def build_engine(cfg: BacktestConfig, plan: DataPlan, data: DataChunks | list[An
                 except ValueError as e:
                     raise BacktestFailed(f"{type(strategy).__name__}: {e}") from e
             strategy.set_bars(bars)
+            # Nautilus fires timers due at the same time in the order of their names (ties: in the order their
+            # components were added). The event-driven twin's on_bar runs while Nautilus processes the data at that
+            # time (stored bars, in the run's bar_types order) or, for an aggregated bar, from its aggregator's
+            # timer, named after the bar type; the alerts are named to fire in that order. It decides e.g. which
+            # order gets which of the venue's latency draws when strategies act at the same time.
+            strategy.alert_prefix = (f"{BarType.from_str(bt).standard()}:" if source else
+                                     f"!{[b for b, _lo, _hi in plan.bars].index(stored):04d}:")
     sims: dict[str, VenueSim] = {}
     start_date = cfg.start or str(pd.Timestamp(plan.first_ns, unit="ns", tz="UTC").date())
     for v in cfg.venues:

@@ -177,6 +177,10 @@ class SignalStrategy(BarStrategy):
         #: the runner): Nautilus processes those after the bar, so an event-driven strategy's on_bar sees
         #: the state before them, while an alert at that time fires after them (see sizing_equity)
         self.late_data_ts: frozenset[int] = frozenset()
+        #: start of this strategy's alert names (set by the runner): Nautilus fires alerts due at the same time in
+        #: name order, and the runner names them so that strategies act in the order their event-driven twins'
+        #: on_bar would run (nautilus_app/backtest.py, build_engine)
+        self.alert_prefix = ""
         self._pre: dict[int, dict[str, Any]] = {}
         self._current = -1
         self._in_alert = False
@@ -273,12 +277,12 @@ class SignalStrategy(BarStrategy):
         if t in self.late_data_ts and t - 1 > self.clock.timestamp_ns():
             self._pre_armed.add(i)
             self.clock.set_time_alert_ns(f"pre-{i}", t - 1, self._on_pre_alert)
-        self.clock.set_time_alert_ns(f"sig-{i}", t, self._on_alert)
+        self.clock.set_time_alert_ns(f"{self.alert_prefix}sig-{i}", t, self._on_alert)
 
     def _cancel_wakes(self) -> None:
         """Cancel every armed wake-up (they were chosen from a state that no longer holds)."""
         for i in self._armed:
-            self.clock.cancel_timer(f"sig-{i}")
+            self.clock.cancel_timer(f"{self.alert_prefix}sig-{i}")
             if i in self._pre_armed:
                 self.clock.cancel_timer(f"pre-{i}")
                 self._pre_armed.discard(i)
@@ -356,7 +360,7 @@ class SignalStrategy(BarStrategy):
             self._wake(min(nxt))
 
     def _on_alert(self, event: Any) -> None:
-        i = int(event.name[4:])
+        i = int(event.name.rsplit("-", 1)[1])
         self._armed.discard(i)
         if i <= self._done:
             return

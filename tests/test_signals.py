@@ -111,6 +111,41 @@ def test_signals_twin_on_bars_nautilus_aggregates(name: str, step: str, market: 
     assert b.iterations < b.data_points / 4 and a.iterations == a.data_points
 
 
+@pytest.fixture(scope="module")
+def perp_pair_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("signals_pair")
+    import_binance_vision(root, base_url=str(MIRROR), market="um", symbols=("BTCUSDT", "ETHUSDT"), interval="1m",
+                          start="2023-07-19", end="2023-07-31", kinds=("klines", "fundingRate"))
+    import_binance_vision(root, base_url=str(MIRROR), market="um", symbols=("BTCUSDT", "ETHUSDT"), interval="1h",
+                          start="2023-07-19", end="2023-07-31", kinds=("markPriceKlines",))
+    return root
+
+
+def test_demo_perp_setup_signals_twins_equal_event_driven(perp_pair_catalog: Path, tmp_path: Path) -> None:
+    """configs/demo_perp.toml as shipped (trend following 1h + mean reversion 15m on BTC and ETH perpetuals,
+    aggregated by Nautilus from 1m bars; cross margin with liquidation, funding, hourly marks, the realistic
+    venue's random latency) over 12 days, with each strategy replaced by its signals twin. Strategies acting at
+    the same time send their orders in the event-driven order (they share the venue's latency draws, so any other
+    order would change the fills): the window holds such a moment."""
+    import tomllib
+
+    raw = tomllib.loads((Path(__file__).resolve().parents[1] / "configs" / "demo_perp.toml").read_text())
+    raw.update(catalog=str(perp_pair_catalog), start="2023-07-19", end="2023-07-31")
+    runs = []
+    for suffix in ("", "_signals"):
+        cfg = dict(raw, name=f"demo_perp{suffix}",
+                   strategies=[dict(s, name=s["name"] + suffix) for s in raw["strategies"]])
+        runs.append(run_backtest(parse_config(cfg), results_root=tmp_path, progress=False))
+    a, b = runs
+    fills = assert_twins(a, b)
+    assert len(fills) > 50 and b.feed == "events" and b.iterations < b.data_points / 10
+    sent = pd.read_parquet(a.results_path / "latency.parquet")
+    shared = sent.groupby("ts_sent")["strategy_id"].nunique()
+    assert (shared > 1).any()  # two strategies sent orders at the same time
+    sa, sb = (pd.read_parquet(o.results_path / "latency.parquet") for o in (a, b))
+    assert sa["client_order_id"].tolist() == sb["client_order_id"].tolist()  # the same draw for the same order
+
+
 def test_isolated_liquidation_by_the_scheduled_scan_equals_the_per_bar_actor(catalog: Path, tmp_path: Path) -> None:
     venue = dict(PERP, starting_balances=["100000 USDT"], leverages={ETH: 20}, costs="fees_only", liquidation_fee=0.0125)
     params = {"instrument_id": ETH, "position_fraction": 1.0}
