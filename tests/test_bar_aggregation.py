@@ -9,42 +9,21 @@ close, a first interval entered half way and data ending in the middle of an int
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import numpy as np
 import pandas as pd
 import pytest
-from nautilus_trader.backtest import BacktestEngine, BacktestEngineConfig
-from nautilus_trader.common import LoggerConfig, LogLevel
-from nautilus_trader.data import DataEngineConfig
-from nautilus_trader.execution import MakerTakerFeeModel
-from nautilus_trader.model import AccountType, BarType, Currency, Money, OmsType, Price, Venue
-from nautilus_trader.trading import Strategy
+from nautilus_trader.model import Price
 
 from catalog.binance_vision import import_binance_vision
 from catalog.store import open_catalog
 from nautilus_app.bar_aggregation import aggregate_time_bars, source_bar_type
-from nautilus_app.core import instruments as ins
 from nautilus_app.core.paths import shared_data_dir
 from nautilus_app.venue.fill_timing import BarSeries
+from tests.fixtures.bar_probe import engine_bars
 
 MIRROR = shared_data_dir() / "binance-vision"
 SOURCE = "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"
 STEPS = ["5-MINUTE", "15-MINUTE", "1-HOUR", "4-HOUR", "1-DAY"]
-
-
-class _Collect(Strategy):
-    def __init__(self, bar_types: list[str]) -> None:
-        super().__init__()
-        self.bar_types = bar_types
-        self.seen: dict[str, list] = {}
-
-    def on_start(self) -> None:
-        for b in self.bar_types:
-            self.subscribe_bars(BarType.from_str(b))
-
-    def on_bar(self, bar) -> None:  # noqa: ANN001
-        self.seen.setdefault(str(bar.bar_type), []).append(bar)
 
 
 def _t(s: str) -> int:
@@ -66,25 +45,9 @@ def source_bars(tmp_path_factory: pytest.TempPathFactory) -> list:
     return out
 
 
-def _nautilus(bars: list, bar_types: list[str]) -> dict[str, list]:
-    eng = BacktestEngine(BacktestEngineConfig(logging=LoggerConfig(stdout_level=LogLevel.ERROR),
-                                              data_engine=DataEngineConfig(time_bars_build_with_no_updates=False)))
-    usdt = Currency.from_str("USDT")
-    eng.add_venue(Venue("BINANCE"), OmsType.NETTING, AccountType.CASH, [Money(10_000, usdt)],
-                  fee_model=MakerTakerFeeModel(Decimal(0), Decimal(0)))
-    eng.add_instrument(ins.build_instrument("BTCUSDT", "spot"))
-    eng.add_data(bars)
-    probe = _Collect(bar_types)
-    eng.add_strategy(probe)
-    eng.run()
-    seen = dict(probe.seen)
-    eng.dispose()
-    return seen
-
-
 def test_aggregated_bars_equal_nautilus_aggregator(source_bars: list) -> None:
     types = [f"BTCUSDT.BINANCE-{s}-LAST-INTERNAL@1-MINUTE-EXTERNAL" for s in STEPS]
-    got = _nautilus(source_bars, types)
+    got = engine_bars(source_bars, types, time_bars_build_with_no_updates=False)
     series = BarSeries(np.array([b.ts_init for b in source_bars], dtype=np.int64),
                        *(np.array([float(str(getattr(b, f))) for b in source_bars])
                          for f in ("open", "high", "low", "close", "volume")))

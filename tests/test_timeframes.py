@@ -18,18 +18,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from nautilus_trader.backtest import BacktestEngine, BacktestEngineConfig
-from nautilus_trader.common import LoggerConfig, LogLevel
-from nautilus_trader.data import DataEngineConfig
-from nautilus_trader.execution import MakerTakerFeeModel
-from nautilus_trader.model import AccountType, BarType, Currency, Money, OmsType, Venue
-from nautilus_trader.trading import Strategy
 
 from catalog.binance_vision import import_binance_vision
 from catalog.store import open_catalog
 from catalog.writer import ImportReport, write_bars
 from nautilus_app.core import instruments as ins
 from nautilus_app.core.paths import shared_data_dir
+from tests.fixtures.bar_probe import engine_bars
 from tests.fixtures.binance_mock import read_zip_rows
 
 DATA = shared_data_dir()
@@ -41,35 +36,9 @@ TF = {"5-MINUTE": 5 * MIN_NS, "1-HOUR": 60 * MIN_NS}
 pytestmark = pytest.mark.skipif(not BV.is_dir(), reason="shared Binance Vision mirror not available")
 
 
-class _Collect(Strategy):
-    def __init__(self, bar_types: list[str]) -> None:
-        super().__init__()
-        self.bar_types = bar_types
-        self.seen: dict[str, list] = {}
-
-    def on_start(self) -> None:
-        for b in self.bar_types:
-            self.subscribe_bars(BarType.from_str(b))
-
-    def on_bar(self, bar) -> None:  # noqa: ANN001
-        self.seen.setdefault(str(bar.bar_type), []).append(bar)
-
-
 def run_engine(bars: list, bar_types: list[str], **data_engine: bool) -> dict[str, list[tuple]]:
-    eng = BacktestEngine(BacktestEngineConfig(logging=LoggerConfig(stdout_level=LogLevel.ERROR),
-                                              data_engine=DataEngineConfig(**data_engine)))
-    usdt = Currency.from_str("USDT")
-    eng.add_venue(Venue("BINANCE"), OmsType.NETTING, AccountType.CASH, [Money(10_000, usdt)],
-                  fee_model=MakerTakerFeeModel(Decimal(0), Decimal(0)))
-    eng.add_instrument(ins.build_instrument("BTCUSDT", "spot"))
-    eng.add_data(bars)
-    probe = _Collect(bar_types)
-    eng.add_strategy(probe)
-    eng.run()
-    out = {k: [(b.ts_event, b.open.as_decimal(), b.high.as_decimal(), b.low.as_decimal(), b.close.as_decimal(),
-                b.volume.as_decimal()) for b in v] for k, v in probe.seen.items()}
-    eng.dispose()
-    return out
+    return {k: [(b.ts_event, b.open.as_decimal(), b.high.as_decimal(), b.low.as_decimal(), b.close.as_decimal(),
+                 b.volume.as_decimal()) for b in v] for k, v in engine_bars(bars, bar_types, **data_engine).items()}
 
 
 def resample(rows: list[list[str]], step_ns: int) -> list[tuple]:
