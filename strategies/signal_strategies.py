@@ -4,7 +4,9 @@ parameters, same rules; tests/test_signals.py checks every fill of both on real 
 
 Indicators are computed once per gap segment with the same floating-point recipe as the event-driven
 ones (Nautilus's EMA reproduced in :func:`strategies.signals.nautilus_ema`; the others run once over
-the arrays with :func:`strategies.signals.run_indicator`), signals with numpy on whole columns.
+the arrays with :func:`strategies.signals.run_indicator`), signals with numpy on whole columns. Indicator
+columns are NaN where the indicator is not initialized yet (:func:`strategies.signals.until_ready`), as the
+event-driven strategies' recorded plot series are: the two runs draw the same charts.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from nautilus_trader.indicators import AverageTrueRange, RelativeStrengthIndex, 
 from strategies.ema_cross import EMACrossConfig
 from strategies.indicators import AverageDirectionalIndex, SampleBollingerBands
 from strategies.mean_reversion import MeanReversionConfig
-from strategies.signals import SignalStrategy, nautilus_ema, run_indicator
+from strategies.signals import SignalStrategy, nautilus_ema, run_indicator, until_ready
 from strategies.trend_following import TrendFollowingConfig
 
 
@@ -50,8 +52,9 @@ class EMACrossSignals(SignalStrategy):
 
     def populate_indicators(self, df: pd.DataFrame) -> pd.DataFrame:
         seg = df["segment"].to_numpy()
-        df["ema_fast"], fast_ok = nautilus_ema(df["close_nd"].to_numpy(), self.fast_period, seg)
-        df["ema_slow"], slow_ok = nautilus_ema(df["close_nd"].to_numpy(), self.slow_period, seg)
+        fast, fast_ok = nautilus_ema(df["close_nd"].to_numpy(), self.fast_period, seg)
+        slow, slow_ok = nautilus_ema(df["close_nd"].to_numpy(), self.slow_period, seg)
+        df["ema_fast"], df["ema_slow"] = until_ready(fast, fast_ok), until_ready(slow, slow_ok)
         df["ready"] = fast_ok & slow_ok
         return df
 
@@ -115,6 +118,9 @@ class TrendFollowingSignals(SignalStrategy):
                                                    [df["atr"], atr_ok.astype(float)], seg)
         df["close_px"] = px["close"]
         df["ready"] = fast_ok & slow_ok & adx_ok & mean_ok
+        for col, ok in (("sma_fast", fast_ok), ("sma_slow", slow_ok), ("adx", adx_ok), ("atr", atr_ok),
+                        ("atr_mean", mean_ok)):
+            df[col] = until_ready(df[col].to_numpy(), ok)
         return df
 
     def populate_entry_trend(self, df: pd.DataFrame) -> pd.DataFrame:
@@ -161,6 +167,9 @@ class MeanReversionSignals(SignalStrategy):
             lambda: SampleBollingerBands(c.bb_period, c.bb_k), [df["close_px"]], seg, ("middle", "upper", "lower"))
         (df["trend"],), trend_ok = run_indicator(lambda: SimpleMovingAverage(c.trend_ma_period), [df["close_nd"]], seg)
         df["ready"] = rsi_ok & bb_ok & trend_ok
+        for col, ok in (("rsi", rsi_ok), ("bb_middle", bb_ok), ("bb_upper", bb_ok), ("bb_lower", bb_ok),
+                        ("trend", trend_ok)):
+            df[col] = until_ready(df[col].to_numpy(), ok)
         return df
 
     def populate_entry_trend(self, df: pd.DataFrame) -> pd.DataFrame:

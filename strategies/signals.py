@@ -53,7 +53,7 @@ from nautilus_trader.model import InstrumentId, OrderSide, OrderType, PositionSi
 from strategies.base import BarStrategy
 
 __all__ = ["SignalStrategy", "check_no_lookahead", "nautilus_doubles", "nautilus_ema", "run_indicator",
-           "segment_ids"]
+           "segment_ids", "until_ready"]
 
 
 def nautilus_doubles(values: np.ndarray, precision: int) -> np.ndarray:
@@ -100,6 +100,14 @@ def nautilus_ema(x: np.ndarray, period: int, seg: np.ndarray | None = None) -> t
             out[i] = prev
         ready[lo + period - 1:hi] = True
     return np.array(out), ready
+
+
+def until_ready(values: np.ndarray, initialized: np.ndarray) -> np.ndarray:
+    """``values`` with NaN where the indicator is not initialized yet: what an event-driven strategy's plot
+    recorder stores there (nautilus_app/plotting.py), so that a plotted column draws no warm-up values (e.g. an
+    EMA's 0.0 before its first ``period`` bars). Use it on ``plot_config`` columns; signals masked by ``ready``
+    are unaffected."""
+    return np.where(np.asarray(initialized, dtype=bool), np.asarray(values, dtype=np.float64), np.nan)
 
 
 def run_indicator(make: Any, inputs: list[np.ndarray], seg: np.ndarray, fields: tuple[str, ...] = ("value",)

@@ -144,6 +144,13 @@ def test_demo_perp_setup_signals_twins_equal_event_driven(perp_pair_catalog: Pat
     assert (shared > 1).any()  # two strategies sent orders at the same time
     sa, sb = (pd.read_parquet(o.results_path / "latency.parquet") for o in (a, b))
     assert sa["client_order_id"].tolist() == sb["client_order_id"].tolist()  # the same draw for the same order
+    # the charts: every recorded indicator value of every strategy, NaN during warm-up in both
+    ia, ib = (pd.read_parquet(o.results_path / "indicators.parquet") for o in (a, b))
+    ib = ib.rename(columns=lambda c: c.replace("Signals-", "-"))
+    ib["strategy_id"] = ib["strategy_id"].astype(str).str.replace("Signals-", "-")
+    ia["strategy_id"] = ia["strategy_id"].astype(str)
+    assert len(ia) > 1000 and ia.isna().any().any()
+    pd.testing.assert_frame_equal(ia, ib[ia.columns], check_exact=True, check_categorical=False)
 
 
 def test_isolated_liquidation_by_the_scheduled_scan_equals_the_per_bar_actor(catalog: Path, tmp_path: Path) -> None:
