@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pandas._libs import lib
+from pandas._libs import lib, missing
 from pandas.core.internals.construction import convert_object_array
 
 from catalog.reader import read_columns
@@ -75,9 +75,13 @@ def _normalise_column(col: str, values: np.ndarray, out: dict[str, Any], currenc
     if arr.dtype != object:  # numbers, bools, timestamps: normalise_report leaves them alone
         out[col] = arr
         return
-    types = set(map(type, arr.tolist()))
-    # pd.isna is slow on object columns; without floats (NaN) or other missing markers, missing is None
-    isna = (arr == None) if types <= _NONE_OR_PLAIN else pd.isna(arr)  # noqa: E711 - element-wise
+    if lib.is_string_array(arr, skipna=True):  # texts and missing values only (most columns): checked in C
+        types = None
+        isna = missing.isnaobj(arr)
+    else:
+        types = set(map(type, arr.tolist()))
+        # pd.isna is slow on object columns; without floats (NaN) or other missing markers, missing is None
+        isna = (arr == None) if types <= _NONE_OR_PLAIN else pd.isna(arr)  # noqa: E711 - element-wise
     if isna.all():
         out[col] = pd.array(arr, dtype="string")
         return
@@ -87,7 +91,12 @@ def _normalise_column(col: str, values: np.ndarray, out: dict[str, Any], currenc
         out[col] = np.array([_json_or_none(v) for v in arr.tolist()], dtype=object)
         return
     text = str(first)
-    plain = (types - {type(None)} == {str}) if types <= _NONE_OR_PLAIN else set(map(type, arr[notna].tolist())) == {str}
+    if types is None:
+        plain = True
+    elif types <= _NONE_OR_PLAIN:
+        plain = types - {type(None)} == {str}
+    else:
+        plain = set(map(type, arr[notna].tolist())) == {str}
     if _NUMBER.fullmatch(text):
         # normalise_report: pd.to_numeric(s.astype(str)); None -> "None" -> NaN either way
         numeric = _parse_numbers(arr) if plain else pd.to_numeric(arr.astype(str), errors="coerce")
