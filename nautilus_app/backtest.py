@@ -541,7 +541,6 @@ def run_backtest(
         BacktestFailed: a strategy raised, the engine stopped early or reported an error, or data is
             missing. Nothing is written to the results folder then.
     """
-    t0 = time.perf_counter()
     global _RUNS_IN_PROCESS
     if _RUNS_IN_PROCESS:
         # the previous run's engine, strategies and actors hold reference cycles; collected here, on this thread.
@@ -549,6 +548,7 @@ def run_backtest(
         # (PyO3 "unsendable" objects) refuse to be dropped: an error printed and the whole run leaked
         gc.collect()
     _RUNS_IN_PROCESS += 1
+    t0 = time.perf_counter()
     run_id = run_id or make_run_id(cfg)
     plan = plan_data(cfg)
     data = load_data(cfg, plan)
@@ -586,10 +586,20 @@ def run_backtest(
             liq = sim.liquidation
             if liq is not None and not liq.scheduled and liq.bars_seen == 0 and result.iterations:
                 raise BacktestFailed(f"run {run_id}: the liquidation actor of venue {name} received no bars")
-        path, metrics = results_mod.write_results(
-            engine, result, cfg, run_id, plan, sims, run_data=run,
-            results_root=results_root, config_text=config_text, engine_seconds=engine_seconds, feed=feed_kind,
-        )
+        # Building the results allocates hundreds of thousands of short-lived containers (a dict per Nautilus
+        # object); the cyclic collector's passes over them took 4-10 % of it (gc.callbacks: 0.06 s of 1.46 s for
+        # 5,692 orders, 0.55 s of 5.7 s for 26,020). Reference counting still frees everything at once; cycles
+        # wait until the collector is back on, right after.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            path, metrics = results_mod.write_results(
+                engine, result, cfg, run_id, plan, sims, run_data=run,
+                results_root=results_root, config_text=config_text, engine_seconds=engine_seconds, feed=feed_kind,
+            )
+        finally:
+            if collecting:
+                gc.enable()
     finally:
         engine.dispose()
     return BacktestOutcome(
