@@ -420,9 +420,8 @@ def build_engine(cfg: BacktestConfig, plan: DataPlan, data: DataChunks | list[An
         if margin and v.liquidation and perps:
             overrides = bracket_overrides(v)
             on_venue = [s for s in strategies if str(s.config.instrument_id).endswith("." + v.name)]
-            # isolated margin with only vectorised-signals strategies: the check is scheduled by them
-            # (a scan per position) instead of running in Python on every bar
-            # (a scan per position over the instrument's bars, so only when those are the strategies' own bars)
+            # isolated margin with only vectorised-signals strategies on the instrument's own bars: the check is
+            # scheduled by them (a scan per position over those bars) instead of running in Python on every bar
             scheduled = (v.margin_mode == "isolated" and bool(on_venue)
                          and all(getattr(s, "signal_kind", False)
                                  and bar_type_of.get(str(s.config.instrument_id)) == str(s.config.bar_type)
