@@ -344,6 +344,44 @@ def build_strategies(cfg: BacktestConfig) -> list[Any]:
     return out
 
 
+def _prepare_signals(strategy: Any, plan: DataPlan, run: RunData, data_end: int, late_ts: frozenset[int]) -> None:
+    """Hand a vectorised-signals strategy what it needs before the run: its bars (read from the run's bars, or
+    built from their source for a bar type Nautilus aggregates), its alert names and its late-data times.
+
+    ``run``: the run's bars (read once, shared with the fill models); ``data_end``: the run's last data point
+    (UTC ns); ``late_ts``: times of the venue's mark-price and funding rows.
+
+    Raises:
+        BacktestFailed: the strategy's bars (or their source) are not among the run's bar types, or its
+            aggregated bar type cannot be built (:func:`nautilus_app.bar_aggregation.aggregate_time_bars`).
+    """
+    bt = str(strategy.config.bar_type)
+    source = source_bar_type(bt)  # a bar type Nautilus aggregates: built here from its source bars
+    stored = source or bt
+    stored_types = [b for b, _lo, _hi in plan.bars]
+    if stored not in stored_types:
+        raise BacktestFailed(f"{type(strategy).__name__}: a vectorised-signals strategy needs "
+                             + (f"the source bar type {source} of its bar_type {bt}" if source else f"its bar_type {bt}")
+                             + " among the run's bar_types")
+    bars = run.series(stored)
+    if source:
+        try:
+            bars = aggregate_time_bars(bars, bt, data_end)
+        except ValueError as e:
+            raise BacktestFailed(f"{type(strategy).__name__}: {e}") from e
+    strategy.set_bars(bars)
+    # Nautilus fires timers due at the same time in the order of their names (ties: in the order their components
+    # were added). The event-driven twin's on_bar runs while Nautilus processes the data at that time (stored bars,
+    # in the run's bar_types order) or, for an aggregated bar, from its aggregator's timer, named after the bar type;
+    # the alerts are named to fire in that order. It decides e.g. which order gets which of the venue's latency
+    # draws when strategies act at the same time.
+    strategy.alert_prefix = (f"{BarType.from_str(bt).standard()}:" if source else
+                             f"!{stored_types.index(stored):04d}:")
+    # Nautilus emits an aggregated bar after every data point at its close time (nautilus_app/bar_aggregation.py),
+    # so its on_bar already sees those mark prices and funding rows, as the signals alert does
+    strategy.late_data_ts = frozenset() if source else late_ts
+
+
 def build_engine(cfg: BacktestConfig, plan: DataPlan, data: DataChunks | list[Any], run: RunData | None = None,
                  ) -> tuple[BacktestEngine, dict[str, VenueSim], list[Any]]:
     """Engine with venues, instruments, data, strategies and the venue actors (not run yet).
@@ -371,31 +409,15 @@ def build_engine(cfg: BacktestConfig, plan: DataPlan, data: DataChunks | list[An
     strategies = build_strategies(cfg)
     other = data.other if isinstance(data, DataChunks) else [d for d in data if not hasattr(d, "bar_type")]
     data_end = max([plan.last_ns, *(d.ts_init for d in other)])
+    late: dict[str, set[int]] = {}  # venue -> times of mark-price / funding rows (signals strategies' sizing)
+    settlements: dict[str, set[int]] = {}  # venue -> times of funding rows (they change the wallet)
+    for d in other:
+        late.setdefault(d.instrument_id.venue.value, set()).add(d.ts_init)
+        if hasattr(d, "rate"):
+            settlements.setdefault(d.instrument_id.venue.value, set()).add(d.ts_init)
     for strategy in strategies:  # vectorised-signals strategies get their bars before the run
         if getattr(strategy, "signal_kind", False):
-            bt = str(strategy.config.bar_type)
-            source = source_bar_type(bt)  # a bar type Nautilus aggregates: built here from its source bars
-            stored = source or bt
-            span = next(((lo, hi) for b, lo, hi in plan.bars if b == stored), None)
-            if span is None:
-                raise BacktestFailed(f"{type(strategy).__name__}: a vectorised-signals strategy needs "
-                                     + (f"the source bar type {source} of its bar_type {bt}" if source else
-                                        f"its bar_type {bt}") + " among the run's bar_types")
-            iid = str(BarType.from_str(bt).instrument_id)
-            bars = series[iid] if bar_type_of.get(iid) == stored else run.series(stored, *span)
-            if source:
-                try:
-                    bars = aggregate_time_bars(bars, bt, data_end)
-                except ValueError as e:
-                    raise BacktestFailed(f"{type(strategy).__name__}: {e}") from e
-            strategy.set_bars(bars)
-            # Nautilus fires timers due at the same time in the order of their names (ties: in the order their
-            # components were added). The event-driven twin's on_bar runs while Nautilus processes the data at that
-            # time (stored bars, in the run's bar_types order) or, for an aggregated bar, from its aggregator's
-            # timer, named after the bar type; the alerts are named to fire in that order. It decides e.g. which
-            # order gets which of the venue's latency draws when strategies act at the same time.
-            strategy.alert_prefix = (f"{BarType.from_str(bt).standard()}:" if source else
-                                     f"!{[b for b, _lo, _hi in plan.bars].index(stored):04d}:")
+            _prepare_signals(strategy, plan, run, data_end, frozenset(late.get(strategy.instrument_id.venue.value, ())))
     sims: dict[str, VenueSim] = {}
     start_date = cfg.start or str(pd.Timestamp(plan.first_ns, unit="ns", tz="UTC").date())
     for v in cfg.venues:
@@ -441,19 +463,8 @@ def build_engine(cfg: BacktestConfig, plan: DataPlan, data: DataChunks | list[An
         sims[v.name] = sim
     for inst in load_instruments(cfg):
         engine.add_instrument(inst)
-    late: dict[str, set[int]] = {}  # venue -> times of mark-price / funding rows (signals strategies' sizing)
-    settlements: dict[str, set[int]] = {}  # venue -> times of funding rows (they change the wallet)
-    for d in other:
-        late.setdefault(d.instrument_id.venue.value, set()).add(d.ts_init)
-        if hasattr(d, "rate"):
-            settlements.setdefault(d.instrument_id.venue.value, set()).add(d.ts_init)
     if not isinstance(data, DataChunks):  # DataChunks are fed window by window by run_backtest
         engine.add_data(data)
-    for strategy in strategies:
-        # Nautilus emits an aggregated bar after every data point at its close time (nautilus_app/bar_aggregation.py),
-        # so its on_bar already sees those mark prices and funding rows, as the signals alert does
-        if getattr(strategy, "signal_kind", False) and source_bar_type(str(strategy.config.bar_type)) is None:
-            strategy.late_data_ts = frozenset(late.get(strategy.instrument_id.venue.value, ()))
     for name, sim in sims.items():  # the liquidation schedule is rescanned at funding settlements
         if sim.liquidation is not None:
             sim.liquidation.event_ts = np.array(sorted(settlements.get(name, ())), dtype=np.int64)

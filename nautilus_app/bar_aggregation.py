@@ -21,12 +21,11 @@ since the epoch are the ones Nautilus aligns to; other steps raise.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
+from nautilus_trader.model import BarType
 
-if TYPE_CHECKING:
-    from nautilus_app.venue.fill_timing import BarSeries
+from catalog.inventory import bar_interval_ns
+from nautilus_app.venue.fill_timing import BarSeries
 
 __all__ = ["aggregate_time_bars", "source_bar_type"]
 
@@ -36,8 +35,6 @@ _DAY_NS = 86_400_000_000_000
 def source_bar_type(bar_type: str) -> str | None:
     """The bar type Nautilus aggregates ``bar_type`` from (``X-1-HOUR-LAST-INTERNAL@1-MINUTE-EXTERNAL`` ->
     ``X-1-MINUTE-LAST-EXTERNAL``), or None for a bar type read as it is stored."""
-    from nautilus_trader.model import BarType
-
     bt = BarType.from_str(bar_type)
     return str(bt.composite()) if bt.is_composite() else None
 
@@ -61,9 +58,6 @@ def aggregate_time_bars(source: BarSeries, bar_type: str, data_end_ns: int) -> B
         ValueError: ``bar_type`` is not an aggregated time bar type, or its step is not a whole multiple of
             the source's or does not divide a day.
     """
-    from catalog.inventory import bar_interval_ns
-    from nautilus_app.venue.fill_timing import BarSeries
-
     source_type = source_bar_type(bar_type)
     step = bar_interval_ns(bar_type)
     source_step = bar_interval_ns(source_type) if source_type else None

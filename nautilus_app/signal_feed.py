@@ -10,7 +10,8 @@ mode (one ``add_data`` / ``run(streaming=True)`` / ``clear_data`` per step; meas
    (:meth:`SignalStrategy.next_wake_ts`: the next bar on which a signal can act given its position,
    the bar after a fill, every bar while an order is in flight, the first bar that can liquidate an
    isolated position; for a wake-up at a time no stored bar closes at, e.g. an hour bar aggregated from
-   1m bars whose last minute is missing, the next bar after it, whose arrival moves the clock past it) and a bar-subscribed liquidation actor's next check
+   1m bars whose last minute is missing, the next bar after it, whose arrival moves the clock past it)
+   and a bar-subscribed liquidation actor's next check
    (:meth:`nautilus_app.venue.liquidation.LiquidationActor.next_check_ts`: the bar after a fill, every bar
    while a liquidation order is pending, the first bar its vectorised scan says can liquidate);
 2. the step feeds, in time order, every funding row and mark price up to ``T`` (with, before each

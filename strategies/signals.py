@@ -285,12 +285,16 @@ class SignalStrategy(BarStrategy):
         if t in self.late_data_ts and t - 1 > self.clock.timestamp_ns():
             self._pre_armed.add(i)
             self.clock.set_time_alert_ns(f"pre-{i}", t - 1, self._on_pre_alert)
-        self.clock.set_time_alert_ns(f"{self.alert_prefix}sig-{i}", t, self._on_alert)
+        self.clock.set_time_alert_ns(self._alert_name(i), t, self._on_alert)
+
+    def _alert_name(self, i: int) -> str:
+        """The wake-up alert of bar ``i`` (:meth:`_on_alert` reads ``i`` back from its end)."""
+        return f"{self.alert_prefix}sig-{i}"
 
     def _cancel_wakes(self) -> None:
         """Cancel every armed wake-up (they were chosen from a state that no longer holds)."""
         for i in self._armed:
-            self.clock.cancel_timer(f"{self.alert_prefix}sig-{i}")
+            self.clock.cancel_timer(self._alert_name(i))
             if i in self._pre_armed:
                 self.clock.cancel_timer(f"pre-{i}")
                 self._pre_armed.discard(i)
