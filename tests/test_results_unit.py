@@ -142,6 +142,36 @@ def test_utc_index_equals_pandas_to_datetime() -> None:
     pd.testing.assert_index_equal(utc_index(ns.tolist()), pd.to_datetime(ns, utc=True))
 
 
+def test_utc_texts_equal_str_of_each_timestamp() -> None:
+    from nautilus_app.core.times import utc_texts
+
+    ns = np.array([1_747_701_000_000_000_000, 1_747_701_000_500_000_000, 1_747_701_000_000_000_001,
+                   1_747_701_000_000_001_000, 0, -1_000_000_000, -1], dtype=np.int64)
+    assert utc_texts(ns).tolist() == [str(pd.Timestamp(int(t), tz="UTC")) for t in ns]
+
+
+def test_report_lists_as_json_text_equal_json_dumps() -> None:
+    import json
+
+    from nautilus_app.results.collect import _json_or_none
+
+    for v in (["BINANCE-1-1", "BINANCE-1-2"], ["1.06 USDT"], [], ['say "hi"', "x"], ["\u00e9t\u00e9", "a"],
+              {"k": 1}, [1, "a"], ["a\\b", "c"]):
+        assert _json_or_none(v) == json.dumps(v, default=str), v
+    assert _json_or_none(None) is None
+
+
+def test_report_numbers_parse_as_pandas_to_numeric() -> None:
+    from nautilus_app.results.collect import _parse_numbers
+
+    for texts in (["1", "2", "-3"], ["1.5", "2"], ["1", None], ["1e5", "3"], ["nan", "1"], ["abc", "1"],
+                  ["106495.32", "0.01000"]):
+        arr = np.array(texts, dtype=object)
+        got, want = _parse_numbers(arr), pd.to_numeric(arr, errors="coerce")
+        assert got.dtype == want.dtype, texts
+        np.testing.assert_array_equal(got, want)
+
+
 def test_result_tables_dictionary_encode_only_text(tmp_path) -> None:
     import pyarrow.parquet as pq
 

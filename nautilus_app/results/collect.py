@@ -33,7 +33,7 @@ from pandas._libs import lib, missing
 from pandas.core.internals.construction import convert_object_array
 
 from catalog.reader import read_columns
-from nautilus_app.core.times import utc_index
+from nautilus_app.core.times import utc_index, utc_texts
 from nautilus_app.results.schema import (
     BORROW_COLUMNS,
     FUNDING_COLUMNS,
@@ -58,9 +58,8 @@ def _json_or_none(v: Any) -> str | None:
     if v is None:
         return None
     if type(v) is list and all(type(x) is str for x in v):
-        text = '", "'.join(v)
-        if not _UNSAFE.search(text):
-            return f'["{text}"]' if v else "[]"
+        if not _UNSAFE.search("".join(v)):  # the items, not the '", "' between them (a quote is unsafe)
+            return '["' + '", "'.join(v) + '"]' if v else "[]"
     return _JSON.encode(v)
 
 
@@ -127,7 +126,9 @@ def _parse_numbers(texts: np.ndarray) -> np.ndarray:
         arr = pa.array(texts, pa.string(), from_pandas=True)  # None and NaN -> null
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return pd.to_numeric(texts, errors="coerce")
-    if not arr.null_count:
+    # integers only -> int64; tried only when every text is digits and signs: a failed cast costs ~6 ms for
+    # 5,692 texts (Arrow builds its error), the check 0.2 ms
+    if not arr.null_count and not pc.any(pc.match_substring_regex(arr, r"[^0-9+\-]")).as_py():
         try:
             return pc.cast(arr, pa.int64()).to_numpy()
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -271,6 +272,20 @@ def _positions_sorted(cache: Any) -> tuple[list[Any], list[dict], list[bool]]:
     return [objs[i] for i in perm], [rows[i] for i in perm], flags
 
 
+def _closed_column(closed: list[int | None]) -> Any:
+    """Nautilus's [Timestamp or pd.NA] ``ts_closed`` column as normalise_report leaves it: datetimes when every
+    position is closed, text ("2023-07-10 00:46:00+00:00", None) when some are open, "string" if none is."""
+    is_open = np.array([t is None for t in closed], dtype=bool)
+    if is_open.all():
+        return pd.array([pd.NA] * len(closed), dtype="string")
+    ns = np.array([0 if t is None else t for t in closed], dtype=np.int64)
+    if not is_open.any():
+        return utc_index(ns)
+    texts = utc_texts(ns)
+    texts[is_open] = None
+    return texts
+
+
 def positions_frame(cache: Any, sorted_positions: tuple | None = None) -> pd.DataFrame:
     """``normalise_report(engine.generate_positions_report().drop(columns=["events", "adjustments"]))``."""
     _objs, rows, flags = sorted_positions if sorted_positions is not None else _positions_sorted(cache)
@@ -280,12 +295,7 @@ def positions_frame(cache: Any, sorted_positions: tuple | None = None) -> pd.Dat
     closed = [r["ts_closed"] for r in rows]
     extra = {
         "ts_opened": _utc([r["ts_opened"] for r in rows]),
-        # Nautilus's [Timestamp or pd.NA] column as normalise_report leaves it: datetimes when every
-        # position is closed, text ("2023-07-10 00:46:00+00:00", None) when some are open, "string" if none is
-        "ts_closed": (pd.array([pd.NA] * len(rows), dtype="string") if all(t is None for t in closed) else
-                      np.array([None if t is None else str(pd.Timestamp(t, tz="UTC")) for t in closed], dtype=object)
-                      if any(t is None for t in closed) else
-                      pd.array([pd.Timestamp(t, tz="UTC") for t in closed], dtype="datetime64[ns, UTC]")),
+        "ts_closed": _closed_column(closed),
         "is_snapshot": np.array(flags, dtype=bool),
     }
     return _build(rows, keys, "position_id", extra)
