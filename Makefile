@@ -21,7 +21,7 @@ $(STAMP): requirements.lock pyproject.toml
 # our CI machines) every command would otherwise compile the package's sources again (~0.2 s per process).
 # compileall only rewrites what changed since the last run.
 install: $(STAMP)
-	@$(PY) -m compileall -q -j 0 nautilus_app catalog strategies adapters dash_ui
+	@$(PY) -m compileall -q -j 0 nautilus_app catalog strategies adapters dash_ui core
 
 # Regenerate requirements.lock from pyproject.toml's `all` extra with uv's resolver (PyPI; hashes; environment
 # markers; one universal resolution for Python 3.13, installed and tested on Linux x86_64). Pins already in

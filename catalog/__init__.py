@@ -9,7 +9,7 @@ Public API (used by the CLI):
 
 Decisions (details in the module docstrings):
 
-* Instruments are built only by :mod:`nautilus_app.core.instruments`, for any symbol, from
+* Instruments are built only by :mod:`core.instruments`, for any symbol, from
   instruments.toml, the built-in table, cached Binance exchangeInfo or the data's own decimals
   (:mod:`catalog.instrument_meta`); bars are written at exactly the instrument's price/size
   precision because rc7's matching engine skips bars of any other precision. Values needing more

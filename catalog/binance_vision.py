@@ -17,7 +17,7 @@ are epoch ms, or µs for spot from 2025-01-01; the unit is decided per value
 What is written:
 
 * klines -> ``Bar`` (``<id>-<step>-<AGG>-LAST-EXTERNAL``), ``ts_event = ts_init = open_time +
-  interval`` (the bar close, ns), precisions from :mod:`nautilus_app.core.instruments`.
+  interval`` (the bar close, ns), precisions from :mod:`core.instruments`.
 * markPriceKlines -> one ``MarkPriceUpdate`` per candle at its close time with the candle close
   (Binance's mark price at that moment), 8 decimals.
 * fundingRate -> ``FundingRateUpdate`` snapped to the hour grid, ``ts_event = ts_init =
@@ -69,9 +69,9 @@ from catalog.writer import (
     write_mark_prices,
     write_trades,
 )
-from nautilus_app.core import instruments as ins
-from nautilus_app.core.paths import binance_vision_url
-from nautilus_app.core.retry import RetriesExhausted, call_with_retry
+from core import instruments as ins
+from core.paths import binance_vision_url
+from core.retry import RetriesExhausted, call_with_retry
 
 #: Data kinds (catalog/kinds.py vocabulary); internally each is read from its archive folder (VISION_FOLDERS).
 KINDS = ("bars", "funding", "mark", "trades")

@@ -70,7 +70,7 @@ from catalog.writer import (
     write_instruments,
     write_mark_prices,
 )
-from nautilus_app.core import instruments as ins
+from core import instruments as ins
 
 #: Data kinds (catalog/kinds.py vocabulary; the old ``ohlcv`` is accepted with a deprecation warning).
 KINDS = ("bars", "funding", "mark")
@@ -121,13 +121,13 @@ def resolve_target(ex: Any, symbol: str, market: str, resolver: Any = None) -> T
     Binance (``binance``/``binanceusdm``): ANY Binance symbol (``SOLUSDT``, ``SOL/USDT``,
     ``SOL/USDT:USDT``). The spec comes from ``resolver`` (a
     :class:`catalog.instrument_meta.InstrumentResolver`: instruments.toml, the built-in
-    :data:`nautilus_app.core.instruments.SPECS` with historical precisions, the exchangeInfo just
+    :data:`core.instruments.SPECS` with historical precisions, the exchangeInfo just
     loaded, the precision of an instrument already stored), or without one from SPECS / the loaded
     market. Precision of a non-built-in symbol = decimals of today's tick/step (older data printed
     with finer ticks is refused, never truncated: set ``price_precision`` in instruments.toml).
     Other exchanges: the exchange's own id (``BTCUSDT``, ``BTC-USDT-SWAP``) or a ccxt symbol
     (``BTC/USDT``, ``BTC/USDT:USDT``); the instrument comes from the ccxt market
-    (:func:`nautilus_app.core.instruments.from_ccxt_market`). Raises ``KeyError`` for an unknown symbol.
+    (:func:`core.instruments.from_ccxt_market`). Raises ``KeyError`` for an unknown symbol.
     """
     mkt: ins.Market = "um" if market == "um" else "spot"
     if ex.id in ("binance", "binanceusdm"):

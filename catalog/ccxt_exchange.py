@@ -1,5 +1,5 @@
 """The ccxt exchange of the downloaders: creating it (:func:`make_exchange`) and calling it with retries
-(:func:`call_with_retries`, on the shared loop of :mod:`nautilus_app.core.retry`).
+(:func:`call_with_retries`, on the shared loop of :mod:`core.retry`).
 
 Used by :mod:`catalog.ccxt_download` (OHLCV, funding, mark prices) and :mod:`catalog.instrument_meta`
 (exchangeInfo); the retry rules are described in :mod:`catalog.ccxt_download`'s docstring.
@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from nautilus_app.core.retry import RetriesExhausted, backoff, call_with_retry
+from core.retry import RetriesExhausted, backoff, call_with_retry
 
 
 class DownloadError(Exception):
@@ -87,7 +87,7 @@ def call_with_retries(ex: Any, fn: Callable[..., Any], *args: Any, max_retries: 
 
     Transient: ccxt ``OperationFailed`` (``NetworkError`` and Binance's -1000/-1001 "internal error")
     except a 4xx other than 418/429 (``DDoSProtection``). Waits: ``Retry-After`` of a rate-limited
-    answer, else :func:`nautilus_app.core.retry.backoff` (``backoff_s x 2**attempt``, at most 60 s).
+    answer, else :func:`core.retry.backoff` (``backoff_s x 2**attempt``, at most 60 s).
     ``on_retry`` receives a one-line description of each retry (for logs/reports). Raises
     :class:`DownloadError` (chained to the last ccxt error) when retries are exhausted or the
     error is not transient.

@@ -83,7 +83,7 @@ def floats_to_decimal(x: np.ndarray, precision: int, path: str, column: str, lin
         raise DataImportError(
             path,
             f"column {column!r}: value {x[i]!r} needs {int(need[i])} decimals, more than the instrument "
-            f"precision {precision} (see nautilus_app/core/instruments.py); refusing to truncate",
+            f"precision {precision} (see core/instruments.py); refusing to truncate",
             int(lines[i]),
         )
     scaled = np.rint(x * 10.0**precision)
@@ -109,7 +109,7 @@ def check_precision(arr: pa.Array, precision: int, path: str, column: str, lines
         raise DataImportError(
             path,
             f"column {column!r}: value {arr[i].as_py()} has more than {precision} decimals (the instrument "
-            f"precision, see nautilus_app/core/instruments.py); refusing to truncate",
+            f"precision, see core/instruments.py); refusing to truncate",
             int(lines[i]),
         )
 

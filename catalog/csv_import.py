@@ -48,7 +48,7 @@ from catalog.common import DEC, bar_table, validate_bars
 from catalog.errors import DataImportError
 from catalog.store import ensure_catalog_root
 from catalog.writer import ImportReport, write_bars, write_instruments
-from nautilus_app.core import instruments as ins
+from core import instruments as ins
 
 FIELDS = ("timestamp", "open", "high", "low", "close", "volume")
 TIME_UNITS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}

@@ -39,7 +39,7 @@ from catalog.errors import DataImportError
 from catalog.store import ensure_catalog_root
 from catalog.validation import NewBars, check_import_jumps, max_jump_setting
 from catalog.writer import ImportReport, write_bars, write_funding_rates, write_instruments, write_mark_prices
-from nautilus_app.core import instruments as ins
+from core import instruments as ins
 
 _NAME = re.compile(
     r"^(?P<pair>[A-Za-z0-9]+_[A-Za-z0-9]+(?:_[A-Za-z0-9]+)?)-(?P<tf>\d+[smhdwM])"

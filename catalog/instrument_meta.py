@@ -1,12 +1,12 @@
 """Instruments for ANY Binance symbol at import time: exchange metadata cache, overrides, inference.
 
 Where an importer's instrument comes from (:class:`InstrumentResolver`, rules in
-:func:`nautilus_app.core.instruments.resolve_spec`), highest priority first:
+:func:`core.instruments.resolve_spec`), highest priority first:
 
 1. **instruments.toml** (``--instruments PATH``, else ``$NAUTILUS_INSTRUMENTS``, else
    ``<catalog>/instruments.toml``): per ``[spot.SYMBOL]`` / ``[um.SYMBOL]`` tick, step, min
    quantity, min notional, max leverage, precisions, maintenance brackets (docs/data.md).
-2. The built-in entries of :data:`nautilus_app.core.instruments.SPECS` (BTCUSDT, ETHUSDT: historical
+2. The built-in entries of :data:`core.instruments.SPECS` (BTCUSDT, ETHUSDT: historical
    precisions, unchanged ids and values).
 3. **Binance exchangeInfo as ccxt loads it** (``load_markets`` of ``binance`` and
    ``binanceusdm``: ``/api/v3/exchangeInfo``, ``/fapi/v1/exchangeInfo``), cached in the catalog at
@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 
 from catalog.common import DEC
 from catalog.errors import DataImportError
-from nautilus_app.core import instruments as ins
+from core import instruments as ins
 
 METADATA_REL = "metadata/binance_exchange_info.json"
 METADATA_MODES = ("cache", "fetch", "offline")
@@ -55,7 +55,7 @@ def load_metadata(root: str | Path) -> dict | None:
     """The cached exchangeInfo records, ``None`` when there is no cache.
 
     Shape: ``{"format": 1, "markets": {"spot"|"um": {"fetched_at": ISO UTC, "source": str,
-    "symbols": {SYMBOL: record}}}}`` with records as :func:`nautilus_app.core.instruments.market_record`.
+    "symbols": {SYMBOL: record}}}}`` with records as :func:`core.instruments.market_record`.
     Raises ``ValueError`` naming the file when it is not valid JSON of that shape.
     """
     p = metadata_path(root)
@@ -212,7 +212,7 @@ class InstrumentResolver:
         report: the :class:`catalog.writer.ImportReport` receiving notes/warnings.
 
     Raises:
-        nautilus_app.core.instruments.InstrumentOverrideError: malformed instruments.toml.
+        core.instruments.InstrumentOverrideError: malformed instruments.toml.
         ValueError: unknown metadata mode, unreadable metadata cache.
     """
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 from nautilus_trader.persistence import ParquetDataCatalog
 
-from nautilus_app.core.paths import default_catalog_path
+from core.paths import default_catalog_path
 
 
 def open_catalog(path: str | Path | None = None) -> ParquetDataCatalog:
     """Open (creating the directory if needed) the catalog at ``path``.
 
-    ``None`` means :func:`nautilus_app.core.paths.default_catalog_path` (``catalog/store``). Leftover
+    ``None`` means :func:`core.paths.default_catalog_path` (``catalog/store``). Leftover
     staging directories of interrupted imports are removed first (see :mod:`catalog.writer`).
     """
     from catalog.writer import cleanup_stale_staging  # local import: writer imports this module

@@ -43,8 +43,8 @@ from catalog.errors import DataImportError
 from catalog.kinds import VISION_FOLDERS, canonical_kinds, unknown_kinds
 from catalog.store import ensure_catalog_root
 from catalog.writer import ImportReport
-from nautilus_app.core.paths import binance_vision_url
-from nautilus_app.core.retry import RetriesExhausted, backoff, call_with_retry
+from core.paths import binance_vision_url
+from core.retry import RetriesExhausted, backoff, call_with_retry
 
 
 class ChecksumError(DataImportError):

@@ -25,12 +25,12 @@ import dash
 from dash import Input, Output, dcc, html
 from flask import abort, send_file
 
+from core import paths
 from dash_ui.api import MAX_BODY
 from dash_ui.context import AppContext
 from dash_ui.data import ResultsStore
 from dash_ui.jobs import JobRunner
 from dash_ui.options import DEFAULT_HOST, DEFAULT_PORT, add_arguments  # noqa: F401 - re-exported
-from nautilus_app.core import paths
 
 #: body limit of non-API requests (Dash callbacks); API bodies are limited to ``api.MAX_BODY``
 MAX_OTHER_BODY = 16 * 1024 * 1024

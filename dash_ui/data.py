@@ -173,7 +173,7 @@ class Run:
         cat = self.config.get("catalog")
         if not cat:
             return Path(default)
-        from nautilus_app.core import paths
+        from core import paths
 
         p = Path(cat)
         return p if p.is_absolute() else (paths.base_dir() / p).resolve()

@@ -35,7 +35,7 @@ from typing import Any
 
 import tomli_w
 
-from nautilus_app.core import paths
+from core import paths
 from nautilus_app.worker_process import WorkerProcess
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -48,11 +48,11 @@ from nautilus_trader.persistence import ParquetDataCatalog
 from catalog.bar_stores import open_bar_store
 from catalog.inventory import bar_interval_ns
 from catalog.reader import bar_store, read_columns, row_stats
+from core.instruments import brackets_for
 from nautilus_app import plotting, signal_feed
 from nautilus_app import results as results_mod
 from nautilus_app.bar_aggregation import aggregate_time_bars, source_bar_type
 from nautilus_app.config import BacktestConfig, VenueConfig
-from nautilus_app.core.instruments import brackets_for
 from nautilus_app.coverage import CoverageError, bar_coverage, check_coverage
 from nautilus_app.progress import ProgressActor, ProgressSink
 from nautilus_app.run_data import DataPlan, RunData, VenueSim
@@ -541,7 +541,7 @@ def run_backtest(
 
     Args:
         cfg: The validated run config.
-        results_root: Folder holding result folders; default :func:`nautilus_app.core.paths.results_dir`.
+        results_root: Folder holding result folders; default :func:`core.paths.results_dir`.
         run_id: Override the generated run id.
         progress: Show a progress bar on stderr; or a callable given the fraction of simulated time done
             (a worker process's structured progress, :class:`nautilus_app.worker_process.ProgressWriter`).

@@ -29,7 +29,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from nautilus_app.core import paths
+from core import paths
 
 
 def _fmt(value: object, pct: bool = False) -> str:
@@ -221,7 +221,7 @@ def _run_data_command(action: Callable[[], object], *, failed: tuple[type[BaseEx
 def cmd_import_binance_vision(args: argparse.Namespace) -> int:
     from catalog.binance_vision import import_binance_vision
     from catalog.errors import DataImportError
-    from nautilus_app.core.instruments import InstrumentOverrideError
+    from core.instruments import InstrumentOverrideError
 
     return _run_data_command(lambda: import_binance_vision(
         args.catalog, base_url=args.base_url, market=args.market, symbols=tuple(args.symbols),
@@ -235,7 +235,7 @@ def cmd_import_binance_vision(args: argparse.Namespace) -> int:
 def cmd_import_freqtrade(args: argparse.Namespace) -> int:
     from catalog.errors import DataImportError
     from catalog.freqtrade import import_freqtrade
-    from nautilus_app.core.instruments import InstrumentOverrideError
+    from core.instruments import InstrumentOverrideError
 
     return _run_data_command(lambda: import_freqtrade(
         args.catalog, data_dir=args.datadir, pairs=args.pairs, timeframes=args.timeframes,
@@ -248,7 +248,7 @@ def cmd_import_freqtrade(args: argparse.Namespace) -> int:
 def cmd_import_csv(args: argparse.Namespace) -> int:
     from catalog.csv_import import import_csv
     from catalog.errors import DataImportError
-    from nautilus_app.core.instruments import InstrumentOverrideError
+    from core.instruments import InstrumentOverrideError
 
     def columns() -> dict[str, str]:
         out = {}
@@ -454,7 +454,7 @@ def _positive_int(text: str) -> int:
 
 def _interval_arg(text: str) -> str:
     """argparse type of --interval/--timeframe(s): a Binance kline interval (1m, 5m, 1h ...)."""
-    from nautilus_app.core.instruments import interval_ns
+    from core.instruments import interval_ns
 
     try:
         interval_ns(text)
@@ -710,7 +710,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 USERDIR_HELP = ("user directory holding catalog/, results/, user_strategies/ and instruments.toml (default "
                 "$NAUTILUS_USERDIR; in a source checkout its own folders, in an installed package the working "
-                "directory); explicit options and their environment variables still win (nautilus_app/core/paths.py)")
+                "directory); explicit options and their environment variables still win (core/paths.py)")
 
 #: Top-level module of an optional dependency -> the extra that installs it (pyproject.toml).
 EXTRA_OF_MODULE = {
@@ -768,7 +768,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else list(argv)
     userdir = _early_userdir(argv)
-    if userdir is not None:  # an env var, read by nautilus_app/core/paths.py here and in worker processes
+    if userdir is not None:  # an env var, read by core/paths.py here and in worker processes
         if not userdir.expanduser().is_dir():
             print(f"error: --userdir {userdir}: not a directory (create it first)", file=sys.stderr)
             return 2

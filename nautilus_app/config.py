@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal, NoReturn
 import msgspec
 import pandas as pd
 
-from nautilus_app.core import paths
+from core import paths
 from nautilus_app.paper_config import PaperSettings
 from nautilus_app.venue import models as _venue_models
 
@@ -79,7 +79,7 @@ class BracketVersion(_Frozen, kw_only=True):
     Attributes:
         effective_from: ISO date from which the table applies.
         tiers: ``[notional cap USDT, maintenance rate (fraction), max leverage]`` rows, increasing caps;
-            floors and maintenance amounts are derived (:func:`nautilus_app.core.brackets.make_brackets`).
+            floors and maintenance amounts are derived (:func:`core.brackets.make_brackets`).
     """
 
     effective_from: str
@@ -316,7 +316,7 @@ class BacktestConfig(_Frozen, kw_only=True):
 
     def catalog_path(self) -> Path:
         """Absolute catalog root (relative paths are taken from the repository root, or the user directory:
-        :func:`nautilus_app.core.paths.base_dir`)."""
+        :func:`core.paths.base_dir`)."""
         if self.catalog is None:
             return paths.default_catalog_path()
         p = Path(self.catalog)
@@ -624,8 +624,8 @@ def check_leverage(i: int, v: VenueConfig, fail: Fail) -> None:
 
 
 def check_bracket_tables(i: int, v: VenueConfig, fail: Fail) -> None:
-    """Each ``brackets`` version has a date and a table :func:`nautilus_app.core.brackets.make_brackets` accepts."""
-    from nautilus_app.core.brackets import MarginError
+    """Each ``brackets`` version has a date and a table :func:`core.brackets.make_brackets` accepts."""
+    from core.brackets import MarginError
 
     for iid, versions in v.brackets.items():
         for j, ver in enumerate(versions):
@@ -645,8 +645,8 @@ def check_venue_instruments(i: int, v: VenueConfig, instrument_ids: set[str], cf
             fail(f"venues[{i}].leverages", iid, f"an instrument id of the run's bar types {sorted(instrument_ids)}")
     if v.account_type != "MARGIN":
         return
-    from nautilus_app.core.brackets import MarginError
-    from nautilus_app.core.instruments import brackets_for
+    from core.brackets import MarginError
+    from core.instruments import brackets_for
 
     for iid in sorted(instrument_ids):
         if not iid.endswith("." + v.name):
@@ -705,7 +705,7 @@ def check_strategy(i: int, s: StrategySpec, cfg: BacktestConfig, instrument_ids:
 
 def _check_universe(cfg: BacktestConfig, source: str) -> None:
     """Checks of a universe config before expansion (the expanded config gets every other check)."""
-    from nautilus_app.core.instruments import INTERVALS, venue_for
+    from core.instruments import INTERVALS, venue_for
 
     u = cfg.universe
     assert u is not None

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import msgspec
 
+from core import paths
 from nautilus_app.backtest import run_backtest
 from nautilus_app.config import load_config
-from nautilus_app.core import paths
 from nautilus_app.results.reader import open_results
 
 GOLDEN_DIR = paths.REPO_ROOT / "tests" / "golden"

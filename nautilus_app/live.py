@@ -49,7 +49,7 @@ import pandas as pd
 from nautilus_trader.model import BarType, InstrumentId
 from nautilus_trader.trading import Strategy, StrategyConfig
 
-from nautilus_app.core import paths
+from core import paths
 from nautilus_app.jsonlog import setup_json_logging
 from nautilus_app.live_config import Credentials, LiveConfigError, LiveSettings, resolve_credentials
 from nautilus_app.live_options import OPT_IN_FLAG
@@ -700,7 +700,7 @@ class LiveSession:
     Args:
         cfg: Validated run config; settings: its ``[live]`` table; config_text: the TOML (copied redacted).
         creds: API credentials (default: resolved from the environment or ``key_file``).
-        results_root: Default :func:`nautilus_app.core.paths.results_dir`.
+        results_root: Default :func:`core.paths.results_dir`.
         max_seconds: Stop after this many wall seconds.
     """
 

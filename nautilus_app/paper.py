@@ -64,8 +64,8 @@ from typing import Any
 import pandas as pd
 from nautilus_trader.model import BarType, InstrumentId
 
+from core import paths
 from nautilus_app.config import BacktestConfig
-from nautilus_app.core import paths
 from nautilus_app.jsonlog import setup_json_logging
 from nautilus_app.paper_config import PaperSettings
 from nautilus_app.paper_events import event as _event
@@ -99,7 +99,7 @@ class PaperSession:
     Args:
         cfg: Validated run config with a ``[paper]`` table.
         run_id: Results folder name; default: the one stored in Redis for this trader (resume) or a new one.
-        results_root: Default :func:`nautilus_app.core.paths.results_dir`.
+        results_root: Default :func:`core.paths.results_dir`.
         config_text: Original TOML text (stored as ``config.toml``).
         max_bars: Stop after this many bars in this process (None: run until a signal).
         max_seconds: Stop after this many wall seconds (None: no limit).

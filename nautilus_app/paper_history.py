@@ -27,7 +27,7 @@ from typing import Any
 
 from nautilus_trader.model import BarType
 
-from nautilus_app.core.instruments import INTERVALS
+from core.instruments import INTERVALS
 from nautilus_app.paper_events import event as _event
 
 

@@ -146,8 +146,8 @@ def _build_simulated(session: Any) -> Any:
     from nautilus_trader.live import LiveNode
     from nautilus_trader.model import TraderId
 
-    from nautilus_app.core.brackets import MarginError
-    from nautilus_app.core.instruments import brackets_for
+    from core.brackets import MarginError
+    from core.instruments import brackets_for
     from nautilus_app.paper_exec import SimExecClientFactory, SimVenue
     from nautilus_app.paper_sequencer import BarSequencer
     from nautilus_app.venue.models import bracket_overrides, leverage_for

@@ -52,7 +52,7 @@ import numpy as np
 from nautilus_trader.common import DataActor, DataActorConfig
 from nautilus_trader.model import ActorId
 
-from nautilus_app.core.parquet import write_options
+from core.parquet import write_options
 
 _RESULTS_KEY = "plot_records"
 

@@ -106,7 +106,7 @@ class RunData:
         """Close prices per instrument id (its first bar type), indexed by bar close time (UTC)."""
         import pandas as pd
 
-        from nautilus_app.core.times import utc_index
+        from core.times import utc_index
 
         out = {}
         for iid, bt in self.instrument_bar_types().items():

@@ -41,7 +41,7 @@ from typing import Any
 
 import msgspec
 
-from nautilus_app.core import paths
+from core import paths
 
 #: Nautilus's own ``StrategyConfig`` fields (handed to its ``__new__``, never to a Python ``__init__``).
 NAUTILUS_CONFIG_FIELDS = frozenset({

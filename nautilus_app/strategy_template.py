@@ -1,7 +1,7 @@
 """``nautilus-app new-strategy NAME``: a commented template strategy, its run config and a test.
 
 Like FreqTrade's ``new-strategy`` and Jesse's ``make-strategy``: three files in the user strategy
-folder (:func:`nautilus_app.core.paths.user_strategy_dir`), so a quant starts from a working example:
+folder (:func:`core.paths.user_strategy_dir`), so a quant starts from a working example:
 
 * ``<snake_name>.py``: a plain Nautilus ``Strategy`` + ``StrategyConfig`` (class-attribute fields, the
   style of Nautilus's docs) trading an SMA cross long/flat with a fixed size;
@@ -16,7 +16,7 @@ import keyword
 import re
 from pathlib import Path
 
-from nautilus_app.core import paths
+from core import paths
 
 
 class TemplateError(ValueError):
@@ -145,7 +145,7 @@ import pandas as pd
 import pytest
 
 from catalog.binance_vision import import_binance_vision
-from nautilus_app.core import paths
+from core import paths
 from nautilus_app.backtest import run_backtest
 from nautilus_app.config import load_config
 

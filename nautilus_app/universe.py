@@ -41,7 +41,7 @@ def resolve_symbols(cfg: BacktestConfig, *, source: str = "<config>") -> list[st
             that matches nothing.
     """
     from catalog.reader import row_stats
-    from nautilus_app.core.instruments import bar_type, interval_ns
+    from core.instruments import bar_type, interval_ns
 
     u = cfg.universe
     assert u is not None
@@ -115,7 +115,7 @@ def expand_universe(cfg: BacktestConfig, *, symbols: list[str] | None = None, so
         ConfigError: as :func:`resolve_symbols`, or the expanded config is invalid (messages name
             ``strategies[i]`` of the expanded config and the symbol).
     """
-    from nautilus_app.core.instruments import bar_type, instrument_id
+    from core.instruments import bar_type, instrument_id
     from nautilus_app.strategy_loader import StrategyLoadError
 
     u = cfg.universe

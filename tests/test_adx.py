@@ -31,7 +31,7 @@ from nautilus_trader.model import (
 )
 from nautilus_trader.trading import Strategy
 
-from nautilus_app.core.paths import shared_data_dir
+from core.paths import shared_data_dir
 from strategies.indicators import AverageDirectionalIndex
 
 ZIP = shared_data_dir() / "binance-vision/data/spot/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2023-04.zip"

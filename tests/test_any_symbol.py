@@ -24,10 +24,10 @@ from catalog.errors import DataImportError
 from catalog.freqtrade import import_freqtrade
 from catalog.instrument_meta import InstrumentResolver, fetch_exchange_info, load_metadata, metadata_path
 from catalog.store import open_catalog
-from nautilus_app.core import instruments as ins
-from nautilus_app.core.brackets import MarginError
-from nautilus_app.core.instruments import brackets_for
-from nautilus_app.core.paths import shared_data_dir
+from core import instruments as ins
+from core.brackets import MarginError
+from core.instruments import brackets_for
+from core.paths import shared_data_dir
 from tests.fixtures.binance_mock import BinanceMock
 
 FT = shared_data_dir() / "freqtrade" / "binance"
@@ -268,7 +268,7 @@ def test_instruments_toml_wins_and_carries_brackets(tmp_path: Path) -> None:
     assert [(x.cap, x.mmr, x.max_leverage) for x in b] == [(10000, 0.02, 20), (100000, 0.05, 10)]
     assert brackets_for("NEWUSDT", instruments_file=toml)[0].mmr == 0.03
     # the run config's brackets still win over the file
-    from nautilus_app.core.brackets import make_brackets
+    from core.brackets import make_brackets
 
     cfg = {"SOLUSDT": [("2023-01-01", make_brackets([(1e6, 0.01, 50)]))]}
     assert brackets_for("SOLUSDT", "2023-07-20", cfg, catalog=tmp_path / "cat")[0].cap == 1e6

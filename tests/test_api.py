@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nautilus_app.core.paths import shared_data_dir
+from core.paths import shared_data_dir
 from nautilus_app.testkit.dash_testing import SPOT_BAR, build_test_data, serve_app, spot_config
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from catalog.binance_vision import import_binance_vision
-from nautilus_app.core.paths import shared_data_dir
+from core.paths import shared_data_dir
 from nautilus_app.testkit.dash_testing import serve_app
 
 BAR = "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"
@@ -195,7 +195,7 @@ def test_dash_serve_prints_token_on_all_interfaces(tmp_path: Path) -> None:
     import sys
     import time
 
-    from nautilus_app.core.paths import REPO_ROOT
+    from core.paths import REPO_ROOT
     from nautilus_app.testkit.dash_testing import free_port
 
     env = {k: v for k, v in os.environ.items() if k != "NAUTILUS_DASH_TOKEN"}

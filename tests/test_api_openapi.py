@@ -38,9 +38,9 @@ TRIAL = "research/ema_sweep/trial-0001"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     from catalog.binance_vision import import_binance_vision
+    from core.paths import shared_data_dir
     from nautilus_app.backtest import run_backtest
     from nautilus_app.config import parse_config
-    from nautilus_app.core.paths import shared_data_dir
 
     root = tmp_path_factory.mktemp("openapi")
     catalog, results = root / "catalog", root / "results"

@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 
 from catalog.binance_vision import import_binance_vision
+from core.paths import shared_data_dir
 from nautilus_app.backtest import BacktestFailed, run_backtest
 from nautilus_app.cli import main as cli_main
 from nautilus_app.config import parse_config
-from nautilus_app.core.paths import shared_data_dir
 
 MIRROR = shared_data_dir() / "binance-vision"
 SPOT_ZIP = MIRROR / "data/spot/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2025-06.zip"

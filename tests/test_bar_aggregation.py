@@ -16,8 +16,8 @@ from nautilus_trader.model import Price
 
 from catalog.binance_vision import import_binance_vision
 from catalog.store import open_catalog
+from core.paths import shared_data_dir
 from nautilus_app.bar_aggregation import aggregate_time_bars, source_bar_type
-from nautilus_app.core.paths import shared_data_dir
 from nautilus_app.venue.fill_timing import BarSeries
 from tests.fixtures.bar_probe import engine_bars
 

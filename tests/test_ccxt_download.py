@@ -16,7 +16,7 @@ import pytest
 
 from catalog.ccxt_download import download_data, missing_ranges
 from catalog.ccxt_exchange import DownloadError
-from nautilus_app.core.paths import shared_data_dir
+from core.paths import shared_data_dir
 from tests.fixtures.binance_mock import BinanceMock, read_zip_rows
 
 DATA = shared_data_dir()
@@ -221,7 +221,7 @@ def test_bybit_spot_and_linear_from_ccxt_markets(tmp_path: Path, march_2023: lis
 
 
 def test_from_ccxt_market_refuses_what_it_cannot_map() -> None:
-    from nautilus_app.core.instruments import from_ccxt_market
+    from core.instruments import from_ccxt_market
 
     base = {"id": "BTCUSD", "symbol": "BTC/USD:BTC", "base": "BTC", "quote": "USD", "spot": False, "swap": True,
             "linear": False, "inverse": True, "precision": {"price": 0.5, "amount": 1.0}, "limits": {}}

@@ -16,7 +16,7 @@ from catalog.compact_loader import load_bars
 from catalog.errors import DataImportError
 from catalog.inventory import catalog_inventory
 from catalog.store import open_catalog
-from nautilus_app.core.paths import shared_data_dir
+from core.paths import shared_data_dir
 from tests.fixtures.binance_mock import read_zip_rows
 
 BV = shared_data_dir() / "binance-vision"

@@ -17,9 +17,9 @@ import pytest
 import tomli_w
 
 from catalog.binance_vision import import_binance_vision
+from core.paths import shared_data_dir
 from nautilus_app.cli import main as cli_main
 from nautilus_app.config import ConfigError, parse_config
-from nautilus_app.core.paths import shared_data_dir
 
 MIRROR = shared_data_dir() / "binance-vision"
 BAR = "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"

@@ -28,7 +28,7 @@ import pytest
 
 from catalog.atomic import FAULT_POINTS
 from catalog.binance_vision import import_binance_vision
-from nautilus_app.core.paths import REPO_ROOT, shared_data_dir
+from core.paths import REPO_ROOT, shared_data_dir
 
 SRC = shared_data_dir() / "binance-vision" / "data/spot/daily/klines/BTCUSDT/1m"
 BAR = "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from catalog.binance_vision import import_binance_vision
-from nautilus_app.core.paths import REPO_ROOT, shared_data_dir
+from core.paths import REPO_ROOT, shared_data_dir
 
 KILLS = int(os.environ.get("CRASH_KILLS", "2"))
 SEED = int(os.environ.get("CRASH_SEED", "7"))

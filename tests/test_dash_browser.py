@@ -51,9 +51,9 @@ def build_more_runs(catalog: Path, results: Path) -> dict:
     drawdown pause that refuses entries, funding) and the two reference configs (configs/demo_spot.toml,
     configs/demo_perp.toml: four strategies on 1h / 15m bars built from 1m bars) on a few real days."""
     from catalog.binance_vision import import_binance_vision
+    from core.paths import REPO_ROOT, shared_data_dir
     from nautilus_app.backtest import run_backtest
     from nautilus_app.config import load_config, parse_config
-    from nautilus_app.core.paths import REPO_ROOT, shared_data_dir
 
     mirror = str(shared_data_dir() / "binance-vision")
     import_binance_vision(catalog, base_url=mirror, market="spot", symbols=("BTCUSDT", "ETHUSDT"), interval="1m",

@@ -22,7 +22,7 @@ from catalog.binance_vision import import_binance_vision
 from catalog.errors import DataImportError
 from catalog.freqtrade import import_freqtrade
 from catalog.validation import validate_catalog
-from nautilus_app.core.paths import REPO_ROOT, shared_data_dir
+from core.paths import REPO_ROOT, shared_data_dir
 
 BV = shared_data_dir() / "binance-vision"
 DAILY = BV / "data/spot/daily/klines"

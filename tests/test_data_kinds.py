@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from catalog.kinds import DEPRECATED_KINDS, KINDS, VISION_FOLDERS, canonical_kinds, cli_choices
+from core.paths import shared_data_dir
 from nautilus_app.cli import build_parser
-from nautilus_app.core.paths import shared_data_dir
 
 BV = shared_data_dir() / "binance-vision"
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nautilus_app.core.paths import shared_data_dir
+from core.paths import shared_data_dir
 from nautilus_app.golden import import_reference_data, run_reference
 from tests.test_strategies_unit import (
     MR_DEFAULTS,
@@ -86,7 +86,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def _strategies(name: str) -> list[dict]:
     import tomllib
 
-    from nautilus_app.core import paths
+    from core import paths
 
     return tomllib.loads((paths.REPO_ROOT / "configs" / f"{name}.toml").read_text())["strategies"]
 

@@ -21,7 +21,7 @@ from nautilus_trader.model import Bar, InstrumentId, NautilusDataType
 from catalog.binance_vision import import_binance_vision
 from catalog.errors import DataImportError
 from catalog.store import open_catalog
-from nautilus_app.core.paths import shared_data_dir
+from core.paths import shared_data_dir
 
 BV = shared_data_dir() / "binance-vision"
 MIN_NS = 60_000_000_000

@@ -13,7 +13,7 @@ from catalog.binance_vision import import_binance_vision
 from catalog.errors import DataImportError
 from catalog.freqtrade import import_freqtrade
 from catalog.store import open_catalog
-from nautilus_app.core.paths import shared_data_dir
+from core.paths import shared_data_dir
 
 FT = shared_data_dir() / "freqtrade" / "binance"
 BV = shared_data_dir() / "binance-vision"

@@ -117,7 +117,7 @@ class _Probe(Strategy):
 
 
 def test_indicators_register_with_nautilus(klines: pd.DataFrame) -> None:  # noqa: F811
-    from nautilus_app.core.instruments import build_instrument
+    from core.instruments import build_instrument
 
     df = klines.iloc[:300].reset_index(drop=True)
     usdt = Currency.from_str("USDT")

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from nautilus_trader.model import CryptoPerpetual, CurrencyPair
 
-from nautilus_app.core.instruments import SPECS, bar_type, build_instrument, instrument_id, interval_ns
+from core.instruments import SPECS, bar_type, build_instrument, instrument_id, interval_ns
 
 # Binance exchangeInfo, 2025 (the values the issue asks for)
 EXPECTED = {

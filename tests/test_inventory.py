@@ -10,7 +10,7 @@ import pytest
 
 from catalog.binance_vision import import_binance_vision
 from catalog.inventory import COLUMNS, catalog_inventory, gap_list
-from nautilus_app.core.paths import shared_data_dir
+from core.paths import shared_data_dir
 from tests.fixtures.binance_mock import read_zip_rows
 
 BV = shared_data_dir() / "binance-vision"

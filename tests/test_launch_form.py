@@ -22,7 +22,7 @@ PERP = "ETHUSDT-PERP.BINANCE_USDM-1-MINUTE-LAST-EXTERNAL"
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from catalog.binance_vision import import_binance_vision
-    from nautilus_app.core.paths import shared_data_dir
+    from core.paths import shared_data_dir
 
     cat = tmp_path_factory.mktemp("launch") / "catalog"
     import_binance_vision(cat, base_url=shared_data_dir() / "binance-vision", market="spot", symbols=("BTCUSDT",),

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from nautilus_app.core.paths import REPO_ROOT
+from core.paths import REPO_ROOT
 from nautilus_app.testkit.binance_standin import BinanceVenueStandin
 from nautilus_app.testkit.replay import load_klines
 

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from nautilus_app.core.paths import REPO_ROOT
+from core.paths import REPO_ROOT
 from nautilus_app.testkit.replay import FundingRow
 from tests.test_live import Receiver, live_cmd, live_env, results_folder, run_live, standin, write_config
 

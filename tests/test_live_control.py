@@ -15,7 +15,7 @@ import urllib.request
 from decimal import Decimal
 from pathlib import Path
 
-from nautilus_app.core.paths import REPO_ROOT
+from core.paths import REPO_ROOT
 from tests.test_live import live_cmd, live_env, standin, write_config
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from nautilus_app.core.paths import REPO_ROOT
+from core.paths import REPO_ROOT
 from nautilus_app.testkit.ethereal_mock import MockEtherealServer
 from nautilus_app.testkit.ethereal_mock.testkit import FIXTURES, account
 from tests.test_live import Receiver, all_text, redis_contains, results_folder

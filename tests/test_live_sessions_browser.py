@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from nautilus_app.core.paths import REPO_ROOT
+from core.paths import REPO_ROOT
 from nautilus_app.paper_state import PaperState
 from nautilus_app.testkit.dash_testing import browser, chromium_available, serve_app
 from nautilus_app.testkit.replay import BinanceReplayServer, load_klines

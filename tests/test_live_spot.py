@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nautilus_app.core.paths import REPO_ROOT
+from core.paths import REPO_ROOT
 from nautilus_app.testkit import binance_sbe as sbe
 from nautilus_app.testkit.binance_spot_standin import BinanceSpotStandin
 from nautilus_app.testkit.binance_standin import MAKER_FEE, TAKER_FEE

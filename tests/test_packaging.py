@@ -1,5 +1,5 @@
 """Packaging (issue 22): default locations from a user directory or the working directory
-(nautilus_app/core/paths.py), ``--userdir``, ``--version``, and the message naming the extra to install when an
+(core/paths.py), ``--userdir``, ``--version``, and the message naming the extra to install when an
 optional dependency is missing."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from core import paths
+from core.instruments import instruments_file_path
 from nautilus_app.cli import EXTRA_OF_MODULE, main
-from nautilus_app.core import paths
-from nautilus_app.core.instruments import instruments_file_path
 
 ENV_VARS = ("NAUTILUS_USERDIR", "CATALOG_PATH", "RESULTS_DIR", "NAUTILUS_STRATEGY_DIR", "SHARED_DATA",
             "NAUTILUS_INSTRUMENTS")

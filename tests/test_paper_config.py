@@ -6,9 +6,9 @@ import tomllib
 
 import pytest
 
+from core.paths import REPO_ROOT
 from nautilus_app.cli import main as cli_main
 from nautilus_app.config import ConfigError, parse_config
-from nautilus_app.core.paths import REPO_ROOT
 from nautilus_app.paper import PaperConfigError, plan_paper, to_live_bar_type, to_live_id
 
 

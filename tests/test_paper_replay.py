@@ -28,9 +28,9 @@ import pytest
 import redis
 
 from catalog.binance_vision import import_binance_vision
+from core.paths import REPO_ROOT, shared_data_dir
 from nautilus_app.backtest import run_backtest
 from nautilus_app.config import parse_config
-from nautilus_app.core.paths import REPO_ROOT, shared_data_dir
 from nautilus_app.paper_state import PaperState
 from nautilus_app.testkit.replay import BinanceReplayServer, load_funding, load_klines
 

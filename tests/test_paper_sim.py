@@ -25,7 +25,7 @@ import pytest
 import redis
 
 from catalog.binance_vision import import_binance_vision
-from nautilus_app.core.paths import REPO_ROOT, shared_data_dir
+from core.paths import REPO_ROOT, shared_data_dir
 from nautilus_app.paper_parity import FILL_COLS, compare
 from nautilus_app.paper_state import PaperState
 from nautilus_app.testkit.replay import BinanceReplayServer, load_funding, load_klines

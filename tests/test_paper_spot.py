@@ -20,9 +20,9 @@ import pandas as pd
 import pytest
 
 from catalog.binance_vision import import_binance_vision
+from core.paths import REPO_ROOT, shared_data_dir
 from nautilus_app.backtest import run_backtest
 from nautilus_app.config import parse_config
-from nautilus_app.core.paths import REPO_ROOT, shared_data_dir
 from nautilus_app.paper_state import PaperState
 from nautilus_app.testkit.replay import BinanceReplayServer, load_klines, sbe_exchange_info_spot
 

@@ -35,9 +35,9 @@ def test_builtins_declare_plot_config_on_their_classes() -> None:
 
 def test_signals_strategy_records_its_frame_equal_to_the_event_driven_twin(tmp_path: Path) -> None:
     from catalog.binance_vision import import_binance_vision
+    from core.paths import shared_data_dir
     from nautilus_app.backtest import run_backtest
     from nautilus_app.config import parse_config
-    from nautilus_app.core.paths import shared_data_dir
 
     catalog = tmp_path / "catalog"
     import_binance_vision(catalog, base_url=str(shared_data_dir() / "binance-vision"), market="spot",

@@ -40,8 +40,8 @@ import sqlalchemy as sa
 import tomli_w
 
 from catalog.freqtrade import import_freqtrade
+from core.paths import REPO_ROOT, shared_data_dir
 from nautilus_app.config import parse_config
-from nautilus_app.core.paths import REPO_ROOT, shared_data_dir
 from nautilus_app.research.registry import Registry
 
 try:  # run_universe moved to nautilus_app.research.universe_run; older trees have it in nautilus_app.universe

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from catalog.binance_vision import import_binance_vision
+from core.paths import shared_data_dir
 from nautilus_app import backtest as bt
 from nautilus_app.config import parse_config
-from nautilus_app.core.paths import shared_data_dir
 from nautilus_app.results.collect import legacy_reports, run_reports
 
 MIRROR = shared_data_dir() / "binance-vision"

@@ -24,8 +24,8 @@ import pytest
 import sqlalchemy as sa
 
 from catalog.binance_vision import import_binance_vision
+from core.paths import shared_data_dir
 from nautilus_app.config import ConfigError, parse_config
-from nautilus_app.core.paths import shared_data_dir
 from nautilus_app.research.execution import ProcessExecutor
 from nautilus_app.research.portfolio import run_portfolio
 from nautilus_app.research.registry import Registry

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 
 from catalog.freqtrade import import_freqtrade
+from core.paths import shared_data_dir
 from nautilus_app.backtest import run_backtest
 from nautilus_app.config import ConfigError, parse_config
-from nautilus_app.core.paths import shared_data_dir
 from nautilus_app.research.registry import Registry
 from nautilus_app.research.spec import load_sweep, parse_sweep
 from nautilus_app.research.sweep import run_sweep, single_strategy_config

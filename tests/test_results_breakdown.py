@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.paths import shared_data_dir
 from nautilus_app.backtest import run_backtest
 from nautilus_app.cli import format_summary
 from nautilus_app.config import parse_config
-from nautilus_app.core.paths import shared_data_dir
 from nautilus_app.golden import import_reference_data, run_reference
 
 MIRROR = shared_data_dir() / "binance-vision" / "data"

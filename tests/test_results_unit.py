@@ -134,7 +134,7 @@ def test_group_breakdown_by_hand() -> None:
 
 
 def test_utc_index_equals_pandas_to_datetime() -> None:
-    from nautilus_app.core.times import utc_index
+    from core.times import utc_index
 
     ns = np.array([0, 1_747_699_260_000_000_000, 1_747_699_320_000_000_001, 2**62], dtype=np.int64)
     got = utc_index(ns, name="ts")
@@ -143,7 +143,7 @@ def test_utc_index_equals_pandas_to_datetime() -> None:
 
 
 def test_utc_texts_equal_str_of_each_timestamp() -> None:
-    from nautilus_app.core.times import utc_texts
+    from core.times import utc_texts
 
     ns = np.array([1_747_701_000_000_000_000, 1_747_701_000_500_000_000, 1_747_701_000_000_000_001,
                    1_747_701_000_000_001_000, 0, -1_000_000_000, -1], dtype=np.int64)

@@ -1,10 +1,10 @@
-"""nautilus_app.core.retry: the one retry loop of the synchronous clients."""
+"""core.retry: the one retry loop of the synchronous clients."""
 
 from __future__ import annotations
 
 import pytest
 
-from nautilus_app.core.retry import RetriesExhausted, backoff, call_with_retry
+from core.retry import RetriesExhausted, backoff, call_with_retry
 
 
 def test_backoff_doubles_and_is_capped() -> None:
@@ -51,7 +51,7 @@ def test_non_transient_errors_propagate_at_once() -> None:
 def test_async_twin_follows_the_same_rules() -> None:
     import asyncio
 
-    from nautilus_app.core.retry import acall_with_retry
+    from core.retry import acall_with_retry
 
     calls, slept = [], []
 

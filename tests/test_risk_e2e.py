@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 
 from catalog.binance_vision import import_binance_vision
+from core.paths import shared_data_dir
 from nautilus_app.backtest import BacktestOutcome, run_backtest
 from nautilus_app.config import parse_config
-from nautilus_app.core.paths import shared_data_dir
 from strategies.risk import RiskConfigError, parse_risk
 from strategies.risk.sizing import kelly_fraction
 from tests.test_backtest_e2e import read_kline_zip

@@ -33,7 +33,7 @@ from nautilus_trader.model import (
 )
 from nautilus_trader.trading import ImportableStrategyConfig
 
-from nautilus_app.core.paths import shared_data_dir
+from core.paths import shared_data_dir
 from strategies import REGISTRY
 from strategies.buy_and_hold import BuyAndHold, BuyAndHoldConfig
 from strategies.ema_cross import EMACross, EMACrossConfig
@@ -62,7 +62,7 @@ def klines() -> pd.DataFrame:
 
 def _instrument(market: str) -> CurrencyPair | CryptoPerpetual:
     try:  # the platform's instrument definitions (written in parallel)
-        from nautilus_app.core.instruments import build_instrument
+        from core.instruments import build_instrument
 
         return build_instrument("BTCUSDT", market)  # type: ignore[arg-type]
     except ImportError:  # pragma: no cover - fallback when the module is absent

@@ -13,7 +13,7 @@ import pytest
 from nautilus_trader.trading import Strategy, StrategyConfig
 
 from catalog.freqtrade import import_freqtrade
-from nautilus_app.core.paths import shared_data_dir
+from core.paths import shared_data_dir
 from nautilus_app.strategy_loader import resolve_strategy
 from strategies.base import BarStrategy
 from strategies.hooks import StrategyHooks, with_hooks

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from catalog.binance_vision import import_binance_vision
+from core.paths import REPO_ROOT, shared_data_dir
 from nautilus_app.backtest import run_backtest
 from nautilus_app.config import load_config
-from nautilus_app.core.paths import REPO_ROOT, shared_data_dir
 from nautilus_app.research.registry import Registry
 from nautilus_app.research.spec import load_sweep, parse_sweep
 from nautilus_app.research.sweep import grid_points, run_sweep, single_strategy_config

@@ -22,8 +22,8 @@ import pytest
 from catalog.binance_vision import import_binance_vision
 from catalog.store import open_catalog
 from catalog.writer import ImportReport, write_bars
-from nautilus_app.core import instruments as ins
-from nautilus_app.core.paths import shared_data_dir
+from core import instruments as ins
+from core.paths import shared_data_dir
 from tests.fixtures.bar_probe import engine_bars
 from tests.fixtures.binance_mock import read_zip_rows
 

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from catalog.freqtrade import import_freqtrade
+from core.paths import shared_data_dir
 from nautilus_app.cli import main as cli_main
 from nautilus_app.config import ConfigError, parse_config
-from nautilus_app.core.paths import shared_data_dir
 from nautilus_app.research.universe_run import run_universe
 from nautilus_app.universe import expand_universe
 

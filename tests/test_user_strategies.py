@@ -22,8 +22,8 @@ import pandas as pd
 import pytest
 
 from catalog.freqtrade import import_freqtrade
+from core.paths import REPO_ROOT, shared_data_dir
 from nautilus_app.cli import main as cli_main
-from nautilus_app.core.paths import REPO_ROOT, shared_data_dir
 
 FEATHER = shared_data_dir() / "freqtrade" / "binance" / "BTC_USDT-1m.feather"
 BAR = "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"

@@ -18,7 +18,7 @@ from catalog.validation import (
     validate_bar_table,
     validate_catalog,
 )
-from nautilus_app.core.paths import shared_data_dir
+from core.paths import shared_data_dir
 from tests.fixtures.binance_mock import read_zip_rows
 
 BV = shared_data_dir() / "binance-vision"

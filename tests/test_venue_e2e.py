@@ -15,9 +15,9 @@ import pytest
 
 from catalog.binance_vision import import_binance_vision
 from catalog.freqtrade import import_freqtrade
+from core.paths import shared_data_dir
 from nautilus_app.backtest import BacktestFailed, run_backtest
 from nautilus_app.config import parse_config
-from nautilus_app.core.paths import shared_data_dir
 from tests.test_backtest_e2e import read_kline_zip
 
 MIRROR = shared_data_dir() / "binance-vision"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nautilus_app.core.brackets import MarginError, bracket_for_notional, make_brackets
-from nautilus_app.core.instruments import brackets_for
+from core.brackets import MarginError, bracket_for_notional, make_brackets
+from core.instruments import brackets_for
 from nautilus_app.venue.margin import liquidation_price, maintenance_margin
 from nautilus_app.venue.slippage import SlippageModel
 

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from catalog.vision_download import ChecksumError, download_binance_vision, plan_archives
-from nautilus_app.core.paths import shared_data_dir
+from core.paths import shared_data_dir
 from tests.fixtures.binance_mock import read_zip_rows
 from tests.fixtures.vision_server import VisionServer
 

@@ -10,7 +10,7 @@ import signal
 import time
 from pathlib import Path
 
-from nautilus_app.core.paths import REPO_ROOT
+from core.paths import REPO_ROOT
 from nautilus_app.worker_process import WorkerProcess, wait_any
 
 CHILD = """

@@ -56,7 +56,7 @@ from catalog.writer import (
     write_instruments,
     write_mark_prices,
 )
-from nautilus_app.core.instruments import INTERVALS
+from core.instruments import INTERVALS
 
 #: Our interval names -> TradingView UDF resolution strings accepted by the venue (SDK ``Resolution``).
 RESOLUTIONS = {"1m": "1", "3m": "3", "5m": "5", "15m": "15", "30m": "30", "1h": "60", "2h": "120", "4h": "240",

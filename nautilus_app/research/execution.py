@@ -174,7 +174,7 @@ class ProcessExecutor:
         self.capacity = max(1, int(workers))
         self._running: dict[WorkerProcess, Job] = {}
         env = dict(os.environ)
-        from nautilus_app.core.paths import REPO_ROOT
+        from core.paths import REPO_ROOT
 
         env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
         self._env = env

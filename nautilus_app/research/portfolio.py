@@ -40,8 +40,8 @@ import msgspec
 import numpy as np
 import pandas as pd
 
+from core import paths
 from nautilus_app.config import BacktestConfig
-from nautilus_app.core import paths
 from nautilus_app.housekeeping import mark_owner
 from nautilus_app.research.execution import Dispatcher, make_executor
 from nautilus_app.research.registry import Registry, sha256_json

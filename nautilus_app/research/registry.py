@@ -32,7 +32,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from nautilus_app.core import paths
+from core import paths
 from nautilus_app.research.models import (
     Metric,
     ParameterSet,

@@ -221,7 +221,7 @@ def universe_shards(base: BacktestConfig, *, source: str = "<config>") -> list[s
     Raises:
         ConfigError: a listed symbol without bars, or a universe matching nothing (naming ``universe.symbols``).
     """
-    from nautilus_app.core.instruments import bar_type
+    from core.instruments import bar_type
     from nautilus_app.universe import resolve_symbols
 
     u = base.universe
@@ -270,7 +270,7 @@ def parse_sweep(raw: dict[str, Any], *, source: str = "<sweep>", base_dir: Path 
         base_path = Path(spec.base_config)
         if not base_path.is_absolute():
             cand = (base_dir or Path.cwd()) / base_path
-            from nautilus_app.core.paths import base_dir
+            from core.paths import base_dir
 
             base_path = cand if cand.exists() else base_dir() / base_path
         if not base_path.exists():

@@ -34,8 +34,8 @@ import msgspec
 import numpy as np
 import pandas as pd
 
+from core import paths
 from nautilus_app.config import BacktestConfig, ConfigError, parse_config
-from nautilus_app.core import paths
 from nautilus_app.research.execution import Dispatcher, Job, make_executor
 from nautilus_app.research.registry import Registry, sha256_json
 from nautilus_app.research.spec import ParamSpec, Sweep

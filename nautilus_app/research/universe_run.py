@@ -29,8 +29,8 @@ import msgspec
 import numpy as np
 import pandas as pd
 
+from core import paths
 from nautilus_app.config import BacktestConfig
-from nautilus_app.core import paths
 from nautilus_app.universe import expand_universe, resolve_symbols
 
 

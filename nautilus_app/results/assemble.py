@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from nautilus_app import metrics as metrics_mod
-from nautilus_app.core.times import to_utc
+from core.times import to_utc
 from nautilus_app.results.schema import (
     BORROW_COLUMNS,
     EXIT_REASONS,

@@ -33,7 +33,7 @@ from pandas._libs import lib, missing
 from pandas.core.internals.construction import convert_object_array
 
 from catalog.reader import read_columns
-from nautilus_app.core.times import utc_index, utc_texts
+from core.times import utc_index, utc_texts
 from nautilus_app.results.schema import (
     BORROW_COLUMNS,
     FUNDING_COLUMNS,

@@ -62,7 +62,7 @@ class BinanceSpotStandin(BinanceVenueStandin):
     def __init__(self, klines: dict, *, balances: dict[str, str] | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("market", "spot")
         super().__init__(klines, **kwargs)
-        from nautilus_app.core.instruments import get_spec
+        from core.instruments import get_spec
 
         self.specs = {s: get_spec(s, "spot") for s in self.klines}
         self.balances: dict[str, list[Decimal]] = {a: [Decimal(v), Decimal(0)]

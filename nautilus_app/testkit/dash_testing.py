@@ -119,9 +119,9 @@ def build_test_data(root: Path) -> tuple[Path, Path, str]:
     Returns (catalog root, results root, run id).
     """
     from catalog.binance_vision import import_binance_vision
+    from core.paths import shared_data_dir
     from nautilus_app.backtest import run_backtest
     from nautilus_app.config import parse_config
-    from nautilus_app.core.paths import shared_data_dir
 
     mirror = str(shared_data_dir() / "binance-vision")
     catalog, results = root / "catalog", root / "results"

@@ -6,7 +6,7 @@ at it through ``BinanceDataClientConfig(base_url_http=..., base_url_ws=...)``:
 
 | endpoint | what is served |
 |---|---|
-| ``GET /fapi/v1/exchangeInfo`` | Binance's JSON for the replayed symbols (filters from :mod:`nautilus_app.core.instruments`) |
+| ``GET /fapi/v1/exchangeInfo`` | Binance's JSON for the replayed symbols (filters from :mod:`core.instruments`) |
 | ``GET /fapi/v1/klines`` | closed klines up to the replay clock (Binance's 12-field arrays) |
 | ``GET /fapi/v1/time``, ``/fapi/v1/ping`` | server time (= replay clock) / ``{}`` |
 | ``GET /fapi/v1/premiumIndex`` | mark price (last close) and next funding rate/time |
@@ -50,8 +50,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from nautilus_app.core import paths
-from nautilus_app.core.instruments import INTERVALS
+from core import paths
+from core.instruments import INTERVALS
 
 log = logging.getLogger(__name__)
 
@@ -570,12 +570,12 @@ class BinanceReplayServer:
 
 
 def exchange_info_usdm(symbols: Iterable[str], server_time_ms: int) -> dict:
-    """Binance ``/fapi/v1/exchangeInfo`` JSON for USDT-M perpetuals, from :data:`nautilus_app.core.instruments.SPECS`.
+    """Binance ``/fapi/v1/exchangeInfo`` JSON for USDT-M perpetuals, from :data:`core.instruments.SPECS`.
 
     Raises:
         KeyError: a symbol has no USDT-M spec (names the known ones).
     """
-    from nautilus_app.core.instruments import get_spec
+    from core.instruments import get_spec
 
     out = []
     for sym in symbols:
@@ -644,7 +644,7 @@ def _mantissa(value: str) -> int:
 def sbe_exchange_info_spot(symbols: Iterable[str]) -> bytes:
     """Binance spot ``GET /api/v3/exchangeInfo`` as SBE ``ExchangeInfoResponse`` (template 103, schema 3:5).
 
-    Per symbol (from :data:`nautilus_app.core.instruments.SPECS`): status TRADING, precisions 8, order
+    Per symbol (from :data:`core.instruments.SPECS`): status TRADING, precisions 8, order
     types MARKET+LIMIT, ``PriceFilter`` (template 1), ``LotSizeFilter`` (4) and ``NotionalFilter`` (6)
     as embedded messages, permission set ``[SPOT]``; no rate limits, exchange filters or SORs.
     Little-endian; field order and sizes as in the schema (symbols block 19 bytes).
@@ -652,7 +652,7 @@ def sbe_exchange_info_spot(symbols: Iterable[str]) -> bytes:
     Raises:
         KeyError: a symbol has no spot spec.
     """
-    from nautilus_app.core.instruments import get_spec
+    from core.instruments import get_spec
 
     syms = [get_spec(s, "spot") for s in symbols]
     out = bytearray(_sbe_header(0, 103))

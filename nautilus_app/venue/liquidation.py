@@ -74,7 +74,7 @@ from nautilus_trader.model import (
     Venue,
 )
 
-from nautilus_app.core.brackets import Bracket
+from core.brackets import Bracket
 from nautilus_app.venue.fill_timing import LIQUIDATION_TAG, BarSeries
 from nautilus_app.venue.margin import isolated_margin, liquidation_price, maintenance_margin
 
@@ -521,7 +521,7 @@ def _liquidation_prices(side: int, qty: float, entry: float, wallet_balance: flo
     ``other_unrealized_pnl`` (same float operations in the same order, element by element)."""
     import numpy as np
 
-    from nautilus_app.core.brackets import bracket_for_notional
+    from core.brackets import bracket_for_notional
 
     out = np.full(len(other_maintenance), np.nan)
     todo = np.ones(len(out), dtype=bool)

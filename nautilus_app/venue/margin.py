@@ -1,5 +1,5 @@
 """Binance USDT-M maintenance margin and liquidation-price formulas (pure functions on the bracket tables of
-:mod:`nautilus_app.core.brackets`).
+:mod:`core.brackets`).
 
 Liquidation price (Binance's published formula)
 -----------------------------------------------
@@ -20,7 +20,7 @@ At ``LP`` the margin rule is exactly at its limit: cross ``equity = total mainte
 
 from __future__ import annotations
 
-from nautilus_app.core.brackets import Bracket, MarginError, bracket_for_notional
+from core.brackets import Bracket, MarginError, bracket_for_notional
 
 
 def maintenance_margin(brackets: tuple[Bracket, ...], notional: float) -> float:

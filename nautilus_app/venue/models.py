@@ -8,7 +8,7 @@ paper execution client, results) gets its models here instead of from methods of
   Binance VIP 0: :data:`DEFAULT_FEES`);
 * :func:`slippage_model` -> :class:`nautilus_app.venue.slippage.SlippageModel`;
 * :func:`bracket_overrides` -> maintenance-bracket tables per symbol for
-  :func:`nautilus_app.core.instruments.brackets_for`;
+  :func:`core.instruments.brackets_for`;
 * :func:`leverage_for` -> the leverage of one instrument.
 
 Light module: the model modules are imported by the functions that need them; nothing here imports
@@ -56,13 +56,13 @@ def slippage_model(venue: Any) -> Any:
 
 
 def bracket_overrides(venue: Any) -> dict[str, list[tuple[str, Any]]]:
-    """The venue's ``brackets`` as :func:`nautilus_app.core.instruments.brackets_for` overrides, keyed by
+    """The venue's ``brackets`` as :func:`core.instruments.brackets_for` overrides, keyed by
     symbol (``ETHUSDT``): ``[(effective_from, brackets)]`` per symbol.
 
     Raises:
-        nautilus_app.core.brackets.MarginError: a table that is not valid (names the instrument).
+        core.brackets.MarginError: a table that is not valid (names the instrument).
     """
-    from nautilus_app.core.brackets import make_brackets
+    from core.brackets import make_brackets
 
     out: dict[str, list[tuple[str, Any]]] = {}
     for iid, versions in venue.brackets.items():

@@ -68,9 +68,9 @@ from nautilus_trader.persistence import ParquetDataCatalog
 from nautilus_trader.trading import Strategy, StrategyConfig
 
 from catalog.binance_vision import import_binance_vision
+from core import paths
 from nautilus_app.backtest import run_backtest
 from nautilus_app.config import parse_config
-from nautilus_app.core import paths
 from strategies import REGISTRY, StrategyEntry
 
 BAR_TYPE = "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"

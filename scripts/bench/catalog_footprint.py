@@ -46,7 +46,7 @@ from catalog.binance_vision import import_binance_vision, import_kline_zips  # n
 from catalog.compact import _files, _read_file_arrays, read_arrays, write_compact_arrays  # noqa: E402
 from catalog.compact_loader import _ipc_batch, load_bars  # noqa: E402
 from catalog.store import open_catalog  # noqa: E402
-from nautilus_app.core.paths import shared_data_dir  # noqa: E402
+from core.paths import shared_data_dir  # noqa: E402
 
 BT = "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"
 MIN_NS = 60_000_000_000

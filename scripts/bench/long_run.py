@@ -40,7 +40,7 @@ def make_catalog(root: Path, days: float) -> int:
 
     from catalog.common import bar_table
     from catalog.writer import ImportReport, write_bars, write_instruments
-    from nautilus_app.core.instruments import build_instrument
+    from core.instruments import build_instrument
     from nautilus_app.testkit.synthetic import synthetic_bars
 
     inst = build_instrument("BTCUSDT", "spot")

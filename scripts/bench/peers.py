@@ -38,7 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from nautilus_app.core import paths  # noqa: E402
+from core import paths  # noqa: E402
 
 FEATHER = paths.shared_data_dir() / "freqtrade" / "binance" / "BTC_USDT-1m.feather"
 
@@ -181,7 +181,7 @@ def main() -> int:
     rounds = int(os.environ.get("ROUNDS", "3"))
     # the project's bytecode, as an installed package has it (make install does the same): with
     # PYTHONDONTWRITEBYTECODE set, every timed process would otherwise compile our sources again
-    for package in ("nautilus_app", "catalog", "strategies"):
+    for package in ("nautilus_app", "catalog", "strategies", "core"):
         compileall.compile_dir(REPO / package, quiet=1)
     tmp = Path(tempfile.mkdtemp(prefix="peers_"))
     strats = tmp / "strats"

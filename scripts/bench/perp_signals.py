@@ -30,9 +30,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from catalog.binance_vision import import_binance_vision  # noqa: E402
+from core import paths  # noqa: E402
 from nautilus_app.backtest import run_backtest  # noqa: E402
 from nautilus_app.config import parse_config  # noqa: E402
-from nautilus_app.core import paths  # noqa: E402
 
 MARKETS = {
     "perp": {"ids": ["BTCUSDT-PERP.BINANCE_USDM", "ETHUSDT-PERP.BINANCE_USDM"], "start": "2023-07-19",

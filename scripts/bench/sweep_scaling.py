@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 
 from catalog.binance_vision import import_binance_vision
+from core import paths
 from nautilus_app.config import parse_config
-from nautilus_app.core import paths
 from nautilus_app.research.execution import ProcessExecutor, RayExecutor
 from nautilus_app.research.registry import Registry
 from nautilus_app.research.spec import parse_sweep

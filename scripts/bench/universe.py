@@ -112,8 +112,8 @@ def run_one(spec_path: Path) -> int:
 def main() -> int:
     from catalog.freqtrade import import_freqtrade
     from catalog.reader import row_stats
-    from nautilus_app.core import paths
-    from nautilus_app.core.instruments import bar_type
+    from core import paths
+    from core.instruments import bar_type
 
     window = paths.shared_data_dir().joinpath(*WINDOW_DIR)
     tmp = Path(tempfile.mkdtemp(prefix="bench_universe_"))

@@ -139,7 +139,7 @@ def product_to_instrument(
       ``max_quantity`` = ``maxQuantity``; ``max_price`` / ``min_price`` from the product (0 = none);
     * margins: ``margin_init = 1`` and ``margin_maint = 1 / (2 x maxLeverage)`` (the SDK's
       ``get_maintenance_margin`` formula), the same convention as the Binance perps in
-      :mod:`nautilus_app.core.instruments` (initial margin = notional / leverage under Nautilus's
+      :mod:`core.instruments` (initial margin = notional / leverage under Nautilus's
       default leveraged margin model); ``margin_overrides=(init, maint)`` replaces them;
     * ``info``: product id, onchain id, maker/taker fee (fractions), max leverage, funding
       interval (60 min) and funding APR parameters, all as strings.

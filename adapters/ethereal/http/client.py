@@ -16,7 +16,7 @@ that single method to
   nonce so a duplicate would be refused), up to ``max_retries``, then raise
   :class:`EtherealRateLimitError`,
 * retry idempotent GETs on transport errors and 5xx with exponential backoff (0.5, 1, 2 ... s, at most
-  ``max_wait_s``; the loop is :func:`nautilus_app.core.retry.acall_with_retry`),
+  ``max_wait_s``; the loop is :func:`core.retry.acall_with_retry`),
 * raise :class:`EtherealHttpError` (status, path, venue message) for other 4xx/5xx.
 
 Unknown enum values in responses (a new order status, result code or product status) do not fail
@@ -45,7 +45,7 @@ from ethereal import AsyncRESTClient
 from adapters.ethereal.common.constants import ACCOUNT_POINTS_PER_MINUTE, HTTP_POINTS_PER_MINUTE
 from adapters.ethereal.common.enums import EtherealNetwork
 from adapters.ethereal.common.urls import EtherealUrls
-from nautilus_app.core.retry import RetriesExhausted, acall_with_retry
+from core.retry import RetriesExhausted, acall_with_retry
 
 log = logging.getLogger(__name__)
 

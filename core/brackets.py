@@ -6,11 +6,11 @@ mark price) in bracket ``b`` needs maintenance ``N x mmr_b - cum_b``, where ``cu
 ``cum_b = cum_{b-1} + floor_b x (mmr_b - mmr_{b-1})``. Each bracket also caps the leverage.
 
 Binance changes brackets from time to time, so tables are versioned by the date from which they
-apply (:data:`DEFAULT_BRACKETS`); :func:`nautilus_app.core.instruments.brackets_for` picks the newest
+apply (:data:`DEFAULT_BRACKETS`); :func:`core.instruments.brackets_for` picks the newest
 version effective at a run's start. The shipped table is Binance's ``GET /fapi/v1/leverageBracket`` answer as snapshotted
 in freqtrade 2023.7 (``freqtrade/exchange/binance_leverage_tiers.json``, released July 2023), i.e.
 the brackets in force for the July-August 2023 data in ``../shared/data``, for **every one of its
-198 USDT-margined perpetuals** (:mod:`nautilus_app.core.binance_brackets`). Any other table can be
+198 USDT-margined perpetuals** (:mod:`core.binance_brackets`). Any other table can be
 given per instrument in the run config (``venues[].brackets``, docs/config.md) or per symbol in the
 instruments.toml override file (``[um.SYMBOL] brackets = ...``, docs/data.md); a perpetual with no
 table anywhere is a :class:`MarginError` naming it.
@@ -82,7 +82,7 @@ _ETH_2023 = [(1e5, 0.005, 100), (2.5e5, 0.0065, 75), (2e6, 0.01, 50), (1e7, 0.02
              (5e7, 0.1, 5), (6e7, 0.125, 4), (8e7, 0.15, 3), (1.5e8, 0.25, 2), (3e8, 0.5, 1)]
 
 def _default_brackets() -> dict[str, list[tuple[str, tuple[Bracket, ...]]]]:
-    from nautilus_app.core.binance_brackets import BRACKETS_2023_07
+    from core.binance_brackets import BRACKETS_2023_07
 
     out = {sym: [("2023-01-01", make_brackets(rows, name=sym))] for sym, rows in BRACKETS_2023_07.items()}
     # the hand-checked BTC/ETH tables (tests/test_venue_margin.py) are the same rows

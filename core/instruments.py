@@ -67,7 +67,7 @@ from nautilus_trader.model import (
 )
 
 if TYPE_CHECKING:
-    from nautilus_app.core.brackets import Bracket
+    from core.brackets import Bracket
 
 Market = Literal["spot", "um"]
 
@@ -93,7 +93,7 @@ INTERVALS: dict[str, tuple[int, str, int]] = {
 
 
 #: ``InstrumentSpec.source`` of the curated entries of :data:`SPECS`
-BUILTIN_SOURCE = "built-in table (nautilus_app/core/instruments.py SPECS)"
+BUILTIN_SOURCE = "built-in table (core/instruments.py SPECS)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,16 +406,16 @@ class InstrumentOverrideError(ValueError):
 
 def instruments_file_path(catalog: str | Path | None = None, explicit: str | Path | None = None) -> Path:
     """Location of the override file: ``explicit`` (``--instruments``), else ``$NAUTILUS_INSTRUMENTS``,
-    else ``<userdir>/instruments.toml`` when a user directory is in force and has one (nautilus_app/core/paths.py),
+    else ``<userdir>/instruments.toml`` when a user directory is in force and has one (core/paths.py),
     else ``<catalog>/instruments.toml`` (``catalog`` None = the default catalog). It may not exist."""
     if explicit is not None:
         return Path(explicit)
     env = os.environ.get(INSTRUMENTS_ENV)
     if env:
         return Path(env)
-    from nautilus_app.core.paths import default_catalog_path, user_instruments_file
+    from core.paths import default_catalog_path, user_instruments_file
 
-    user_file = user_instruments_file()  # <userdir>/instruments.toml (nautilus_app/core/paths.py)
+    user_file = user_instruments_file()  # <userdir>/instruments.toml (core/paths.py)
     if user_file is not None:
         return user_file
     return Path(catalog if catalog is not None else default_catalog_path()) / "instruments.toml"
@@ -516,7 +516,7 @@ def load_overrides(path: str | Path | None) -> dict[tuple[Market, str], dict]:
 
 
 def _parse_bracket_versions(value: object, where: str) -> list[tuple[str, list[tuple[float, float, float]]]]:
-    from nautilus_app.core.brackets import MarginError, make_brackets
+    from core.brackets import MarginError, make_brackets
 
     if not isinstance(value, list) or not value:
         raise InstrumentOverrideError(f"{where}: expected a non-empty list of [cap, rate, max_leverage] rows "
@@ -543,8 +543,8 @@ def _parse_bracket_versions(value: object, where: str) -> list[tuple[str, list[t
 
 def override_brackets(symbol: str, path: str | Path | None) -> list[tuple[str, tuple]] | None:
     """Bracket versions of USDT-M ``symbol`` from the override file at ``path`` (None if absent),
-    in :data:`nautilus_app.core.brackets.DEFAULT_BRACKETS` form."""
-    from nautilus_app.core.brackets import make_brackets
+    in :data:`core.brackets.DEFAULT_BRACKETS` form."""
+    from core.brackets import make_brackets
 
     entry = load_overrides(path).get(("um", symbol.upper()))
     if not entry or "brackets" not in entry:
@@ -559,7 +559,7 @@ def brackets_for(symbol: str, on_date: str | None = None,
     """The bracket table of ``symbol`` (e.g. ``"BTCUSDT"``) effective on ``on_date`` (ISO date; None = newest).
 
     Lookup per symbol, first found wins: ``overrides`` (the run config's ``venues[].brackets``, same
-    shape as :data:`nautilus_app.core.brackets.DEFAULT_BRACKETS`), then the ``brackets`` of ``[um.SYMBOL]`` in the instruments.toml
+    shape as :data:`core.brackets.DEFAULT_BRACKETS`), then the ``brackets`` of ``[um.SYMBOL]`` in the instruments.toml
     override file (``instruments_file``, else ``$NAUTILUS_INSTRUMENTS``, else
     ``<catalog>/instruments.toml`` with ``catalog`` None = the default catalog), then
     the shipped default table. Versions that start after ``on_date`` are skipped; if every version
@@ -569,7 +569,7 @@ def brackets_for(symbol: str, on_date: str | None = None,
         MarginError: no table for the symbol anywhere (the message names the symbol and where to
             give one), or the override file is malformed.
     """
-    from nautilus_app.core.brackets import DEFAULT_BRACKETS, MarginError
+    from core.brackets import DEFAULT_BRACKETS, MarginError
 
     versions = (overrides or {}).get(symbol)
     toml_path = None
@@ -582,7 +582,7 @@ def brackets_for(symbol: str, on_date: str | None = None,
     versions = versions or DEFAULT_BRACKETS.get(symbol)
     if not versions:
         raise MarginError(f"no maintenance-margin brackets for {symbol!r}: not in the shipped Binance table "
-                          f"({len(DEFAULT_BRACKETS)} USDT-M perpetuals, nautilus_app/core/binance_brackets.py); "
+                          f"({len(DEFAULT_BRACKETS)} USDT-M perpetuals, core/binance_brackets.py); "
                           f"give them in the run config (venues[].brackets) or as [um.{symbol}] brackets in "
                           f"{toml_path} (instruments.toml, docs/data.md)")
     versions = sorted(versions, key=lambda v: v[0])
@@ -761,7 +761,7 @@ def resolve_spec(
 
 
 def _first_bracket(symbol: str, override: dict, brackets_file: str | Path | None):  # noqa: ANN202 - Bracket | None
-    from nautilus_app.core.brackets import DEFAULT_BRACKETS, make_brackets
+    from core.brackets import DEFAULT_BRACKETS, make_brackets
 
     if override.get("brackets"):
         _, rows = sorted(override["brackets"])[-1]

@@ -21,7 +21,7 @@ Each location is resolved in this order; the first that applies wins:
 | ``CATALOG_PATH`` | ``<repo>/catalog/store`` / ``<userdir>/catalog`` | the Nautilus ``ParquetDataCatalog`` root (never committed) |
 | ``RESULTS_DIR`` | ``<repo>/results`` / ``<userdir>/results`` | one folder per backtest run |
 | ``NAUTILUS_STRATEGY_DIR`` | ``<repo>/user_strategies`` / ``<userdir>/user_strategies`` | the user's own strategy files |
-| ``NAUTILUS_INSTRUMENTS`` | ``<catalog>/instruments.toml`` / ``<userdir>/instruments.toml`` if it exists, else ``<catalog>/instruments.toml`` | instrument overrides (:mod:`nautilus_app.core.instruments`) |
+| ``NAUTILUS_INSTRUMENTS`` | ``<catalog>/instruments.toml`` / ``<userdir>/instruments.toml`` if it exists, else ``<catalog>/instruments.toml`` | instrument overrides (:mod:`core.instruments`) |
 
 Relative ``catalog`` paths inside run configs are taken from :func:`base_dir` (the checkout's root, or the
 user directory).
@@ -33,7 +33,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]  # nautilus_app/core/paths.py -> the checkout (or site-packages)
+REPO_ROOT = Path(__file__).resolve().parents[1]  # core/paths.py -> the checkout (or site-packages)
 USERDIR_ENV = "NAUTILUS_USERDIR"
 
 
@@ -102,7 +102,7 @@ def user_strategy_dir() -> Path:
 
 def user_instruments_file() -> Path | None:
     """``<userdir>/instruments.toml`` if a user directory is in force and the file exists, else None (then
-    instruments.toml is looked for beside the catalog: :func:`nautilus_app.core.instruments.instruments_file_path`)."""
+    instruments.toml is looked for beside the catalog: :func:`core.instruments.instruments_file_path`)."""
     ud = user_dir()
     if ud is None:
         return None

@@ -5,7 +5,7 @@ Source: Binance ``GET /fapi/v1/leverageBracket`` as snapshotted in freqtrade 202
 file dated 2023-07-30): its 198 ``<BASE>/USDT:USDT`` perpetuals (BUSD-margined and dated
 contracts left out). Rows are ``(notional cap USDT, maintenance margin rate, max leverage)`` per
 bracket in increasing order (``notionalCap``, ``maintMarginRatio``, ``initialLeverage``); floors
-and maintenance amounts are derived by :func:`nautilus_app.core.brackets.make_brackets`, which
+and maintenance amounts are derived by :func:`core.brackets.make_brackets`, which
 reproduces the file's ``cum`` for every bracket of every symbol (checked when the table was
 generated). BTCUSDT and ETHUSDT equal the hand-written tables that preceded this file.
 """
