@@ -10,12 +10,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from nautilus_trader.model import OrderFilled, Venue
 
 from catalog.binance_vision import import_binance_vision
 from core.paths import shared_data_dir
 from nautilus_app import backtest as bt
 from nautilus_app.config import parse_config
-from nautilus_app.results.collect import legacy_reports, run_reports
+from nautilus_app.results.collect import (
+    _FILL_COLUMNS,
+    _account_columns,
+    _columns_checked,
+    legacy_reports,
+    run_reports,
+)
 
 MIRROR = shared_data_dir() / "binance-vision"
 ETH_BAR = "ETHUSDT-PERP.BINANCE_USDM-1-MINUTE-LAST-EXTERNAL"
@@ -53,6 +60,11 @@ def _run(raw: dict) -> tuple:
     try:
         bt.run_engine(engine, data)  # the data in time windows, as run_backtest feeds it
         venues = [v.name for v in cfg.venues]
+        # the tables' attribute-read paths, not their to_dict() fallbacks, are the ones compared below
+        fills = [e for o in engine.cache.orders() for e in o.events() if isinstance(e, OrderFilled)]
+        assert _columns_checked(fills, _FILL_COLUMNS) is not None
+        for v in venues:
+            assert _account_columns(list(engine.cache.account_for_venue(Venue(v)).events)) is not None
         return legacy_reports(engine, venues), run_reports(engine, venues)
     finally:
         engine.dispose()
@@ -120,3 +132,37 @@ def test_tables_from_the_cache_equal_nautilus_reports_normalised(case: str, cata
     assert len(fills) > 50 and len(positions) > 20
     if case == "perp_isolated":
         assert len(funding) > 0
+
+
+@pytest.mark.parametrize("case", ["perp_cross_latency", "spot"])
+def test_tables_from_to_dict_when_the_attributes_do_not_match(case: str, catalog: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another Nautilus version whose events' attributes no longer give their to_dict(): the fills and account
+    tables are built from the dictionaries, and are still Nautilus's reports normalised."""
+    import nautilus_app.results.collect as collect
+
+    monkeypatch.setattr(collect, "_columns_checked", lambda objs, spec: None)
+    monkeypatch.setattr(collect, "_account_columns", lambda states: None)
+    monkeypatch.setitem(globals(), "_columns_checked", lambda objs, spec: True)  # _run's own checks
+    monkeypatch.setitem(globals(), "_account_columns", lambda states: True)
+    old, new = _run(dict(CASES[case], catalog=str(catalog)))
+    for name, o, n in zip(("orders", "fills", "positions", "funding", "account"), old, new, strict=True):
+        assert_same(f"{case}.{name}", o, n)
+
+
+def test_attribute_columns_are_refused_when_they_differ_from_to_dict() -> None:
+    from nautilus_app.results.collect import _attr, _text
+
+    class Event:
+        def __init__(self, qty: int, tag: str | None) -> None:
+            self.qty, self.tag = qty, tag
+
+        def to_dict(self) -> dict:
+            return {"qty": str(self.qty), "tag": self.tag}
+
+    events = [Event(1, None), Event(2, "x"), Event(3, "y")]
+    got = _columns_checked(events, (("qty", _text("qty")), ("tag", _attr("tag"))))
+    assert got is not None and got["qty"].tolist() == ["1", "2", "3"] and got["tag"].tolist() == [None, "x", "y"]
+    assert _columns_checked(events, (("qty", _attr("qty")), ("tag", _attr("tag")))) is None  # 1 != "1"
+    assert _columns_checked(events, (("tag", _attr("tag")), ("qty", _text("qty")))) is None  # key order
+    assert _columns_checked(events, (("qty", _text("qty")),)) is None  # a key missing
