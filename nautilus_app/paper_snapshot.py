@@ -21,13 +21,36 @@ def _plain(v: Any, depth: int = 0) -> tuple[bool, Any]:
     return False, None
 
 
+#: attributes that wire a strategy into the platform (set by the runner, not strategy state): never saved
+_WIRING = frozenset({"plot_recorder", "_bar_hooks"})
+
+
+def _attributes(obj: Any) -> dict[str, Any]:
+    """The object's instance dictionary and the values of its classes' ``__slots__`` (e.g.
+    ``strategies.base.BarStrategy`` keeps its per-bar state in slots), without the platform's wiring."""
+    out = dict(vars(obj)) if hasattr(obj, "__dict__") else {}
+    for klass in type(obj).__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name in ("__dict__", "__weakref__") or name in out:
+                continue
+            try:
+                out[name] = getattr(obj, name)
+            except AttributeError:  # a slot never set
+                pass
+    for name in _WIRING:
+        out.pop(name, None)
+    return out
+
+
 def _state_of(obj: Any, depth: int) -> dict:
     out: dict[str, Any] = {}
-    for name, v in vars(obj).items():
+    for name, v in _attributes(obj).items():
         ok, val = _plain(v)
         if ok:
             out[name] = val
-        elif depth < 2 and hasattr(v, "__dict__") and type(v).__module__.split(".")[0] in ("strategies", "nautilus_app"):
+        elif depth < 2 and (hasattr(v, "__dict__") or hasattr(type(v), "__slots__")) and \
+                type(v).__module__.split(".")[0] in ("strategies", "nautilus_app"):
             out[name] = {"__object__": _state_of(v, depth + 1)}
     return out
 

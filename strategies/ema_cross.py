@@ -59,6 +59,8 @@ class EMACrossConfig(BarStrategyConfig):
 class EMACross(BarStrategy):
     """Long on EMA up-cross; exit (and short if allowed) on down-cross."""
 
+    __slots__ = ("fast", "slow", "prev_diff", "warmed_up")  # read on every bar (see BarStrategy.__slots__)
+
     #: What the run's candle chart draws (nautilus_app/plotting.py: recorded at every bar the strategy trades).
     plot_config: ClassVar[dict] = {"main_plot": {"fast": {"label": "EMA fast"}, "slow": {"label": "EMA slow"}}}
 

@@ -108,6 +108,8 @@ class MeanReversionConfig(BarStrategyConfig):
 class MeanReversion(BarStrategy):
     """RSI + Bollinger (sample std) mean reversion with a trend veto, max hold and cooldown."""
 
+    __slots__ = ("rsi", "bb", "trend")  # read on every bar (see BarStrategy.__slots__)
+
     #: What the run's candle chart draws (nautilus_app/plotting.py: recorded at every bar the strategy trades).
     plot_config: ClassVar[dict] = {
         "main_plot": {"bb.upper": {"label": "BB upper"}, "bb.middle": {"label": "BB middle"},

@@ -101,6 +101,8 @@ class TrendFollowingConfig(BarStrategyConfig):
 class TrendFollowing(BarStrategy):
     """SMA alignment + ADX filter + ATR spike guard; exits on extreme volatility, weak trend, max hold or MA cross back."""
 
+    __slots__ = ("fast", "slow", "adx", "atr", "atr_mean")  # read on every bar (see BarStrategy.__slots__)
+
     #: What the run's candle chart draws (nautilus_app/plotting.py: recorded at every bar the strategy trades).
     plot_config: ClassVar[dict] = {
         "main_plot": {"fast": {"label": "SMA fast"}, "slow": {"label": "SMA slow"}},
