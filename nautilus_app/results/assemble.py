@@ -22,8 +22,8 @@ import msgspec
 import numpy as np
 import pandas as pd
 
-from nautilus_app import metrics as metrics_mod
 from core.times import to_utc
+from nautilus_app import metrics as metrics_mod
 from nautilus_app.results.schema import (
     BORROW_COLUMNS,
     EXIT_REASONS,
@@ -71,7 +71,7 @@ def add_fill_costs(fills: pd.DataFrame, orders: pd.DataFrame, sims: dict[str, Ve
       i.e. the clearance fee ``min(qty x price x liquidation_fee, margin left)``; else 0.
     - ``trading_fee``: ``commission - liquidation_fee`` (maker/taker fee).
     """
-    out = fills.copy()
+    out = fills.copy(deep=False)  # new columns only: the caller's frame is not changed (a deep copy took ~0.17 s for 26k fills)
     if out.empty:
         for c in ("reference_price", "slippage_cost", "trading_fee", "liquidation_fee"):
             out[c] = pd.Series(dtype=float)
@@ -85,7 +85,8 @@ def add_fill_costs(fills: pd.DataFrame, orders: pd.DataFrame, sims: dict[str, Ve
         cid_at, ts_at, ref_at = (_FILL_RECORD_FIELDS.index(k) for k in ("client_order_id", "ts", "reference_price"))
         by_key = {(r[cid_at], r[ts_at]): r[ref_at] for r in records}  # the last record of a key wins
         ref = np.array([by_key.get(k, p) for k, p in zip(
-            zip(out["client_order_id"].astype(str).tolist(), ts_ns.tolist()), px.tolist())], dtype=float)
+            zip(out["client_order_id"].astype(str).tolist(), ts_ns.tolist(), strict=True), px.tolist(), strict=True)],
+            dtype=float)
         ref = np.where(np.isnan(ref), px, ref)
     else:
         ref = px.copy()
@@ -95,7 +96,10 @@ def add_fill_costs(fills: pd.DataFrame, orders: pd.DataFrame, sims: dict[str, Ve
     out["slippage_cost"] = sign * (px - ref) * qty
     liq_orders: set[str] = set()
     if "tags" in orders.columns:
-        tagged = orders["tags"].astype(str).str.contains("LIQUIDATION", na=False).to_numpy(dtype=bool)
+        tags = orders["tags"]
+        has_tags = tags.notna().to_numpy(dtype=bool)  # most orders carry none: only the tagged ones are searched
+        tagged = np.zeros(len(tags), dtype=bool)
+        tagged[has_tags] = tags[has_tags].astype(str).str.contains("LIQUIDATION", na=False).to_numpy(dtype=bool)
         liq_orders = set(orders["client_order_id"].astype(str).to_numpy()[tagged].tolist())
     out["is_liquidation"] = out["client_order_id"].astype(str).isin(liq_orders)
     iids = out["instrument_id"].astype(str)

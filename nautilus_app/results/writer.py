@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import pandas as pd
 
-from nautilus_app import metrics as metrics_mod
 from core import paths
 from core.parquet import write_options
+from nautilus_app import metrics as metrics_mod
 from nautilus_app.housekeeping import mark_owner
 from nautilus_app.results.assemble import (
     add_fill_costs,
