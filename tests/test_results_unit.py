@@ -188,3 +188,13 @@ def test_result_tables_dictionary_encode_only_text(tmp_path) -> None:
         assert not any("DICTIONARY" in e for e in encodings[col]), encodings[col]
     for col in ("side", "tag", "note"):
         assert any("DICTIONARY" in e for e in encodings[col]), encodings[col]
+
+
+def test_digest_csv_text_equals_pandas_to_csv() -> None:
+    from nautilus_app.results.assemble import _csv_text
+
+    cases = [{"a": ["1", "2"], "b": ["x", "y"]}, {"a": ["1,5", "2"], "b": ["x", "y"]}, {"a": ["", "2"], "b": ["x", "y"]},
+             {"a": ['q"', "2"], "b": ["x", "y"]}, {"a": [], "b": []}, {"a": ["only"]},
+             {"a": [" sp ", "n\nl"], "b": ["x", "y"]}, {"a": ["nan", "None"], "b": ["2025-05-20 00:20:00+00:00", "0.01"]}]
+    for columns in cases:
+        assert _csv_text(columns) == pd.DataFrame(columns).to_csv(index=False), columns
