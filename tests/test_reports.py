@@ -10,16 +10,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from nautilus_trader.model import OrderFilled, Venue
+from nautilus_trader.model import Venue
 
 from catalog.binance_vision import import_binance_vision
 from core.paths import shared_data_dir
 from nautilus_app import backtest as bt
 from nautilus_app.config import parse_config
 from nautilus_app.results.collect import (
-    _FILL_COLUMNS,
     _account_columns,
-    _columns_checked,
+    _order_columns,
     legacy_reports,
     run_reports,
 )
@@ -61,8 +60,7 @@ def _run(raw: dict) -> tuple:
         bt.run_engine(engine, data)  # the data in time windows, as run_backtest feeds it
         venues = [v.name for v in cfg.venues]
         # the tables' attribute-read paths, not their to_dict() fallbacks, are the ones compared below
-        fills = [e for o in engine.cache.orders() for e in o.events() if isinstance(e, OrderFilled)]
-        assert _columns_checked(fills, _FILL_COLUMNS) is not None
+        assert _order_columns(engine.cache.orders()) is not None
         for v in venues:
             assert _account_columns(list(engine.cache.account_for_venue(Venue(v)).events)) is not None
         return legacy_reports(engine, venues), run_reports(engine, venues)
@@ -99,6 +97,16 @@ CASES = {
             {"name": "trend_following", "params": {"instrument_id": ETH, "bar_type": ETH_BAR}},
         ],
     },
+    # the risk table's protective orders: reduce-only STOP_MARKET stops and trailing stops, LIMIT take-profits,
+    # many of them canceled unfilled (orders without fills or commissions)
+    "perp_risk_stops": {
+        "name": "r6", "start": "2023-07-10", "end": "2023-07-14", "bar_types": [ETH_BAR],
+        "venues": [{"name": "BINANCE_USDM", "account_type": "MARGIN", "starting_balances": ["10000 USDT"],
+                    "margin_mode": "cross"}],
+        "strategies": [{"name": "mean_reversion", "params": {
+            "instrument_id": ETH, "bar_type": ETH_BAR, "allow_short": True,
+            "risk": {"stops": {"stop_loss_pct": 0.01, "take_profit_pct": 0.01, "trailing_pct": 0.02}}}}],
+    },
     # positions left open at the end (close_positions_on_stop = false): live positions not closed
     "open_at_end": {
         "name": "r5", "start": "2023-07-10", "end": "2023-07-12", "bar_types": [ETH_BAR],
@@ -126,6 +134,9 @@ def test_tables_from_the_cache_equal_nautilus_reports_normalised(case: str, cata
     if case == "open_at_end":
         assert positions["ts_closed"].isna().any()
         return
+    if case == "perp_risk_stops":
+        assert {"MARKET", "STOP_MARKET", "LIMIT"} <= set(orders["type"]) and (orders["status"] == "CANCELED").any()
+        return
     if case == "perp_liquidation":
         assert (orders["type"] == "STOP_MARKET").any() and (orders["tags"] == '["LIQUIDATION"]').any()
         return
@@ -137,32 +148,36 @@ def test_tables_from_the_cache_equal_nautilus_reports_normalised(case: str, cata
 @pytest.mark.parametrize("case", ["perp_cross_latency", "spot"])
 def test_tables_from_to_dict_when_the_attributes_do_not_match(case: str, catalog: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """Another Nautilus version whose events' attributes no longer give their to_dict(): the fills and account
+    """Another Nautilus version whose objects' attributes no longer give their to_dict(): the orders and account
     tables are built from the dictionaries, and are still Nautilus's reports normalised."""
     import nautilus_app.results.collect as collect
 
-    monkeypatch.setattr(collect, "_columns_checked", lambda objs, spec: None)
     monkeypatch.setattr(collect, "_account_columns", lambda states: None)
-    monkeypatch.setitem(globals(), "_columns_checked", lambda objs, spec: True)  # _run's own checks
+    monkeypatch.setattr(collect, "_order_columns", lambda orders: None)
+    monkeypatch.setitem(globals(), "_order_columns", lambda orders: True)
     monkeypatch.setitem(globals(), "_account_columns", lambda states: True)
     old, new = _run(dict(CASES[case], catalog=str(catalog)))
     for name, o, n in zip(("orders", "fills", "positions", "funding", "account"), old, new, strict=True):
         assert_same(f"{case}.{name}", o, n)
 
 
-def test_attribute_columns_are_refused_when_they_differ_from_to_dict() -> None:
-    from nautilus_app.results.collect import _attr, _text
+def test_attribute_columns_are_refused_when_they_differ_from_to_dict(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
 
-    class Event:
-        def __init__(self, qty: int, tag: str | None) -> None:
-            self.qty, self.tag = qty, tag
+    import nautilus_app.results.collect as collect
+
+    class Order:
+        def __init__(self, cid: str, qty: int, tags: list[str] | None) -> None:
+            self.client_order_id, self.quantity, self.tags = SimpleNamespace(value=cid), qty, tags
 
         def to_dict(self) -> dict:
-            return {"qty": str(self.qty), "tag": self.tag}
+            return {"client_order_id": self.client_order_id.value, "quantity": str(self.quantity), "tags": self.tags}
 
-    events = [Event(1, None), Event(2, "x"), Event(3, "y")]
-    got = _columns_checked(events, (("qty", _text("qty")), ("tag", _attr("tag"))))
-    assert got is not None and got["qty"].tolist() == ["1", "2", "3"] and got["tag"].tolist() == [None, "x", "y"]
-    assert _columns_checked(events, (("qty", _attr("qty")), ("tag", _attr("tag")))) is None  # 1 != "1"
-    assert _columns_checked(events, (("tag", _attr("tag")), ("qty", _text("qty")))) is None  # key order
-    assert _columns_checked(events, (("qty", _text("qty")),)) is None  # a key missing
+    orders = [Order("O-1", 1, None), Order("O-2", 2, ["X"]), Order("O-3", 3, None)]
+    keys, columns = _order_columns(orders)
+    assert keys == ["client_order_id", "quantity", "tags"]
+    assert columns["quantity"].tolist() == ["1", "2", "3"] and columns["tags"].tolist() == [None, ["X"], None]
+    monkeypatch.setitem(collect._ORDER_COLUMNS, "quantity", collect._attr("quantity"))  # 1 != "1"
+    assert _order_columns(orders) is None
+    monkeypatch.delitem(collect._ORDER_COLUMNS, "quantity")  # a key it cannot read
+    assert _order_columns(orders) is None
