@@ -459,6 +459,12 @@ def funding_frame(sorted_positions: tuple) -> pd.DataFrame:
     return frame.sort_values("ts").reset_index(drop=True)
 
 
+def _amount_text(path: str) -> Callable[[list[Any]], list[Any]]:
+    """A column of the amount text of the ``Money`` at ``path`` of each object (``"98933.98184680"``)."""
+    get = attrgetter(path)
+    return lambda objs: [str(m).partition(" ")[0] for m in map(get, objs)]
+
+
 #: ``AccountState.to_dict()`` / ``AccountBalance.to_dict()`` keys in their order (rc7; checked on each run)
 _STATE_KEYS = ("type", "account_id", "account_type", "balances", "margins", "reported", "event_id", "info", "ts_event",
                "ts_init", "base_currency")
@@ -473,16 +479,16 @@ _STATE_COLUMNS: tuple[tuple[str, Callable[[list[Any]], list[Any]]], ...] = (
 )
 _BALANCE_COLUMNS: tuple[tuple[str, Callable[[list[Any]], list[Any]]], ...] = (
     ("type", lambda objs: ["AccountBalance"] * len(objs)),
-    ("total", lambda objs: [str(m).partition(" ")[0] for m in map(attrgetter("total"), objs)]),
-    ("locked", lambda objs: [str(m).partition(" ")[0] for m in map(attrgetter("locked"), objs)]),
-    ("free", lambda objs: [str(m).partition(" ")[0] for m in map(attrgetter("free"), objs)]),
+    ("total", _amount_text("total")),
+    ("locked", _amount_text("locked")),
+    ("free", _amount_text("free")),
     ("currency", _attr("currency.code")),
 )
 _ACCOUNT_DROP = ("ts_event", "ts_init", "type", "event_id", "margins", "info")
 
 
-def _account_columns(states: list[Any]) -> tuple[list[str], dict[str, np.ndarray], np.ndarray] | None:
-    """``(keys, columns, balances per state)`` of the account table, the columns read from the states' attributes
+def _account_columns(states: list[Any]) -> tuple[list[str], dict[str, np.ndarray]] | None:
+    """``(keys, columns)`` of the account table, the columns read from the states' attributes
     (one row per balance of each state, as the report builds ``{**balance, **state}``); None when the first or
     last state with balances is not exactly its ``to_dict()`` (the caller then uses the dictionaries)."""
     balances = [st.balances for st in states]
@@ -502,7 +508,7 @@ def _account_columns(states: list[Any]) -> tuple[list[str], dict[str, np.ndarray
     columns = {k: _object_array(col(flat)) for k, col in _BALANCE_COLUMNS if k not in _ACCOUNT_DROP}
     columns |= {k: np.repeat(_object_array(col(states)), counts) for k, col in _STATE_COLUMNS}
     keys = [*_BALANCE_KEYS, *(k for k in _STATE_KEYS if k not in _BALANCE_KEYS and k != "balances")]
-    return keys, columns, counts
+    return keys, columns
 
 
 def account_frame(cache: Any, venue: str) -> pd.DataFrame:
@@ -513,7 +519,7 @@ def account_frame(cache: Any, venue: str) -> pd.DataFrame:
     events = list(account.events) if account is not None else []
     fast = _account_columns(events) if events else None
     if fast is not None:
-        first, columns, _counts = fast
+        first, columns = fast
     else:  # the dictionaries themselves (another Nautilus version), column by column
         states = [s.to_dict() for s in events]
         balances = [d.pop("balances", None) or [] for d in states]
