@@ -566,7 +566,7 @@ def run_backtest(
     engine, sims, _strategies = build_engine(cfg, plan, data, run)
     try:
         engine.add_actor(ProgressActor(plan.first_ns, plan.last_ns, enabled=progress))
-        plotting.attach(engine, _strategies)  # plot_config series recorded during the run (nautilus_app/plotting.py)
+        plotting.attach(engine, _strategies, run)  # plot_config series recorded during the run (nautilus_app/plotting.py)
         feed: DataChunks | SignalFeed = data
         actors = [sim.liquidation for sim in sims.values() if sim.liquidation is not None]
         if cfg.feed == "auto" and signal_feed.eligible(_strategies, actors):

@@ -29,6 +29,12 @@ they handled (``strategies.base.BarStrategy._last_ts``), records a row stamped w
 whenever it changes, so each row holds the values the strategy decided with on that bar, whatever the
 order in which Nautilus calls the recorder and the strategy. Strategies without ``_last_ts`` are read
 on each of their own (non-aggregated) bars. Uninitialised indicators are recorded as NaN.
+A strategy may instead compute its series after the run: a ``plot_series(bars)`` method, given its bars as
+:func:`strategies.signals.bar_frame` frames them (``ts``, OHLCV, gap ``segment``, ``close_nd`` ...), returns
+``{path: array}`` with one value per bar, the value the path held at that bar's close (NaN until initialised).
+For a strategy trading bars read from the catalog (not aggregated by Nautilus) nothing is then recorded per
+bar (:class:`strategies.ema_cross.EMACross`: Nautilus's EMAs reproduced bit for bit, tests/test_plot_config.py;
+560,703 bars: 0.2 s less engine time, 0.06 s more results). Paths it leaves out are NaN.
 Strategies that offer a ``plot_recorder`` slot (``strategies.base.BarStrategy``) are not listened to:
 they call the recorder themselves at the end of their ``on_bar`` (the same row, the values they
 decided with on that bar, without a second Python bar handler per bar: ~3 us a bar less).
@@ -133,7 +139,32 @@ class _Plan:
         self.rows: Any = array("d")
         #: vectorised-signals strategy: the plotted series are columns of its signal frame
         self.frame_based = callable(getattr(strategy, "signal_frame", None))
+        #: the series come from the strategy's ``plot_series`` after the run (set by PlotRecorder)
+        self.after_run = False
         self._split: list[tuple[tuple[str, ...], str]] | None = None
+
+    def take_series(self, series: Any, price_precision: int) -> None:
+        """Rows of an after-run plan: the strategy's ``plot_series`` over the bars it was fed (``series``, a
+        :class:`~nautilus_app.venue.fill_timing.BarSeries`), as :func:`strategies.signals.bar_frame` frames them
+        (gap segments by the strategy's ``max_gap_ns``; none without one). Paths it does not return are NaN.
+
+        Raises:
+            ValueError: a returned series' length is not one value per bar.
+        """
+        from strategies.signals import bar_frame
+
+        bars = bar_frame(series, getattr(self.strategy, "max_gap_ns", 2**62), price_precision)
+        values = self.strategy.plot_series(bars)
+        n = len(bars)
+        cols = []
+        for path in self.paths:
+            v = values.get(path)
+            col = np.full(n, np.nan) if v is None else np.asarray(v, dtype=np.float64)
+            if len(col) != n:
+                raise ValueError(f"{self.sid}: plot_series()[{path!r}] has {len(col)} values for {n} bars")
+            cols.append(col)
+        self.ts = bars["ts"].to_numpy(np.int64)
+        self.rows = np.column_stack(cols) if cols and n else np.zeros((n, len(self.paths)))
 
     def take_frame(self) -> None:
         """Rows of a frame-based plan from the strategy's signal frame (missing columns are NaN)."""
@@ -202,8 +233,10 @@ class PlotRecorder(DataActor):
     def __new__(cls, *args: object, **kwargs: object) -> PlotRecorder:  # pyo3 base takes no extra args
         return super().__new__(cls)
 
-    def __init__(self, strategies: list[Any]) -> None:
+    def __init__(self, strategies: list[Any], run: Any = None) -> None:
         super().__init__(DataActorConfig(actor_id=ActorId("PLOTRECORDER-001")))
+        #: the run's bars (:class:`nautilus_app.run_data.RunData`) for strategies with ``plot_series``
+        self.run = run
         self.plans: list[_Plan] = []
         for s in strategies:
             cfg = plot_config_of(s)
@@ -215,8 +248,12 @@ class PlotRecorder(DataActor):
         # ("X-15-MINUTE-LAST-INTERNAL@1-MINUTE-EXTERNAL") has one aggregator that a second subscriber cannot
         # share, so the recorder listens to the source bars and records whenever the strategy has seen a new bar.
         self._by_bar: dict[str, list[_Plan]] = {}
+        stored = set(getattr(run, "windows", ()))  # bar types read from the catalog (not aggregated by Nautilus)
         for p in self.plans:
             if p.frame_based:
+                continue
+            if callable(getattr(p.strategy, "plot_series", None)) and p.bar_type_str in stored:
+                p.after_run = True  # computed from the same bars after the run: no Python per bar for it
                 continue
             if hasattr(type(p.strategy), "plot_recorder"):  # strategies.base.BarStrategy: records at the end of its on_bar
                 p.strategy.plot_recorder = p.recorder()
@@ -245,6 +282,8 @@ class PlotRecorder(DataActor):
 
     def on_stop(self) -> None:
         for p in self.plans:  # the strategy's last bar, when the recorder ran before the strategy on it
+            if p.frame_based or p.after_run:
+                continue
             seen = getattr(p.strategy, "_last_ts", None)
             if seen is not None and 0 <= seen < 2**62:
                 self._record(p, seen)
@@ -261,6 +300,12 @@ class PlotRecorder(DataActor):
         for p in self.plans:
             if p.frame_based and not len(p.ts):
                 p.take_frame()
+            elif p.after_run and not len(p.ts):
+                from nautilus_trader.model import BarType
+
+                instrument = self.cache.instrument(BarType.from_str(p.bar_type_str).instrument_id)
+                if instrument is not None:  # as the strategy's indicators were fed: Price.as_double() at its precision
+                    p.take_series(self.run.series(p.bar_type_str), instrument.price_precision)
             cols = [f"{p.sid}:{lbl}" for lbl in p.labels]
             arr = np.asarray(p.rows, dtype=np.float64).reshape(len(p.ts), len(p.paths))
             p.rows = []
@@ -282,9 +327,10 @@ class PlotRecorder(DataActor):
 _ACTIVE: dict[int, PlotRecorder] = {}
 
 
-def attach(engine: Any, strategies: list[Any]) -> PlotRecorder | None:
-    """Add a :class:`PlotRecorder` for ``strategies`` to the engine (None when none of them plots)."""
-    rec = PlotRecorder(strategies)
+def attach(engine: Any, strategies: list[Any], run: Any = None) -> PlotRecorder | None:
+    """Add a :class:`PlotRecorder` for ``strategies`` to the engine (None when none of them plots); ``run``:
+    the run's :class:`~nautilus_app.run_data.RunData`, whose bars feed ``plot_series`` after the run."""
+    rec = PlotRecorder(strategies, run)
     if not rec.plans:
         return None
     engine.add_actor(rec)

@@ -358,6 +358,11 @@ class BarStrategy(StrategyHooks, Strategy):
         if self._side == PositionSide.FLAT and not self.trading_blocked:
             self.entry_bar_index = None
 
+    @property
+    def max_gap_ns(self) -> int:
+        """Gap between two bar closes (ns) beyond which the indicators restart (the gap rule); 2**62 when off."""
+        return self._max_gap_ns
+
     def on_signal_bar(self, bar: Any, side: PositionSide) -> None:  # pragma: no cover - abstract
         """Strategy decision on a closed bar; ``side`` is this strategy's current position side."""
         raise NotImplementedError

@@ -32,13 +32,30 @@ close, rounded down to the size increment (``strategies.risk.sizing``).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from nautilus_trader.indicators import ExponentialMovingAverage
 from nautilus_trader.model import OrderSide, PositionSide
 
 from strategies.base import BarStrategy, BarStrategyConfig
 from strategies.params import Bars, set_checked
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+
+def ema_lines(bars: pd.DataFrame, fast_period: int, slow_period: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(fast, slow, ready)`` over a bar frame (:func:`strategies.signals.bar_frame`): Nautilus's two EMAs of
+    ``close_nd``, bit for bit, restarted at every ``segment`` (the gap rule), NaN until initialised, and where
+    both are initialised. Shared by :meth:`EMACross.plot_series` and its vectorised twin."""
+    from strategies.signals import nautilus_ema, until_ready
+
+    seg = bars["segment"].to_numpy()
+    close = bars["close_nd"].to_numpy()
+    fast, fast_ok = nautilus_ema(close, fast_period, seg)
+    slow, slow_ok = nautilus_ema(close, slow_period, seg)
+    return until_ready(fast, fast_ok), until_ready(slow, slow_ok), fast_ok & slow_ok
 
 
 class EMACrossConfig(BarStrategyConfig):
@@ -75,6 +92,13 @@ class EMACross(BarStrategy):
     def on_gap(self) -> None:
         self.prev_diff = None
         self.warmed_up = False
+
+    def plot_series(self, bars: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The ``plot_config`` series for the bars this strategy was fed, computed once after the run
+        (nautilus_app/plotting.py; nothing is recorded per bar): the values ``fast`` and ``slow`` held at each
+        bar's close, NaN until initialised (:func:`ema_lines`)."""
+        fast, slow, _ready = ema_lines(bars, self.fast.period, self.slow.period)
+        return {"fast": fast, "slow": slow}
 
     def on_signal_bar(self, bar: Any, side: PositionSide) -> None:
         fast, slow = self.fast, self.slow

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 from nautilus_trader.indicators import AverageTrueRange, RelativeStrengthIndex, SimpleMovingAverage
 
-from strategies.ema_cross import EMACrossConfig
+from strategies.ema_cross import EMACrossConfig, ema_lines
 from strategies.indicators import AverageDirectionalIndex, SampleBollingerBands
 from strategies.mean_reversion import MeanReversionConfig
-from strategies.signals import SignalStrategy, nautilus_ema, run_indicator, until_ready
+from strategies.signals import SignalStrategy, run_indicator, until_ready
 from strategies.trend_following import TrendFollowingConfig
 
 
@@ -51,11 +51,7 @@ class EMACrossSignals(SignalStrategy):
         self.slow_period = config.slow_period
 
     def populate_indicators(self, df: pd.DataFrame) -> pd.DataFrame:
-        seg = df["segment"].to_numpy()
-        fast, fast_ok = nautilus_ema(df["close_nd"].to_numpy(), self.fast_period, seg)
-        slow, slow_ok = nautilus_ema(df["close_nd"].to_numpy(), self.slow_period, seg)
-        df["ema_fast"], df["ema_slow"] = until_ready(fast, fast_ok), until_ready(slow, slow_ok)
-        df["ready"] = fast_ok & slow_ok
+        df["ema_fast"], df["ema_slow"], df["ready"] = ema_lines(df, self.fast_period, self.slow_period)
         return df
 
     def populate_entry_trend(self, df: pd.DataFrame) -> pd.DataFrame:

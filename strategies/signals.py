@@ -52,7 +52,7 @@ from nautilus_trader.model import InstrumentId, OrderSide, OrderType, PositionSi
 
 from strategies.base import BarStrategy
 
-__all__ = ["SignalStrategy", "check_no_lookahead", "nautilus_doubles", "nautilus_ema", "run_indicator",
+__all__ = ["SignalStrategy", "bar_frame", "check_no_lookahead", "nautilus_doubles", "nautilus_ema", "run_indicator",
            "segment_ids", "until_ready"]
 
 
@@ -100,6 +100,20 @@ def nautilus_ema(x: np.ndarray, period: int, seg: np.ndarray | None = None) -> t
             out[i] = prev
         ready[lo + period - 1:hi] = True
     return np.array(out), ready
+
+
+def bar_frame(series: Any, max_gap_ns: int, price_precision: int) -> pd.DataFrame:
+    """The frame ``populate_indicators`` is given (module docstring) for a bar series
+    (:class:`nautilus_app.venue.fill_timing.BarSeries`: float64 arrays by bar close time): ``ts`` (UTC ns),
+    ``open``/``high``/``low``/``close``/``volume``, ``segment`` (:func:`segment_ids` with ``max_gap_ns``, the
+    gap in ns after which the event-driven strategies reset their indicators) and ``close_nd``/``high_nd``/
+    ``low_nd`` (:func:`nautilus_doubles` at ``price_precision`` decimals). One row per bar."""
+    df = pd.DataFrame({"ts": series.ts, "open": series.open, "high": series.high, "low": series.low,
+                       "close": series.close, "volume": series.volume})
+    df["segment"] = segment_ids(series.ts, max_gap_ns)
+    for col in ("close", "high", "low"):
+        df[f"{col}_nd"] = nautilus_doubles(df[col].to_numpy(), price_precision)
+    return df
 
 
 def until_ready(values: np.ndarray, initialized: np.ndarray) -> np.ndarray:
@@ -210,13 +224,7 @@ class SignalStrategy(BarStrategy):
 
     def signal_frame(self, price_precision: int) -> pd.DataFrame:
         """The populated frame (indicators + signals) for the bars given to :meth:`set_bars`."""
-        s = self._series
-        df = pd.DataFrame({"ts": s.ts, "open": s.open, "high": s.high, "low": s.low, "close": s.close,
-                           "volume": s.volume})
-        df["segment"] = segment_ids(s.ts, self._max_gap_ns)
-        for col in ("close", "high", "low"):
-            df[f"{col}_nd"] = nautilus_doubles(df[col].to_numpy(), price_precision)
-        df = self.populate_indicators(df)
+        df = self.populate_indicators(bar_frame(self._series, self.max_gap_ns, price_precision))
         df = self.populate_entry_trend(df)
         df = self.populate_exit_trend(df)
         n = len(df)

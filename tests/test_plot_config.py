@@ -92,3 +92,70 @@ def test_frame_based_plans_do_not_subscribe() -> None:
     assert df["ts"].tolist() == [1, 2, 3]
     np.testing.assert_array_equal(df["S-1:EMA fast"].to_numpy(), [np.nan, 1.5, 2.5])
     assert conf["S-1"]["main_plot"] == {"EMA fast": "S-1:EMA fast"}
+
+
+def test_plot_series_after_the_run_equals_the_per_bar_recording(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """EMACross's ``plot_series`` (computed once after the run, nothing recorded per bar) gives exactly the
+    values the per-bar recorder reads from its indicators, across a one-day hole in the data where both
+    restart their EMAs (the gap rule). The per-bar twin is a user's subclass kept outside the repository."""
+    from catalog.binance_vision import import_binance_vision
+    from core.paths import shared_data_dir
+    from nautilus_app.backtest import run_backtest
+    from nautilus_app.config import parse_config
+
+    catalog = tmp_path / "catalog"
+    for start, end in (("2025-06-02", "2025-06-02"), ("2025-06-04", "2025-06-04")):  # days, inclusive: 06-03 left out
+        import_binance_vision(catalog, base_url=str(shared_data_dir() / "binance-vision"), market="spot",
+                              symbols=("BTCUSDT",), interval="1m", start=start, end=end, kinds=("klines",))
+    strats = tmp_path / "user_strats"
+    strats.mkdir()
+    (strats / "per_bar_ema.py").write_text(
+        "from strategies.ema_cross import EMACross\n\n\n"
+        "class PerBarEMACross(EMACross):\n"
+        "    plot_series = None  # no after-run series: the recorder reads the indicators on every bar\n")
+    taken: list[str] = []
+    original = plotting._Plan.take_series
+
+    def spy(self, series, precision):  # noqa: ANN001, ANN202
+        taken.append(self.sid)
+        return original(self, series, precision)
+
+    monkeypatch.setattr(plotting._Plan, "take_series", spy)
+    bar = "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"
+    params = {"instrument_id": "BTCUSDT.BINANCE", "bar_type": bar, "fast_period": 5, "slow_period": 12,
+              "position_fraction": 0.1}
+    cfg = parse_config({
+        "name": "plot_after_run", "catalog": str(catalog), "start": "2025-06-02", "end": "2025-06-05",
+        "allow_gaps": True, "bar_types": [bar],
+        "venues": [{"name": "BINANCE", "account_type": "CASH", "starting_balances": ["100000 USDT"]}],
+        "strategies": [{"name": "ema_cross", "params": params},
+                       {"strategy_path": str(strats / "per_bar_ema.py") + ":PerBarEMACross",
+                        "config_path": "strategies.ema_cross:EMACrossConfig", "params": params}]})
+    folder = run_backtest(cfg, results_root=tmp_path / "results", progress=False).results_path
+    ind = pd.read_parquet(folder / "indicators.parquet")
+    conf = json.loads((folder / "plot_config.json").read_text())
+    (vec_id, vec), (rec_id, rec) = sorted(conf.items(), key=lambda kv: "PerBar" in kv[0])
+    assert taken == [vec_id]  # only EMACross went the after-run way
+    a = ind[ind["strategy_id"] == vec_id].reset_index(drop=True)
+    b = ind[ind["strategy_id"] == rec_id].reset_index(drop=True)
+    assert len(a) == len(b) == 2 * 1440
+    assert (a["ts"].to_numpy() == b["ts"].to_numpy()).all()
+    hole = int(np.flatnonzero(np.diff(a["ts"].to_numpy()) > 60 * 10**9)[0]) + 1  # first bar after the hole
+    assert hole == 1440
+    for label in ("EMA fast", "EMA slow"):
+        x, y = a[vec["main_plot"][label]].to_numpy(), b[rec["main_plot"][label]].to_numpy()
+        np.testing.assert_array_equal(x, y)  # bit for bit, NaN where not initialised
+    slow = a[vec["main_plot"]["EMA slow"]].to_numpy()
+    # the slow EMA (12) restarts after the hole: NaN for its first 11 bars, a value on the 12th
+    assert np.isnan(slow[hole:hole + 11]).all() and not np.isnan(slow[hole + 11]) and not np.isnan(slow[hole - 1])
+    # and it is the seeded EMA of the Nautilus doubles of the closes from the hole on (a hand-written reference)
+    from nautilus_app.venue.fill_timing import load_bar_series
+
+    s = load_bar_series(catalog, bar, None, None)
+    c = [round(v, 2) for v in s.close[hole:hole + 40].tolist()]
+    ema = sum(c[:12]) / 12
+    ref = [ema]
+    for v in c[12:]:
+        ema = (2 / 13) * v + (1 - 2 / 13) * ema
+        ref.append(ema)
+    np.testing.assert_allclose(slow[hole + 11:hole + 40], ref, rtol=1e-12)
