@@ -159,3 +159,62 @@ def test_plot_series_after_the_run_equals_the_per_bar_recording(tmp_path: Path, 
         ema = (2 / 13) * v + (1 - 2 / 13) * ema
         ref.append(ema)
     np.testing.assert_allclose(slow[hole + 11:hole + 40], ref, rtol=1e-12)
+
+
+def test_plot_series_is_used_only_for_bars_read_from_the_catalog() -> None:
+    """A strategy with ``plot_series`` trading a stored bar type is computed after the run (no per-bar recorder
+    installed); on a bar type Nautilus aggregates (not among the run's stored bars) it is recorded bar by bar."""
+
+    class Fake:
+        plot_config = {"main_plot": {"fast": {"label": "EMA fast"}}}
+        config = None
+        plot_recorder = None  # the slot BarStrategy offers: per-bar recording installs a closure here
+
+        def __init__(self, bar_type: str) -> None:
+            self.strategy_id = f"S-{bar_type[-8:]}"
+            self.bar_type = bar_type
+
+        def plot_series(self, bars):  # noqa: ANN001, ANN201
+            return {"fast": bars["close"].to_numpy()}
+
+    class Run:
+        windows = {"X.V-1-MINUTE-LAST-EXTERNAL": (None, None)}
+
+    stored = Fake("X.V-1-MINUTE-LAST-EXTERNAL")
+    aggregated = Fake("X.V-15-MINUTE-LAST-INTERNAL@1-MINUTE-EXTERNAL")
+    rec = plotting.PlotRecorder([stored, aggregated], Run())
+    by_strategy = {p.strategy: p for p in rec.plans}
+    assert by_strategy[stored].after_run and stored.plot_recorder is None
+    assert not by_strategy[aggregated].after_run and callable(aggregated.plot_recorder)
+    # without the run's bars (no RunData given) everything is recorded bar by bar, as before
+    again = Fake("X.V-1-MINUTE-LAST-EXTERNAL")
+    rec2 = plotting.PlotRecorder([again])
+    assert not rec2.plans[0].after_run and callable(again.plot_recorder)
+
+
+def test_plot_series_of_the_wrong_length_is_refused() -> None:
+    from nautilus_app.venue.fill_timing import BarSeries
+
+    class Fake:
+        plot_config = {"main_plot": {"fast": {}}, "subplots": {"X": {"other": {}}}}
+        config = None
+        strategy_id = "S-1"
+        bar_type = "X.V-1-MINUTE-LAST-EXTERNAL"
+
+        def plot_series(self, bars):  # noqa: ANN001, ANN201
+            return {"fast": bars["close"].to_numpy()[:-1]}
+
+    series = BarSeries(*(np.arange(3, dtype=float) for _ in range(6)))
+    plan = plotting._Plan(Fake(), Fake.plot_config)
+    with pytest.raises(ValueError, match=r"plot_series\(\)\['fast'\] has 2 values for 3 bars"):
+        plan.take_series(series, 2)
+
+    class Good(Fake):
+        def plot_series(self, bars):  # noqa: ANN001, ANN201
+            return {"fast": bars["close_nd"].to_numpy() * 2}
+
+    plan = plotting._Plan(Good(), Good.plot_config)
+    plan.take_series(BarSeries(np.array([1, 2, 3]), *(np.array([1.004, 2.0, 3.0]) for _ in range(5))), 2)
+    assert plan.ts.tolist() == [1, 2, 3]
+    np.testing.assert_array_equal(plan.rows[:, 0], [2.0, 4.0, 6.0])  # close rounded to 2 decimals, as Nautilus feeds it
+    assert np.isnan(plan.rows[:, 1]).all()  # a path plot_series leaves out
