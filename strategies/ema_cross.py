@@ -39,8 +39,11 @@ from nautilus_trader.model import OrderSide, PositionSide
 
 from strategies.base import BarStrategy, BarStrategyConfig
 from strategies.params import Bars, set_checked
+from strategies.signals import nautilus_ema, until_ready
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
     import pandas as pd
 
@@ -49,8 +52,6 @@ def ema_lines(bars: pd.DataFrame, fast_period: int, slow_period: int) -> tuple[n
     """``(fast, slow, ready)`` over a bar frame (:func:`strategies.signals.bar_frame`): Nautilus's two EMAs of
     ``close_nd``, bit for bit, restarted at every ``segment`` (the gap rule), NaN until initialised, and where
     both are initialised. Shared by :meth:`EMACross.plot_series` and its vectorised twin."""
-    from strategies.signals import nautilus_ema, until_ready
-
     seg = bars["segment"].to_numpy()
     close = bars["close_nd"].to_numpy()
     fast, fast_ok = nautilus_ema(close, fast_period, seg)
@@ -93,7 +94,15 @@ class EMACross(BarStrategy):
         self.prev_diff = None
         self.warmed_up = False
 
-    def plot_series(self, bars: pd.DataFrame) -> dict[str, np.ndarray]:
+    @property
+    def plot_series(self) -> Callable[[pd.DataFrame], dict[str, np.ndarray]] | None:
+        """:meth:`ema_plot_series`, or None when ``fast`` / ``slow`` are not Nautilus EMAs (a subclass swapped
+        them for other indicators): their values are then recorded bar by bar (nautilus_app/plotting.py)."""
+        if type(self.fast) is ExponentialMovingAverage and type(self.slow) is ExponentialMovingAverage:
+            return self.ema_plot_series
+        return None
+
+    def ema_plot_series(self, bars: pd.DataFrame) -> dict[str, np.ndarray]:
         """The ``plot_config`` series for the bars this strategy was fed, computed once after the run
         (nautilus_app/plotting.py; nothing is recorded per bar): the values ``fast`` and ``slow`` held at each
         bar's close, NaN until initialised (:func:`ema_lines`)."""

@@ -218,3 +218,29 @@ def test_plot_series_of_the_wrong_length_is_refused() -> None:
     assert plan.ts.tolist() == [1, 2, 3]
     np.testing.assert_array_equal(plan.rows[:, 0], [2.0, 4.0, 6.0])  # close rounded to 2 decimals, as Nautilus feeds it
     assert np.isnan(plan.rows[:, 1]).all()  # a path plot_series leaves out
+
+
+def test_ema_cross_subclass_with_other_indicators_is_recorded_bar_by_bar() -> None:
+    """A user's EMACross subclass that swaps an EMA for another indicator must not get EMAs drawn for it: the
+    after-run series apply only while ``fast`` and ``slow`` are Nautilus EMAs."""
+    from nautilus_trader.indicators import SimpleMovingAverage
+
+    from strategies.ema_cross import EMACross, EMACrossConfig
+
+    class SMAFast(EMACross):
+        def __init__(self, config: EMACrossConfig) -> None:
+            super().__init__(config)
+            self.fast = SimpleMovingAverage(config.fast_period)
+            self.indicators = [self.fast, self.slow]
+
+    bar = "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"
+    cfg = EMACrossConfig(instrument_id="BTCUSDT.BINANCE", bar_type=bar)
+    plain, swapped = EMACross(cfg), SMAFast(cfg)
+    assert callable(plain.plot_series) and swapped.plot_series is None
+
+    class Run:
+        windows = {bar: (None, None)}
+
+    rec = plotting.PlotRecorder([plain, swapped], Run())
+    assert [p.after_run for p in rec.plans] == [True, False]
+    assert plain.plot_recorder is None and callable(swapped.plot_recorder)
