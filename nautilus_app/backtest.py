@@ -553,9 +553,10 @@ def run_backtest(
     """
     global _RUNS_IN_PROCESS
     if _RUNS_IN_PROCESS:
-        # the previous run's engine, strategies and actors hold reference cycles; collected here, on this thread.
-        # Left to the collector they could be freed on a results writer thread, where Nautilus's strategies
-        # (PyO3 "unsendable" objects) refuse to be dropped: an error printed and the whole run leaked
+        # whatever reference cycles the previous run left are collected here, on this thread (a user's strategy may
+        # hold its own bound methods; ours are freed by reference counting, tests/test_strategy_hooks.py). Left to
+        # the collector they could be freed on another thread (a results writer's, a Dash server's), where
+        # Nautilus's strategies (PyO3 "unsendable" objects) refuse to be dropped: an error printed, the run leaked
         gc.collect()
     _RUNS_IN_PROCESS += 1
     t0 = time.perf_counter()

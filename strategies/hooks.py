@@ -122,7 +122,7 @@ class OrderCommand:
         gates = s._order_gates
         if level < len(gates):
             return gates[level](OrderCommand(s, self.name, self.target, self.args, self.kwargs, level))
-        return s._terminals[self.name](self.target, *self.args, **self.kwargs)
+        return s._terminals[self.name](s, self.target, *self.args, **self.kwargs)
 
     def hold(self) -> None:
         """Count the command as held (:attr:`StrategyHooks.commands_held`) until :meth:`release`."""
@@ -188,9 +188,12 @@ class StrategyHooks:
     # ---- adding hooks ------------------------------------------------------------------------
     def add_order_gate(self, gate: Callable[[OrderCommand], Any]) -> None:
         """Route this strategy's order commands through ``gate`` (after the gates added before it)."""
-        if not self._order_gates:  # the methods past the gates, bound once (the per-command path stays short)
-            after = super()
-            self._terminals = {n: m for n in GATED_COMMANDS if (m := getattr(after, n, None)) is not None}
+        if not self._order_gates:  # the methods past the gates, looked up once (the per-command path stays short)
+            # unbound (called with the strategy): bound methods kept on the strategy would hold it in a reference
+            # cycle, left to the cyclic collector, which may run on another thread where a Nautilus strategy
+            # refuses to be dropped ("unsendable")
+            after = super(StrategyHooks, type(self))
+            self._terminals = {n: f for n in GATED_COMMANDS if (f := getattr(after, n, None)) is not None}
         self._order_gates = (*self._order_gates, gate)
 
     def add_before_bar(self, fn: Callable[[Any], None]) -> None:

@@ -202,3 +202,46 @@ def test_a_plain_user_strategy_runs_under_the_latency_model(plain_ref, catalog: 
     for coid, ts in zip(fills["client_order_id"].astype(str), pd.to_datetime(fills["ts_event"], utc=True), strict=True):
         if coid in arrival:  # a delayed order fills no earlier than it reaches the venue (30 s after it was sent)
             assert ts.value >= arrival[coid]
+
+
+def test_gated_strategies_are_freed_on_the_running_thread_without_the_cyclic_collector(
+        plain_ref, catalog: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    """The latency model's order gate must not put a strategy in a reference cycle: Nautilus strategies may
+    only be dropped on the thread that made them, and a cycle waits for a collection that may run on any
+    thread (a Dash server's, a results writer's), which then refuses the drop and leaks the run."""
+    import gc
+
+    from nautilus_app.backtest import run_backtest
+    from nautilus_app.config import parse_config
+
+    gated: list[str] = []
+    original = StrategyHooks.add_order_gate
+
+    def spy(self, gate):  # noqa: ANN001, ANN202
+        gated.append(type(self).__name__)
+        return original(self, gate)
+
+    params = {"instrument_id": "BTCUSDT.BINANCE", "bar_type": BAR, "fast_period": 5, "slow_period": 12,
+              "position_fraction": 0.1}
+    cfg = parse_config({
+        "name": "freed", "catalog": str(catalog), "bar_types": [BAR], "start": "2025-06-02", "end": "2025-06-03",
+        "venues": [{"name": "BINANCE", "account_type": "CASH", "starting_balances": ["100000 USDT"],
+                    "costs": "fees_only", "latency": {"mean_ms": 500.0, "std_ms": 100.0, "min_ms": 100.0}}],
+        "strategies": [{"name": "ema_cross", "params": params}, {"name": "ema_cross_signals", "params": params},
+                       {"strategy_path": f"{plain_ref.source}:PlainEMACross", "params": PARAMS}],
+    }, source="test")
+
+    def alive() -> list[str]:
+        return [type(o).__name__ for o in gc.get_objects() if isinstance(o, Strategy)]
+
+    gc.collect()
+    before = alive()
+    StrategyHooks.add_order_gate = spy
+    gc.disable()
+    try:
+        run_backtest(cfg, results_root=tmp_path / "results", progress=False)
+        assert sorted(gated) == ["EMACross", "EMACrossSignals", "PlainEMACross"]  # all three behind the gate
+        assert alive() == before  # freed by reference counting when the run returned, here
+    finally:
+        StrategyHooks.add_order_gate = original
+        gc.enable()
