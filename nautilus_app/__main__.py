@@ -1,7 +1,5 @@
-"""``python -m nautilus_app`` runs the CLI."""
+"""``python -m nautilus_app`` runs the CLI (:func:`nautilus_app.cli.run`: exits without Python's teardown)."""
 
-import sys
+from nautilus_app.cli import run
 
-from nautilus_app.cli import main
-
-sys.exit(main())
+run()

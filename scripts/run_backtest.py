@@ -5,7 +5,7 @@ A thin wrapper around ``nautilus-app backtest`` (see ``nautilus_app/cli.py``).
 
 import sys
 
-from nautilus_app.cli import main
+from nautilus_app.cli import fast_exit, main
 
 if __name__ == "__main__":
-    sys.exit(main(["backtest", *sys.argv[1:]]))
+    fast_exit(main(["backtest", *sys.argv[1:]]))
