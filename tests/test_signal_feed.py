@@ -166,3 +166,27 @@ def test_a_run_with_an_event_driven_strategy_feeds_every_bar(catalog: Path, tmp_
     out = run_backtest(parse_config(raw), results_root=tmp_path, progress=False)
     assert json.loads((out.results_path / "run.json").read_text())["feed"] == "every_bar"
     assert out.iterations == out.data_points == 2 * 1440
+
+
+def test_raw_bars_equal_the_catalogs_bars_field_by_field(catalog: Path) -> None:
+    """Every bar :class:`RawBars` builds for the fast feed (from the raw 128-bit decimal words) equals the bar
+    Nautilus's catalog returns: prices, volume (raw values and precisions), bar type and both timestamps."""
+    from nautilus_trader.persistence import ParquetDataCatalog
+
+    from catalog.reader import read_columns
+    from nautilus_app.signal_feed import RawBars
+    from nautilus_app.venue.fill_timing import BAR_COLUMNS
+
+    cat = ParquetDataCatalog(str(catalog))
+    for iid in (BTC, ETH_P):
+        inst = cat.instruments(instrument_ids=[iid])[0]
+        expected = cat.query_bars([bar(iid)])
+        table = read_columns(catalog, "bars", bar(iid), BAR_COLUMNS)  # Parquet rows as stored, in file order
+        raw = RawBars(bar(iid), table, inst.price_precision, inst.size_precision)
+        assert len(raw) == len(expected) > 10_000
+        for i, want in enumerate(expected):
+            got = raw.bar(i)
+            assert (got.bar_type, got.ts_event, got.ts_init) == (want.bar_type, want.ts_event, want.ts_init), i
+            for field in ("open", "high", "low", "close", "volume"):
+                g, w = getattr(got, field), getattr(want, field)
+                assert (g.raw, g.precision) == (w.raw, w.precision), (i, field, g, w)
