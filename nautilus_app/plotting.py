@@ -153,7 +153,8 @@ class _Plan:
         """
         from strategies.signals import bar_frame
 
-        bars = bar_frame(series, getattr(self.strategy, "max_gap_ns", 2**62), price_precision)
+        # the bar columns are read-only views of the run's arrays, not copies (a 5-year 1m run: 126 MB less)
+        bars = bar_frame(series, getattr(self.strategy, "max_gap_ns", 2**62), price_precision, copy=False)
         values = self.strategy.plot_series(bars)
         n = len(bars)
         for path, v in values.items():

@@ -75,14 +75,20 @@ def _segments(seg: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
+#: values per step of :func:`nautilus_ema`'s recurrence: the Python floats of one step are freed before the next,
+#: so a 5-year 1m series never holds millions of them at once (2,629,800 closes: 0.40 -> 0.24 s an EMA alone,
+#: 0.64 -> 0.26 s inside the 5-year run's results, whose heap is large; ~170 MB less at its peak)
+_EMA_CHUNK = 1 << 16
+
+
 def nautilus_ema(x: np.ndarray, period: int, seg: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Nautilus's ``ExponentialMovingAverage(period)`` over ``x`` (restarted at every segment):
     ``(value, initialized)``. Value 0.0 for the first ``period - 1`` inputs, then the mean of the first
     ``period`` inputs, then ``fma(alpha, x, (1 - alpha) x previous)`` with ``alpha = 2 / (period + 1)``
     (bit-identical to rc7's indicator, tests/test_signals.py)."""
-    xs = np.asarray(x, dtype=np.float64).tolist()
-    n = len(xs)
-    out = [0.0] * n
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    out = np.zeros(n, dtype=np.float64)
     ready = np.zeros(n, dtype=bool)
     a = 2.0 / (period + 1)
     b = 1.0 - a
@@ -91,25 +97,38 @@ def nautilus_ema(x: np.ndarray, period: int, seg: np.ndarray | None = None) -> t
         if hi - lo < period:
             continue
         acc = 0.0
-        for i in range(lo, lo + period):
-            acc += xs[i]
+        for v in x[lo:lo + period].tolist():
+            acc += v
         prev = acc / period
         out[lo + period - 1] = prev
-        # one comprehension per segment, the recurrence carried by the assignment expression: the same
+        # the recurrence as one comprehension per chunk, carried by the assignment expression: the same
         # operations in the same order as an indexed loop, ~2.5x faster (560,703 closes: 62 -> 24 ms)
-        out[lo + period:hi] = [prev := fma(a, v, b * prev) for v in xs[lo + period:hi]]
+        for c in range(lo + period, hi, _EMA_CHUNK):
+            out[c:min(c + _EMA_CHUNK, hi)] = [prev := fma(a, v, b * prev) for v in x[c:min(c + _EMA_CHUNK, hi)].tolist()]
         ready[lo + period - 1:hi] = True
-    return np.array(out), ready
+    return out, ready
 
 
-def bar_frame(series: Any, max_gap_ns: int, price_precision: int) -> pd.DataFrame:
+def bar_frame(series: Any, max_gap_ns: int, price_precision: int, *, copy: bool = True) -> pd.DataFrame:
     """The frame ``populate_indicators`` is given (module docstring) for a bar series
     (:class:`nautilus_app.venue.fill_timing.BarSeries`: float64 arrays by bar close time): ``ts`` (UTC ns),
     ``open``/``high``/``low``/``close``/``volume``, ``segment`` (:func:`segment_ids` with ``max_gap_ns``, the
     gap in ns after which the event-driven strategies reset their indicators) and ``close_nd``/``high_nd``/
-    ``low_nd`` (:func:`nautilus_doubles` at ``price_precision`` decimals). One row per bar."""
-    df = pd.DataFrame({"ts": series.ts, "open": series.open, "high": series.high, "low": series.low,
-                       "close": series.close, "volume": series.volume})
+    ``low_nd`` (:func:`nautilus_doubles` at ``price_precision`` decimals). One row per bar.
+
+    ``copy=False``: ``ts`` and the OHLCV columns are read-only views of the series' arrays instead of copies
+    (a 5-year 1m series: 126 MB and ~0.2 s less); writing into them raises ``ValueError`` (assignment
+    destination is read-only) instead of changing the bars the run's fill models and results read."""
+    raw = {"ts": series.ts, "open": series.open, "high": series.high, "low": series.low, "close": series.close,
+           "volume": series.volume}
+    if copy:
+        df = pd.DataFrame(raw)
+    else:
+        views = {}
+        for k, v in raw.items():
+            views[k] = np.asarray(v).view()
+            views[k].flags.writeable = False
+        df = pd.DataFrame(views, copy=False)
     df["segment"] = segment_ids(series.ts, max_gap_ns)
     for col in ("close", "high", "low"):
         df[f"{col}_nd"] = nautilus_doubles(df[col].to_numpy(), price_precision)

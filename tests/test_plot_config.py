@@ -244,3 +244,27 @@ def test_ema_cross_subclass_with_other_indicators_is_recorded_bar_by_bar() -> No
     rec = plotting.PlotRecorder([plain, swapped], Run())
     assert [p.after_run for p in rec.plans] == [True, False]
     assert plain.plot_recorder is None and callable(swapped.plot_recorder)
+
+
+def test_plot_series_cannot_write_into_the_runs_bars() -> None:
+    """``plot_series`` gets the run's bar arrays as read-only columns (no copy): an in-place write raises instead
+    of changing the bars the fill models and results read; new columns and the derived ``*_nd`` ones are free."""
+    from nautilus_app.venue.fill_timing import BarSeries
+
+    class Writer:
+        plot_config = {"main_plot": {"fast": {}}}
+        config = None
+        strategy_id = "S-1"
+        bar_type = "X.V-1-MINUTE-LAST-EXTERNAL"
+
+        def plot_series(self, bars):  # noqa: ANN001, ANN201
+            bars["fast"] = bars["close"] * 2  # a new column: allowed
+            bars.loc[0, "close_nd"] = 0.0  # a derived column: allowed
+            bars.loc[0, "close"] = -1.0  # the run's own close: refused
+            return {"fast": bars["fast"].to_numpy()}
+
+    close = np.array([1.0, 2.0, 3.0])
+    series = BarSeries(np.array([1, 2, 3]), close, close.copy(), close.copy(), close, close.copy())
+    with pytest.raises(ValueError, match="read-only"):
+        plotting._Plan(Writer(), Writer.plot_config).take_series(series, 2)
+    np.testing.assert_array_equal(series.close, [1.0, 2.0, 3.0])
