@@ -812,7 +812,7 @@ def _main(argv: list[str] | None) -> tuple[int, str | None]:
 
 def fast_exit(status: int) -> NoReturn:
     """End the process with ``status`` without Python's teardown, which frees every object and module one by
-    one: 0.14-0.21 s after a backtest of 130,708 bars (pandas, Nautilus's objects; measured on the
+    one: 0.10-0.14 s after a backtest of 130,708 bars (pandas, Nautilus's objects; measured on the
     ``scripts/bench/peers.py`` workload), time the command's user waits for and the OS reclaims anyway.
 
     What a normal exit does that matters is done first: the ``atexit`` callbacks run (``logging``'s flush and
