@@ -34,8 +34,10 @@ def utc_texts(ns: Any) -> np.ndarray:
     37 ms one ``Timestamp`` at a time); times with a fraction of a second go through ``pd.Timestamp``, which
     prints 6 or 9 decimals as they need."""
     arr = np.asarray(ns, dtype=np.int64)
-    texts = np.char.add(np.char.replace(np.datetime_as_string(arr.view("datetime64[ns]").astype("datetime64[s]")),
-                                        "T", " "), "+00:00").astype(object)
+    # str methods on the numpy texts, not numpy.char (importing it cost ~9 ms of every backtest process)
+    texts = np.empty(len(arr), dtype=object)
+    texts[:] = [t.replace("T", " ") + "+00:00"
+                for t in np.datetime_as_string(arr.view("datetime64[ns]").astype("datetime64[s]")).tolist()]
     for i in np.flatnonzero(arr % 1_000_000_000):
         texts[i] = str(pd.Timestamp(int(arr[i]), tz="UTC"))
     return texts

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from nautilus_trader.common import DataActor, DataActorConfig
 from nautilus_trader.model import ActorId
-from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 #: Receives the fraction of simulated time done (0..1), e.g. :class:`nautilus_app.worker_process.ProgressWriter`.
 ProgressSink = Callable[[float], None]
@@ -51,6 +54,8 @@ class ProgressActor(DataActor):
         if not self._enabled:
             return
         if self._sink is None:
+            from tqdm import tqdm  # only for a bar on stderr (a backtest with --no-progress never imports it)
+
             span_days = (self._end_ns - self._start_ns) / 86_400e9
             self._bar = tqdm(total=round(span_days, 2), unit="day", desc="backtest", leave=False,
                              bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} sim days "
