@@ -104,7 +104,8 @@ def nautilus_ema(x: np.ndarray, period: int, seg: np.ndarray | None = None) -> t
         # the recurrence as one comprehension per chunk, carried by the assignment expression: the same
         # operations in the same order as an indexed loop, ~2.5x faster (560,703 closes: 62 -> 24 ms)
         for c in range(lo + period, hi, _EMA_CHUNK):
-            out[c:min(c + _EMA_CHUNK, hi)] = [prev := fma(a, v, b * prev) for v in x[c:min(c + _EMA_CHUNK, hi)].tolist()]
+            e = min(c + _EMA_CHUNK, hi)
+            out[c:e] = [prev := fma(a, v, b * prev) for v in x[c:e].tolist()]
         ready[lo + period - 1:hi] = True
     return out, ready
 
